@@ -1,0 +1,41 @@
+"""Who is calling: every request resolves to a ``Principal`` from its bearer token first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PrincipalKind(StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+    USER = "user"
+
+
+class Level(StrEnum):
+    L0 = "L0"  # system
+    L1 = "L1"  # orchestrator
+    L2 = "L2"  # specialist
+    L3 = "L3"  # assistant
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str  # "admin", "agent:<name>" or "user:<name>"; the owner of what it writes
+    kind: PrincipalKind
+    name: str
+    level: Level | None = None
+    # Key for L2 (encrypted) memories, derived from the caller's own token at authentication;
+    # never stored. None when the caller did not present a token (e.g. the local stdio server).
+    l2_key: bytes | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind is PrincipalKind.ADMIN
+
+
+ADMIN_ID = "admin"
+
+
+def principal_id(kind: PrincipalKind, name: str) -> str:
+    return ADMIN_ID if kind is PrincipalKind.ADMIN else f"{kind.value}:{name}"

@@ -1,0 +1,103 @@
+"""Bearer tokens: creation, hashing at rest, resolution to a principal."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from noosphere.auth.principal import ADMIN_ID, Level, Principal, PrincipalKind, principal_id
+from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from noosphere.memory.crypto import derive_key
+from noosphere.store.contract import MemoryStore, PrincipalRecord
+
+TOKEN_PREFIX = "ns_"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenAuthority:
+    """Issues tokens (keeping only their hashes) and turns presented tokens into principals."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def ensure_admin(self, configured: str | None, data_dir: Path) -> str | None:
+        """Make sure an admin credential exists. Returns a newly created token (to print once)."""
+        token = configured or os.environ.get("NOOSPHERE_ADMIN_TOKEN")
+        current = await self._store.principal(ADMIN_ID)
+        if token:
+            if current is None or current.token_hash != hash_token(token):
+                await self._put(PrincipalKind.ADMIN, "admin", None, token)
+            return None
+        if current is not None:
+            return None
+        token = new_token()
+        await self._put(PrincipalKind.ADMIN, "admin", None, token)
+        path = data_dir / ADMIN_TOKEN_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        return token
+
+    async def _put(self, kind: PrincipalKind, name: str, level: Level | None, token: str) -> PrincipalRecord:
+        record = PrincipalRecord(
+            id=principal_id(kind, name), kind=kind.value, name=name,
+            level=None if level is None else level.value, token_hash=hash_token(token),
+            key_salt=secrets.token_bytes(16), created_at=datetime.now(UTC),
+        )
+        await self._store.put_principal(record)
+        return record
+
+    async def create(self, kind: PrincipalKind, name: str, level: Level | None = None) -> tuple[Principal, str]:
+        """A new agent or user with a fresh token (returned once, stored only as a hash)."""
+        if not NAME_PATTERN.match(name):
+            raise InvalidRequest("names are 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+        if kind is PrincipalKind.ADMIN:
+            raise InvalidRequest("there is one admin; rotate its token instead")
+        if await self._store.principal(principal_id(kind, name)) is not None:
+            raise Conflict(f"{kind.value} {name!r} already exists")
+        token = new_token()
+        record = await self._put(kind, name, level, token)
+        return self._principal(record, token), token
+
+    async def delete(self, kind: PrincipalKind, name: str) -> None:
+        if not await self._store.delete_principal(principal_id(kind, name)):
+            raise NotFound(f"no {kind.value} named {name!r}")
+
+    async def list(self, kind: PrincipalKind | None = None) -> list[PrincipalRecord]:
+        return await self._store.principals(None if kind is None else kind.value)
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+        record = await self._store.principal_by_token_hash(hash_token(token))
+        if record is None or record.disabled:
+            raise Unauthenticated("invalid or revoked token")
+        return self._principal(record, token)
+
+    async def by_id(self, principal_id_: str) -> Principal:
+        """A principal without its L2 key (for local, already-trusted callers such as stdio)."""
+        record = await self._store.principal(principal_id_)
+        if record is None:
+            raise NotFound(f"no principal {principal_id_!r}")
+        return self._principal(record, None)
+
+    @staticmethod
+    def _principal(record: PrincipalRecord, token: str | None) -> Principal:
+        return Principal(
+            id=record.id, kind=PrincipalKind(record.kind), name=record.name,
+            level=None if record.level is None else Level(record.level),
+            l2_key=None if token is None else derive_key(token, record.key_salt),
+        )

@@ -1,0 +1,57 @@
+"""The ``noosphere`` command. Thin: parse options, call the node's services, print."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from noosphere.cli import memory, principals
+from noosphere.config import Settings
+from noosphere.errors import NoosphereError
+from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
+
+app = typer.Typer(help="noosphere: shared memory, models and governance for LLM agents.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(memory.app, name="memory")
+app.add_typer(principals.agent_app, name="agent")
+app.add_typer(principals.user_app, name="user")
+
+
+@app.command()
+def up(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 3099).")] = None,
+) -> None:
+    """Start a node: API, MCP endpoint and docs on one port. Ctrl-C stops it cleanly."""
+    from noosphere.server.runner import serve
+
+    settings = run_settings(config, data_dir, host, port)
+    serve(settings)
+
+
+def run_settings(config: Path | None, data_dir: Path | None, host: str | None, port: int | None) -> Settings:
+
+    try:
+        return settings_from(config, data_dir, server__host=host, server__port=port)
+    except NoosphereError as exc:
+        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def mcp(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
+    """Serve the memory tools over MCP on stdin/stdout (for MCP clients that launch a command)."""
+    from noosphere.server.mcp_stdio import serve_stdio
+
+    settings = run_settings(config, data_dir, None, None)
+    run(lambda: serve_stdio(settings, token))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,76 @@
+"""What every CLI command shares: options that locate the node, opening it, printing, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+
+from noosphere.auth.principal import Principal
+from noosphere.auth.tokens import ADMIN_TOKEN_FILE
+from noosphere.config import Settings, load_settings
+from noosphere.errors import NoosphereError, Unauthenticated
+from noosphere.node import Node, open_node
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file.", envvar="NOOSPHERE_CONFIG")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./.noosphere).", envvar="NOOSPHERE_DATA_DIR")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help="Act as the principal of this token (default: the admin).",
+                 envvar="NOOSPHERE_TOKEN"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def settings_from(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config, data_dir=data_dir, **overrides)
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn noosphere errors into a one-line message and exit code 1."""
+    try:
+        return anyio.run(fn)
+    except NoosphereError as exc:
+        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@asynccontextmanager
+async def node_as(
+    settings: Settings, token: str | None, check_embedder: bool = True
+) -> AsyncIterator[tuple[Node, Principal]]:
+    """Open the node's store directly and authenticate as ``token`` (default: the admin)."""
+    async with open_node(settings, check_embedder=check_embedder) as node:
+        if node.new_admin_token:
+            console.print(f"created admin token (saved in {settings.data_dir / ADMIN_TOKEN_FILE})")
+        yield node, await node.authenticate(token or _admin_token(settings))
+
+
+def _admin_token(settings: Settings) -> str:
+    token = settings.auth.admin_token or os.environ.get("NOOSPHERE_ADMIN_TOKEN")
+    if token:
+        return token
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise Unauthenticated(f"no --token given and no admin token at {path}") from None
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")

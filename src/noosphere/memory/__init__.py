@@ -1,0 +1,1 @@
+"""Agent memory: zones, tiers, hybrid search, lifecycle."""

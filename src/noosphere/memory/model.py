@@ -1,0 +1,171 @@
+"""Memory domain types: what callers write (``MemoryDraft``), what the store keeps (``Memory``),
+how they ask (``SearchQuery``, ``ListQuery``) and what they get back (``SearchHit``, ``Page``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+TAG_PATTERN = re.compile(r"^[\w:./@#+-]{1,64}$")
+METADATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+MetadataValue = str | int | float | bool | None
+
+
+class Zone(StrEnum):
+    PRIVATE = "private"  # the owner only; never leaves the node
+    SHARED = "shared"  # every principal of this node
+    FEDERATED = "federated"  # shared, and replicated to peer nodes (tier L4)
+
+
+class Tier(StrEnum):
+    L1 = "L1"  # raw message log with a TTL
+    L2 = "L2"  # conversations, encrypted with a key only the owner can derive
+    L3 = "L3"  # semantic memories
+    L4 = "L4"  # the federated zone
+
+
+MESSAGE_KIND = "message"
+CONVERSATION_KIND = "conversation"
+
+
+def tier_of(kind: str, zone: Zone) -> Tier:
+    if zone is Zone.FEDERATED:
+        return Tier.L4
+    if kind == MESSAGE_KIND:
+        return Tier.L1
+    if kind == CONVERSATION_KIND:
+        return Tier.L2
+    return Tier.L3
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    for tag in tags:
+        if not TAG_PATTERN.match(tag):
+            raise ValueError(f"tag {tag!r} must be 1-64 letters, digits or :./@#+-_")
+    return sorted(set(tags))
+
+
+class MemoryDraft(_Model):
+    """A memory as a caller writes it. The owner is never part of it: it is the caller."""
+
+    content: str = Field(description="The text to remember.")
+    zone: Zone = Field(Zone.PRIVATE, description="private | shared | federated")
+    kind: str = Field("fact", description="fact, decision, pattern, error, observation, message, …")
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    importance: float = Field(0.5, ge=0.0, le=1.0)
+    valid_at: datetime | None = Field(None, description="When the memory became true (default now).")
+    expires_at: datetime | None = Field(None, description="Forget automatically after this time.")
+    supersedes: str | None = Field(None, description="Id of a memory this one replaces.")
+    thread_id: str | None = Field(
+        None, max_length=128, description="Conversation or session the memory belongs to."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not KIND_PATTERN.match(value):
+            raise ValueError("kind must be 1-32 lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return _check_tags(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
+        for key in value:
+            if not METADATA_KEY_PATTERN.match(key):
+                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+
+class Memory(_Model):
+    """A stored memory, as the store keeps it (content already decrypted for its owner)."""
+
+    id: str
+    seq: int
+    zone: Zone
+    owner: str
+    kind: str
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    content_hash: str
+    importance: float
+    created_at: datetime
+    valid_at: datetime
+    invalid_at: datetime | None = None
+    expires_at: datetime | None = None
+    supersedes: str | None = None
+    thread_id: str | None = None
+    embed_model: str | None = None
+    encrypted: bool = False
+    hlc: int
+    origin: str
+    tombstone: bool = False
+
+    @property
+    def tier(self) -> Tier:
+        return tier_of(self.kind, self.zone)
+
+
+class Filters(_Model):
+    """Narrowing filters shared by search and list. All given filters must hold (AND)."""
+
+    zones: list[Zone] | None = None
+    kinds: list[str] | None = None
+    tags: list[str] | None = Field(None, description="The memory carries every one of these tags.")
+    owner: str | None = Field(None, description="Only memories of this owner (within your view).")
+    since: datetime | None = None
+    until: datetime | None = None
+    metadata: dict[str, MetadataValue] | None = Field(
+        None, description="Metadata keys that must equal these values."
+    )
+    thread_id: str | None = None
+    include_invalid: bool = Field(False, description="Also return superseded memories.")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_tags(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue] | None:
+        for key in value or {}:
+            if not METADATA_KEY_PATTERN.match(key):
+                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+
+class SearchQuery(Filters):
+    query: str = Field(min_length=1, max_length=4000)
+    limit: int = Field(10, ge=1, le=100)
+
+
+class ListQuery(Filters):
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: int | None = Field(None, description="Continue after this sequence number.")
+
+
+class SearchHit(_Model):
+    memory: Memory
+    score: float
+
+
+class Page(_Model):
+    items: list[Memory]
+    next_cursor: int | None

@@ -1,0 +1,292 @@
+"""The memory service: the one place that turns a principal's request into store operations.
+
+Scope comes from the principal (its id is the owner of what it writes and the viewer of what it
+reads), never from arguments. Writes are embedded, de-duplicated and stamped here; search fuses
+vector and full-text candidates with reciprocal rank fusion and a bounded recency nudge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+import numpy as np
+from numpy.typing import NDArray
+
+from noosphere.auth.principal import Principal
+from noosphere.clock import HybridLogicalClock
+from noosphere.config import MemorySettings
+from noosphere.embeddings.base import Embedder
+from noosphere.errors import EmbedderMismatch, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
+from noosphere.memory import crypto
+from noosphere.memory.access import can_modify, check_write
+from noosphere.memory.model import (
+    CONVERSATION_KIND,
+    MESSAGE_KIND,
+    ListQuery,
+    Memory,
+    MemoryDraft,
+    Page,
+    SearchHit,
+    SearchQuery,
+    Zone,
+)
+from noosphere.memory.ranking import query_terms, reciprocal_rank_fusion, recency_factor
+from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_CANDIDATES = 50
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    expired: int
+    tombstones: int
+
+
+class MemoryService:
+    def __init__(
+        self, store: MemoryStore, embedder: Embedder, settings: MemorySettings, node_id: str,
+        clock: HybridLogicalClock | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.node_id = node_id
+        self.clock = clock or HybridLogicalClock()
+
+    async def check_embedder(self) -> None:
+        """Bind the store to this embedder on first use; refuse a different one afterwards."""
+        info = await self.store.embedder_info()
+        mine = EmbedderInfo(self.embedder.model_id, self.embedder.dimension)
+        if info is None:
+            await self.store.set_embedder_info(mine)
+        elif info != mine:
+            raise EmbedderMismatch(
+                f"the store holds {info.dimension}-d vectors from {info.model_id}, but the "
+                f"configured embedder is {mine.model_id} ({mine.dimension}-d); run "
+                "`noosphere memory reembed` to migrate, or configure the original embedder"
+            )
+
+    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return await anyio.to_thread.run_sync(self.embedder.embed, list(texts))
+
+    # -- writes --------------------------------------------------------------------------------
+    async def store_one(self, principal: Principal, draft: MemoryDraft) -> Memory:
+        return (await self.store_many(principal, [draft]))[0]
+
+    async def store_many(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[Memory]:
+        """Store drafts in one transaction; exact duplicates return the existing memory."""
+        if not drafts:
+            return []
+        if len(drafts) > self.settings.max_batch:
+            raise PayloadTooLarge(f"at most {self.settings.max_batch} memories per batch")
+        now = _now()
+        invalidate: list[tuple[str, datetime]] = []
+        for draft in drafts:
+            self._validate(principal, draft, now)
+            if draft.supersedes is not None:
+                await self._check_supersede(principal, draft.supersedes)
+                invalidate.append((draft.supersedes, now))
+
+        memories = [self._new_memory(principal, d, now) for d in drafts]
+        index_texts = await self._index_texts(principal, drafts)
+        to_embed = [i for i, m in enumerate(memories) if not m.encrypted]
+        vectors = await self.embed([index_texts[i] or "" for i in to_embed])
+        vector_of = dict(zip(to_embed, vectors, strict=True))
+        records = []
+        for i, (memory, draft) in enumerate(zip(memories, drafts, strict=True)):
+            if memory.encrypted:
+                assert principal.l2_key is not None
+                sealed = crypto.seal(principal.l2_key, draft.content, memory.id)
+                records.append(NewRecord(memory.model_copy(update={"content": sealed}), None, None))
+            else:
+                records.append(NewRecord(memory, vector_of[i], index_texts[i]))
+        stored = await self.store.write(records, invalidate)
+        return [self._reveal(principal, m) for m in stored]
+
+    def _validate(self, principal: Principal, draft: MemoryDraft, now: datetime) -> None:
+        check_write(principal, draft.zone)
+        if len(draft.content) > self.settings.max_content_chars:
+            raise PayloadTooLarge(f"content is longer than {self.settings.max_content_chars} characters")
+        if not draft.content.strip():
+            raise InvalidRequest("content must not be empty")
+        if draft.expires_at is not None and draft.expires_at.tzinfo is None:
+            raise InvalidRequest("expires_at needs a timezone (e.g. 2026-01-01T00:00:00Z)")
+        if draft.kind == CONVERSATION_KIND:
+            if draft.zone is not Zone.PRIVATE:
+                raise InvalidRequest("conversations (L2) are private: they are encrypted for their owner")
+            if principal.l2_key is None:
+                raise PermissionDenied("storing a conversation needs the owner's own token (bearer auth)")
+
+    async def _check_supersede(self, principal: Principal, memory_id: str) -> None:
+        old = await self.store.get(memory_id, Viewer(None if principal.is_admin else principal.id))
+        if old is None:
+            raise NotFound(f"no memory {memory_id} to supersede")
+        if not can_modify(principal, old.owner):
+            raise PermissionDenied("only the owner of a memory may supersede it")
+        if old.invalid_at is not None:
+            raise InvalidRequest(f"memory {memory_id} is already superseded")
+
+    def _new_memory(self, principal: Principal, draft: MemoryDraft, now: datetime) -> Memory:
+        expires = draft.expires_at
+        if expires is None and draft.kind == MESSAGE_KIND:
+            expires = now + timedelta(days=self.settings.message_ttl_days)
+        valid_at = draft.valid_at or now
+        if valid_at.tzinfo is None:
+            valid_at = valid_at.replace(tzinfo=UTC)
+        encrypted = draft.kind == CONVERSATION_KIND
+        return Memory(
+            id=uuid.uuid4().hex, seq=0, zone=draft.zone, owner=principal.id, kind=draft.kind,
+            content=draft.content, tags=draft.tags, metadata=dict(draft.metadata),
+            content_hash=content_hash(draft.content), importance=draft.importance, created_at=now,
+            valid_at=valid_at, expires_at=expires, supersedes=draft.supersedes,
+            thread_id=draft.thread_id, embed_model=None if encrypted else self.embedder.model_id,
+            encrypted=encrypted, hlc=self.clock.now(), origin=self.node_id,
+        )
+
+    async def _index_texts(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[str | None]:
+        """What gets embedded and full-text indexed: the content, preceded for thread members by
+        the thread's previous turns (a chat line rarely stands alone)."""
+        turns = self.settings.context_turns
+        history: dict[str, list[str]] = {}
+        texts: list[str | None] = []
+        for draft in drafts:
+            if draft.kind == CONVERSATION_KIND:
+                texts.append(None)
+                continue
+            if draft.thread_id is None or turns == 0:
+                texts.append(draft.content)
+                continue
+            if draft.thread_id not in history:
+                earlier = await self.store.thread_context(
+                    draft.thread_id, principal.id, self.clock.now(), turns
+                )
+                history[draft.thread_id] = [m.content for m in earlier]
+            previous = history[draft.thread_id][-turns:]
+            texts.append("\n".join([*previous, draft.content]))
+            history[draft.thread_id].append(draft.content)
+        return texts
+
+    def _reveal(self, principal: Principal, memory: Memory) -> Memory:
+        """Decrypt an L2 memory for its owner; others (and key-less callers) see ciphertext."""
+        if memory.encrypted and memory.owner == principal.id and principal.l2_key is not None:
+            plain = crypto.open_sealed(principal.l2_key, memory.content, memory.id)
+            return memory.model_copy(update={"content": plain})
+        return memory
+
+    # -- reads ---------------------------------------------------------------------------------
+    @staticmethod
+    def _viewer(principal: Principal) -> Viewer:
+        return Viewer(None if principal.is_admin else principal.id)
+
+    async def get(self, principal: Principal, memory_id: str) -> Memory:
+        memory = await self.store.get(memory_id, self._viewer(principal))
+        if memory is None:
+            raise NotFound(f"no memory {memory_id}")
+        return self._reveal(principal, memory)
+
+    async def list(self, principal: Principal, query: ListQuery) -> Page:
+        items = await self.store.list(
+            self._viewer(principal), query, _now(), query.limit + 1, query.cursor
+        )
+        more = len(items) > query.limit
+        items = items[: query.limit]
+        return Page(
+            items=[self._reveal(principal, m) for m in items],
+            next_cursor=items[-1].seq if more and items else None,
+        )
+
+    async def search(self, principal: Principal, query: SearchQuery) -> list[SearchHit]:
+        viewer, now = self._viewer(principal), _now()
+        (vector,) = await self.embed([query.query])
+        k = max(_CANDIDATES, query.limit * 5)
+        by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
+        by_text = await self.store.text_candidates(query_terms(query.query), viewer, query, now, k)
+        fused = reciprocal_rank_fusion([[c.id for c in by_vector], [c.id for c in by_text]])
+        ranked = sorted(fused, key=fused.__getitem__, reverse=True)[: query.limit * 2]
+        memories = {m.id: m for m in await self.store.fetch(ranked, viewer, query, now)}
+        half_life = self.settings.recency_half_life_days * 86400.0
+        hits = [
+            SearchHit(
+                memory=self._reveal(principal, m),
+                score=fused[m.id] * recency_factor((now - m.valid_at).total_seconds(), half_life),
+            )
+            for m in memories.values()
+        ]
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[: query.limit]
+
+    # -- deletion and lifecycle ----------------------------------------------------------------
+    async def forget(self, principal: Principal, memory_id: str) -> None:
+        """Delete for good. Federated memories leave a content-free tombstone so the deletion
+        reaches peers; everything else is removed with no copy left."""
+        memory = await self.store.get(memory_id, self._viewer(principal))
+        if memory is None:
+            raise NotFound(f"no memory {memory_id}")
+        if not can_modify(principal, memory.owner):
+            raise PermissionDenied("only the owner of a memory (or the admin) may forget it")
+        if memory.zone is Zone.FEDERATED:
+            await self.store.tombstone([memory_id], self.clock.now(), _now())
+        else:
+            await self.store.delete([memory_id])
+
+    async def forget_owner(self, principal: Principal, owner: str) -> int:
+        """Erase every memory of ``owner`` (GDPR). The owner themself or the admin."""
+        if not can_modify(principal, owner):
+            raise PermissionDenied("only the admin may erase another owner's memories")
+        return await self.store.delete_owner(owner)
+
+    async def collect_garbage(self, now: datetime | None = None) -> GcReport:
+        at = now or _now()
+        expired = await self.store.purge_expired(at)
+        cutoff = at - timedelta(days=self.settings.tombstone_retention_days)
+        tombstones = await self.store.purge_tombstones(cutoff)
+        if expired or tombstones:
+            logger.info("memory gc: %d expired, %d tombstones purged", expired, tombstones)
+        return GcReport(expired=expired, tombstones=tombstones)
+
+    async def reembed(self, progress: Progress | None = None, batch: int = 256) -> int:
+        """Re-embed every searchable memory with the configured embedder, then bind the store to it."""
+        total = await self.store.count()
+        done = 0
+        async for rows in self.store.scan(batch):
+            live = [(m, _) for m, _ in rows if not m.tombstone and not m.encrypted]
+            if live:
+                texts = await self._reindex_texts([m for m, _ in live])
+                vectors = await self.embed(texts)
+                await self.store.set_embeddings(
+                    [(m.id, v) for (m, _), v in zip(live, vectors, strict=True)], self.embedder.model_id
+                )
+            done += sum(1 for m, _ in rows if not m.tombstone)
+            if progress:
+                progress(done, total)
+        await self.store.set_embedder_info(EmbedderInfo(self.embedder.model_id, self.embedder.dimension))
+        return done
+
+    async def _reindex_texts(self, memories: Sequence[Memory]) -> list[str]:
+        texts = []
+        for m in memories:
+            if m.thread_id is None or self.settings.context_turns == 0:
+                texts.append(m.content)
+                continue
+            earlier = await self.store.thread_context(
+                m.thread_id, m.owner, m.hlc, self.settings.context_turns
+            )
+            texts.append("\n".join([*(e.content for e in earlier), m.content]))
+        return texts

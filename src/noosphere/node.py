@@ -1,0 +1,63 @@
+"""A node: the services of one noosphere process, built from settings and opened together.
+
+The HTTP app, the MCP stdio server and the CLI all use a ``Node``; none of them builds services
+on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from noosphere.auth.principal import Principal
+from noosphere.auth.tokens import TokenAuthority
+from noosphere.config import Settings
+from noosphere.embeddings import Embedder, create_embedder
+from noosphere.memory.service import MemoryService
+from noosphere.store import MemoryStore, create_store
+
+
+@dataclass
+class Node:
+    settings: Settings
+    store: MemoryStore
+    auth: TokenAuthority
+    memory: MemoryService
+    new_admin_token: str | None = None  # set when this start created the admin credential
+
+    async def authenticate(self, token: str | None) -> Principal:
+        return await self.auth.authenticate(token)
+
+
+@asynccontextmanager
+async def open_node(
+    settings: Settings, embedder: Embedder | None = None, check_embedder: bool = True
+) -> AsyncIterator[Node]:
+    """Open the store (migrating it), bind the embedder, make sure an admin exists; close on exit.
+
+    ``check_embedder=False`` skips the embedder binding check (used by ``memory reembed``)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = create_store(settings)
+    await store.open()
+    try:
+        auth = TokenAuthority(store)
+        memory = MemoryService(
+            store, embedder or create_embedder(settings.embeddings), settings.memory, settings.node_id
+        )
+        if check_embedder:
+            await memory.check_embedder()
+        new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
+        for spec in settings.agents:
+            await _ensure_agent(auth, spec.name, spec.level)
+        yield Node(settings, store, auth, memory, new_token)
+    finally:
+        await store.close()
+
+
+async def _ensure_agent(auth: TokenAuthority, name: str, level: str) -> None:
+    from noosphere.auth.principal import Level, PrincipalKind, principal_id
+
+    existing = {p.id for p in await auth.list(PrincipalKind.AGENT)}
+    if principal_id(PrincipalKind.AGENT, name) not in existing:
+        await auth.create(PrincipalKind.AGENT, name, Level(level))

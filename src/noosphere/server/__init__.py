@@ -1,0 +1,1 @@
+"""HTTP, MCP and WebSocket adapters over the node's services."""

@@ -1,0 +1,96 @@
+"""``create_app(settings)``: the ASGI app of one node, owning every background task in one
+lifespan (store, memory GC, MCP sessions)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from noosphere import __version__
+from noosphere.config import Settings
+from noosphere.embeddings import Embedder
+from noosphere.node import Node, open_node
+from noosphere.server import health, memories, principals
+from noosphere.server.errors import error_body, install_error_handlers
+from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
+
+logger = logging.getLogger(__name__)
+
+
+async def _collect_garbage(node: Node) -> None:
+    interval = node.settings.memory.gc_interval_seconds
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await node.memory.collect_garbage()
+        except Exception:
+            logger.exception("memory gc failed; retrying next interval")
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with a JSON 413, before reading them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                import json
+
+                body = json.dumps(error_body(
+                    "payload_too_large", f"request body exceeds {self.limit} bytes")).encode()
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings, embedder: Embedder | None = None,
+    on_ready: Callable[[Node], None] | None = None,
+) -> FastAPI:
+    """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
+    where to find it)."""
+    holder: dict[str, Node] = {}
+
+    def current_node() -> Node:
+        return holder["node"]
+
+    mcp_server = build_mcp(current_node, principal_from_http)
+    mcp_app = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True,
+                                             json_response=True, host=settings.server.host)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
+            holder["node"] = node
+            app.state.node = node
+            tasks.start_soon(_collect_garbage, node)
+            if on_ready is not None:
+                on_ready(node)
+            async with mcp_app.router.lifespan_context(mcp_app):
+                yield
+            app.state.node = None
+            tasks.cancel_scope.cancel()
+
+    app = FastAPI(
+        title="noosphere", version=__version__, lifespan=lifespan,
+        description="Shared long-term memory for LLM agents (REST; MCP at /mcp).",
+    )
+    app.state.node = None
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(memories.router)
+    app.include_router(principals.router)
+    app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
+    app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
+    return app

@@ -1,0 +1,218 @@
+"""The memory tools over MCP (official SDK), for Streamable HTTP at ``/mcp`` and for stdio.
+
+Each tool parses its arguments into the same domain types as REST and calls the memory service.
+The caller's principal comes from the transport (the bearer token checked by ``McpAuth`` for HTTP,
+the token given to ``noosphere mcp`` for stdio), never from tool arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from noosphere.auth.principal import Principal
+from noosphere.errors import NoosphereError
+from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, SearchQuery
+from noosphere.node import Node
+from noosphere.server.deps import bearer_token
+from noosphere.server.errors import error_body
+
+PrincipalResolver = Callable[[Context], Awaitable[Principal]]
+SCOPE_KEY = "noosphere.principal"
+
+
+def _tool_error(exc: Exception) -> ToolError:
+    if isinstance(exc, NoosphereError):
+        return ToolError(f"{exc.code}: {exc.message}")
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+        )
+        return ToolError(f"invalid_request: {problems}")
+    raise exc
+
+
+def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPServer:
+    server: MCPServer = MCPServer(
+        name="noosphere",
+        instructions="Long-term memory shared between agents. Store facts, decisions and "
+        "observations with memory_store; find them again with memory_search.",
+    )
+
+    async def call(ctx: Context, fn: Callable[[Principal], Awaitable[Any]]) -> Any:
+        try:
+            return await fn(await principal_of(ctx))
+        except (NoosphereError, ValidationError) as exc:
+            raise _tool_error(exc) from exc
+
+    @server.tool()
+    async def memory_store(
+        ctx: Context,
+        content: str,
+        zone: str = "private",
+        kind: str = "fact",
+        tags: list[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        expires_at: datetime | None = None,
+        supersedes: str | None = None,
+        thread_id: str | None = None,
+        importance: float = 0.5,
+    ) -> dict[str, Any]:
+        """Remember something. zone: private (only you), shared (this node), federated (peers too).
+        Storing the exact same content again returns the existing memory. Pass `supersedes`
+        with the id of an older memory this one corrects."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            draft = MemoryDraft(
+                content=content, zone=zone, kind=kind, tags=tags or [], metadata=metadata or {},
+                expires_at=expires_at, supersedes=supersedes, thread_id=thread_id,
+                importance=importance,
+            )
+            return (await node().memory.store_one(p, draft)).model_dump(mode="json")
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def memory_store_many(ctx: Context, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Remember several things in one transaction. Each item has the fields of memory_store."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            drafts = [MemoryDraft.model_validate(item) for item in items]
+            stored = await node().memory.store_many(p, drafts)
+            return {"items": [m.model_dump(mode="json") for m in stored]}
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def memory_search(
+        ctx: Context,
+        query: str,
+        limit: int = 10,
+        zones: list[str] | None = None,
+        kinds: list[str] | None = None,
+        tags: list[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        thread_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Find memories by meaning and keywords. Filters narrow the search (all must hold)."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            q = SearchQuery.model_validate(dict(
+                query=query, limit=limit, zones=zones, kinds=kinds, tags=tags, since=since,
+                until=until, metadata=metadata, thread_id=thread_id,
+            ))
+            hits = await node().memory.search(p, q)
+            return {"hits": [h.model_dump(mode="json") for h in hits]}
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def memory_get(ctx: Context, id: str) -> dict[str, Any]:
+        """Fetch one memory by id."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            return (await node().memory.get(p, id)).model_dump(mode="json")
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def memory_list(
+        ctx: Context,
+        limit: int = 50,
+        cursor: int | None = None,
+        zones: list[str] | None = None,
+        kinds: list[str] | None = None,
+        tags: list[str] | None = None,
+        thread_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """List memories in the order they were written; pass next_cursor to continue."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            q = ListQuery.model_validate(dict(
+                limit=limit, cursor=cursor, zones=zones, kinds=kinds, tags=tags,
+                thread_id=thread_id, since=since, until=until,
+            ))
+            return (await node().memory.list(p, q)).model_dump(mode="json")
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def memory_forget(ctx: Context, id: str) -> dict[str, Any]:
+        """Forget a memory for good (your own memories only)."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            await node().memory.forget(p, id)
+            return {"forgotten": id}
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    return server
+
+
+async def principal_from_http(ctx: Context) -> Principal:
+    """The principal ``McpAuth`` put into the ASGI scope of the HTTP request."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None) or {}
+    principal = scope.get(SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        raise ToolError("unauthenticated: missing bearer token")
+    return principal
+
+
+class McpAuth:
+    """ASGI wrapper for the MCP endpoint: bearer token → principal in the scope; refuses
+    browser origins that are not localhost (DNS-rebinding and cross-site protection)."""
+
+    def __init__(self, app: ASGIApp, node: Callable[[], Node]) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin is not None and not _is_local_origin(origin):
+            await _reject(send, 403, "forbidden_origin", "MCP requests from this origin are refused")
+            return
+        try:
+            principal = await self.node().authenticate(bearer_token(headers.get("authorization")))
+        except NoosphereError as exc:
+            await _reject(send, exc.status, exc.code, exc.message)
+            return
+        await self.app({**scope, SCOPE_KEY: principal}, receive, send)
+
+
+def _is_local_origin(origin: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(origin).hostname or ""
+    return host in {"localhost", "127.0.0.1", "::1"}
+
+
+async def _reject(send: Send, status: int, code: str, message: str) -> None:
+    import json
+
+    body = json.dumps(error_body(code, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

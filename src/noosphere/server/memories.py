@@ -1,0 +1,82 @@
+"""REST: ``/api/v1/memories``. Parse, call the memory service, serialise."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from noosphere.memory.model import ListQuery, Memory, MemoryDraft, Page, SearchHit, SearchQuery, Zone
+from noosphere.server.deps import NodeDep, PrincipalDep
+
+router = APIRouter(prefix="/api/v1/memories", tags=["memories"])
+
+
+class StoreMany(BaseModel):
+    items: list[MemoryDraft] = Field(min_length=1)
+
+
+class Stored(BaseModel):
+    items: list[Memory]
+
+
+class SearchResults(BaseModel):
+    hits: list[SearchHit]
+
+
+class Forgotten(BaseModel):
+    deleted: int
+
+
+@router.post("", status_code=201, summary="Store one memory")
+async def store(draft: MemoryDraft, node: NodeDep, principal: PrincipalDep) -> Memory:
+    return await node.memory.store_one(principal, draft)
+
+
+@router.post("/batch", status_code=201, summary="Store many memories in one transaction")
+async def store_many(body: StoreMany, node: NodeDep, principal: PrincipalDep) -> Stored:
+    return Stored(items=await node.memory.store_many(principal, body.items))
+
+
+@router.post("/search", summary="Hybrid search (vector + BM25, fused)")
+async def search(query: SearchQuery, node: NodeDep, principal: PrincipalDep) -> SearchResults:
+    return SearchResults(hits=await node.memory.search(principal, query))
+
+
+@router.get("", summary="List memories in write order")
+async def list_memories(
+    node: NodeDep,
+    principal: PrincipalDep,
+    zones: Annotated[list[Zone] | None, Query()] = None,
+    kinds: Annotated[list[str] | None, Query()] = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    owner: str | None = None,
+    thread_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_invalid: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: int | None = None,
+) -> Page:
+    query = ListQuery(
+        zones=zones, kinds=kinds, tags=tags, owner=owner, thread_id=thread_id, since=since,
+        until=until, include_invalid=include_invalid, limit=limit, cursor=cursor,
+    )
+    return await node.memory.list(principal, query)
+
+
+@router.get("/{memory_id}", summary="Get one memory")
+async def get(memory_id: str, node: NodeDep, principal: PrincipalDep) -> Memory:
+    return await node.memory.get(principal, memory_id)
+
+
+@router.delete("/{memory_id}", status_code=204, summary="Forget a memory for good")
+async def forget(memory_id: str, node: NodeDep, principal: PrincipalDep) -> None:
+    await node.memory.forget(principal, memory_id)
+
+
+@router.delete("", summary="Forget every memory of an owner (GDPR erasure)")
+async def forget_owner(owner: str, node: NodeDep, principal: PrincipalDep) -> Forgotten:
+    return Forgotten(deleted=await node.memory.forget_owner(principal, owner))

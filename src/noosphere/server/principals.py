@@ -1,0 +1,63 @@
+"""REST: agents and users (admin only). Tokens are shown once, at creation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.server.deps import AdminDep, NodeDep
+
+router = APIRouter(prefix="/api/v1", tags=["principals"])
+
+
+class CreatePrincipal(BaseModel):
+    name: str
+    level: Level | None = None
+
+
+class PrincipalOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    level: str | None
+    created_at: datetime
+
+
+class Created(PrincipalOut):
+    token: str
+
+
+async def _create(node: NodeDep, kind: PrincipalKind, body: CreatePrincipal) -> Created:
+    principal, token = await node.auth.create(kind, body.name, body.level)
+    record = await node.store.principal(principal.id)
+    assert record is not None
+    return Created(id=record.id, kind=record.kind, name=record.name, level=record.level,
+                   created_at=record.created_at, token=token)
+
+
+@router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
+async def create_agent(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Created:
+    return await _create(node, PrincipalKind.AGENT, body.model_copy(update={"level": body.level or Level.L2}))
+
+
+@router.post("/users", status_code=201, summary="Create a user; returns its token once")
+async def create_user(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Created:
+    return await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
+
+
+@router.get("/{kind}", summary="List agents or users")
+async def list_principals(
+    kind: Literal["agents", "users"], node: NodeDep, _: AdminDep
+) -> list[PrincipalOut]:
+    records = await node.auth.list(PrincipalKind(kind[:-1]))
+    return [PrincipalOut(id=r.id, kind=r.kind, name=r.name, level=r.level, created_at=r.created_at)
+            for r in records]
+
+
+@router.delete("/{kind}/{name}", status_code=204, summary="Delete an agent or user (revokes its token)")
+async def delete_principal(kind: Literal["agents", "users"], name: str, node: NodeDep, _: AdminDep) -> None:
+    await node.auth.delete(PrincipalKind(kind[:-1]), name)

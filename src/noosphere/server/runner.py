@@ -1,0 +1,40 @@
+"""``noosphere up``: serve the app with uvicorn and say where everything is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import uvicorn
+from rich.console import Console
+
+from noosphere.auth.tokens import ADMIN_TOKEN_FILE
+from noosphere.config import Settings
+from noosphere.node import Node
+from noosphere.server.app import create_app
+
+
+def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
+    def ready(node: Node) -> None:
+        host = settings.server.host
+        shown = f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{settings.server.port}"
+        console.print(f"[bold]noosphere[/bold] node [cyan]{settings.node_id}[/cyan] is up "
+                      f"({settings.storage.backend}, data in {settings.data_dir})")
+        console.print(f"  REST API   {base}/api/v1/memories")
+        console.print(f"  MCP        {base}/mcp   (Streamable HTTP, bearer token)")
+        console.print(f"  API docs   {base}/docs")
+        if node.new_admin_token:
+            console.print("  admin token (shown once; also saved to "
+                          f"{settings.data_dir / ADMIN_TOKEN_FILE}, mode 0600):")
+            console.print(f"    {node.new_admin_token}", highlight=False)
+        console.print("  Ctrl-C to stop")
+
+    return ready
+
+
+def serve(settings: Settings) -> None:
+    console = Console(stderr=True)
+    app = create_app(settings, on_ready=_announce(settings, console))
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
+                            log_level="warning", lifespan="on")
+    uvicorn.Server(config).run()

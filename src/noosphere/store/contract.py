@@ -1,0 +1,142 @@
+"""The storage contract: what the memory service needs from a backend, and nothing more.
+
+Two backends implement it (``sqlite.py``, ``postgres.py``); ``tests/contract/`` runs one suite over
+both. Records cross this boundary as ``Memory`` (content as stored: ciphertext when ``encrypted``)
+plus an optional embedding. Visibility is decided here, in the query, from a ``Viewer`` that the
+service derives from the authenticated principal — never from caller arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from noosphere.memory.model import Filters, Memory
+
+Vector = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose eyes a read goes through. ``principal_id=None`` sees every zone of every owner (the
+    node admin); anyone else sees their own private memories plus shared and federated ones."""
+
+    principal_id: str | None
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    memory: Memory  # seq is assigned by the store; the value passed in is ignored
+    embedding: Vector | None
+    index_text: str | None  # what full-text search indexes (None: not indexed, e.g. ciphertext)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    model_id: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class PrincipalRecord:
+    id: str
+    kind: str  # admin | agent | user
+    name: str
+    level: str | None
+    token_hash: str
+    key_salt: bytes
+    created_at: datetime
+    disabled: bool = False
+
+
+@dataclass
+class WriteResult:
+    stored: list[Memory] = field(default_factory=list)
+
+
+class MemoryStore(Protocol):
+    """A storage backend. Every method is one transaction."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    # -- node metadata -------------------------------------------------------------------------
+    async def embedder_info(self) -> EmbedderInfo | None: ...
+
+    async def set_embedder_info(self, info: EmbedderInfo) -> None: ...
+
+    # -- principals ----------------------------------------------------------------------------
+    async def put_principal(self, record: PrincipalRecord) -> None:
+        """Insert or replace a principal (by id)."""
+
+    async def principal_by_token_hash(self, token_hash: str) -> PrincipalRecord | None: ...
+
+    async def principal(self, principal_id: str) -> PrincipalRecord | None: ...
+
+    async def principals(self, kind: str | None = None) -> list[PrincipalRecord]: ...
+
+    async def delete_principal(self, principal_id: str) -> bool: ...
+
+    # -- memories: writes ----------------------------------------------------------------------
+    async def write(self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]) -> list[Memory]:
+        """Insert ``records`` and mark ``invalidate`` (id, invalid_at) in one transaction.
+
+        Each new record gets the next sequence number (the node's change feed). A record whose
+        (owner, zone, content_hash) matches a live memory is not inserted: the existing memory is
+        returned in its place."""
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        """Delete rows for good: row, full-text entry and vector, with no copy kept."""
+
+    async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
+        """Erase content and embedding but keep id and version, so the deletion can replicate."""
+
+    async def delete_owner(self, owner: str) -> int:
+        """Delete every memory of ``owner`` (GDPR erasure)."""
+
+    async def purge_expired(self, now: datetime) -> int: ...
+
+    async def purge_tombstones(self, before: datetime) -> int: ...
+
+    async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None: ...
+
+    # -- memories: reads -----------------------------------------------------------------------
+    async def get(self, memory_id: str, viewer: Viewer) -> Memory | None: ...
+
+    async def fetch(self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime) -> list[Memory]:
+        """The live memories among ``ids`` that ``viewer`` may see and that pass ``filters``."""
+
+    async def list(self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None) -> list[Memory]:
+        """Live memories in sequence order."""
+
+    async def vector_candidates(self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+        """Up to ``k`` visible live memories nearest to ``vector`` (cosine similarity)."""
+
+    async def text_candidates(self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+        """Up to ``k`` visible live memories matching any of ``terms`` by BM25 (higher = better)."""
+
+    async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
+        """The ``turns`` latest plaintext memories of ``owner`` in a thread, created before
+        ``before_hlc``, oldest first."""
+
+    async def changes_since(self, seq: int, limit: int) -> list[Memory]:
+        """Records (tombstones included) with a sequence number above ``seq``, in order."""
+
+    def scan(self, batch: int) -> AsyncIterator[list[tuple[Memory, Vector | None]]]:
+        """Every record with its embedding, in batches ordered by id (export, re-embedding)."""
+        ...
+
+    async def count(self) -> int: ...

@@ -1,0 +1,407 @@
+"""PostgreSQL + pgvector backend: HNSW (cosine) for vectors, tsvector/GIN for full text.
+
+For several node processes on one database, or data beyond one machine's memory. Filtered vector
+queries use pgvector's iterative index scans so a selective filter does not starve the result.
+Forgetting deletes rows and index entries and vacuums the table; PostgreSQL may keep old bytes in
+its WAL until the next checkpoint recycles it (see docs/memory.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from noosphere.errors import StorageUnavailable
+from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.store.contract import Candidate, EmbedderInfo, NewRecord, PrincipalRecord, Vector, Viewer
+from noosphere.store.pgserver import EmbeddedPostgres
+
+Row = dict[str, Any]
+_COLUMNS = (
+    "id, seq, zone, owner, kind, content, tags, metadata, content_hash, importance, created_at, "
+    "valid_at, invalid_at, expires_at, supersedes, thread_id, embed_model, encrypted, hlc, origin, "
+    "tombstone"
+)
+
+
+def _memory(row: Row) -> Memory:
+    return Memory(
+        id=row["id"], seq=row["seq"], zone=Zone(row["zone"]), owner=row["owner"], kind=row["kind"],
+        content=row["content"], tags=list(row["tags"]), metadata=row["metadata"],
+        content_hash=row["content_hash"], importance=row["importance"], created_at=row["created_at"],
+        valid_at=row["valid_at"], invalid_at=row["invalid_at"], expires_at=row["expires_at"],
+        supersedes=row["supersedes"], thread_id=row["thread_id"], embed_model=row["embed_model"],
+        encrypted=row["encrypted"], hlc=row["hlc"], origin=row["origin"], tombstone=row["tombstone"],
+    )
+
+
+def _principal(row: Row) -> PrincipalRecord:
+    return PrincipalRecord(
+        id=row["id"], kind=row["kind"], name=row["name"], level=row["level"],
+        token_hash=row["token_hash"], key_salt=bytes(row["key_salt"]), created_at=row["created_at"],
+        disabled=row["disabled"],
+    )
+
+
+def _vector_literal(vector: Vector) -> str:
+    return "[" + ",".join(f"{x:.8g}" for x in vector.tolist()) + "]"
+
+
+def _parse_vector(text: str | None) -> Vector | None:
+    if text is None:
+        return None
+    return np.asarray(json.loads(text), dtype=np.float32)
+
+
+def _where(viewer: Viewer, filters: Filters, now: datetime) -> tuple[str, list[Any]]:
+    clauses = ["NOT m.tombstone", "(m.expires_at IS NULL OR m.expires_at > %s)"]
+    params: list[Any] = [now]
+    if not filters.include_invalid:
+        clauses.append("m.invalid_at IS NULL")
+    if viewer.principal_id is not None:
+        clauses.append("(m.zone <> 'private' OR m.owner = %s)")
+        params.append(viewer.principal_id)
+    if filters.zones is not None:
+        clauses.append("m.zone = ANY(%s)")
+        params.append([z.value for z in filters.zones])
+    if filters.kinds is not None:
+        clauses.append("m.kind = ANY(%s)")
+        params.append(list(filters.kinds))
+    if filters.owner is not None:
+        clauses.append("m.owner = %s")
+        params.append(filters.owner)
+    if filters.since is not None:
+        clauses.append("m.valid_at >= %s")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append("m.valid_at < %s")
+        params.append(filters.until)
+    if filters.thread_id is not None:
+        clauses.append("m.thread_id = %s")
+        params.append(filters.thread_id)
+    if filters.tags:
+        clauses.append("m.tags @> %s::text[]")
+        params.append(list(filters.tags))
+    for key, value in (filters.metadata or {}).items():
+        if value is None:
+            clauses.append("(m.metadata -> %s) IS NULL OR (m.metadata -> %s) = 'null'::jsonb")
+            params.extend([key, key])
+        else:
+            clauses.append("m.metadata @> %s")
+            params.append(Jsonb({key: value}))
+    return " AND ".join(clauses), params
+
+
+class PostgresStore:
+    def __init__(self, url: str | None, embedded_dir: Path | None = None) -> None:
+        self._url = url
+        self._embedded = EmbeddedPostgres(embedded_dir) if url is None and embedded_dir else None
+        self._pool: AsyncConnectionPool[AsyncConnection[Row]] | None = None
+        self._dimension: int | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[AsyncConnection[Row]]:
+        if self._pool is None:
+            raise StorageUnavailable("the PostgreSQL store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        url = self._url or (self._embedded.start() if self._embedded else None)
+        if url is None:
+            raise StorageUnavailable("storage.postgres_url is not set")
+        pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
+            url, min_size=1, max_size=8, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )
+        try:
+            await pool.open(wait=True, timeout=30)
+        except Exception as exc:
+            raise StorageUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        self._pool = pool
+        await self._migrate()
+        info = await self.embedder_info()
+        self._dimension = None if info is None else info.dimension
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._embedded is not None:
+            self._embedded.stop()
+
+    async def _migrate(self) -> None:
+        folder = resources.files("noosphere.store") / "migrations" / "postgres"
+        scripts = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(7263001)")  # one migrator at a time
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
+                )
+                row = await (await conn.execute("SELECT max(version) AS v FROM schema_version")).fetchone()
+                current = (row or {}).get("v") or 0
+                for script in scripts:
+                    version = int(script.name.split("_", 1)[0])
+                    if version <= current:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(script.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                        await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(7263001)")
+
+    # -- metadata ------------------------------------------------------------------------------
+    async def embedder_info(self) -> EmbedderInfo | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT value FROM meta WHERE key = 'embedder'")).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row["value"])
+        return EmbedderInfo(model_id=data["model_id"], dimension=int(data["dimension"]))
+
+    async def set_embedder_info(self, info: EmbedderInfo) -> None:
+        dim = int(info.dimension)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('embedder', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps({"model_id": info.model_id, "dimension": dim}),),
+            )
+            await conn.execute("DROP INDEX IF EXISTS memories_embedding_hnsw")
+            await conn.execute(
+                f"CREATE INDEX memories_embedding_hnsw ON memories USING hnsw "  # dim is an int
+                f"((embedding::vector({dim})) vector_cosine_ops) WHERE embedding IS NOT NULL"
+            )
+        self._dimension = dim
+
+    # -- principals ----------------------------------------------------------------------------
+    async def put_principal(self, record: PrincipalRecord) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "kind = excluded.kind, name = excluded.name, level = excluded.level, "
+                "token_hash = excluded.token_hash, key_salt = excluded.key_salt, disabled = excluded.disabled",
+                (record.id, record.kind, record.name, record.level, record.token_hash,
+                 record.key_salt, record.created_at, record.disabled),
+            )
+
+    async def _one_principal(self, where: str, value: str) -> PrincipalRecord | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(f"SELECT * FROM principals WHERE {where} = %s", (value,))).fetchone()
+        return None if row is None else _principal(row)
+
+    async def principal_by_token_hash(self, token_hash: str) -> PrincipalRecord | None:
+        return await self._one_principal("token_hash", token_hash)
+
+    async def principal(self, principal_id: str) -> PrincipalRecord | None:
+        return await self._one_principal("id", principal_id)
+
+    async def principals(self, kind: str | None = None) -> list[PrincipalRecord]:
+        async with self.pool.connection() as conn:
+            if kind is None:
+                cur = await conn.execute("SELECT * FROM principals ORDER BY id")
+            else:
+                cur = await conn.execute("SELECT * FROM principals WHERE kind = %s ORDER BY id", (kind,))
+            return [_principal(r) for r in await cur.fetchall()]
+
+    async def delete_principal(self, principal_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM principals WHERE id = %s", (principal_id,))
+            return cur.rowcount > 0
+
+    # -- writes --------------------------------------------------------------------------------
+    async def write(
+        self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
+    ) -> list[Memory]:
+        out: list[Memory] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            for memory_id, at in invalidate:
+                await conn.execute(
+                    "UPDATE memories SET invalid_at = %s, seq = nextval('memory_seq') "
+                    "WHERE id = %s AND invalid_at IS NULL", (at, memory_id),
+                )
+            for record in records:
+                m = record.memory
+                # Serialise writers of the same content so two sessions cannot both insert it.
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   (f"{m.owner}|{m.zone.value}|{m.content_hash}",))
+                cur = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE owner = %s AND zone = %s AND "
+                    "content_hash = %s AND NOT tombstone AND invalid_at IS NULL LIMIT 1",
+                    (m.owner, m.zone.value, m.content_hash),
+                )
+                existing = await cur.fetchone()
+                if existing is not None:
+                    out.append(_memory(existing))
+                    continue
+                cur = await conn.execute(
+                    "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
+                    "metadata, content_hash, importance, created_at, valid_at, invalid_at, expires_at, "
+                    "supersedes, thread_id, embedding, embed_model, encrypted, hlc, origin, tombstone) "
+                    "VALUES (%s, nextval('memory_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s, %s, %s, %s, %s::vector, %s, %s, %s, %s, %s) RETURNING seq",
+                    (m.id, m.zone.value, m.owner, m.kind, m.content, record.index_text, m.tags,
+                     Jsonb(m.metadata), m.content_hash, m.importance, m.created_at, m.valid_at,
+                     m.invalid_at, m.expires_at, m.supersedes, m.thread_id,
+                     None if record.embedding is None else _vector_literal(record.embedding),
+                     m.embed_model, m.encrypted, m.hlc, m.origin, m.tombstone),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                out.append(m.model_copy(update={"seq": row["seq"]}))
+        return out
+
+    async def _delete_where(self, where: str, params: Sequence[Any]) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(f"DELETE FROM memories WHERE {where}", params)
+            count = cur.rowcount
+            if count:
+                await conn.execute("VACUUM memories")
+        return count
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        return await self._delete_where("id = ANY(%s)", [list(ids)]) if ids else 0
+
+    async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, tags = '{}', "
+                "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
+                "seq = nextval('memory_seq') WHERE id = ANY(%s) AND NOT tombstone",
+                (hlc, at, list(ids)),
+            )
+            count = cur.rowcount
+            if count:
+                await conn.execute("VACUUM memories")
+        return count
+
+    async def delete_owner(self, owner: str) -> int:
+        return await self._delete_where("owner = %s", [owner])
+
+    async def purge_expired(self, now: datetime) -> int:
+        return await self._delete_where("expires_at IS NOT NULL AND expires_at <= %s", [now])
+
+    async def purge_tombstones(self, before: datetime) -> int:
+        return await self._delete_where("tombstone AND invalid_at <= %s", [before])
+
+    async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            for memory_id, vector in items:
+                await conn.execute(
+                    "UPDATE memories SET embedding = %s::vector, embed_model = %s, "
+                    "seq = nextval('memory_seq') WHERE id = %s",
+                    (_vector_literal(vector), model_id, memory_id),
+                )
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
+        sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = %s AND NOT m.tombstone"
+        params: list[Any] = [memory_id]
+        if viewer.principal_id is not None:
+            sql += " AND (m.zone <> 'private' OR m.owner = %s)"
+            params.append(viewer.principal_id)
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(sql, params)).fetchone()
+        return None if row is None else _memory(row)
+
+    async def fetch(self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime) -> list[Memory]:
+        if not ids:
+            return []
+        where, params = _where(viewer, filters, now)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ANY(%s) AND {where}", [list(ids), *params]
+            )
+            return [_memory(r) for r in await cur.fetchall()]
+
+    async def list(self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None) -> list[Memory]:
+        where, params = _where(viewer, filters, now)
+        if after_seq is not None:
+            where += " AND m.seq > %s"
+            params.append(after_seq)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT %s", [*params, limit]
+            )
+            return [_memory(r) for r in await cur.fetchall()]
+
+    async def vector_candidates(self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+        if self._dimension is None:
+            return []
+        dim = self._dimension
+        where, params = _where(viewer, filters, now)
+        literal = _vector_literal(vector)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            await conn.execute("SET LOCAL hnsw.ef_search = 100")
+            cur = await conn.execute(
+                f"SELECT m.id, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
+                f"FROM memories m WHERE m.embedding IS NOT NULL AND {where} "
+                f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s",
+                [literal, *params, literal, k],
+            )
+            rows = await cur.fetchall()
+        # relaxed_order may return slightly out-of-order rows; order them exactly.
+        return sorted((Candidate(r["id"], 1.0 - float(r["distance"])) for r in rows),
+                      key=lambda c: c.score, reverse=True)
+
+    async def text_candidates(self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+        if not terms:
+            return []
+        where, params = _where(viewer, filters, now)
+        # Each term is a lexeme literal: quoted, inner quotes and backslashes escaped.
+        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT m.id, ts_rank_cd(m.tsv, q, 1) AS rank FROM memories m, "
+                f"to_tsquery('simple', %s) q WHERE m.tsv @@ q AND {where} ORDER BY rank DESC LIMIT %s",
+                [query, *params, k],
+            )
+            return [Candidate(r["id"], float(r["rank"])) for r in await cur.fetchall()]
+
+    async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc < %s "
+                "AND NOT tombstone AND NOT encrypted ORDER BY hlc DESC LIMIT %s",
+                (thread_id, owner, before_hlc, turns),
+            )
+            rows = await cur.fetchall()
+        return [_memory(r) for r in reversed(rows)]
+
+    async def changes_since(self, seq: int, limit: int) -> list[Memory]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
+            )
+            return [_memory(r) for r in await cur.fetchall()]
+
+    async def scan(self, batch: int) -> AsyncIterator[list[tuple[Memory, Vector | None]]]:
+        after = ""
+        while True:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    f"SELECT {_COLUMNS}, embedding::text AS embedding_text FROM memories "
+                    "WHERE id > %s ORDER BY id LIMIT %s", (after, batch),
+                )
+                rows = await cur.fetchall()
+            if not rows:
+                return
+            yield [(_memory(r), _parse_vector(r["embedding_text"])) for r in rows]
+            after = rows[-1]["id"]
+
+    async def count(self) -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT count(*) AS n FROM memories WHERE NOT tombstone")).fetchone()
+        return int(row["n"]) if row else 0

@@ -1,0 +1,573 @@
+"""SQLite backend: one file per node, FTS5 for BM25, an exact in-process vector index.
+
+One connection, used from worker threads one call at a time (SQLite serialises writers anyway);
+WAL mode so a CLI process can read and write beside a running node. ``secure_delete`` zeroes the
+pages that deleted rows leave behind, and forgetting merges the full-text index and checkpoints
+the WAL so no copy of forgotten text survives in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import numpy as np
+
+from noosphere.errors import StorageUnavailable
+from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.store.contract import (
+    Candidate,
+    EmbedderInfo,
+    NewRecord,
+    PrincipalRecord,
+    Vector,
+    Viewer,
+)
+from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
+
+T = TypeVar("T")
+
+_COLUMNS = (
+    "id, seq, zone, owner, kind, content, tags, metadata, content_hash, importance, created_at, "
+    "valid_at, invalid_at, expires_at, supersedes, thread_id, embed_model, encrypted, hlc, origin, "
+    "tombstone"
+)
+_INDEX_COLUMNS = "rowid, embedding, zone, owner, kind, valid_at, expires_at, invalid_at, tombstone, seq"
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _memory(row: sqlite3.Row) -> Memory:
+    return Memory(
+        id=row["id"], seq=row["seq"], zone=Zone(row["zone"]), owner=row["owner"], kind=row["kind"],
+        content=row["content"], tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]),
+        content_hash=row["content_hash"], importance=row["importance"],
+        created_at=_dt(row["created_at"]), valid_at=_dt(row["valid_at"]),
+        invalid_at=_dt(row["invalid_at"]), expires_at=_dt(row["expires_at"]),
+        supersedes=row["supersedes"], thread_id=row["thread_id"], embed_model=row["embed_model"],
+        encrypted=bool(row["encrypted"]), hlc=row["hlc"], origin=row["origin"],
+        tombstone=bool(row["tombstone"]),
+    )
+
+
+def _principal(row: sqlite3.Row) -> PrincipalRecord:
+    return PrincipalRecord(
+        id=row["id"], kind=row["kind"], name=row["name"], level=row["level"],
+        token_hash=row["token_hash"], key_salt=bytes(row["key_salt"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC), disabled=bool(row["disabled"]),
+    )
+
+
+def _where(viewer: Viewer, filters: Filters, now: datetime, alias: str = "m") -> tuple[str, list[Any]]:
+    """SQL conditions (all parameterised) for visibility, liveness and ``filters``."""
+    a = alias
+    clauses = [f"{a}.tombstone = 0", f"({a}.expires_at IS NULL OR {a}.expires_at > ?)"]
+    params: list[Any] = [now.timestamp()]
+    if not filters.include_invalid:
+        clauses.append(f"{a}.invalid_at IS NULL")
+    if viewer.principal_id is not None:
+        clauses.append(f"({a}.zone != 'private' OR {a}.owner = ?)")
+        params.append(viewer.principal_id)
+    if filters.zones is not None:
+        clauses.append(f"{a}.zone IN ({','.join('?' * len(filters.zones))})")
+        params.extend(z.value for z in filters.zones)
+    if filters.kinds is not None:
+        clauses.append(f"{a}.kind IN ({','.join('?' * len(filters.kinds))})")
+        params.extend(filters.kinds)
+    if filters.owner is not None:
+        clauses.append(f"{a}.owner = ?")
+        params.append(filters.owner)
+    if filters.since is not None:
+        clauses.append(f"{a}.valid_at >= ?")
+        params.append(filters.since.timestamp())
+    if filters.until is not None:
+        clauses.append(f"{a}.valid_at < ?")
+        params.append(filters.until.timestamp())
+    if filters.thread_id is not None:
+        clauses.append(f"{a}.thread_id = ?")
+        params.append(filters.thread_id)
+    for tag in filters.tags or []:
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each({a}.tags) WHERE json_each.value = ?)")
+        params.append(tag)
+    for key, value in (filters.metadata or {}).items():
+        # The key is pattern-checked and passed as a parameter, never spliced into the SQL.
+        clauses.append(f"json_extract({a}.metadata, ?) IS ?")
+        params.append(f'$."{key}"')
+        params.append(int(value) if isinstance(value, bool) else value)
+    return " AND ".join(clauses), params
+
+
+def _needs_sql_prefilter(filters: Filters) -> bool:
+    return bool(filters.tags or filters.metadata or filters.thread_id)
+
+
+class SQLiteStore:
+    """The default backend: ``<data_dir>/noosphere.db``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._index: ExactVectorIndex | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            with self._lock:
+                if self._conn is None:
+                    raise StorageUnavailable("the SQLite store is not open")
+                return fn(self._conn)
+
+        return await anyio.to_thread.run_sync(call)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON",
+                       "foreign_keys=ON", "busy_timeout=30000"):
+            conn.execute(f"PRAGMA {pragma}")
+        self._conn = conn
+        await self._run(self._migrate)
+        await self._run(self._sync_index)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with self._lock:
+                self._conn.close()
+                self._conn = None
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        folder = resources.files("noosphere.store") / "migrations" / "sqlite"
+        scripts = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+        for script in scripts:
+            version = int(script.name.split("_", 1)[0])
+            if version <= current:
+                continue
+            sql = script.read_text(encoding="utf-8")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    @staticmethod
+    def _next_seq(conn: sqlite3.Connection, n: int = 1) -> int:
+        row = conn.execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'seq' RETURNING value", (n,)
+        ).fetchone()
+        return int(row[0]) - n + 1
+
+    # -- vector index --------------------------------------------------------------------------
+    def _sync_index(self, conn: sqlite3.Connection) -> None:
+        """Bring the in-process index up to the database's latest sequence number."""
+        head = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+        dim_row = conn.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        if dim_row is None:
+            return
+        dimension = int(json.loads(dim_row[0])["dimension"])
+        if self._index is None or self._index.dimension != dimension:
+            self._index = ExactVectorIndex(dimension)
+        index = self._index
+        if head <= index.last_seq:
+            return
+        cursor = conn.execute(
+            f"SELECT {_INDEX_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq", (index.last_seq,)
+        )
+        while batch := cursor.fetchmany(4096):
+            index.apply(
+                IndexRow(
+                    rowid=r["rowid"],
+                    vector=None
+                    if r["embedding"] is None or r["tombstone"]
+                    else np.frombuffer(r["embedding"], dtype=np.float32),
+                    zone=r["zone"], owner=r["owner"], kind=r["kind"], valid_at=r["valid_at"],
+                    expires_at=r["expires_at"],
+                    live=r["invalid_at"] is None and not r["tombstone"],
+                )
+                for r in batch
+            )
+        index.last_seq = head
+
+    # -- metadata ------------------------------------------------------------------------------
+    async def embedder_info(self) -> EmbedderInfo | None:
+        def op(conn: sqlite3.Connection) -> EmbedderInfo | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+            if row is None:
+                return None
+            data = json.loads(row[0])
+            return EmbedderInfo(model_id=data["model_id"], dimension=int(data["dimension"]))
+
+        return await self._run(op)
+
+    async def set_embedder_info(self, info: EmbedderInfo) -> None:
+        value = json.dumps({"model_id": info.model_id, "dimension": info.dimension})
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('embedder', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value,)
+            )
+            self._index = None
+            self._sync_index(conn)
+
+        await self._run(op)
+
+    # -- principals ----------------------------------------------------------------------------
+    async def put_principal(self, record: PrincipalRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO principals (id, kind, name, level, token_hash, key_salt, "
+                "created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.kind, record.name, record.level, record.token_hash,
+                 record.key_salt, record.created_at.timestamp(), int(record.disabled)),
+            )
+
+        await self._run(op)
+
+    async def principal_by_token_hash(self, token_hash: str) -> PrincipalRecord | None:
+        def op(conn: sqlite3.Connection) -> PrincipalRecord | None:
+            row = conn.execute("SELECT * FROM principals WHERE token_hash = ?", (token_hash,)).fetchone()
+            return None if row is None else _principal(row)
+
+        return await self._run(op)
+
+    async def principal(self, principal_id: str) -> PrincipalRecord | None:
+        def op(conn: sqlite3.Connection) -> PrincipalRecord | None:
+            row = conn.execute("SELECT * FROM principals WHERE id = ?", (principal_id,)).fetchone()
+            return None if row is None else _principal(row)
+
+        return await self._run(op)
+
+    async def principals(self, kind: str | None = None) -> list[PrincipalRecord]:
+        def op(conn: sqlite3.Connection) -> list[PrincipalRecord]:
+            if kind is None:
+                rows = conn.execute("SELECT * FROM principals ORDER BY id").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM principals WHERE kind = ? ORDER BY id", (kind,)
+                ).fetchall()
+            return [_principal(r) for r in rows]
+
+        return await self._run(op)
+
+    async def delete_principal(self, principal_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM principals WHERE id = ?", (principal_id,)).rowcount > 0
+
+        return await self._run(op)
+
+    # -- writes --------------------------------------------------------------------------------
+    async def write(
+        self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
+    ) -> list[Memory]:
+        def body(conn: sqlite3.Connection) -> list[Memory]:
+            out: list[Memory] = []
+            for memory_id, at in invalidate:
+                conn.execute(
+                    "UPDATE memories SET invalid_at = ?, seq = ? WHERE id = ? AND invalid_at IS NULL",
+                    (at.timestamp(), self._next_seq(conn), memory_id),
+                )
+            for record in records:
+                m = record.memory
+                existing = conn.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE owner = ? AND zone = ? AND "
+                    "content_hash = ? AND tombstone = 0 AND invalid_at IS NULL LIMIT 1",
+                    (m.owner, m.zone.value, m.content_hash),
+                ).fetchone()
+                if existing is not None:
+                    out.append(_memory(existing))
+                    continue
+                seq = self._next_seq(conn)
+                conn.execute(
+                    "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
+                    "metadata, content_hash, importance, created_at, valid_at, invalid_at, "
+                    "expires_at, supersedes, thread_id, embedding, embed_model, encrypted, hlc, "
+                    "origin, tombstone) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (m.id, seq, m.zone.value, m.owner, m.kind, m.content, record.index_text,
+                     json.dumps(m.tags), json.dumps(m.metadata), m.content_hash, m.importance,
+                     m.created_at.timestamp(), m.valid_at.timestamp(), _ts(m.invalid_at),
+                     _ts(m.expires_at), m.supersedes, m.thread_id,
+                     None if record.embedding is None else record.embedding.astype(np.float32).tobytes(),
+                     m.embed_model, int(m.encrypted), m.hlc, m.origin, int(m.tombstone)),
+                )
+                out.append(m.model_copy(update={"seq": seq}))
+            return out
+
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            result = self._transaction(conn, lambda: body(conn))
+            self._sync_index(conn)
+            return result
+
+        return await self._run(op)
+
+    def _erase_traces(self, conn: sqlite3.Connection) -> None:
+        # Merge FTS segments so deleted terms are dropped, then fold the WAL into the main file
+        # (secure_delete zeroes freed pages) so no copy of the text stays on disk.
+        conn.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _delete_where(self, conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
+        def body() -> list[int]:
+            rows = conn.execute(f"SELECT rowid FROM memories WHERE {where}", params).fetchall()
+            conn.execute(f"DELETE FROM memories WHERE {where}", params)
+            return [r[0] for r in rows]
+
+        rowids = self._transaction(conn, body)
+        if self._index is not None:
+            self._index.remove(rowids)
+        if rowids:
+            self._erase_traces(conn)
+        return len(rowids)
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        return await self._run(lambda conn: self._delete_where(conn, f"id IN ({marks})", list(ids)))
+
+    async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            def body() -> int:
+                count = 0
+                for memory_id in ids:
+                    count += conn.execute(
+                        "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
+                        "tags = '[]', metadata = '{}', tombstone = 1, hlc = ?, invalid_at = ?, "
+                        "seq = ? WHERE id = ? AND tombstone = 0",
+                        (hlc, at.timestamp(), self._next_seq(conn), memory_id),
+                    ).rowcount
+                return count
+
+            count = self._transaction(conn, body)
+            self._sync_index(conn)
+            if count:
+                self._erase_traces(conn)
+            return count
+
+        return await self._run(op)
+
+    async def delete_owner(self, owner: str) -> int:
+        return await self._run(lambda conn: self._delete_where(conn, "owner = ?", [owner]))
+
+    async def purge_expired(self, now: datetime) -> int:
+        return await self._run(
+            lambda conn: self._delete_where(
+                conn, "expires_at IS NOT NULL AND expires_at <= ?", [now.timestamp()]
+            )
+        )
+
+    async def purge_tombstones(self, before: datetime) -> int:
+        return await self._run(
+            lambda conn: self._delete_where(
+                conn, "tombstone = 1 AND invalid_at <= ?", [before.timestamp()]
+            )
+        )
+
+    async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            def body() -> None:
+                for memory_id, vector in items:
+                    conn.execute(
+                        "UPDATE memories SET embedding = ?, embed_model = ?, seq = ? WHERE id = ?",
+                        (vector.astype(np.float32).tobytes(), model_id, self._next_seq(conn), memory_id),
+                    )
+
+            self._transaction(conn, body)
+            self._sync_index(conn)
+
+        await self._run(op)
+
+    # -- reads ---------------------------------------------------------------------------------
+    async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
+        def op(conn: sqlite3.Connection) -> Memory | None:
+            sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ? AND m.tombstone = 0"
+            params: list[Any] = [memory_id]
+            if viewer.principal_id is not None:
+                sql += " AND (m.zone != 'private' OR m.owner = ?)"
+                params.append(viewer.principal_id)
+            row = conn.execute(sql, params).fetchone()
+            return None if row is None else _memory(row)
+
+        return await self._run(op)
+
+    async def fetch(
+        self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime
+    ) -> list[Memory]:
+        if not ids:
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            where, params = _where(viewer, filters, now)
+            marks = ",".join("?" * len(ids))
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories m WHERE m.id IN ({marks}) AND {where}",
+                [*ids, *params],
+            ).fetchall()
+            return [_memory(r) for r in rows]
+
+        return await self._run(op)
+
+    async def list(
+        self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None
+    ) -> list[Memory]:
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            where, params = _where(viewer, filters, now)
+            if after_seq is not None:
+                where += " AND m.seq > ?"
+                params.append(after_seq)
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            return [_memory(r) for r in rows]
+
+        return await self._run(op)
+
+    async def vector_candidates(
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
+        def op(conn: sqlite3.Connection) -> list[Candidate]:
+            self._sync_index(conn)
+            if self._index is None:
+                return []
+            allowed = None
+            if _needs_sql_prefilter(filters):
+                where, params = _where(viewer, filters, now)
+                allowed = np.fromiter(
+                    (r[0] for r in conn.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)),
+                    dtype=np.int64,
+                )
+            query = IndexQuery(
+                viewer=viewer.principal_id,
+                zones=None if filters.zones is None else [z.value for z in filters.zones],
+                kinds=filters.kinds, owner=filters.owner, since=_ts(filters.since),
+                until=_ts(filters.until), include_invalid=filters.include_invalid,
+                now=now.timestamp(), allowed_rowids=allowed,
+            )
+            hits = self._index.search(vector, query, k)
+            if not hits:
+                return []
+            marks = ",".join("?" * len(hits))
+            ids = dict(conn.execute(
+                f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
+            ).fetchall())
+            return [Candidate(ids[r], s) for r, s in hits if r in ids]
+
+        return await self._run(op)
+
+    async def text_candidates(
+        self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
+        if not terms:
+            return []
+        # Each term becomes an FTS5 string literal, so no query syntax reaches MATCH.
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+        def op(conn: sqlite3.Connection) -> list[Candidate]:
+            where, params = _where(viewer, filters, now)
+            rows = conn.execute(
+                "SELECT m.id, bm25(memories_fts) AS rank FROM memories_fts "
+                "JOIN memories m ON m.rowid = memories_fts.rowid "
+                f"WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
+                [match, *params, k],
+            ).fetchall()
+            return [Candidate(r[0], -float(r[1])) for r in rows]
+
+        return await self._run(op)
+
+    async def thread_context(
+        self, thread_id: str, owner: str, before_hlc: int, turns: int
+    ) -> list[Memory]:
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc < ? "
+                "AND tombstone = 0 AND encrypted = 0 ORDER BY hlc DESC LIMIT ?",
+                (thread_id, owner, before_hlc, turns),
+            ).fetchall()
+            return [_memory(r) for r in reversed(rows)]
+
+        return await self._run(op)
+
+    async def changes_since(self, seq: int, limit: int) -> list[Memory]:
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            ).fetchall()
+            return [_memory(r) for r in rows]
+
+        return await self._run(op)
+
+    async def scan(self, batch: int) -> AsyncIterator[list[tuple[Memory, Vector | None]]]:
+        # Pages by id, not seq: re-embedding bumps the seq of rows it has already seen.
+        after = ""
+        while True:
+            def op(conn: sqlite3.Connection, after: str = after) -> list[tuple[Memory, Vector | None]]:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS}, embedding FROM memories WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, batch),
+                ).fetchall()
+                return [
+                    (_memory(r), None if r["embedding"] is None
+                     else np.frombuffer(r["embedding"], dtype=np.float32).copy())
+                    for r in rows
+                ]
+
+            rows = await self._run(op)
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0].id
+
+    async def count(self) -> int:
+        return await self._run(
+            lambda conn: int(conn.execute("SELECT count(*) FROM memories WHERE tombstone = 0").fetchone()[0])
+        )
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (BEGIN … END;) whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if line.strip().startswith("--") and not current:
+            continue
+        current.append(line)
+        candidate = "\n".join(current).strip()
+        if candidate.endswith(";") and sqlite3.complete_statement(candidate):
+            statements.append(candidate)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return statements

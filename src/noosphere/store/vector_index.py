@@ -1,0 +1,163 @@
+"""Exact nearest-neighbour search over an in-process matrix, for the SQLite backend.
+
+Measured on this project's target machine (``bench/vector_index.py``): a brute-force matrix-vector
+product over 100k 384-d vectors answers in ~7 ms with perfect recall, while sqlite-vec's vec0 took
+~41 ms and an HNSW index (usearch) needed ~30 s to build and gave approximate answers. Exact search
+also makes visibility and kind/time filters a boolean mask, so filtered queries never lose recall.
+
+The matrix is a cache of the ``embedding`` column: it is rebuilt from the database on open and
+kept in step by sequence number, so writes from another process (the CLI) show up too. Rows
+deleted elsewhere may linger here until the next open; the store drops them when it fetches rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+_ZONES = {"private": 0, "shared": 1, "federated": 2}
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    rowid: int
+    vector: NDArray[np.float32] | None  # None: not searchable (tombstone, ciphertext, invalid)
+    zone: str
+    owner: str
+    kind: str
+    valid_at: float
+    expires_at: float | None
+    live: bool  # not superseded, not a tombstone
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    viewer: str | None  # None: sees everything
+    zones: list[str] | None
+    kinds: list[str] | None
+    owner: str | None
+    since: float | None
+    until: float | None
+    include_invalid: bool
+    now: float
+    allowed_rowids: NDArray[np.int64] | None = None  # pre-filtered by SQL (tags, metadata, …)
+
+
+class ExactVectorIndex:
+    def __init__(self, dimension: int, capacity: int = 1024) -> None:
+        self.dimension = dimension
+        self._size = 0
+        self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
+        self._rowids = np.zeros(capacity, dtype=np.int64)
+        self._zone = np.zeros(capacity, dtype=np.int8)
+        self._owner = np.zeros(capacity, dtype=np.int32)
+        self._kind = np.zeros(capacity, dtype=np.int32)
+        self._valid_at = np.zeros(capacity, dtype=np.float64)
+        self._expires = np.zeros(capacity, dtype=np.float64)
+        self._live = np.zeros(capacity, dtype=bool)
+        self._used = np.zeros(capacity, dtype=bool)
+        self._slot: dict[int, int] = {}
+        self._owners: dict[str, int] = {}
+        self._kinds: dict[str, int] = {}
+        self.last_seq = 0
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def _code(self, table: dict[str, int], value: str) -> int:
+        return table.setdefault(value, len(table))
+
+    def _grow(self) -> None:
+        capacity = max(1024, len(self._rowids) * 2)
+        for name in ("_vectors", "_rowids", "_zone", "_owner", "_kind", "_valid_at", "_expires",
+                     "_live", "_used"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def apply(self, rows: Iterable[IndexRow]) -> None:
+        """Insert, update or (for rows without a vector) drop entries."""
+        for row in rows:
+            slot = self._slot.get(row.rowid)
+            if row.vector is None:
+                if slot is not None:
+                    self._used[slot] = False
+                    del self._slot[row.rowid]
+                continue
+            if slot is None:
+                if self._size == len(self._rowids):
+                    self._compact_or_grow()
+                slot = self._size
+                self._size += 1
+                self._slot[row.rowid] = slot
+            self._vectors[slot] = row.vector
+            self._rowids[slot] = row.rowid
+            self._zone[slot] = _ZONES[row.zone]
+            self._owner[slot] = self._code(self._owners, row.owner)
+            self._kind[slot] = self._code(self._kinds, row.kind)
+            self._valid_at[slot] = row.valid_at
+            self._expires[slot] = math.inf if row.expires_at is None else row.expires_at
+            self._live[slot] = row.live
+            self._used[slot] = True
+
+    def remove(self, rowids: Iterable[int]) -> None:
+        for rowid in rowids:
+            slot = self._slot.pop(rowid, None)
+            if slot is not None:
+                self._used[slot] = False
+
+    def _compact_or_grow(self) -> None:
+        if len(self._slot) < self._size * 3 // 4:
+            keep = np.flatnonzero(self._used[: self._size])
+            for name in ("_vectors", "_rowids", "_zone", "_owner", "_kind", "_valid_at",
+                         "_expires", "_live", "_used"):
+                arr = getattr(self, name)
+                arr[: len(keep)] = arr[keep]
+            self._size = len(keep)
+            self._used[self._size :] = False
+            self._slot = {int(r): i for i, r in enumerate(self._rowids[: self._size])}
+        else:
+            self._grow()
+
+    def _mask(self, q: IndexQuery) -> NDArray[np.bool_]:
+        n = self._size
+        mask = self._used[:n] & (self._expires[:n] > q.now)
+        if not q.include_invalid:
+            mask &= self._live[:n]
+        if q.viewer is not None:
+            own = self._owners.get(q.viewer, -1)
+            mask &= (self._zone[:n] != _ZONES["private"]) | (self._owner[:n] == own)
+        if q.zones is not None:
+            mask &= np.isin(self._zone[:n], [_ZONES[z] for z in q.zones])
+        if q.kinds is not None:
+            mask &= np.isin(self._kind[:n], [self._kinds.get(k, -1) for k in q.kinds])
+        if q.owner is not None:
+            mask &= self._owner[:n] == self._owners.get(q.owner, -1)
+        if q.since is not None:
+            mask &= self._valid_at[:n] >= q.since
+        if q.until is not None:
+            mask &= self._valid_at[:n] < q.until
+        if q.allowed_rowids is not None:
+            mask &= np.isin(self._rowids[:n], q.allowed_rowids)
+        return mask
+
+    def search(self, vector: NDArray[np.float32], query: IndexQuery, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best (rowid, cosine) pairs among entries passing ``query``."""
+        n = self._size
+        if n == 0 or k <= 0:
+            return []
+        scores = self._vectors[:n] @ vector
+        mask = self._mask(query)
+        eligible = int(mask.sum())
+        if eligible == 0:
+            return []
+        scores[~mask] = -np.inf
+        k = min(k, eligible)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self._rowids[i]), float(scores[i])) for i in top]
