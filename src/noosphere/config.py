@@ -62,7 +62,8 @@ class EmbeddingSettings(_Section):
     )
     threads: int = Field(0, ge=0, description="CPU threads for the onnx runtime; 0 = all cores.")
     base_url: str | None = Field(
-        None, description="Base URL of the OpenAI-compatible endpoint (e.g. http://localhost:11434/v1)."
+        None,
+        description="Base URL of the OpenAI-compatible endpoint (e.g. http://localhost:11434/v1).",
     )
     api_key: str | None = Field(None, description="API key for the OpenAI-compatible endpoint.")
     model: str | None = Field(None, description="Embedding model name at the endpoint.")
@@ -85,7 +86,9 @@ class MemorySettings(_Section):
         30.0, gt=0, description="Half-life of the recency nudge in search ranking."
     )
     context_turns: int = Field(
-        1, ge=0, le=5,
+        1,
+        ge=0,
+        le=5,
         description="Earlier turns of the same thread indexed with each message (0 disables).",
     )
     max_batch: int = Field(1000, ge=1, description="Most memories accepted in one batch write.")
@@ -105,9 +108,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Storage backend.")
-    embeddings: EmbeddingSettings = Field(
-        default_factory=EmbeddingSettings, description="Embedding model."
-    )
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     memory: MemorySettings = Field(default_factory=MemorySettings, description="Memory service.")
     agents: list[AgentSpec] = Field(
         default_factory=list, description="Agents created on start if they do not exist yet."

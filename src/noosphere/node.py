@@ -43,7 +43,10 @@ async def open_node(
     try:
         auth = TokenAuthority(store)
         memory = MemoryService(
-            store, embedder or create_embedder(settings.embeddings), settings.memory, settings.node_id
+            store,
+            embedder or create_embedder(settings.embeddings),
+            settings.memory,
+            settings.node_id,
         )
         if check_embedder:
             await memory.check_embedder()
@@ -58,6 +61,6 @@ async def open_node(
 async def _ensure_agent(auth: TokenAuthority, name: str, level: str) -> None:
     from noosphere.auth.principal import Level, PrincipalKind, principal_id
 
-    existing = {p.id for p in await auth.list(PrincipalKind.AGENT)}
+    existing = {p.id for p in await auth.list_principals(PrincipalKind.AGENT)}
     if principal_id(PrincipalKind.AGENT, name) not in existing:
         await auth.create(PrincipalKind.AGENT, name, Level(level))

@@ -17,16 +17,36 @@ ALL = Viewer(None)
 
 
 def record(
-    embedder: FakeEmbedder, content: str, owner: str = "agent:a", zone: Zone = Zone.SHARED,
-    kind: str = "fact", tags: list[str] | None = None, metadata: dict[str, object] | None = None,
-    expires_at: datetime | None = None, thread_id: str | None = None, hlc: int = 1,
+    embedder: FakeEmbedder,
+    content: str,
+    owner: str = "agent:a",
+    zone: Zone = Zone.SHARED,
+    kind: str = "fact",
+    tags: list[str] | None = None,
+    metadata: dict[str, object] | None = None,
+    expires_at: datetime | None = None,
+    thread_id: str | None = None,
+    hlc: int = 1,
     valid_at: datetime | None = None,
 ) -> NewRecord:
     memory = Memory(
-        id=uuid.uuid4().hex, seq=0, zone=zone, owner=owner, kind=kind, content=content,
-        tags=sorted(tags or []), metadata=metadata or {}, content_hash=content_hash(content),
-        importance=0.5, created_at=NOW, valid_at=valid_at or NOW, expires_at=expires_at,
-        thread_id=thread_id, embed_model=embedder.model_id, hlc=hlc, origin="test",
+        id=uuid.uuid4().hex,
+        seq=0,
+        zone=zone,
+        owner=owner,
+        kind=kind,
+        content=content,
+        tags=sorted(tags or []),
+        metadata=metadata or {},
+        content_hash=content_hash(content),
+        importance=0.5,
+        created_at=NOW,
+        valid_at=valid_at or NOW,
+        expires_at=expires_at,
+        thread_id=thread_id,
+        embed_model=embedder.model_id,
+        hlc=hlc,
+        origin="test",
     )
     return NewRecord(memory, embedder.embed([content])[0], content)
 
@@ -35,14 +55,18 @@ async def put(store: MemoryStore, *records: NewRecord) -> list[Memory]:
     return await store.write(list(records), [])
 
 
-async def test_write_assigns_increasing_sequence_numbers(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_write_assigns_increasing_sequence_numbers(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     stored = await put(store, record(fake_embedder, "one"), record(fake_embedder, "two"))
     assert stored[0].seq < stored[1].seq
     assert [m.content for m in await store.changes_since(0, 10)] == ["one", "two"]
     assert [m.content for m in await store.changes_since(stored[0].seq, 10)] == ["two"]
 
 
-async def test_exact_duplicate_returns_the_existing_memory(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_exact_duplicate_returns_the_existing_memory(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     (first,) = await put(store, record(fake_embedder, "same words"))
     (again,) = await put(store, record(fake_embedder, "same words"))
     assert again.id == first.id
@@ -58,29 +82,40 @@ async def test_duplicates_inside_one_batch_collapse(store: MemoryStore, fake_emb
     assert await store.count() == 1
 
 
-async def test_invalidate_keeps_the_old_memory_out_of_default_reads(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_invalidate_keeps_the_old_memory_out_of_default_reads(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     (old,) = await put(store, record(fake_embedder, "the office is on floor 2"))
     new = record(fake_embedder, "the office is on floor 3")
     new = NewRecord(new.memory.model_copy(update={"supersedes": old.id}), new.embedding, new.index_text)
     await store.write([new], [(old.id, NOW)])
-    live = await store.list(ALL, Filters(), NOW, 10, None)
+    live = await store.list_memories(ALL, Filters(), NOW, 10, None)
     assert [m.content for m in live] == ["the office is on floor 3"]
-    everything = await store.list(ALL, Filters(include_invalid=True), NOW, 10, None)
-    assert {m.content for m in everything} == {"the office is on floor 2", "the office is on floor 3"}
+    everything = await store.list_memories(ALL, Filters(include_invalid=True), NOW, 10, None)
+    assert {m.content for m in everything} == {
+        "the office is on floor 2",
+        "the office is on floor 3",
+    }
     kept = await store.get(old.id, ALL)
     assert kept is not None and kept.invalid_at is not None
 
 
-async def test_private_memories_are_visible_only_to_their_owner(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
-    (secret,) = await put(store, record(fake_embedder, "alpha secret plan", owner="agent:a", zone=Zone.PRIVATE))
+async def test_private_memories_are_visible_only_to_their_owner(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    (secret,) = await put(
+        store, record(fake_embedder, "alpha secret plan", owner="agent:a", zone=Zone.PRIVATE)
+    )
     await put(store, record(fake_embedder, "alpha shared note", owner="agent:a", zone=Zone.SHARED))
     b = Viewer("agent:b")
     assert await store.get(secret.id, b) is None
     assert await store.get(secret.id, Viewer("agent:a")) is not None
-    assert [m.content for m in await store.list(b, Filters(), NOW, 10, None)] == ["alpha shared note"]
+    assert [m.content for m in await store.list_memories(b, Filters(), NOW, 10, None)] == [
+        "alpha shared note"
+    ]
     # Asking for the other owner's private zone explicitly still shows nothing.
     crafted = Filters(owner="agent:a", zones=[Zone.PRIVATE])
-    assert await store.list(b, crafted, NOW, 10, None) == []
+    assert await store.list_memories(b, crafted, NOW, 10, None) == []
     vector = fake_embedder.embed(["alpha secret plan"])[0]
     assert [c.id for c in await store.vector_candidates(vector, b, crafted, NOW, 10)] == []
     assert await store.text_candidates(["secret"], b, Filters(), NOW, 10) == []
@@ -88,9 +123,12 @@ async def test_private_memories_are_visible_only_to_their_owner(store: MemorySto
 
 
 async def test_vector_candidates_rank_by_cosine(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
-    await put(store, record(fake_embedder, "green tea every morning"),
-              record(fake_embedder, "database migrations on friday"),
-              record(fake_embedder, "green tea and black coffee"))
+    await put(
+        store,
+        record(fake_embedder, "green tea every morning"),
+        record(fake_embedder, "database migrations on friday"),
+        record(fake_embedder, "green tea and black coffee"),
+    )
     vector = fake_embedder.embed(["green tea"])[0]
     hits = await store.vector_candidates(vector, ALL, Filters(), NOW, 2)
     assert len(hits) == 2
@@ -100,15 +138,20 @@ async def test_vector_candidates_rank_by_cosine(store: MemoryStore, fake_embedde
 
 
 async def test_text_candidates_match_any_term(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
-    await put(store, record(fake_embedder, "the invoice for october is unpaid"),
-              record(fake_embedder, "rivers carry sediment"))
+    await put(
+        store,
+        record(fake_embedder, "the invoice for october is unpaid"),
+        record(fake_embedder, "rivers carry sediment"),
+    )
     hits = await store.text_candidates(["invoice", "nothing"], ALL, Filters(), NOW, 10)
     fetched = await store.fetch([h.id for h in hits], ALL, Filters(), NOW)
     assert [m.content for m in fetched] == ["the invoice for october is unpaid"]
 
 
 @pytest.mark.parametrize("term", ['"', "'", "*", "NEAR", "OR", "(", "a:b", "\\", "--", "%", ";DROP"])
-async def test_text_search_treats_query_syntax_as_plain_words(store: MemoryStore, fake_embedder: FakeEmbedder, term: str) -> None:
+async def test_text_search_treats_query_syntax_as_plain_words(
+    store: MemoryStore, fake_embedder: FakeEmbedder, term: str
+) -> None:
     await put(store, record(fake_embedder, "plain note"))
     assert isinstance(await store.text_candidates([term], ALL, Filters(), NOW, 10), list)
 
@@ -117,39 +160,70 @@ async def test_filters_narrow_every_read(store: MemoryStore, fake_embedder: Fake
     old = NOW - timedelta(days=10)
     await put(
         store,
-        record(fake_embedder, "deploy failed on node one", kind="error", tags=["ops", "deploy"],
-               metadata={"project": "apollo", "severity": 3}, valid_at=old),
-        record(fake_embedder, "deploy succeeded on node two", kind="observation", tags=["ops"],
-               metadata={"project": "apollo"}, thread_id="t1"),
-        record(fake_embedder, "deploy plan approved", kind="decision", tags=["deploy"],
-               metadata={"project": "zeus"}, zone=Zone.FEDERATED),
+        record(
+            fake_embedder,
+            "deploy failed on node one",
+            kind="error",
+            tags=["ops", "deploy"],
+            metadata={"project": "apollo", "severity": 3},
+            valid_at=old,
+        ),
+        record(
+            fake_embedder,
+            "deploy succeeded on node two",
+            kind="observation",
+            tags=["ops"],
+            metadata={"project": "apollo"},
+            thread_id="t1",
+        ),
+        record(
+            fake_embedder,
+            "deploy plan approved",
+            kind="decision",
+            tags=["deploy"],
+            metadata={"project": "zeus"},
+            zone=Zone.FEDERATED,
+        ),
     )
     vector = fake_embedder.embed(["deploy"])[0]
     cases: list[tuple[Filters, set[str]]] = [
         (Filters(kinds=["error"]), {"deploy failed on node one"}),
         (Filters(tags=["ops", "deploy"]), {"deploy failed on node one"}),
         (Filters(tags=["deploy"]), {"deploy failed on node one", "deploy plan approved"}),
-        (Filters(metadata={"project": "apollo"}), {"deploy failed on node one", "deploy succeeded on node two"}),
+        (
+            Filters(metadata={"project": "apollo"}),
+            {"deploy failed on node one", "deploy succeeded on node two"},
+        ),
         (Filters(metadata={"severity": 3}), {"deploy failed on node one"}),
         (Filters(zones=[Zone.FEDERATED]), {"deploy plan approved"}),
-        (Filters(since=NOW - timedelta(days=1)), {"deploy succeeded on node two", "deploy plan approved"}),
+        (
+            Filters(since=NOW - timedelta(days=1)),
+            {"deploy succeeded on node two", "deploy plan approved"},
+        ),
         (Filters(until=NOW - timedelta(days=1)), {"deploy failed on node one"}),
         (Filters(thread_id="t1"), {"deploy succeeded on node two"}),
     ]
     for filters, expected in cases:
-        listed = {m.content for m in await store.list(ALL, filters, NOW, 10, None)}
+        listed = {m.content for m in await store.list_memories(ALL, filters, NOW, 10, None)}
         assert listed == expected, filters
         by_vector = await store.vector_candidates(vector, ALL, filters, NOW, 10)
-        assert {m.content for m in await store.fetch([c.id for c in by_vector], ALL, filters, NOW)} == expected
+        assert {
+            m.content for m in await store.fetch([c.id for c in by_vector], ALL, filters, NOW)
+        } == expected
         by_text = await store.text_candidates(["deploy"], ALL, filters, NOW, 10)
         assert {m.content for m in await store.fetch([c.id for c in by_text], ALL, filters, NOW)} == expected
 
 
-async def test_expired_memories_vanish_and_are_purged(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
-    await put(store, record(fake_embedder, "short lived", expires_at=NOW + timedelta(seconds=5)),
-              record(fake_embedder, "long lived"))
+async def test_expired_memories_vanish_and_are_purged(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    await put(
+        store,
+        record(fake_embedder, "short lived", expires_at=NOW + timedelta(seconds=5)),
+        record(fake_embedder, "long lived"),
+    )
     later = NOW + timedelta(seconds=10)
-    assert [m.content for m in await store.list(ALL, Filters(), later, 10, None)] == ["long lived"]
+    assert [m.content for m in await store.list_memories(ALL, Filters(), later, 10, None)] == ["long lived"]
     vector = fake_embedder.embed(["short lived"])[0]
     hits = await store.vector_candidates(vector, ALL, Filters(), later, 10)
     assert len(hits) == 1
@@ -167,7 +241,9 @@ async def test_delete_removes_row_text_and_vector(store: MemoryStore, fake_embed
     assert gone.id not in {c.id for c in await store.vector_candidates(vector, ALL, Filters(), NOW, 10)}
 
 
-async def test_tombstones_keep_the_version_but_no_content(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_tombstones_keep_the_version_but_no_content(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     (fed,) = await put(store, record(fake_embedder, "federated fact", zone=Zone.FEDERATED))
     assert await store.tombstone([fed.id], hlc=99, at=NOW) == 1
     assert await store.get(fed.id, ALL) is None
@@ -178,21 +254,27 @@ async def test_tombstones_keep_the_version_but_no_content(store: MemoryStore, fa
 
 
 async def test_delete_owner_erases_only_that_owner(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
-    await put(store, record(fake_embedder, "a1", owner="user:ann"), record(fake_embedder, "a2", owner="user:ann", zone=Zone.PRIVATE),
-              record(fake_embedder, "b1", owner="user:bob"))
+    await put(
+        store,
+        record(fake_embedder, "a1", owner="user:ann"),
+        record(fake_embedder, "a2", owner="user:ann", zone=Zone.PRIVATE),
+        record(fake_embedder, "b1", owner="user:bob"),
+    )
     assert await store.delete_owner("user:ann") == 2
-    assert [m.content for m in await store.list(ALL, Filters(), NOW, 10, None)] == ["b1"]
+    assert [m.content for m in await store.list_memories(ALL, Filters(), NOW, 10, None)] == ["b1"]
 
 
 async def test_list_pages_by_sequence(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
     for i in range(5):
         await put(store, record(fake_embedder, f"item {i}"))
-    first = await store.list(ALL, Filters(), NOW, 2, None)
-    second = await store.list(ALL, Filters(), NOW, 2, first[-1].seq)
+    first = await store.list_memories(ALL, Filters(), NOW, 2, None)
+    second = await store.list_memories(ALL, Filters(), NOW, 2, first[-1].seq)
     assert [m.content for m in first + second] == ["item 0", "item 1", "item 2", "item 3"]
 
 
-async def test_scan_yields_every_record_with_its_embedding(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_scan_yields_every_record_with_its_embedding(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     for i in range(7):
         await put(store, record(fake_embedder, f"scan {i}"))
     seen = [row async for batch in store.scan(3) for row in batch]
@@ -212,7 +294,9 @@ async def test_set_embeddings_replaces_vectors(store: MemoryStore, fake_embedder
     assert got is not None and got.embed_model == "fake-2"
 
 
-async def test_thread_context_returns_earlier_turns_in_order(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:
+async def test_thread_context_returns_earlier_turns_in_order(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
     for i in range(4):
         await put(store, record(fake_embedder, f"turn {i}", thread_id="chat", hlc=10 + i, kind="message"))
     earlier = await store.thread_context("chat", "agent:a", 13, 2)
@@ -224,6 +308,6 @@ async def test_a_write_is_all_or_nothing(store: MemoryStore, fake_embedder: Fake
     good = record(fake_embedder, "fine")
     bad = record(fake_embedder, "clashing id")
     bad = NewRecord(bad.memory.model_copy(update={"id": good.memory.id}), bad.embedding, bad.index_text)
-    with pytest.raises(Exception):  # noqa: B017 - the backend's own integrity error
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the backend-specific integrity error
         await store.write([good, bad], [])
     assert await store.count() == 0

@@ -53,17 +53,25 @@ class TokenAuthority:
 
     async def _put(self, kind: PrincipalKind, name: str, level: Level | None, token: str) -> PrincipalRecord:
         record = PrincipalRecord(
-            id=principal_id(kind, name), kind=kind.value, name=name,
-            level=None if level is None else level.value, token_hash=hash_token(token),
-            key_salt=secrets.token_bytes(16), created_at=datetime.now(UTC),
+            id=principal_id(kind, name),
+            kind=kind.value,
+            name=name,
+            level=None if level is None else level.value,
+            token_hash=hash_token(token),
+            key_salt=secrets.token_bytes(16),
+            created_at=datetime.now(UTC),
         )
         await self._store.put_principal(record)
         return record
 
-    async def create(self, kind: PrincipalKind, name: str, level: Level | None = None) -> tuple[Principal, str]:
+    async def create(
+        self, kind: PrincipalKind, name: str, level: Level | None = None
+    ) -> tuple[Principal, str]:
         """A new agent or user with a fresh token (returned once, stored only as a hash)."""
         if not NAME_PATTERN.match(name):
-            raise InvalidRequest("names are 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+            raise InvalidRequest(
+                "names are 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+            )
         if kind is PrincipalKind.ADMIN:
             raise InvalidRequest("there is one admin; rotate its token instead")
         if await self._store.principal(principal_id(kind, name)) is not None:
@@ -76,7 +84,7 @@ class TokenAuthority:
         if not await self._store.delete_principal(principal_id(kind, name)):
             raise NotFound(f"no {kind.value} named {name!r}")
 
-    async def list(self, kind: PrincipalKind | None = None) -> list[PrincipalRecord]:
+    async def list_principals(self, kind: PrincipalKind | None = None) -> list[PrincipalRecord]:
         return await self._store.principals(None if kind is None else kind.value)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -97,7 +105,9 @@ class TokenAuthority:
     @staticmethod
     def _principal(record: PrincipalRecord, token: str | None) -> Principal:
         return Principal(
-            id=record.id, kind=PrincipalKind(record.kind), name=record.name,
+            id=record.id,
+            kind=PrincipalKind(record.kind),
+            name=record.name,
             level=None if record.level is None else Level(record.level),
             l2_key=None if token is None else derive_key(token, record.key_salt),
         )

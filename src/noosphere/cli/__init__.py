@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from noosphere.cli import memory, principals
+from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
-from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 
-app = typer.Typer(help="noosphere: shared memory, models and governance for LLM agents.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="noosphere: shared memory, models and governance for LLM agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(memory.app, name="memory")
 app.add_typer(principals.agent_app, name="agent")
 app.add_typer(principals.user_app, name="user")

@@ -27,12 +27,16 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file.", envvar="NOOSPHERE_CONFIG")
 ]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory (default ./.noosphere).", envvar="NOOSPHERE_DATA_DIR")
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default ./.noosphere).", envvar="NOOSPHERE_DATA_DIR"),
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", help="Act as the principal of this token (default: the admin).",
-                 envvar="NOOSPHERE_TOKEN"),
+    typer.Option(
+        "--token",
+        help="Act as the principal of this token (default: the admin).",
+        envvar="NOOSPHERE_TOKEN",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

@@ -11,7 +11,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from noosphere.cli.common import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, console, emit_json, node_as, run, settings_from
+from noosphere.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    node_as,
+    run,
+    settings_from,
+)
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
 
@@ -22,8 +32,13 @@ TagsOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (rep
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _show(memories: list[Memory], scores: list[float] | None = None) -> None:
@@ -42,13 +57,23 @@ def add(
     tags: TagsOpt = None,
     supersedes: Annotated[str | None, typer.Option(help="Id of the memory this one replaces.")] = None,
     expires_at: Annotated[datetime | None, typer.Option(help="Forget after this time (UTC).")] = None,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Store a memory and print its id."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            draft = MemoryDraft(content=content, zone=zone, kind=kind, tags=tags or [],
-                                supersedes=supersedes, expires_at=expires_at)
+            draft = MemoryDraft(
+                content=content,
+                zone=zone,
+                kind=kind,
+                tags=tags or [],
+                supersedes=supersedes,
+                expires_at=expires_at,
+            )
             memory = await node.memory.store_one(principal, draft)
         emit_json(memory.model_dump(mode="json")) if as_json else print(memory.id)
 
@@ -62,13 +87,19 @@ def search(
     zones: Annotated[list[Zone] | None, typer.Option("--zone", "-z")] = None,
     kinds: Annotated[list[str] | None, typer.Option("--kind", "-k")] = None,
     tags: TagsOpt = None,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search over the memories you can see."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             hits = await node.memory.search(
-                principal, SearchQuery(query=query, limit=limit, zones=zones, kinds=kinds, tags=tags))
+                principal,
+                SearchQuery(query=query, limit=limit, zones=zones, kinds=kinds, tags=tags),
+            )
         if as_json:
             emit_json([h.model_dump(mode="json") for h in hits])
         else:
@@ -78,8 +109,11 @@ def search(
 
 
 @app.command()
-def get(memory_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
+def get(
+    memory_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
+) -> None:
     """Print one memory as JSON."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             emit_json((await node.memory.get(principal, memory_id)).model_dump(mode="json"))
@@ -93,12 +127,18 @@ def list_(
     zones: Annotated[list[Zone] | None, typer.Option("--zone", "-z")] = None,
     kinds: Annotated[list[str] | None, typer.Option("--kind", "-k")] = None,
     cursor: Annotated[int | None, typer.Option(help="Continue after this sequence number.")] = None,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List memories in write order."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            page = await node.memory.list(principal, ListQuery(limit=limit, zones=zones, kinds=kinds, cursor=cursor))
+            page = await node.memory.list_memories(
+                principal, ListQuery(limit=limit, zones=zones, kinds=kinds, cursor=cursor)
+            )
         if as_json:
             emit_json(page.model_dump(mode="json"))
         else:
@@ -113,7 +153,9 @@ def list_(
 def forget(
     memory_id: Annotated[str | None, typer.Argument()] = None,
     owner: Annotated[str | None, typer.Option(help="Forget every memory of this owner (GDPR).")] = None,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Forget a memory for good, or (with --owner) everything an owner stored."""
     if (memory_id is None) == (owner is None):
@@ -136,9 +178,12 @@ def forget(
 @app.command()
 def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Export the memories you can see as a JSONL bundle."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             total = await node.store.count()
@@ -162,22 +207,28 @@ def export(
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="Bundle file ('-' for stdin).")],
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Import a bundle (re-embeds if its model differs from this node's)."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             handle = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
             try:
                 with _progress() as bar:
                     task = bar.add_task("importing", total=None)
-                    report = await import_bundle(node.memory, principal, handle,
-                                                 lambda n: bar.advance(task, n))
+                    report = await import_bundle(
+                        node.memory, principal, handle, lambda n: bar.advance(task, n)
+                    )
             finally:
                 if handle is not sys.stdin:
                     handle.close()
-        console.print(f"imported {report.imported}, skipped {report.skipped} already present, "
-                      f"re-embedded {report.reembedded}")
+        console.print(
+            f"imported {report.imported}, skipped {report.skipped} already present, "
+            f"re-embedded {report.reembedded}"
+        )
 
     run(go)
 
@@ -185,8 +236,12 @@ def import_(
 @app.command()
 def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
     """Re-embed every memory with the configured embedder (after changing embedders)."""
+
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, principal):
+        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (
+            node,
+            principal,
+        ):
             if not principal.is_admin:
                 from noosphere.errors import PermissionDenied
 
@@ -206,6 +261,7 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
 @app.command()
 def gc(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
     """Purge expired memories and old tombstones now."""
+
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, _):
             report = await node.memory.collect_garbage()

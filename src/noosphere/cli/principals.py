@@ -8,14 +8,31 @@ import typer
 from rich.table import Table
 
 from noosphere.auth.principal import Level, PrincipalKind
-from noosphere.cli.common import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, console, emit_json, node_as, run, settings_from
+from noosphere.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    node_as,
+    run,
+    settings_from,
+)
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
 
-def _create(kind: PrincipalKind, name: str, level: Level | None, config: ConfigOpt, data_dir: DataDirOpt,
-            token: TokenOpt, as_json: bool) -> None:
+def _create(
+    kind: PrincipalKind,
+    name: str,
+    level: Level | None,
+    config: ConfigOpt,
+    data_dir: DataDirOpt,
+    token: TokenOpt,
+    as_json: bool,
+) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
             if not caller.is_admin:
@@ -24,8 +41,15 @@ def _create(kind: PrincipalKind, name: str, level: Level | None, config: ConfigO
                 raise PermissionDenied("creating principals needs the admin token")
             principal, secret = await node.auth.create(kind, name, level)
         if as_json:
-            emit_json({"id": principal.id, "name": name, "kind": kind.value,
-                       "level": None if level is None else level.value, "token": secret})
+            emit_json(
+                {
+                    "id": principal.id,
+                    "name": name,
+                    "kind": kind.value,
+                    "level": None if level is None else level.value,
+                    "token": secret,
+                }
+            )
         else:
             console.print(f"created {principal.id}; its token (shown once):")
             print(secret)
@@ -33,13 +57,24 @@ def _create(kind: PrincipalKind, name: str, level: Level | None, config: ConfigO
     run(go)
 
 
-def _list(kind: PrincipalKind, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool) -> None:
+def _list(
+    kind: PrincipalKind, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
+) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, _):
-            records = await node.auth.list(kind)
+            records = await node.auth.list_principals(kind)
         if as_json:
-            emit_json([{"id": r.id, "name": r.name, "level": r.level, "created_at": r.created_at.isoformat()}
-                       for r in records])
+            emit_json(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "level": r.level,
+                        "created_at": r.created_at.isoformat(),
+                    }
+                    for r in records
+                ]
+            )
             return
         table = Table("name", "level", "created")
         for r in records:
@@ -61,41 +96,64 @@ def _delete(kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDir
 @agent_app.command("create")
 def agent_create(
     name: str,
-    level: Annotated[Level, typer.Option("--level", help="L0 system, L1 orchestrator, L2 specialist, L3 assistant.")] = Level.L2,
-    config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    level: Annotated[
+        Level,
+        typer.Option("--level", help="L0 system, L1 orchestrator, L2 specialist, L3 assistant."),
+    ] = Level.L2,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an agent and print its token (once)."""
     _create(PrincipalKind.AGENT, name, level, config, data_dir, token, as_json)
 
 
 @agent_app.command("list")
-def agent_list(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
-               as_json: JsonOpt = False) -> None:
+def agent_list(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List agents."""
     _list(PrincipalKind.AGENT, config, data_dir, token, as_json)
 
 
 @agent_app.command("delete")
-def agent_delete(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
+def agent_delete(
+    name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
+) -> None:
     """Delete an agent (its token stops working; its memories stay until forgotten)."""
     _delete(PrincipalKind.AGENT, name, config, data_dir, token)
 
 
 @user_app.command("create")
-def user_create(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
-                as_json: JsonOpt = False) -> None:
+def user_create(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Create a user and print their token (once)."""
     _create(PrincipalKind.USER, name, None, config, data_dir, token, as_json)
 
 
 @user_app.command("list")
-def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None,
-              as_json: JsonOpt = False) -> None:
+def user_list(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List users."""
     _list(PrincipalKind.USER, config, data_dir, token, as_json)
 
 
 @user_app.command("delete")
-def user_delete(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
+def user_delete(
+    name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
+) -> None:
     """Delete a user (their token stops working)."""
     _delete(PrincipalKind.USER, name, config, data_dir, token)

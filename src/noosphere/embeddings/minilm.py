@@ -70,14 +70,15 @@ class _Layer:
     def __init__(self, w: dict[str, Array], i: int) -> None:
         p = f"encoder.layer.{i}."
         self.qkv = np.ascontiguousarray(
-            np.concatenate(
-                [w[p + f"attention.self.{n}.weight"].T for n in ("query", "key", "value")], axis=1
-            )
+            np.concatenate([w[p + f"attention.self.{n}.weight"].T for n in ("query", "key", "value")], axis=1)
         )
         self.qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
         self.out = np.ascontiguousarray(w[p + "attention.output.dense.weight"].T)
         self.out_b = w[p + "attention.output.dense.bias"]
-        self.ln1 = (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+        self.ln1 = (
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+        )
         self.up = np.ascontiguousarray(w[p + "intermediate.dense.weight"].T)
         self.up_b = w[p + "intermediate.dense.bias"]
         self.down = np.ascontiguousarray(w[p + "output.dense.weight"].T)
@@ -154,9 +155,7 @@ class MiniLMEmbedder:
     dimension = 384
     max_tokens = 256
 
-    def __init__(
-        self, model_dir: Path | None = None, runtime: str = "onnx", threads: int = 0
-    ) -> None:
+    def __init__(self, model_dir: Path | None = None, runtime: str = "onnx", threads: int = 0) -> None:
         directory = model_dir or bundled_model_dir()
         weights = load_file(str(directory / "model.safetensors"))
         if runtime == "onnx":

@@ -13,6 +13,7 @@ Output: ``hidden`` (batch, seq, 384) float32.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ class _GraphBuilder:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
         self._n += 1
         out = f"{op_type.lower()}_{self._n}"
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
@@ -75,10 +76,12 @@ def build_encoder(weights: dict[str, NDArray[np.float32]]) -> bytes:
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
 
-        def heads(name: str, perm: list[int], i: int = i, p: str = p) -> str:
+        def heads(name: str, perm: list[int], i: int = i, p: str = p, x: str = x) -> str:
             proj = g.linear(
-                x, weights[p + f"attention.self.{name}.weight"],
-                weights[p + f"attention.self.{name}.bias"], f"l{i}.{name}",
+                x,
+                weights[p + f"attention.self.{name}.weight"],
+                weights[p + f"attention.self.{name}.bias"],
+                f"l{i}.{name}",
             )
             return g.op("Transpose", [g.op("Reshape", [proj, split_shape])], perm=perm)
 
@@ -89,15 +92,21 @@ def build_encoder(weights: dict[str, NDArray[np.float32]]) -> bytes:
         ctx = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
         ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), merge_shape])
         attn = g.linear(
-            ctx, weights[p + "attention.output.dense.weight"],
-            weights[p + "attention.output.dense.bias"], f"l{i}.attn_out",
+            ctx,
+            weights[p + "attention.output.dense.weight"],
+            weights[p + "attention.output.dense.bias"],
+            f"l{i}.attn_out",
         )
         x = g.layer_norm(
-            g.op("Add", [x, attn]), weights[p + "attention.output.LayerNorm.weight"],
-            weights[p + "attention.output.LayerNorm.bias"], f"l{i}.ln1",
+            g.op("Add", [x, attn]),
+            weights[p + "attention.output.LayerNorm.weight"],
+            weights[p + "attention.output.LayerNorm.bias"],
+            f"l{i}.ln1",
         )
         up = g.linear(
-            x, weights[p + "intermediate.dense.weight"], weights[p + "intermediate.dense.bias"],
+            x,
+            weights[p + "intermediate.dense.weight"],
+            weights[p + "intermediate.dense.bias"],
             f"l{i}.up",
         )
         erf = g.op("Erf", [g.op("Mul", [up, inv_sqrt2])])
@@ -106,8 +115,10 @@ def build_encoder(weights: dict[str, NDArray[np.float32]]) -> bytes:
             gelu, weights[p + "output.dense.weight"], weights[p + "output.dense.bias"], f"l{i}.down"
         )
         x = g.layer_norm(
-            g.op("Add", [x, down]), weights[p + "output.LayerNorm.weight"],
-            weights[p + "output.LayerNorm.bias"], f"l{i}.ln2",
+            g.op("Add", [x, down]),
+            weights[p + "output.LayerNorm.weight"],
+            weights[p + "output.LayerNorm.bias"],
+            f"l{i}.ln2",
         )
 
     g.nodes.append(helper.make_node("Identity", [x], ["hidden"]))

@@ -15,8 +15,13 @@ _BATCH = 128
 
 class OpenAICompatibleEmbedder:
     def __init__(
-        self, base_url: str, model: str, api_key: str | None = None, dimension: int | None = None,
-        timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        dimension: int | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(

@@ -44,8 +44,11 @@ def _visible(principal: Principal, memory: Memory) -> bool:
 async def export_lines(service: MemoryService, principal: Principal) -> AsyncIterator[str]:
     """The bundle, line by line: what ``principal`` may read, tombstones excluded."""
     header = {
-        "format": FORMAT, "version": VERSION, "embed_model": service.embedder.model_id,
-        "dimension": service.embedder.dimension, "node_id": service.node_id,
+        "format": FORMAT,
+        "version": VERSION,
+        "embed_model": service.embedder.model_id,
+        "dimension": service.embedder.dimension,
+        "node_id": service.node_id,
         "exported_at": datetime.now(UTC).isoformat(),
     }
     yield json.dumps(header)
@@ -72,7 +75,9 @@ def _parse(lines: Iterable[str]) -> tuple[dict[str, Any], list[tuple[int, dict[s
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InvalidRequest(f"line 1: not a noosphere memory bundle (format must be {FORMAT!r})")
     if header.get("version") != VERSION:
-        raise InvalidRequest(f"line 1: bundle version {header.get('version')!r} is not supported (want {VERSION})")
+        raise InvalidRequest(
+            f"line 1: bundle version {header.get('version')!r} is not supported (want {VERSION})"
+        )
     items = []
     for number, line in iterator:
         if not line.strip():
@@ -99,7 +104,9 @@ async def import_bundle(
         try:
             memory = Memory.model_validate({**item, "seq": 0})
         except ValidationError as exc:
-            raise InvalidRequest(f"line {number}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from exc
+            raise InvalidRequest(
+                f"line {number}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+            ) from exc
         if not principal.is_admin and memory.owner != principal.id:
             raise PermissionDenied(f"line {number}: only the admin may import memories of other owners")
         vector = None
@@ -128,7 +135,7 @@ async def import_bundle(
         stored = await service.store.write(records, [])
         imported += sum(1 for s, r in zip(stored, records, strict=True) if s.id == r.memory.id)
         skipped += sum(1 for s, r in zip(stored, records, strict=True) if s.id != r.memory.id)
-        for m in fresh:
+        for m, _ in fresh:
             service.clock.observe(m.hlc)
         if progress:
             progress(len(batch))

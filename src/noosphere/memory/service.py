@@ -22,7 +22,13 @@ from noosphere.auth.principal import Principal
 from noosphere.clock import HybridLogicalClock
 from noosphere.config import MemorySettings
 from noosphere.embeddings.base import Embedder
-from noosphere.errors import EmbedderMismatch, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied
+from noosphere.errors import (
+    EmbedderMismatch,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+)
 from noosphere.memory import crypto
 from noosphere.memory.access import can_modify, check_write
 from noosphere.memory.model import (
@@ -36,7 +42,7 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import query_terms, reciprocal_rank_fusion, recency_factor
+from noosphere.memory.ranking import query_terms, recency_factor, reciprocal_rank_fusion
 from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,11 @@ class GcReport:
 
 class MemoryService:
     def __init__(
-        self, store: MemoryStore, embedder: Embedder, settings: MemorySettings, node_id: str,
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        settings: MemorySettings,
+        node_id: str,
         clock: HybridLogicalClock | None = None,
     ) -> None:
         self.store = store
@@ -152,12 +162,25 @@ class MemoryService:
             valid_at = valid_at.replace(tzinfo=UTC)
         encrypted = draft.kind == CONVERSATION_KIND
         return Memory(
-            id=uuid.uuid4().hex, seq=0, zone=draft.zone, owner=principal.id, kind=draft.kind,
-            content=draft.content, tags=draft.tags, metadata=dict(draft.metadata),
-            content_hash=content_hash(draft.content), importance=draft.importance, created_at=now,
-            valid_at=valid_at, expires_at=expires, supersedes=draft.supersedes,
-            thread_id=draft.thread_id, embed_model=None if encrypted else self.embedder.model_id,
-            encrypted=encrypted, hlc=self.clock.now(), origin=self.node_id,
+            id=uuid.uuid4().hex,
+            seq=0,
+            zone=draft.zone,
+            owner=principal.id,
+            kind=draft.kind,
+            content=draft.content,
+            tags=draft.tags,
+            metadata=dict(draft.metadata),
+            content_hash=content_hash(draft.content),
+            importance=draft.importance,
+            created_at=now,
+            valid_at=valid_at,
+            expires_at=expires,
+            supersedes=draft.supersedes,
+            thread_id=draft.thread_id,
+            embed_model=None if encrypted else self.embedder.model_id,
+            encrypted=encrypted,
+            hlc=self.clock.now(),
+            origin=self.node_id,
         )
 
     async def _index_texts(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[str | None]:
@@ -201,8 +224,8 @@ class MemoryService:
             raise NotFound(f"no memory {memory_id}")
         return self._reveal(principal, memory)
 
-    async def list(self, principal: Principal, query: ListQuery) -> Page:
-        items = await self.store.list(
+    async def list_memories(self, principal: Principal, query: ListQuery) -> Page:
+        items = await self.store.list_memories(
             self._viewer(principal), query, _now(), query.limit + 1, query.cursor
         )
         more = len(items) > query.limit
@@ -263,6 +286,8 @@ class MemoryService:
 
     async def reembed(self, progress: Progress | None = None, batch: int = 256) -> int:
         """Re-embed every searchable memory with the configured embedder, then bind the store to it."""
+        info = EmbedderInfo(self.embedder.model_id, self.embedder.dimension)
+        await self.store.set_embedder_info(info)  # bind first: vectors of the old model stop counting
         total = await self.store.count()
         done = 0
         async for rows in self.store.scan(batch):
@@ -271,12 +296,13 @@ class MemoryService:
                 texts = await self._reindex_texts([m for m, _ in live])
                 vectors = await self.embed(texts)
                 await self.store.set_embeddings(
-                    [(m.id, v) for (m, _), v in zip(live, vectors, strict=True)], self.embedder.model_id
+                    [(m.id, v) for (m, _), v in zip(live, vectors, strict=True)],
+                    self.embedder.model_id,
                 )
             done += sum(1 for m, _ in rows if not m.tombstone)
             if progress:
                 progress(done, total)
-        await self.store.set_embedder_info(EmbedderInfo(self.embedder.model_id, self.embedder.dimension))
+        await self.store.set_embedder_info(info)  # every vector is new now: rebuild indexes
         return done
 
     async def _reindex_texts(self, memories: Sequence[Memory]) -> list[str]:

@@ -45,17 +45,24 @@ class BodyLimit:
             if length is not None and length.isdigit() and int(length) > self.limit:
                 import json
 
-                body = json.dumps(error_body(
-                    "payload_too_large", f"request body exceeds {self.limit} bytes")).encode()
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json")]})
+                body = json.dumps(
+                    error_body("payload_too_large", f"request body exceeds {self.limit} bytes")
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
 
 def create_app(
-    settings: Settings, embedder: Embedder | None = None,
+    settings: Settings,
+    embedder: Embedder | None = None,
     on_ready: Callable[[Node], None] | None = None,
 ) -> FastAPI:
     """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
@@ -66,8 +73,12 @@ def create_app(
         return holder["node"]
 
     mcp_server = build_mcp(current_node, principal_from_http)
-    mcp_app = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True,
-                                             json_response=True, host=settings.server.host)
+    mcp_app = mcp_server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        host=settings.server.host,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +94,9 @@ def create_app(
             tasks.cancel_scope.cancel()
 
     app = FastAPI(
-        title="noosphere", version=__version__, lifespan=lifespan,
+        title="noosphere",
+        version=__version__,
+        lifespan=lifespan,
         description="Shared long-term memory for LLM agents (REST; MCP at /mcp).",
     )
     app.state.node = None

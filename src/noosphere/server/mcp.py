@@ -70,8 +70,14 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
 
         async def run(p: Principal) -> dict[str, Any]:
             draft = MemoryDraft(
-                content=content, zone=zone, kind=kind, tags=tags or [], metadata=metadata or {},
-                expires_at=expires_at, supersedes=supersedes, thread_id=thread_id,
+                content=content,
+                zone=zone,
+                kind=kind,
+                tags=tags or [],
+                metadata=metadata or {},
+                expires_at=expires_at,
+                supersedes=supersedes,
+                thread_id=thread_id,
                 importance=importance,
             )
             return (await node().memory.store_one(p, draft)).model_dump(mode="json")
@@ -107,10 +113,19 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         """Find memories by meaning and keywords. Filters narrow the search (all must hold)."""
 
         async def run(p: Principal) -> dict[str, Any]:
-            q = SearchQuery.model_validate(dict(
-                query=query, limit=limit, zones=zones, kinds=kinds, tags=tags, since=since,
-                until=until, metadata=metadata, thread_id=thread_id,
-            ))
+            q = SearchQuery.model_validate(
+                dict(
+                    query=query,
+                    limit=limit,
+                    zones=zones,
+                    kinds=kinds,
+                    tags=tags,
+                    since=since,
+                    until=until,
+                    metadata=metadata,
+                    thread_id=thread_id,
+                )
+            )
             hits = await node().memory.search(p, q)
             return {"hits": [h.model_dump(mode="json") for h in hits]}
 
@@ -142,11 +157,19 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         """List memories in the order they were written; pass next_cursor to continue."""
 
         async def run(p: Principal) -> dict[str, Any]:
-            q = ListQuery.model_validate(dict(
-                limit=limit, cursor=cursor, zones=zones, kinds=kinds, tags=tags,
-                thread_id=thread_id, since=since, until=until,
-            ))
-            return (await node().memory.list(p, q)).model_dump(mode="json")
+            q = ListQuery.model_validate(
+                dict(
+                    limit=limit,
+                    cursor=cursor,
+                    zones=zones,
+                    kinds=kinds,
+                    tags=tags,
+                    thread_id=thread_id,
+                    since=since,
+                    until=until,
+                )
+            )
+            return (await node().memory.list_memories(p, q)).model_dump(mode="json")
 
         result: dict[str, Any] = await call(ctx, run)
         return result

@@ -8,7 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from noosphere.memory.model import ListQuery, Memory, MemoryDraft, Page, SearchHit, SearchQuery, Zone
+from noosphere.memory.model import (
+    ListQuery,
+    Memory,
+    MemoryDraft,
+    Page,
+    SearchHit,
+    SearchQuery,
+    Zone,
+)
 from noosphere.server.deps import NodeDep, PrincipalDep
 
 router = APIRouter(prefix="/api/v1/memories", tags=["memories"])
@@ -61,10 +69,18 @@ async def list_memories(
     cursor: int | None = None,
 ) -> Page:
     query = ListQuery(
-        zones=zones, kinds=kinds, tags=tags, owner=owner, thread_id=thread_id, since=since,
-        until=until, include_invalid=include_invalid, limit=limit, cursor=cursor,
+        zones=zones,
+        kinds=kinds,
+        tags=tags,
+        owner=owner,
+        thread_id=thread_id,
+        since=since,
+        until=until,
+        include_invalid=include_invalid,
+        limit=limit,
+        cursor=cursor,
     )
-    return await node.memory.list(principal, query)
+    return await node.memory.list_memories(principal, query)
 
 
 @router.get("/{memory_id}", summary="Get one memory")

@@ -35,8 +35,14 @@ async def _create(node: NodeDep, kind: PrincipalKind, body: CreatePrincipal) -> 
     principal, token = await node.auth.create(kind, body.name, body.level)
     record = await node.store.principal(principal.id)
     assert record is not None
-    return Created(id=record.id, kind=record.kind, name=record.name, level=record.level,
-                   created_at=record.created_at, token=token)
+    return Created(
+        id=record.id,
+        kind=record.kind,
+        name=record.name,
+        level=record.level,
+        created_at=record.created_at,
+        token=token,
+    )
 
 
 @router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
@@ -50,12 +56,12 @@ async def create_user(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Crea
 
 
 @router.get("/{kind}", summary="List agents or users")
-async def list_principals(
-    kind: Literal["agents", "users"], node: NodeDep, _: AdminDep
-) -> list[PrincipalOut]:
-    records = await node.auth.list(PrincipalKind(kind[:-1]))
-    return [PrincipalOut(id=r.id, kind=r.kind, name=r.name, level=r.level, created_at=r.created_at)
-            for r in records]
+async def list_principals(kind: Literal["agents", "users"], node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
+    records = await node.auth.list_principals(PrincipalKind(kind[:-1]))
+    return [
+        PrincipalOut(id=r.id, kind=r.kind, name=r.name, level=r.level, created_at=r.created_at)
+        for r in records
+    ]
 
 
 @router.delete("/{kind}/{name}", status_code=204, summary="Delete an agent or user (revokes its token)")

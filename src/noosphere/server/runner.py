@@ -18,14 +18,18 @@ def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
         host = settings.server.host
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{settings.server.port}"
-        console.print(f"[bold]noosphere[/bold] node [cyan]{settings.node_id}[/cyan] is up "
-                      f"({settings.storage.backend}, data in {settings.data_dir})")
+        console.print(
+            f"[bold]noosphere[/bold] node [cyan]{settings.node_id}[/cyan] is up "
+            f"({settings.storage.backend}, data in {settings.data_dir})"
+        )
         console.print(f"  REST API   {base}/api/v1/memories")
         console.print(f"  MCP        {base}/mcp   (Streamable HTTP, bearer token)")
         console.print(f"  API docs   {base}/docs")
         if node.new_admin_token:
-            console.print("  admin token (shown once; also saved to "
-                          f"{settings.data_dir / ADMIN_TOKEN_FILE}, mode 0600):")
+            console.print(
+                "  admin token (shown once; also saved to "
+                f"{settings.data_dir / ADMIN_TOKEN_FILE}, mode 0600):"
+            )
             console.print(f"    {node.new_admin_token}", highlight=False)
         console.print("  Ctrl-C to stop")
 
@@ -35,6 +39,11 @@ def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
 def serve(settings: Settings) -> None:
     console = Console(stderr=True)
     app = create_app(settings, on_ready=_announce(settings, console))
-    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="warning",
+        lifespan="on",
+    )
     uvicorn.Server(config).run()

