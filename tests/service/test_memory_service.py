@@ -19,11 +19,14 @@ from tests.service.conftest import make_agent, make_user
 
 async def test_search_finds_by_meaning_and_by_keyword(any_node: Node) -> None:
     agent = await make_agent(any_node, "a")
-    await any_node.memory.store_many(agent, [
-        MemoryDraft(content="Alice prefers green tea over coffee in the morning"),
-        MemoryDraft(content="The deploy failed with error E1234 on the staging cluster", kind="error"),
-        MemoryDraft(content="We decided to use SQLite for the embedded default", kind="decision"),
-    ])
+    await any_node.memory.store_many(
+        agent,
+        [
+            MemoryDraft(content="Alice prefers green tea over coffee in the morning"),
+            MemoryDraft(content="The deploy failed with error E1234 on the staging cluster", kind="error"),
+            MemoryDraft(content="We decided to use SQLite for the embedded default", kind="decision"),
+        ],
+    )
     by_meaning = await any_node.memory.search(agent, SearchQuery(query="what does Alice like to drink?"))
     assert by_meaning[0].memory.content.startswith("Alice prefers green tea")
     by_keyword = await any_node.memory.search(agent, SearchQuery(query="E1234"))
@@ -54,7 +57,10 @@ async def test_duplicates_return_the_existing_id_and_supersede_keeps_history(any
 
 
 async def test_a_failing_batch_writes_nothing(any_node: Node) -> None:
-    agent = await make_agent(any_node, "a", )
+    agent = await make_agent(
+        any_node,
+        "a",
+    )
     drafts = [MemoryDraft(content="fine"), MemoryDraft(content="not allowed", zone=Zone.FEDERATED)]
     with pytest.raises(PermissionDenied):
         await any_node.memory.store_many(agent, drafts)
@@ -120,10 +126,13 @@ async def test_federated_forget_leaves_a_contentless_tombstone(any_node: Node) -
 
 async def test_export_then_import_restores_everything_idempotently(any_node: Node) -> None:
     agent = await make_agent(any_node, "a")
-    originals = await any_node.memory.store_many(agent, [
-        MemoryDraft(content="first", tags=["x"], metadata={"k": 1}),
-        MemoryDraft(content="second", zone=Zone.SHARED),
-    ])
+    originals = await any_node.memory.store_many(
+        agent,
+        [
+            MemoryDraft(content="first", tags=["x"], metadata={"k": 1}),
+            MemoryDraft(content="second", zone=Zone.SHARED),
+        ],
+    )
     lines = [line async for line in export_lines(any_node.memory, agent)]
     assert len(lines) == 3
     for m in originals:
@@ -150,7 +159,9 @@ async def test_import_rejects_bad_bundles_before_writing(any_node: Node) -> None
 
 async def test_a_different_embedder_is_refused_until_reembed(any_node: Node) -> None:
     agent = await make_agent(any_node, "a")
-    await any_node.memory.store_many(agent, [MemoryDraft(content="apples are red"), MemoryDraft(content="sky is blue")])
+    await any_node.memory.store_many(
+        agent, [MemoryDraft(content="apples are red"), MemoryDraft(content="sky is blue")]
+    )
     other = MemoryService(any_node.store, FakeEmbedder(dimension=32), any_node.memory.settings, "local")
     with pytest.raises(EmbedderMismatch, match="reembed"):
         await other.check_embedder()

@@ -81,7 +81,9 @@ async def test_shared_memories_cannot_be_forgotten_by_others(any_node: Node) -> 
         (Level.L3, Zone.SHARED, False),
     ],
 )
-async def test_levels_limit_where_an_agent_may_write(any_node: Node, level: Level, zone: Zone, allowed: bool) -> None:
+async def test_levels_limit_where_an_agent_may_write(
+    any_node: Node, level: Level, zone: Zone, allowed: bool
+) -> None:
     agent = await make_agent(any_node, f"agent-{level.value.lower()}", level)
     draft = MemoryDraft(content=f"note from {level}", zone=zone)
     if allowed:

@@ -42,7 +42,7 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import query_terms, recency_factor, reciprocal_rank_fusion
+from noosphere.memory.ranking import VectorHit, hybrid_rank, query_terms
 from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
 
 logger = logging.getLogger(__name__)
@@ -241,19 +241,20 @@ class MemoryService:
         k = max(_CANDIDATES, query.limit * 5)
         by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
         by_text = await self.store.text_candidates(query_terms(query.query), viewer, query, now, k)
-        fused = reciprocal_rank_fusion([[c.id for c in by_vector], [c.id for c in by_text]])
-        ranked = sorted(fused, key=fused.__getitem__, reverse=True)[: query.limit * 2]
-        memories = {m.id: m for m in await self.store.fetch(ranked, viewer, query, now)}
-        half_life = self.settings.recency_half_life_days * 86400.0
-        hits = [
-            SearchHit(
-                memory=self._reveal(principal, m),
-                score=fused[m.id] * recency_factor((now - m.valid_at).total_seconds(), half_life),
-            )
-            for m in memories.values()
+        ids = list(dict.fromkeys([c.id for c in by_vector] + [c.id for c in by_text]))
+        # Fetching re-checks visibility and filters, and drops rows deleted meanwhile.
+        memories = {m.id: m for m in await self.store.fetch(ids, viewer, query, now)}
+        vector_hits = [
+            VectorHit(c.id, c.score, (now - memories[c.id].valid_at).total_seconds())
+            for c in by_vector
+            if c.id in memories
         ]
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[: query.limit]
+        text_ids = [c.id for c in by_text if c.id in memories]
+        ranked = hybrid_rank(vector_hits, text_ids, self.settings.recency_half_life_days * 86400.0)
+        return [
+            SearchHit(memory=self._reveal(principal, memories[memory_id]), score=score)
+            for memory_id, score in ranked[: query.limit]
+        ]
 
     # -- deletion and lifecycle ----------------------------------------------------------------
     async def forget(self, principal: Principal, memory_id: str) -> None:

@@ -210,6 +210,9 @@ class McpAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"].rstrip("/") != "/mcp":
+            await _reject(send, 404, "not_found", "Not Found")
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         origin = headers.get("origin")
         if origin is not None and not _is_local_origin(origin):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from noosphere.auth.principal import Level, PrincipalKind
 from noosphere.server.deps import AdminDep, NodeDep
+from noosphere.store.contract import PrincipalRecord
 
 router = APIRouter(prefix="/api/v1", tags=["principals"])
 
@@ -55,15 +55,28 @@ async def create_user(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Crea
     return await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
 
 
-@router.get("/{kind}", summary="List agents or users")
-async def list_principals(kind: Literal["agents", "users"], node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
-    records = await node.auth.list_principals(PrincipalKind(kind[:-1]))
+def _out(records: list[PrincipalRecord]) -> list[PrincipalOut]:
     return [
         PrincipalOut(id=r.id, kind=r.kind, name=r.name, level=r.level, created_at=r.created_at)
         for r in records
     ]
 
 
-@router.delete("/{kind}/{name}", status_code=204, summary="Delete an agent or user (revokes its token)")
-async def delete_principal(kind: Literal["agents", "users"], name: str, node: NodeDep, _: AdminDep) -> None:
-    await node.auth.delete(PrincipalKind(kind[:-1]), name)
+@router.get("/agents", summary="List agents")
+async def list_agents(node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
+    return _out(await node.auth.list_principals(PrincipalKind.AGENT))
+
+
+@router.get("/users", summary="List users")
+async def list_users(node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
+    return _out(await node.auth.list_principals(PrincipalKind.USER))
+
+
+@router.delete("/agents/{name}", status_code=204, summary="Delete an agent (revokes its token)")
+async def delete_agent(name: str, node: NodeDep, _: AdminDep) -> None:
+    await node.auth.delete(PrincipalKind.AGENT, name)
+
+
+@router.delete("/users/{name}", status_code=204, summary="Delete a user (revokes its token)")
+async def delete_user(name: str, node: NodeDep, _: AdminDep) -> None:
+    await node.auth.delete(PrincipalKind.USER, name)

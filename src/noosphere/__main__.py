@@ -1,0 +1,3 @@
+from noosphere.cli import main
+
+main()

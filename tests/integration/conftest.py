@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from noosphere.config import Settings, load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.server.app import create_app
+
+
+@dataclass
+class Live:
+    url: str
+    settings: Settings
+
+    @property
+    def admin_token(self) -> str:
+        return (self.settings.data_dir / "admin-token").read_text().strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def client(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[TestClient]:
+    settings = load_settings(None, data_dir=tmp_path / "node", server={"max_body_bytes": 64 * 1024})
+    with TestClient(create_app(settings, embedder=minilm)) as test_client:
+        token = (settings.data_dir / "admin-token").read_text().strip()
+        test_client.headers["Authorization"] = f"Bearer {token}"
+        yield test_client
+
+
+@pytest.fixture
+def live(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Live]:
+    """The node served by uvicorn on a real loopback socket, in a thread; stopped afterwards."""
+    port = free_port()
+    settings = load_settings(None, data_dir=tmp_path / "live", server={"port": port})
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, embedder=minilm),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -1,0 +1,126 @@
+"""The REST API in-process: status codes, error shapes, auth, limits."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def _agent(client: TestClient, name: str, level: str = "L2") -> dict[str, str]:
+    response = client.post("/api/v1/agents", json={"name": name, "level": level})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def test_health_readiness_and_openapi(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/memories/search" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_store_search_get_list_forget(client: TestClient) -> None:
+    created = client.post(
+        "/api/v1/memories", json={"content": "The VPN gateway is at 10.8.0.1", "tags": ["net"]}
+    )
+    assert created.status_code == 201
+    memory = created.json()
+    batch = client.post(
+        "/api/v1/memories/batch",
+        json={
+            "items": [
+                {"content": "Bob's daughter turned seven", "zone": "shared"},
+                {"content": "Rotate API keys every ninety days", "kind": "decision"},
+            ]
+        },
+    )
+    assert batch.status_code == 201
+    assert len(batch.json()["items"]) == 2
+    hits = client.post("/api/v1/memories/search", json={"query": "vpn address", "limit": 2}).json()["hits"]
+    assert hits[0]["memory"]["id"] == memory["id"]
+    assert set(hits[0]) == {"memory", "score"}
+    assert client.get(f"/api/v1/memories/{memory['id']}").json()["content"].startswith("The VPN")
+    page = client.get("/api/v1/memories", params={"limit": 2}).json()
+    assert len(page["items"]) == 2
+    assert page["next_cursor"] is not None
+    rest = client.get("/api/v1/memories", params={"cursor": page["next_cursor"]}).json()
+    assert len(rest["items"]) == 1
+    assert (
+        client.get("/api/v1/memories", params={"kinds": "decision"}).json()["items"][0]["kind"] == "decision"
+    )
+    assert client.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
+    gone = client.get(f"/api/v1/memories/{memory['id']}")
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "not_found"
+
+
+def test_every_request_needs_a_valid_token(client: TestClient) -> None:
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        response = client.get("/api/v1/memories", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthenticated"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_agents_are_admin_business(client: TestClient) -> None:
+    agent = _agent(client, "scout", "L3")
+    refused = client.post("/api/v1/agents", json={"name": "other"}, headers=agent)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    assert [a["name"] for a in client.get("/api/v1/agents").json()] == ["scout"]
+    duplicate = client.post("/api/v1/agents", json={"name": "scout"})
+    assert duplicate.status_code == 409
+    assert client.delete("/api/v1/agents/scout").status_code == 204
+    assert client.get("/api/v1/memories", headers=agent).status_code == 401
+
+
+def test_level_limits_are_403_with_a_reason(client: TestClient) -> None:
+    agent = _agent(client, "helper", "L3")
+    response = client.post("/api/v1/memories", json={"content": "x", "zone": "shared"}, headers=agent)
+    assert response.status_code == 403
+    assert "L3" in response.json()["error"]["message"]
+
+
+def test_bad_input_gets_a_structured_error_and_changes_nothing(client: TestClient) -> None:
+    cases = [
+        ({"content": "x", "zone": "public"}, "zone"),
+        ({"content": "x", "kind": "Not A Kind!"}, "kind"),
+        ({"content": "x", "tags": ["bad tag with spaces"]}, "tag"),
+        ({"content": "x", "metadata": {"a b": 1}}, "metadata"),
+        ({"content": "x", "importance": 3}, "importance"),
+        ({"content": "x", "owner": "agent:someone"}, "owner"),
+        ({}, "content"),
+    ]
+    for body, word in cases:
+        response = client.post("/api/v1/memories", json=body)
+        assert response.status_code == 422, body
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert word in error["message"], error
+    broken = client.post(
+        "/api/v1/memories", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert client.get("/api/v1/memories").json()["items"] == []
+
+
+def test_oversized_bodies_are_refused_before_reading(client: TestClient) -> None:
+    response = client.post("/api/v1/memories", json={"content": "x" * 70_000})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_gdpr_erasure_of_an_owner(client: TestClient) -> None:
+    user = client.post("/api/v1/users", json={"name": "ann"}).json()
+    headers = {"Authorization": f"Bearer {user['token']}"}
+    for i in range(3):
+        client.post("/api/v1/memories", json={"content": f"ann's note {i}"}, headers=headers)
+    erased = client.delete("/api/v1/memories", params={"owner": "user:ann"}, headers=headers)
+    assert erased.json() == {"deleted": 3}
+    assert client.get("/api/v1/memories", headers=headers).json()["items"] == []
+
+
+def test_unknown_routes_answer_json(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -1,0 +1,150 @@
+"""The memory tools through the official MCP client, over Streamable HTTP and over stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.integration.conftest import Live
+
+TOOLS = {"memory_store", "memory_store_many", "memory_search", "memory_get", "memory_list", "memory_forget"}
+
+
+def _agent(live: Live, name: str) -> str:
+    response = httpx.post(
+        f"{live.url}/api/v1/agents",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {live.admin_token}"},
+    )
+    token: str = response.json()["token"]
+    return token
+
+
+async def _exercise(client: Client) -> dict[str, Any]:
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert tools >= TOOLS
+    stored = await client.call_tool(
+        "memory_store",
+        {
+            "content": "The staging database lives on db-staging-2",
+            "zone": "shared",
+            "tags": ["infra"],
+        },
+    )
+    assert not stored.is_error, stored.content
+    memory = stored.structured_content
+    assert memory is not None
+    many = await client.call_tool(
+        "memory_store_many",
+        {
+            "items": [
+                {"content": "Use pnpm, not npm, in the web repo", "kind": "decision"},
+                {"content": "Standup moved to 9:30"},
+            ]
+        },
+    )
+    assert not many.is_error
+    found = await client.call_tool("memory_search", {"query": "where is the staging database?", "limit": 3})
+    assert found.structured_content is not None
+    assert found.structured_content["hits"][0]["memory"]["id"] == memory["id"]
+    narrowed = await client.call_tool("memory_search", {"query": "repo", "kinds": ["decision"]})
+    assert narrowed.structured_content is not None
+    assert [h["memory"]["kind"] for h in narrowed.structured_content["hits"]] == ["decision"]
+    got = await client.call_tool("memory_get", {"id": memory["id"]})
+    assert got.structured_content is not None
+    assert got.structured_content["tags"] == ["infra"]
+    listed = await client.call_tool("memory_list", {"limit": 10})
+    assert listed.structured_content is not None
+    assert len(listed.structured_content["items"]) == 3
+    bad = await client.call_tool("memory_store", {"content": "x", "zone": "everyone"})
+    assert bad.is_error
+    assert "invalid_request" in bad.content[0].text  # type: ignore[union-attr]
+    forgotten = await client.call_tool("memory_forget", {"id": memory["id"]})
+    assert not forgotten.is_error
+    missing = await client.call_tool("memory_get", {"id": memory["id"]})
+    assert missing.is_error
+    assert "not_found" in missing.content[0].text  # type: ignore[union-attr]
+    return memory
+
+
+async def test_tools_over_streamable_http_with_bearer_auth(live: Live) -> None:
+    token = _agent(live, "claude")
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
+            memory = await _exercise(client)
+    assert memory["owner"] == "agent:claude"
+
+
+async def test_http_scope_comes_from_the_token_not_the_arguments(live: Live) -> None:
+    alice, mallory = _agent(live, "alice"), _agent(live, "mallory")
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {alice}"}) as http:
+        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
+            secret = await client.call_tool("memory_store", {"content": "alice's private plan"})
+            assert secret.structured_content is not None
+            secret_id = secret.structured_content["id"]
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {mallory}"}) as http:
+        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
+            found = await client.call_tool(
+                "memory_search", {"query": "alice private plan", "zones": ["private"]}
+            )
+            assert found.structured_content == {"hits": []}
+            stolen = await client.call_tool("memory_get", {"id": secret_id})
+            assert stolen.is_error
+            # An "owner" argument is not part of the tool: it is dropped, the caller owns the memory.
+            forged = await client.call_tool("memory_store", {"content": "x", "owner": "agent:alice"})
+            assert forged.structured_content is not None
+            assert forged.structured_content["owner"] == "agent:mallory"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Origin": "https://evil.example"}, 403),
+    ],
+)
+def test_http_endpoint_refuses_missing_tokens_and_foreign_origins(
+    live: Live, headers: dict[str, str], status: int
+) -> None:
+    if "Origin" in headers:
+        headers = {**headers, "Authorization": f"Bearer {live.admin_token}"}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    response = httpx.post(
+        f"{live.url}/mcp", json=body, headers={**headers, "Accept": "application/json, text/event-stream"}
+    )
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+async def test_tools_over_stdio(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stdio-node"
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data_dir)}
+    created = subprocess.run(
+        [sys.executable, "-m", "noosphere", "agent", "create", "cursor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    token = json.loads(created.stdout)["token"]
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "noosphere", "mcp"],
+        env={**env, "NOOSPHERE_TOKEN": token},
+    )
+    async with Client(params) as client:
+        memory = await _exercise(client)
+    assert memory["owner"] == "agent:cursor"

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+
+from noosphere.memory.ranking import (
+    RECENCY_BONUS,
+    VectorHit,
+    hybrid_rank,
+    query_terms,
+    recency_bonus,
+    reciprocal_rank_fusion,
+)
+
+DAY = 86400.0
+HALF_LIFE = 30 * DAY
+
+
+@pytest.mark.parametrize(
+    ("rankings", "expected_order"),
+    [
+        ([["a", "b", "c"], ["a", "b", "c"]], ["a", "b", "c"]),
+        ([["a", "b", "c"], ["c", "b"]], ["c", "b", "a"]),
+        ([["x"], []], ["x"]),
+        ([[], []], []),
+    ],
+)
+def test_rrf_rewards_agreement_between_lists(rankings: list[list[str]], expected_order: list[str]) -> None:
+    fused = reciprocal_rank_fusion(rankings)
+    assert sorted(fused, key=lambda k: -fused[k]) == expected_order
+
+
+def test_rrf_scores_follow_the_formula() -> None:
+    fused = reciprocal_rank_fusion([["a", "b"], ["b"]], k=60)
+    assert fused == {"a": pytest.approx(1 / 61), "b": pytest.approx(1 / 62 + 1 / 61)}
+
+
+@pytest.mark.parametrize(
+    ("age_days", "expected"),
+    [(0, RECENCY_BONUS), (30, RECENCY_BONUS / 2), (60, RECENCY_BONUS / 4), (-5, RECENCY_BONUS)],
+)
+def test_recency_bonus_halves_every_half_life(age_days: float, expected: float) -> None:
+    assert recency_bonus(age_days * DAY, HALF_LIFE) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("old_cosine", "new_cosine", "winner"),
+    [
+        (0.80, 0.70, "old"),  # clearly stronger: recency must not bury it
+        (0.80, 0.79, "new"),  # near tie (e.g. two versions of a fact): the newer one first
+        (0.80, 0.80 - RECENCY_BONUS - 0.001, "old"),  # just beyond the nudge's reach
+    ],
+)
+def test_recency_only_reorders_near_ties(old_cosine: float, new_cosine: float, winner: str) -> None:
+    hits = [VectorHit("old", old_cosine, 3650 * DAY), VectorHit("new", new_cosine, 0.0)]
+    ranked = hybrid_rank(hits, [], HALF_LIFE)
+    assert ranked[0][0] == winner
+
+
+def test_a_strong_old_match_stays_first_in_the_fused_ranking() -> None:
+    hits = [VectorHit("strong", 0.85, 3650 * DAY), VectorHit("fresh", 0.6, 0.0)]
+    ranked = hybrid_rank(hits, ["strong", "fresh"], HALF_LIFE)
+    assert [item for item, _ in ranked] == ["strong", "fresh"]
+
+
+def test_a_keyword_only_match_still_appears() -> None:
+    ranked = hybrid_rank([VectorHit("a", 0.5, 0.0)], ["b"], HALF_LIFE)
+    assert {item for item, _ in ranked} == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("Hello, hello WORLD!", ["hello", "world"]),
+        ('" OR 1=1 --', ["or", "1"]),
+        ("NEAR(a b) AND c*", ["near", "a", "b", "and", "c"]),
+        ("東京は日本", ["東京は日本"]),
+        ("", []),
+        ("   ", []),
+    ],
+)
+def test_query_terms_are_plain_words(text: str, terms: list[str]) -> None:
+    assert query_terms(text) == terms
