@@ -80,31 +80,35 @@ async def _exercise(client: Client) -> dict[str, Any]:
 
 async def test_tools_over_streamable_http_with_bearer_auth(live: Live) -> None:
     token = _agent(live, "claude")
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
-            memory = await _exercise(client)
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        memory = await _exercise(client)
     assert memory["owner"] == "agent:claude"
 
 
 async def test_http_scope_comes_from_the_token_not_the_arguments(live: Live) -> None:
     alice, mallory = _agent(live, "alice"), _agent(live, "mallory")
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {alice}"}) as http:
-        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
-            secret = await client.call_tool("memory_store", {"content": "alice's private plan"})
-            assert secret.structured_content is not None
-            secret_id = secret.structured_content["id"]
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {mallory}"}) as http:
-        async with Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client:
-            found = await client.call_tool(
-                "memory_search", {"query": "alice private plan", "zones": ["private"]}
-            )
-            assert found.structured_content == {"hits": []}
-            stolen = await client.call_tool("memory_get", {"id": secret_id})
-            assert stolen.is_error
-            # An "owner" argument is not part of the tool: it is dropped, the caller owns the memory.
-            forged = await client.call_tool("memory_store", {"content": "x", "owner": "agent:alice"})
-            assert forged.structured_content is not None
-            assert forged.structured_content["owner"] == "agent:mallory"
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {alice}"}) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        secret = await client.call_tool("memory_store", {"content": "alice's private plan"})
+        assert secret.structured_content is not None
+        secret_id = secret.structured_content["id"]
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {mallory}"}) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        found = await client.call_tool("memory_search", {"query": "alice private plan", "zones": ["private"]})
+        assert found.structured_content == {"hits": []}
+        stolen = await client.call_tool("memory_get", {"id": secret_id})
+        assert stolen.is_error
+        # An "owner" argument is not part of the tool: it is dropped, the caller owns the memory.
+        forged = await client.call_tool("memory_store", {"content": "x", "owner": "agent:alice"})
+        assert forged.structured_content is not None
+        assert forged.structured_content["owner"] == "agent:mallory"
 
 
 @pytest.mark.parametrize(
@@ -131,7 +135,7 @@ def test_http_endpoint_refuses_missing_tokens_and_foreign_origins(
 async def test_tools_over_stdio(tmp_path: Path) -> None:
     data_dir = tmp_path / "stdio-node"
     env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data_dir)}
-    created = subprocess.run(
+    created = subprocess.run(  # noqa: ASYNC221 - setup before the client starts
         [sys.executable, "-m", "noosphere", "agent", "create", "cursor", "--json"],
         env=env,
         capture_output=True,

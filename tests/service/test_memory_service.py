@@ -149,8 +149,8 @@ async def test_export_then_import_restores_everything_idempotently(any_node: Nod
 
 async def test_import_rejects_bad_bundles_before_writing(any_node: Node) -> None:
     agent = await make_agent(any_node, "a")
-    good = [line async for line in export_lines(any_node.memory, agent)][0]
-    cases = ["", "not json", '{"format": "other"}', good + '\n{"broken": ', good + '\n{"id": "x"}']
+    header, *_ = [line async for line in export_lines(any_node.memory, agent)]
+    cases = ["", "not json", '{"format": "other"}', header + '\n{"broken": ', header + '\n{"id": "x"}']
     for text in cases:
         with pytest.raises(InvalidRequest):
             await import_bundle(any_node.memory, agent, io.StringIO(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import uvicorn
@@ -46,4 +47,7 @@ def serve(settings: Settings) -> None:
         log_level="warning",
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: that is our exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run()
+    console.print("node stopped")

@@ -424,7 +424,8 @@ class PostgresStore:
             await conn.execute("SET LOCAL hnsw.ef_search = 100")
             cur = await conn.execute(
                 f"SELECT m.id, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
-                f"FROM memories m WHERE m.embedding IS NOT NULL AND vector_dims(m.embedding) = {dim} AND {where} "
+                f"FROM memories m WHERE m.embedding IS NOT NULL AND vector_dims(m.embedding) = {dim} "
+                f"AND {where} "
                 f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s",
                 [literal, *params, literal, k],
             )

@@ -1,0 +1,126 @@
+"""The command line, as a user runs it: a real process on a real data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.integration.conftest import free_port
+
+
+def noosphere(
+    data_dir: Path, *args: str, token: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data_dir)}
+    env.pop("NOOSPHERE_TOKEN", None)
+    if token:
+        env["NOOSPHERE_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "noosphere", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_memory_commands_round_trip(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    agent = noosphere(data, "agent", "create", "aider", "--level", "L2", "--json")
+    assert agent.returncode == 0, agent.stderr
+    token = json.loads(agent.stdout)["token"]
+    added = noosphere(
+        data,
+        "memory",
+        "add",
+        "The CI runner needs 8 GB of RAM",
+        "--zone",
+        "shared",
+        "--tag",
+        "ci",
+        token=token,
+    )
+    assert added.returncode == 0, added.stderr
+    memory_id = added.stdout.strip()
+    found = noosphere(data, "memory", "search", "how much memory does CI need", "--json", token=token)
+    hits = json.loads(found.stdout)
+    assert hits[0]["memory"]["id"] == memory_id
+    got = json.loads(noosphere(data, "memory", "get", memory_id, token=token).stdout)
+    assert got["tags"] == ["ci"]
+    listed = json.loads(noosphere(data, "memory", "list", "--json", token=token).stdout)
+    assert [m["id"] for m in listed["items"]] == [memory_id]
+
+    bundle = tmp_path / "bundle.jsonl"
+    exported = noosphere(data, "memory", "export", "--output", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert "exported 1 memories" in exported.stderr
+    assert noosphere(data, "memory", "forget", memory_id, token=token).returncode == 0
+    assert noosphere(data, "memory", "get", memory_id, token=token).returncode == 1
+    imported = noosphere(data, "memory", "import", str(bundle))
+    assert "imported 1" in imported.stderr, imported.stderr
+    assert json.loads(noosphere(data, "memory", "get", memory_id, token=token).stdout)["id"] == memory_id
+
+
+def test_errors_are_one_line_with_a_code(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    result = noosphere(data, "memory", "get", "no-such-id")
+    assert result.returncode == 1
+    assert "(not_found)" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad_token = noosphere(data, "memory", "list", token="ns_wrong")
+    assert bad_token.returncode == 1
+    assert "(unauthenticated)" in bad_token.stderr
+    config = tmp_path / "bad.yaml"
+    config.write_text("server:\n  port: many\n")
+    invalid = noosphere(data, "memory", "list", "--config", str(config))
+    assert invalid.returncode == 1
+    assert "server.port" in invalid.stderr
+    assert "Traceback" not in invalid.stderr
+
+
+def test_up_serves_until_ctrl_c_and_writes_a_private_admin_token(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    port = free_port()
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data)}
+    env.pop("NOOSPHERE_ADMIN_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noosphere", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "node did not become ready"
+            time.sleep(0.1)
+        token_file = data / "admin-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/memories", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert token in err  # printed once, at first start
+    assert f"http://127.0.0.1:{port}/mcp" in err
+    assert "Traceback" not in err

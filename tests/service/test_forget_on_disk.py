@@ -1,0 +1,39 @@
+"""Forgetting really deletes: after ``forget``, the text is nowhere in the SQLite files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from noosphere.config import Settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.memory.model import MemoryDraft, Zone
+from noosphere.node import open_node
+from tests.service.conftest import make_agent
+
+MARKER = "zqxjkvbw-unforgettable-passphrase"
+
+
+def _on_disk(data_dir: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in data_dir.glob("noosphere.db*"))
+
+
+async def test_forgotten_text_leaves_no_bytes_in_the_database_files(
+    settings: Settings, minilm: MiniLMEmbedder
+) -> None:
+    async with open_node(settings, embedder=minilm) as node:
+        agent = await make_agent(node, "a")
+        keep = [MemoryDraft(content=f"ordinary note number {i}", zone=Zone.SHARED) for i in range(50)]
+        await node.memory.store_many(agent, keep)
+        secret = await node.memory.store_one(agent, MemoryDraft(content=f"my {MARKER} is here", tags=["t"]))
+        assert MARKER.encode() in _on_disk(settings.data_dir)
+        await node.memory.forget(agent, secret.id)
+        assert MARKER.encode() not in _on_disk(settings.data_dir)
+    assert MARKER.encode() not in _on_disk(settings.data_dir)
+
+
+async def test_gdpr_erasure_leaves_no_bytes(settings: Settings, minilm: MiniLMEmbedder) -> None:
+    async with open_node(settings, embedder=minilm) as node:
+        agent = await make_agent(node, "a")
+        await node.memory.store_many(agent, [MemoryDraft(content=f"{MARKER} fact {i}") for i in range(5)])
+        assert await node.memory.forget_owner(agent, agent.id) == 5
+    assert MARKER.encode() not in _on_disk(settings.data_dir)
