@@ -89,7 +89,7 @@ class MemorySettings(_Section):
         1,
         ge=0,
         le=5,
-        description="Earlier turns of the same thread indexed with each message (0 disables).",
+        description="Earlier turns of the same thread added to each message's full-text index (0 disables).",
     )
     max_batch: int = Field(1000, ge=1, description="Most memories accepted in one batch write.")
     max_content_chars: int = Field(

@@ -117,7 +117,7 @@ class MemoryService:
         memories = [self._new_memory(principal, d, now) for d in drafts]
         index_texts = await self._index_texts(principal, drafts)
         to_embed = [i for i, m in enumerate(memories) if not m.encrypted]
-        vectors = await self.embed([index_texts[i] or "" for i in to_embed])
+        vectors = await self.embed([memories[i].content for i in to_embed])  # see _index_texts
         vector_of = dict(zip(to_embed, vectors, strict=True))
         records = []
         for i, (memory, draft) in enumerate(zip(memories, drafts, strict=True)):
@@ -184,8 +184,9 @@ class MemoryService:
         )
 
     async def _index_texts(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[str | None]:
-        """What gets embedded and full-text indexed: the content, preceded for thread members by
-        the thread's previous turns (a chat line rarely stands alone)."""
+        """What full-text search indexes: the content, preceded for thread members by the thread's
+        previous turns, since a chat line rarely stands alone. The vector embeds the content by
+        itself: context there dilutes the meaning (measured in docs/benchmarks.md, retrieval)."""
         turns = self.settings.context_turns
         history: dict[str, list[str]] = {}
         texts: list[str | None] = []
@@ -236,8 +237,14 @@ class MemoryService:
         )
 
     async def search(self, principal: Principal, query: SearchQuery) -> list[SearchHit]:
-        viewer, now = self._viewer(principal), _now()
         (vector,) = await self.embed([query.query])
+        return await self.search_with_vector(principal, query, vector)
+
+    async def search_with_vector(
+        self, principal: Principal, query: SearchQuery, vector: NDArray[np.float32]
+    ) -> list[SearchHit]:
+        """Hybrid search with the query already embedded (what the benchmarks time)."""
+        viewer, now = self._viewer(principal), _now()
         k = max(_CANDIDATES, query.limit * 5)
         by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
         by_text = await self.store.text_candidates(query_terms(query.query), viewer, query, now, k)
@@ -294,8 +301,7 @@ class MemoryService:
         async for rows in self.store.scan(batch):
             live = [(m, _) for m, _ in rows if not m.tombstone and not m.encrypted]
             if live:
-                texts = await self._reindex_texts([m for m, _ in live])
-                vectors = await self.embed(texts)
+                vectors = await self.embed([m.content for m, _ in live])
                 await self.store.set_embeddings(
                     [(m.id, v) for (m, _), v in zip(live, vectors, strict=True)],
                     self.embedder.model_id,
@@ -305,15 +311,3 @@ class MemoryService:
                 progress(done, total)
         await self.store.set_embedder_info(info)  # every vector is new now: rebuild indexes
         return done
-
-    async def _reindex_texts(self, memories: Sequence[Memory]) -> list[str]:
-        texts = []
-        for m in memories:
-            if m.thread_id is None or self.settings.context_turns == 0:
-                texts.append(m.content)
-                continue
-            earlier = await self.store.thread_context(
-                m.thread_id, m.owner, m.hlc, self.settings.context_turns
-            )
-            texts.append("\n".join([*(e.content for e in earlier), m.content]))
-        return texts

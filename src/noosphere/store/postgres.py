@@ -214,6 +214,7 @@ class PostgresStore:
                 # Mid re-embedding: vectors of the old model remain; the index is built at the end.
                 self._dimension = dim
                 return
+            await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             await conn.execute(
                 f"CREATE INDEX memories_embedding_hnsw ON memories USING hnsw "  # dim is an int
                 f"((embedding::vector({dim})) vector_cosine_ops) WHERE embedding IS NOT NULL"
