@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck bench clean
+.PHONY: up test install lint typecheck bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)
+
+# Only for the comparison rows in docs/benchmarks.md: the alternatives noosphere was measured against.
+bench-deps: install
+	$(BIN)/pip install --quiet usearch sqlite-vec apsw "torch==2.13.0" sentence-transformers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

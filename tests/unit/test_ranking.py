@@ -6,6 +6,7 @@ from noosphere.memory.ranking import (
     RECENCY_BONUS,
     VectorHit,
     hybrid_rank,
+    prune_terms,
     query_terms,
     recency_bonus,
     reciprocal_rank_fusion,
@@ -82,3 +83,19 @@ def test_a_keyword_only_match_still_appears() -> None:
 )
 def test_query_terms_are_plain_words(text: str, terms: list[str]) -> None:
     assert query_terms(text) == terms
+
+
+@pytest.mark.parametrize(
+    ("counts", "budget", "kept"),
+    [
+        ({"rare": 3, "common": 9000, "mid": 500}, 2000, ["rare", "mid"]),
+        ({"a": 1500, "b": 600}, 2000, ["b"]),  # b fits, then a would exceed the budget
+        ({"everywhere": 50_000}, 2000, []),  # nothing selective: leave it to the vectors
+        ({"absent": 0, "x": 5}, 2000, ["x"]),
+        ({}, 2000, []),
+    ],
+)
+def test_prune_terms_keeps_the_rarest_terms_within_the_budget(
+    counts: dict[str, int], budget: int, kept: list[str]
+) -> None:
+    assert prune_terms(counts, budget) == kept

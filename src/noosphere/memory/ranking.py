@@ -71,3 +71,24 @@ def hybrid_rank(
     )
     fused = reciprocal_rank_fusion([[h.id for h in by_vector], list(text_ids)])
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+
+
+POSTINGS_BUDGET = 2000
+
+
+def prune_terms(document_counts: dict[str, int], budget: int = POSTINGS_BUDGET) -> list[str]:
+    """The rarest terms whose document counts fit ``budget``, rarest first.
+
+    Full-text engines score every row that matches any term of an OR query, so one very common
+    word costs time in proportion to the corpus while its BM25 weight (IDF) is near zero; the
+    vector side still sees the whole query. Terms that match nothing are dropped too."""
+    kept: list[str] = []
+    total = 0
+    for term, count in sorted(document_counts.items(), key=lambda item: item[1]):
+        if count == 0:
+            continue
+        if total + count > budget:
+            break
+        kept.append(term)
+        total += count
+    return kept

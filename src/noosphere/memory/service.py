@@ -248,20 +248,27 @@ class MemoryService:
         k = max(_CANDIDATES, query.limit * 5)
         by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
         by_text = await self.store.text_candidates(query_terms(query.query), viewer, query, now, k)
-        ids = list(dict.fromkeys([c.id for c in by_vector] + [c.id for c in by_text]))
-        # Fetching re-checks visibility and filters, and drops rows deleted meanwhile.
-        memories = {m.id: m for m in await self.store.fetch(ids, viewer, query, now)}
         vector_hits = [
-            VectorHit(c.id, c.score, (now - memories[c.id].valid_at).total_seconds())
+            VectorHit(c.id, c.score, (now - c.valid_at).total_seconds() if c.valid_at else 0.0)
             for c in by_vector
-            if c.id in memories
         ]
-        text_ids = [c.id for c in by_text if c.id in memories]
-        ranked = hybrid_rank(vector_hits, text_ids, self.settings.recency_half_life_days * 86400.0)
-        return [
-            SearchHit(memory=self._reveal(principal, memories[memory_id]), score=score)
-            for memory_id, score in ranked[: query.limit]
-        ]
+        ranked = hybrid_rank(
+            vector_hits, [c.id for c in by_text], self.settings.recency_half_life_days * 86400.0
+        )
+        # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
+        # drops rows deleted meanwhile by another process; then the next ones move up.
+        hits: list[SearchHit] = []
+        position = 0
+        while len(hits) < query.limit and position < len(ranked):
+            window = ranked[position : position + query.limit - len(hits)]
+            position += len(window)
+            found = {m.id: m for m in await self.store.fetch([i for i, _ in window], viewer, query, now)}
+            hits.extend(
+                SearchHit(memory=self._reveal(principal, found[i]), score=score)
+                for i, score in window
+                if i in found
+            )
+        return hits
 
     # -- deletion and lifecycle ----------------------------------------------------------------
     async def forget(self, principal: Principal, memory_id: str) -> None:

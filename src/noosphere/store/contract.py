@@ -40,6 +40,7 @@ class NewRecord:
 class Candidate:
     id: str
     score: float
+    valid_at: datetime | None = None  # set by vector_candidates (the recency nudge needs it)
 
 
 @dataclass(frozen=True)

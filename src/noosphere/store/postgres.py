@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
 from noosphere.store.contract import (
     Candidate,
     EmbedderInfo,
@@ -90,6 +91,20 @@ def _parse_vector(text: str | None) -> Vector | None:
     return np.asarray(json.loads(text), dtype=np.float32)
 
 
+async def _configure(conn: AsyncConnection[Row]) -> None:
+    # Filtered vector queries keep scanning the HNSW graph until the LIMIT is filled.
+    await conn.execute("SET hnsw.iterative_scan = relaxed_order")
+    await conn.execute("SET hnsw.ef_search = 100")
+    # Index pages of a memory store live in RAM or on SSD: random reads are cheap, so let the
+    # planner use the GIN and HNSW indexes at moderate selectivity (PostgreSQL assumes disks).
+    await conn.execute("SET random_page_cost = 1.1")
+
+
+def _lexeme(term: str) -> str:
+    """A tsquery lexeme literal: quoted, inner quotes and backslashes escaped, no operators."""
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _where(viewer: Viewer, filters: Filters, now: datetime) -> tuple[str, list[Any]]:
     clauses = ["NOT m.tombstone", "(m.expires_at IS NULL OR m.expires_at > %s)"]
     params: list[Any] = [now]
@@ -135,6 +150,8 @@ class PostgresStore:
         self._embedded = EmbeddedPostgres(embedded_dir) if url is None and embedded_dir else None
         self._pool: AsyncConnectionPool[AsyncConnection[Row]] | None = None
         self._dimension: int | None = None
+        self._df_cache: dict[str, int] = {}
+        self._df_head = 0
 
     @property
     def pool(self) -> AsyncConnectionPool[AsyncConnection[Row]]:
@@ -152,6 +169,7 @@ class PostgresStore:
             max_size=8,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_configure,
         )
         try:
             await pool.open(wait=True, timeout=30)
@@ -219,6 +237,7 @@ class PostgresStore:
                 f"CREATE INDEX memories_embedding_hnsw ON memories USING hnsw "  # dim is an int
                 f"((embedding::vector({dim})) vector_cosine_ops) WHERE embedding IS NOT NULL"
             )
+            await conn.execute("ANALYZE memories")  # fresh statistics, so the planner uses it
         self._dimension = dim
 
     # -- principals ----------------------------------------------------------------------------
@@ -420,20 +439,17 @@ class PostgresStore:
         dim = self._dimension
         where, params = _where(viewer, filters, now)
         literal = _vector_literal(vector)
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute("SET LOCAL hnsw.ef_search = 100")
+        async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"SELECT m.id, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
-                f"FROM memories m WHERE m.embedding IS NOT NULL AND vector_dims(m.embedding) = {dim} "
-                f"AND {where} "
+                f"SELECT m.id, m.valid_at, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
+                f"FROM memories m WHERE m.embedding IS NOT NULL AND {where} "
                 f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s",
                 [literal, *params, literal, k],
             )
             rows = await cur.fetchall()
         # relaxed_order may return slightly out-of-order rows; order them exactly.
         return sorted(
-            (Candidate(r["id"], 1.0 - float(r["distance"])) for r in rows),
+            (Candidate(r["id"], 1.0 - float(r["distance"]), r["valid_at"]) for r in rows),
             key=lambda c: c.score,
             reverse=True,
         )
@@ -444,15 +460,39 @@ class PostgresStore:
         if not terms:
             return []
         where, params = _where(viewer, filters, now)
-        # Each term is a lexeme literal: quoted, inner quotes and backslashes escaped.
-        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
         async with self.pool.connection() as conn:
+            kept = await self._prune_terms(conn, terms)
+            if not kept:
+                return []
+            query = " | ".join(_lexeme(t) for t in kept)
             cur = await conn.execute(
                 "SELECT m.id, ts_rank_cd(m.tsv, q, 1) AS rank FROM memories m, "
                 f"to_tsquery('simple', %s) q WHERE m.tsv @@ q AND {where} ORDER BY rank DESC LIMIT %s",
                 [query, *params, k],
             )
             return [Candidate(r["id"], float(r["rank"])) for r in await cur.fetchall()]
+
+    async def _prune_terms(self, conn: AsyncConnection[Row], terms: Sequence[str]) -> list[str]:
+        """``prune_terms`` with document counts from the GIN index, capped just above the budget
+        (an exact count of a common term would cost what pruning saves) and cached until the
+        table grows by a tenth."""
+        head = int(
+            (await (await conn.execute("SELECT last_value AS v FROM memory_seq")).fetchone() or {"v": 0})["v"]
+        )
+        if head > self._df_head * 1.1 + 1000:
+            self._df_cache.clear()
+            self._df_head = head
+        missing = [t for t in terms if t not in self._df_cache]
+        if missing:
+            cur = await conn.execute(
+                "SELECT t.term, (SELECT count(*) FROM (SELECT 1 FROM memories "
+                "WHERE tsv @@ to_tsquery('simple', t.lexeme) LIMIT %s) capped) AS n "
+                "FROM unnest(%s::text[], %s::text[]) AS t(term, lexeme)",
+                (POSTINGS_BUDGET + 1, missing, [_lexeme(t) for t in missing]),
+            )
+            for row in await cur.fetchall():
+                self._df_cache[row["term"]] = int(row["n"])
+        return prune_terms({t: self._df_cache[t] for t in terms})
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         async with self.pool.connection() as conn:

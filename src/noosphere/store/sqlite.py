@@ -22,6 +22,7 @@ import numpy as np
 
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.memory.ranking import prune_terms
 from noosphere.store.contract import (
     Candidate,
     EmbedderInfo,
@@ -140,6 +141,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._index: ExactVectorIndex | None = None
+        self._df_cache: dict[str, int] = {}
+        self._df_head = 0
 
     # -- plumbing ------------------------------------------------------------------------------
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -545,7 +548,7 @@ class SQLiteStore:
                     f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
                 ).fetchall()
             )
-            return [Candidate(ids[r], s) for r, s in hits if r in ids]
+            return [Candidate(ids[r], s, _dt(v)) for r, s, v in hits if r in ids]
 
         return await self._run(op)
 
@@ -554,10 +557,13 @@ class SQLiteStore:
     ) -> list[Candidate]:
         if not terms:
             return []
-        # Each term becomes an FTS5 string literal, so no query syntax reaches MATCH.
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
         def op(conn: sqlite3.Connection) -> list[Candidate]:
+            kept = self._prune_terms(conn, terms)
+            if not kept:
+                return []
+            # Each term becomes an FTS5 string literal, so no query syntax reaches MATCH.
+            match = " OR ".join('"' + t.replace('"', '""') + '"' for t in kept)
             where, params = _where(viewer, filters, now)
             rows = conn.execute(
                 "SELECT m.id, bm25(memories_fts) AS rank FROM memories_fts "
@@ -568,6 +574,19 @@ class SQLiteStore:
             return [Candidate(r[0], -float(r[1])) for r in rows]
 
         return await self._run(op)
+
+    def _prune_terms(self, conn: sqlite3.Connection, terms: Sequence[str]) -> list[str]:
+        """``prune_terms`` with document counts from the fts5vocab table, cached until the index
+        grows by a tenth (counting a common term walks its whole posting list)."""
+        head = int(conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0])
+        if head > self._df_head * 1.1 + 1000:
+            self._df_cache.clear()
+            self._df_head = head
+        for term in terms:
+            if term not in self._df_cache:
+                row = conn.execute("SELECT doc FROM memories_fts_vocab WHERE term = ?", (term,)).fetchone()
+                self._df_cache[term] = 0 if row is None else int(row[0])
+        return prune_terms({t: self._df_cache[t] for t in terms})
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:

@@ -164,8 +164,10 @@ class ExactVectorIndex:
             mask &= np.isin(self._rowids[:n], q.allowed_rowids)
         return mask
 
-    def search(self, vector: NDArray[np.float32], query: IndexQuery, k: int) -> list[tuple[int, float]]:
-        """The ``k`` best (rowid, cosine) pairs among entries passing ``query``."""
+    def search(
+        self, vector: NDArray[np.float32], query: IndexQuery, k: int
+    ) -> list[tuple[int, float, float]]:
+        """The ``k`` best (rowid, cosine, valid_at) among entries passing ``query``."""
         n = self._size
         if n == 0 or k <= 0:
             return []
@@ -178,4 +180,4 @@ class ExactVectorIndex:
         k = min(k, eligible)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(self._rowids[i]), float(scores[i])) for i in top]
+        return [(int(self._rowids[i]), float(scores[i]), float(self._valid_at[i])) for i in top]
