@@ -40,14 +40,11 @@ async def open_node(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = create_store(settings)
     await store.open()
+    own_embedder = embedder is None
+    chosen = embedder or create_embedder(settings.embeddings)
     try:
         auth = TokenAuthority(store)
-        memory = MemoryService(
-            store,
-            embedder or create_embedder(settings.embeddings),
-            settings.memory,
-            settings.node_id,
-        )
+        memory = MemoryService(store, chosen, settings.memory, settings.node_id)
         if check_embedder:
             await memory.check_embedder()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
@@ -55,6 +52,8 @@ async def open_node(
             await _ensure_agent(auth, spec.name, spec.level)
         yield Node(settings, store, auth, memory, new_token)
     finally:
+        if own_embedder:
+            chosen.close()
         await store.close()
 
 

@@ -27,6 +27,9 @@ class FakeEmbedder:
     def dimension(self) -> int:
         return self._dimension
 
+    def close(self) -> None:
+        pass
+
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         self.calls += 1
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)

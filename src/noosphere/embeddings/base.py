@@ -20,3 +20,6 @@ class Embedder(Protocol):
     def dimension(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+    def close(self) -> None:
+        """Release connections or other resources."""

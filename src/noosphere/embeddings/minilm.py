@@ -172,6 +172,9 @@ class MiniLMEmbedder:
         # onnxruntime already uses every core for one batch.
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Nothing to release: the model lives as long as the object."""
+
     def embed(self, texts: Sequence[str]) -> Array:
         """Embed ``texts``; returns an ``(len(texts), 384)`` float32 array of unit vectors."""
         if not texts:

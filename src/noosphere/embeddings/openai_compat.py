@@ -40,6 +40,9 @@ class OpenAICompatibleEmbedder:
             self._dimension = int(self.embed(["dimension probe"]).shape[1])
         return self._dimension
 
+    def close(self) -> None:
+        self._client.close()
+
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         chunks = []
         for start in range(0, len(texts), _BATCH):
