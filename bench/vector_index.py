@@ -48,8 +48,12 @@ def _sqlite_vec(x: NDArray[np.float32]) -> Search | None:
     db.load_extension(sqlite_vec.loadable_path())
     db.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{x.shape[1]}] distance_metric=cosine)")
     with db:
-        db.executemany("INSERT INTO v(rowid, embedding) VALUES (?, ?)", ((i, x[i].tobytes()) for i in range(len(x))))
-    return lambda q: [r[0] for r in db.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = ?", (q.tobytes(), K))]
+        db.executemany(
+            "INSERT INTO v(rowid, embedding) VALUES (?, ?)", ((i, x[i].tobytes()) for i in range(len(x)))
+        )
+    return lambda q: [
+        r[0] for r in db.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = ?", (q.tobytes(), K))
+    ]
 
 
 async def run() -> None:
@@ -62,7 +66,11 @@ async def run() -> None:
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         exact = _numpy(x)
         truth = [set(exact(q)) for q in queries]
-        for name, build in (("exact numpy (noosphere)", _numpy), ("usearch HNSW", _usearch), ("sqlite-vec vec0", _sqlite_vec)):
+        for name, build in (
+            ("exact numpy (noosphere)", _numpy),
+            ("usearch HNSW", _usearch),
+            ("sqlite-vec vec0", _sqlite_vec),
+        ):
             t = time.perf_counter()
             search = build(x)
             built = time.perf_counter() - t
@@ -83,6 +91,7 @@ async def run() -> None:
         "indexes; real embeddings are more clustered). Exact numpy answers 100k in a few ms with perfect "
         "recall and turns every filter into a boolean mask, so noosphere uses it for SQLite; beyond what "
         "one process holds comfortably, use the PostgreSQL backend (pgvector HNSW).\n\n"
-        "| index | vectors | build s | p50 ms | p95 ms | recall@10 |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "| index | vectors | build s | p50 ms | p95 ms | recall@10 |\n|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
     )
     write_section("vector_index", "Vector index for SQLite", body)

@@ -124,3 +124,15 @@ def test_up_serves_until_ctrl_c_and_writes_a_private_admin_token(tmp_path: Path)
     assert token in err  # printed once, at first start
     assert f"http://127.0.0.1:{port}/mcp" in err
     assert "Traceback" not in err
+
+
+def test_agent_token_issues_a_new_token_and_revokes_the_old(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    old = json.loads(noosphere(data, "agent", "create", "bot", "--json").stdout)["token"]
+    new = json.loads(noosphere(data, "agent", "token", "bot", "--json").stdout)["token"]
+    assert new != old
+    assert noosphere(data, "memory", "list", token=new).returncode == 0
+    assert noosphere(data, "memory", "list", token=old).returncode == 1
+    refused = noosphere(data, "agent", "list", token=new)
+    assert refused.returncode == 1
+    assert "(permission_denied)" in refused.stderr

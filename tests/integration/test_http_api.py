@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 from fastapi.testclient import TestClient
+
+from noosphere.config import load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.server.app import create_app
 
 
 def _agent(client: TestClient, name: str, level: str = "L2") -> dict[str, str]:
@@ -124,3 +132,18 @@ def test_unknown_routes_answer_json(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_background_job_purges_expired_memories(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    settings = load_settings(None, data_dir=tmp_path / "gc", memory={"gc_interval_seconds": 0.1})
+    with TestClient(create_app(settings, embedder=minilm)) as client:
+        client.headers["Authorization"] = "Bearer " + (settings.data_dir / "admin-token").read_text().strip()
+        soon = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+        client.post("/api/v1/memories", json={"content": "short-lived", "expires_at": soon})
+        client.post("/api/v1/memories", json={"content": "stays"})
+        store = client.app.state.node.store  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while client.portal.call(store.count) != 1:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "expired memory was not purged"
+            time.sleep(0.05)
+        assert [m["content"] for m in client.get("/api/v1/memories").json()["items"]] == ["stays"]

@@ -11,7 +11,7 @@ from noosphere.auth.principal import Level, PrincipalKind
 from noosphere.errors import EmbedderMismatch, InvalidRequest, PayloadTooLarge, PermissionDenied
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, MemoryDraft, SearchQuery, Zone
-from noosphere.memory.service import MemoryService
+from noosphere.memory.service import MemoryService, content_hash
 from noosphere.node import Node
 from noosphere.testing import FakeEmbedder
 from tests.service.conftest import make_agent, make_user
@@ -98,6 +98,11 @@ async def test_conversations_are_ciphertext_to_everyone_but_their_owner(any_node
     assert "divorce" not in seen_by_admin.content
     async for rows in any_node.store.scan(100):
         assert all("divorce" not in m.content for m, _ in rows)
+        assert all(m.content_hash != content_hash("I told the bot about my divorce") for m, _ in rows)
+    again = await any_node.memory.store_one(
+        ann, MemoryDraft(content="I told the bot about my divorce", kind="conversation")
+    )
+    assert again.id == stored.id  # de-duplication still works for the owner
     # Without the token (e.g. a principal loaded by id), the owner gets ciphertext, not an error.
     keyless = await any_node.auth.by_id(ann.id)
     assert "divorce" not in (await any_node.memory.get(keyless, stored.id)).content

@@ -80,6 +80,18 @@ class TokenAuthority:
         record = await self._put(kind, name, level, token)
         return self._principal(record, token), token
 
+    async def rotate(self, kind: PrincipalKind, name: str) -> str:
+        """Issue a new token for an existing agent or user; the old one stops working.
+
+        The L2 key derives from the token, so conversations sealed under the old token can no
+        longer be opened."""
+        record = await self._store.principal(principal_id(kind, name))
+        if record is None:
+            raise NotFound(f"no {kind.value} named {name!r}")
+        token = new_token()
+        await self._put(kind, name, None if record.level is None else Level(record.level), token)
+        return token
+
     async def delete(self, kind: PrincipalKind, name: str) -> None:
         if not await self._store.delete_principal(principal_id(kind, name)):
             raise NotFound(f"no {kind.value} named {name!r}")

@@ -22,6 +22,7 @@ from noosphere.cli.common import (
     run,
     settings_from,
 )
+from noosphere.errors import PermissionDenied
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
 
@@ -243,8 +244,6 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
             principal,
         ):
             if not principal.is_admin:
-                from noosphere.errors import PermissionDenied
-
                 raise PermissionDenied("re-embedding needs the admin token")
             with _progress() as bar:
                 task = bar.add_task(f"re-embedding with {node.memory.embedder.model_id}", total=None)

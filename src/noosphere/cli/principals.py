@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.auth.principal import Level, Principal, PrincipalKind
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -19,9 +19,15 @@ from noosphere.cli.common import (
     run,
     settings_from,
 )
+from noosphere.errors import PermissionDenied
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+
+
+def _require_admin(caller: Principal) -> None:
+    if not caller.is_admin:
+        raise PermissionDenied("managing agents and users needs the admin token")
 
 
 def _create(
@@ -35,10 +41,7 @@ def _create(
 ) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            if not caller.is_admin:
-                from noosphere.errors import PermissionDenied
-
-                raise PermissionDenied("creating principals needs the admin token")
+            _require_admin(caller)
             principal, secret = await node.auth.create(kind, name, level)
         if as_json:
             emit_json(
@@ -61,7 +64,8 @@ def _list(
     kind: PrincipalKind, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
 ) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, _):
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
             records = await node.auth.list_principals(kind)
         if as_json:
             emit_json(
@@ -86,7 +90,8 @@ def _list(
 
 def _delete(kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, _):
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
             await node.auth.delete(kind, name)
         console.print(f"deleted {kind.value} {name}")
 
@@ -157,3 +162,46 @@ def user_delete(
 ) -> None:
     """Delete a user (their token stops working)."""
     _delete(PrincipalKind.USER, name, config, data_dir, token)
+
+
+def _rotate(
+    kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
+) -> None:
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
+            secret = await node.auth.rotate(kind, name)
+        if as_json:
+            emit_json({"id": f"{kind.value}:{name}", "token": secret})
+        else:
+            console.print(
+                f"new token for {kind.value} {name} (the old one no longer works; "
+                "conversations sealed under it can no longer be opened):"
+            )
+            print(secret)
+
+    run(go)
+
+
+@agent_app.command("token")
+def agent_token(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a new token for an agent (e.g. one declared in the config file)."""
+    _rotate(PrincipalKind.AGENT, name, config, data_dir, token, as_json)
+
+
+@user_app.command("token")
+def user_token(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a new token for a user."""
+    _rotate(PrincipalKind.USER, name, config, data_dir, token, as_json)

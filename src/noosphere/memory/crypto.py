@@ -8,6 +8,8 @@ data, so a ciphertext cannot be moved to another record unnoticed.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -31,6 +33,10 @@ def seal(key: bytes, plaintext: str, memory_id: str) -> str:
     nonce = os.urandom(12)
     sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), memory_id.encode("utf-8"))
     return _PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def keyed_hash(key: bytes, plaintext: str) -> str:
+    return hmac.new(key, plaintext.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def open_sealed(key: bytes, ciphertext: str, memory_id: str) -> str:

@@ -29,8 +29,8 @@ class VectorHit:
 
 
 # Function words that every chat line contains. Left in an OR query they flood the BM25 list with
-# look-alike matches that RRF then credits like real ones; measured in docs/benchmarks.md
-# (retrieval), dropping them lifted hybrid recall@10 from 0.84 to 1.00 on the conversation set.
+# look-alike matches that RRF then credits like real ones (docs/benchmarks.md, retrieval: the
+# "function words kept" row).
 _STOPWORD_LIST = """
 a an and are as at be been but by can could did do does for from get got had has have he her him
 his how i if in into is it its me my of on or our she should so than that the their them then there
@@ -39,11 +39,11 @@ these they this those to was we were what when where which who whom why will wit
 STOPWORDS = frozenset(_STOPWORD_LIST.split())
 
 
-def query_terms(text: str) -> list[str]:
+def query_terms(text: str, drop_function_words: bool = True) -> list[str]:
     """Words of a query for full-text search: lowercased, de-duplicated, order kept, function
     words dropped (unless the query has nothing else)."""
     words = list(dict.fromkeys(m.group(0) for m in _TERM.finditer(text.lower())))
-    content = [w for w in words if w not in STOPWORDS]
+    content = [w for w in words if w not in STOPWORDS] if drop_function_words else words
     return (content or words)[:MAX_TERMS]
 
 

@@ -161,6 +161,11 @@ class MemoryService:
         if valid_at.tzinfo is None:
             valid_at = valid_at.replace(tzinfo=UTC)
         encrypted = draft.kind == CONVERSATION_KIND
+        digest = content_hash(draft.content)
+        if encrypted:
+            assert principal.l2_key is not None  # checked in _validate
+            # Keyed, so the hash of a sealed conversation cannot confirm a guessed plaintext.
+            digest = crypto.keyed_hash(principal.l2_key, draft.content)
         return Memory(
             id=uuid.uuid4().hex,
             seq=0,
@@ -170,7 +175,7 @@ class MemoryService:
             content=draft.content,
             tags=draft.tags,
             metadata=dict(draft.metadata),
-            content_hash=content_hash(draft.content),
+            content_hash=digest,
             importance=draft.importance,
             created_at=now,
             valid_at=valid_at,

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +21,9 @@ import anyio.to_thread
 import numpy as np
 
 from noosphere.errors import StorageUnavailable
-from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
+from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
     Candidate,
     EmbedderInfo,
@@ -34,103 +35,6 @@ from noosphere.store.contract import (
 from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
 
 T = TypeVar("T")
-
-_COLUMNS = (
-    "id, seq, zone, owner, kind, content, tags, metadata, content_hash, importance, created_at, "
-    "valid_at, invalid_at, expires_at, supersedes, thread_id, embed_model, encrypted, hlc, origin, "
-    "tombstone"
-)
-_INDEX_COLUMNS = "rowid, embedding, zone, owner, kind, valid_at, expires_at, invalid_at, tombstone, seq"
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _memory(row: sqlite3.Row) -> Memory:
-    return Memory(
-        id=row["id"],
-        seq=row["seq"],
-        zone=Zone(row["zone"]),
-        owner=row["owner"],
-        kind=row["kind"],
-        content=row["content"],
-        tags=json.loads(row["tags"]),
-        metadata=json.loads(row["metadata"]),
-        content_hash=row["content_hash"],
-        importance=row["importance"],
-        created_at=_dt(row["created_at"]),
-        valid_at=_dt(row["valid_at"]),
-        invalid_at=_dt(row["invalid_at"]),
-        expires_at=_dt(row["expires_at"]),
-        supersedes=row["supersedes"],
-        thread_id=row["thread_id"],
-        embed_model=row["embed_model"],
-        encrypted=bool(row["encrypted"]),
-        hlc=row["hlc"],
-        origin=row["origin"],
-        tombstone=bool(row["tombstone"]),
-    )
-
-
-def _principal(row: sqlite3.Row) -> PrincipalRecord:
-    return PrincipalRecord(
-        id=row["id"],
-        kind=row["kind"],
-        name=row["name"],
-        level=row["level"],
-        token_hash=row["token_hash"],
-        key_salt=bytes(row["key_salt"]),
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        disabled=bool(row["disabled"]),
-    )
-
-
-def _where(viewer: Viewer, filters: Filters, now: datetime, alias: str = "m") -> tuple[str, list[Any]]:
-    """SQL conditions (all parameterised) for visibility, liveness and ``filters``."""
-    a = alias
-    clauses = [f"{a}.tombstone = 0", f"({a}.expires_at IS NULL OR {a}.expires_at > ?)"]
-    params: list[Any] = [now.timestamp()]
-    if not filters.include_invalid:
-        clauses.append(f"{a}.invalid_at IS NULL")
-    if viewer.principal_id is not None:
-        clauses.append(f"({a}.zone != 'private' OR {a}.owner = ?)")
-        params.append(viewer.principal_id)
-    if filters.zones is not None:
-        clauses.append(f"{a}.zone IN ({','.join('?' * len(filters.zones))})")
-        params.extend(z.value for z in filters.zones)
-    if filters.kinds is not None:
-        clauses.append(f"{a}.kind IN ({','.join('?' * len(filters.kinds))})")
-        params.extend(filters.kinds)
-    if filters.owner is not None:
-        clauses.append(f"{a}.owner = ?")
-        params.append(filters.owner)
-    if filters.since is not None:
-        clauses.append(f"{a}.valid_at >= ?")
-        params.append(filters.since.timestamp())
-    if filters.until is not None:
-        clauses.append(f"{a}.valid_at < ?")
-        params.append(filters.until.timestamp())
-    if filters.thread_id is not None:
-        clauses.append(f"{a}.thread_id = ?")
-        params.append(filters.thread_id)
-    for tag in filters.tags or []:
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each({a}.tags) WHERE json_each.value = ?)")
-        params.append(tag)
-    for key, value in (filters.metadata or {}).items():
-        # The key is pattern-checked and passed as a parameter, never spliced into the SQL.
-        clauses.append(f"json_extract({a}.metadata, ?) IS ?")
-        params.append(f'$."{key}"')
-        params.append(int(value) if isinstance(value, bool) else value)
-    return " AND ".join(clauses), params
-
-
-def _needs_sql_prefilter(filters: Filters) -> bool:
-    return bool(filters.tags or filters.metadata or filters.thread_id)
 
 
 class SQLiteStore:
@@ -185,10 +89,10 @@ class SQLiteStore:
             version = int(script.name.split("_", 1)[0])
             if version <= current:
                 continue
-            sql = script.read_text(encoding="utf-8")
+            text = script.read_text(encoding="utf-8")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _split_sql(sql):
+                for statement in sql.split_sql(text):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version}")
                 conn.execute("COMMIT")
@@ -228,7 +132,7 @@ class SQLiteStore:
         if head <= index.last_seq:
             return
         cursor = conn.execute(
-            f"SELECT {_INDEX_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq", (index.last_seq,)
+            f"SELECT {sql.INDEX_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq", (index.last_seq,)
         )
         while batch := cursor.fetchmany(4096):
             index.apply(
@@ -297,14 +201,14 @@ class SQLiteStore:
     async def principal_by_token_hash(self, token_hash: str) -> PrincipalRecord | None:
         def op(conn: sqlite3.Connection) -> PrincipalRecord | None:
             row = conn.execute("SELECT * FROM principals WHERE token_hash = ?", (token_hash,)).fetchone()
-            return None if row is None else _principal(row)
+            return None if row is None else sql.principal_of(row)
 
         return await self._run(op)
 
     async def principal(self, principal_id: str) -> PrincipalRecord | None:
         def op(conn: sqlite3.Connection) -> PrincipalRecord | None:
             row = conn.execute("SELECT * FROM principals WHERE id = ?", (principal_id,)).fetchone()
-            return None if row is None else _principal(row)
+            return None if row is None else sql.principal_of(row)
 
         return await self._run(op)
 
@@ -314,7 +218,7 @@ class SQLiteStore:
                 rows = conn.execute("SELECT * FROM principals ORDER BY id").fetchall()
             else:
                 rows = conn.execute("SELECT * FROM principals WHERE kind = ? ORDER BY id", (kind,)).fetchall()
-            return [_principal(r) for r in rows]
+            return [sql.principal_of(r) for r in rows]
 
         return await self._run(op)
 
@@ -338,12 +242,12 @@ class SQLiteStore:
             for record in records:
                 m = record.memory
                 existing = conn.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE owner = ? AND zone = ? AND "
+                    f"SELECT {sql.COLUMNS} FROM memories WHERE owner = ? AND zone = ? AND "
                     "content_hash = ? AND tombstone = 0 AND invalid_at IS NULL LIMIT 1",
                     (m.owner, m.zone.value, m.content_hash),
                 ).fetchone()
                 if existing is not None:
-                    out.append(_memory(existing))
+                    out.append(sql.memory_of(existing))
                     continue
                 seq = self._next_seq(conn)
                 conn.execute(
@@ -366,8 +270,8 @@ class SQLiteStore:
                         m.importance,
                         m.created_at.timestamp(),
                         m.valid_at.timestamp(),
-                        _ts(m.invalid_at),
-                        _ts(m.expires_at),
+                        sql.ts(m.invalid_at),
+                        sql.ts(m.expires_at),
                         m.supersedes,
                         m.thread_id,
                         None if record.embedding is None else record.embedding.astype(np.float32).tobytes(),
@@ -471,13 +375,13 @@ class SQLiteStore:
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
         def op(conn: sqlite3.Connection) -> Memory | None:
-            sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ? AND m.tombstone = 0"
+            query = f"SELECT {sql.COLUMNS} FROM memories m WHERE m.id = ? AND m.tombstone = 0"
             params: list[Any] = [memory_id]
             if viewer.principal_id is not None:
-                sql += " AND (m.zone != 'private' OR m.owner = ?)"
+                query += " AND (m.zone != 'private' OR m.owner = ?)"
                 params.append(viewer.principal_id)
-            row = conn.execute(sql, params).fetchone()
-            return None if row is None else _memory(row)
+            row = conn.execute(query, params).fetchone()
+            return None if row is None else sql.memory_of(row)
 
         return await self._run(op)
 
@@ -488,13 +392,13 @@ class SQLiteStore:
             return []
 
         def op(conn: sqlite3.Connection) -> list[Memory]:
-            where, params = _where(viewer, filters, now)
+            where, params = sql.where(viewer, filters, now)
             marks = ",".join("?" * len(ids))
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories m WHERE m.id IN ({marks}) AND {where}",
+                f"SELECT {sql.COLUMNS} FROM memories m WHERE m.id IN ({marks}) AND {where}",
                 [*ids, *params],
             ).fetchall()
-            return [_memory(r) for r in rows]
+            return [sql.memory_of(r) for r in rows]
 
         return await self._run(op)
 
@@ -502,15 +406,15 @@ class SQLiteStore:
         self, viewer: Viewer, filters: Filters, now: datetime, limit: int, after_seq: int | None
     ) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
-            where, params = _where(viewer, filters, now)
+            where, params = sql.where(viewer, filters, now)
             if after_seq is not None:
                 where += " AND m.seq > ?"
                 params.append(after_seq)
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT ?",
+                f"SELECT {sql.COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT ?",
                 [*params, limit],
             ).fetchall()
-            return [_memory(r) for r in rows]
+            return [sql.memory_of(r) for r in rows]
 
         return await self._run(op)
 
@@ -522,8 +426,8 @@ class SQLiteStore:
             if self._index is None:
                 return []
             allowed = None
-            if _needs_sql_prefilter(filters):
-                where, params = _where(viewer, filters, now)
+            if sql.needs_sql_prefilter(filters):
+                where, params = sql.where(viewer, filters, now)
                 allowed = np.fromiter(
                     (r[0] for r in conn.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)),
                     dtype=np.int64,
@@ -533,8 +437,8 @@ class SQLiteStore:
                 zones=None if filters.zones is None else [z.value for z in filters.zones],
                 kinds=filters.kinds,
                 owner=filters.owner,
-                since=_ts(filters.since),
-                until=_ts(filters.until),
+                since=sql.ts(filters.since),
+                until=sql.ts(filters.until),
                 include_invalid=filters.include_invalid,
                 now=now.timestamp(),
                 allowed_rowids=allowed,
@@ -548,7 +452,7 @@ class SQLiteStore:
                     f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
                 ).fetchall()
             )
-            return [Candidate(ids[r], s, _dt(v)) for r, s, v in hits if r in ids]
+            return [Candidate(ids[r], s, sql.dt(v)) for r, s, v in hits if r in ids]
 
         return await self._run(op)
 
@@ -564,7 +468,7 @@ class SQLiteStore:
                 return []
             # Each term becomes an FTS5 string literal, so no query syntax reaches MATCH.
             match = " OR ".join('"' + t.replace('"', '""') + '"' for t in kept)
-            where, params = _where(viewer, filters, now)
+            where, params = sql.where(viewer, filters, now)
             rows = conn.execute(
                 "SELECT m.id, bm25(memories_fts) AS rank FROM memories_fts "
                 "JOIN memories m ON m.rowid = memories_fts.rowid "
@@ -591,20 +495,20 @@ class SQLiteStore:
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc < ? "
+                f"SELECT {sql.COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc < ? "
                 "AND tombstone = 0 AND encrypted = 0 ORDER BY hlc DESC LIMIT ?",
                 (thread_id, owner, before_hlc, turns),
             ).fetchall()
-            return [_memory(r) for r in reversed(rows)]
+            return [sql.memory_of(r) for r in reversed(rows)]
 
         return await self._run(op)
 
     async def changes_since(self, seq: int, limit: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+                f"SELECT {sql.COLUMNS} FROM memories WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
             ).fetchall()
-            return [_memory(r) for r in rows]
+            return [sql.memory_of(r) for r in rows]
 
         return await self._run(op)
 
@@ -615,12 +519,12 @@ class SQLiteStore:
 
             def op(conn: sqlite3.Connection, after: str = after) -> list[tuple[Memory, Vector | None]]:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS}, embedding FROM memories WHERE id > ? ORDER BY id LIMIT ?",
+                    f"SELECT {sql.COLUMNS}, embedding FROM memories WHERE id > ? ORDER BY id LIMIT ?",
                     (after, batch),
                 ).fetchall()
                 return [
                     (
-                        _memory(r),
+                        sql.memory_of(r),
                         None
                         if r["embedding"] is None
                         else np.frombuffer(r["embedding"], dtype=np.float32).copy(),
@@ -638,20 +542,3 @@ class SQLiteStore:
         return await self._run(
             lambda conn: int(conn.execute("SELECT count(*) FROM memories WHERE tombstone = 0").fetchone()[0])
         )
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies (BEGIN … END;) whole."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in script.splitlines():
-        if line.strip().startswith("--") and not current:
-            continue
-        current.append(line)
-        candidate = "\n".join(current).strip()
-        if candidate.endswith(";") and sqlite3.complete_statement(candidate):
-            statements.append(candidate)
-            current = []
-    if "\n".join(current).strip():
-        statements.append("\n".join(current).strip())
-    return statements

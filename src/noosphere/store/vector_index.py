@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 _ZONES = {"private": 0, "shared": 1, "federated": 2}
+# The per-entry arrays, all indexed by slot.
+_ARRAYS = ("_vectors", "_rowids", "_zone", "_owner", "_kind", "_valid_at", "_expires", "_live", "_used")
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,7 @@ class ExactVectorIndex:
 
     def _grow(self) -> None:
         capacity = max(1024, len(self._rowids) * 2)
-        for name in (
-            "_vectors",
-            "_rowids",
-            "_zone",
-            "_owner",
-            "_kind",
-            "_valid_at",
-            "_expires",
-            "_live",
-            "_used",
-        ):
+        for name in _ARRAYS:
             old = getattr(self, name)
             new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
             new[: len(old)] = old
@@ -123,17 +115,7 @@ class ExactVectorIndex:
     def _compact_or_grow(self) -> None:
         if len(self._slot) < self._size * 3 // 4:
             keep = np.flatnonzero(self._used[: self._size])
-            for name in (
-                "_vectors",
-                "_rowids",
-                "_zone",
-                "_owner",
-                "_kind",
-                "_valid_at",
-                "_expires",
-                "_live",
-                "_used",
-            ):
+            for name in _ARRAYS:
                 arr = getattr(self, name)
                 arr[: len(keep)] = arr[keep]
             self._size = len(keep)

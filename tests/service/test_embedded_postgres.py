@@ -1,0 +1,27 @@
+"""A node on the PostgreSQL backend with no URL starts its own embedded server and keeps data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from noosphere.config import load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.memory.model import MemoryDraft, SearchQuery
+from noosphere.node import open_node
+
+
+@pytest.mark.postgres
+async def test_embedded_postgres_keeps_memories_across_restarts(
+    tmp_path: Path, minilm: MiniLMEmbedder
+) -> None:
+    settings = load_settings(None, data_dir=tmp_path / "node", storage={"backend": "postgres"})
+    async with open_node(settings, embedder=minilm) as node:
+        admin = await node.auth.by_id("admin")
+        stored = await node.memory.store_one(admin, MemoryDraft(content="Backups run at 2am"))
+    assert (tmp_path / "node" / "pg" / "PG_VERSION").exists()
+    async with open_node(settings, embedder=minilm) as node:
+        admin = await node.auth.by_id("admin")
+        hits = await node.memory.search(admin, SearchQuery(query="when do backups run?"))
+        assert hits[0].memory.id == stored.id

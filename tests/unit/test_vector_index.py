@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
+
+
+def _row(
+    rowid: int, vector: np.ndarray | None, zone: str = "shared", owner: str = "agent:a", **kw: object
+) -> IndexRow:
+    fields: dict[str, object] = {"kind": "fact", "valid_at": 0.0, "expires_at": None, "live": True} | kw
+    return IndexRow(rowid=rowid, vector=vector, zone=zone, owner=owner, **fields)  # type: ignore[arg-type]
+
+
+def _query(**kw: object) -> IndexQuery:
+    fields: dict[str, object] = {
+        "viewer": None,
+        "zones": None,
+        "kinds": None,
+        "owner": None,
+        "since": None,
+        "until": None,
+        "include_invalid": False,
+        "now": 100.0,
+    } | kw
+    return IndexQuery(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def vectors() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_search_is_exact_through_growth_and_compaction(vectors: np.ndarray) -> None:
+    index = ExactVectorIndex(16, capacity=4)
+    index.apply(_row(i, vectors[i]) for i in range(len(vectors)))
+    index.remove(range(0, 3000, 2))  # drop half: the next insert compacts
+    index.apply([_row(5000, vectors[0])])
+    assert len(index) == 1501
+    alive = list(range(1, 3000, 2))
+    q = vectors[7]
+    expected = sorted([*alive, 5000], key=lambda r: -float(vectors[0 if r == 5000 else r] @ q))[:5]
+    assert [r for r, _, _ in index.search(q, _query(), 5)] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "visible"),
+    [
+        (_query(), {1, 2, 3, 4}),
+        (_query(viewer="agent:b"), {1, 3, 4}),  # 2 is agent:a's private memory
+        (_query(viewer="agent:a"), {1, 2, 3, 4}),
+        (_query(zones=["private"]), {2}),
+        (_query(kinds=["error"]), {3}),
+        (_query(owner="agent:b"), {4}),
+        (_query(since=10.0), {3, 4}),
+        (_query(until=10.0), {1, 2}),
+        (_query(now=1000.0), {1, 2, 3}),  # 4 expired
+        (_query(include_invalid=True), {1, 2, 3, 4, 5}),
+        (_query(allowed_rowids=np.array([1, 3], dtype=np.int64)), {1, 3}),
+    ],
+)
+def test_masks_apply_every_filter(vectors: np.ndarray, query: IndexQuery, visible: set[int]) -> None:
+    index = ExactVectorIndex(16)
+    index.apply(
+        [
+            _row(1, vectors[1]),
+            _row(2, vectors[2], zone="private"),
+            _row(3, vectors[3], kind="error", valid_at=20.0),
+            _row(4, vectors[4], owner="agent:b", valid_at=30.0, expires_at=500.0),
+            _row(5, vectors[5], live=False),
+            _row(6, None),  # no vector: never indexed
+        ]
+    )
+    assert {r for r, _, _ in index.search(vectors[1], query, 10)} == visible
+
+
+def test_an_update_without_vector_removes_the_entry(vectors: np.ndarray) -> None:
+    index = ExactVectorIndex(16)
+    index.apply([_row(1, vectors[1])])
+    index.apply([_row(1, None)])
+    assert index.search(vectors[1], _query(), 5) == []
