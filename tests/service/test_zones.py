@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from noosphere.auth.principal import Level
-from noosphere.errors import NotFound, PermissionDenied
+from noosphere.errors import NotFound, PermissionDenied, Unauthenticated
 from noosphere.memory.model import ListQuery, MemoryDraft, SearchQuery, Zone
 from noosphere.node import Node
 from tests.service.conftest import make_agent
@@ -91,3 +91,17 @@ async def test_levels_limit_where_an_agent_may_write(
     else:
         with pytest.raises(PermissionDenied):
             await any_node.memory.store_one(agent, draft)
+
+
+async def test_an_admin_token_from_the_environment_replaces_the_stored_one(
+    any_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = any_node.settings.data_dir
+    monkeypatch.setenv("NOOSPHERE_ADMIN_TOKEN", "ns_chosen-by-the-operator")
+    assert await any_node.auth.ensure_admin(None, data_dir) is None  # nothing new to print
+    admin = await any_node.authenticate("ns_chosen-by-the-operator")
+    assert admin.is_admin
+    with pytest.raises(Unauthenticated):
+        await any_node.authenticate((data_dir / "admin-token").read_text().strip())
+    assert await any_node.auth.ensure_admin("ns_from-config", data_dir) is None
+    assert (await any_node.authenticate("ns_from-config")).is_admin

@@ -109,8 +109,11 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         until: datetime | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         thread_id: str | None = None,
+        owner: str | None = None,
+        include_invalid: bool = False,
     ) -> dict[str, Any]:
-        """Find memories by meaning and keywords. Filters narrow the search (all must hold)."""
+        """Find memories by meaning and keywords. Filters narrow the search (all must hold);
+        include_invalid also returns memories that newer ones superseded."""
 
         async def run(p: Principal) -> dict[str, Any]:
             q = SearchQuery.model_validate(
@@ -124,6 +127,8 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
                     until=until,
                     metadata=metadata,
                     thread_id=thread_id,
+                    owner=owner,
+                    include_invalid=include_invalid,
                 )
             )
             hits = await node().memory.search(p, q)
@@ -153,6 +158,9 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         thread_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        owner: str | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        include_invalid: bool = False,
     ) -> dict[str, Any]:
         """List memories in the order they were written; pass next_cursor to continue."""
 
@@ -167,6 +175,9 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
                     thread_id=thread_id,
                     since=since,
                     until=until,
+                    owner=owner,
+                    metadata=metadata,
+                    include_invalid=include_invalid,
                 )
             )
             return (await node().memory.list_memories(p, q)).model_dump(mode="json")
