@@ -3,6 +3,7 @@ format, and a node configured to use it."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -96,3 +97,23 @@ async def test_a_node_runs_on_the_endpoint_and_refuses_a_silent_model_switch(
     with pytest.raises(EmbedderMismatch):
         async with open_node(load_settings(None, data_dir=tmp_path / "node")):
             pass
+
+
+def test_switching_embedders_from_the_cli_needs_reembed(endpoint: str, tmp_path: Path) -> None:
+    from tests.integration.test_cli import noosphere
+
+    data = tmp_path / "node"
+    assert noosphere(data, "memory", "add", "Standup is at 9:30 on Mondays").returncode == 0
+    config = tmp_path / "openai.yaml"
+    config.write_text(
+        f"embeddings:\n  provider: openai\n  base_url: {endpoint}\n  model: all-minilm\n  api_key: sk-test\n"
+    )
+    refused = noosphere(data, "memory", "search", "when is standup", "--config", str(config))
+    assert refused.returncode == 1
+    assert "(embedder_mismatch)" in refused.stderr
+    assert "reembed" in refused.stderr
+    migrated = noosphere(data, "memory", "reembed", "--config", str(config))
+    assert migrated.returncode == 0, migrated.stderr
+    assert "re-embedded 1 memories" in migrated.stderr
+    found = noosphere(data, "memory", "search", "when is standup", "--json", "--config", str(config))
+    assert json.loads(found.stdout)[0]["memory"]["embed_model"] == "openai-compat:all-minilm"
