@@ -9,7 +9,7 @@ its WAL until the next checkpoint recycles it (see docs/memory.md).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -98,6 +98,10 @@ async def _configure(conn: AsyncConnection[Row]) -> None:
     # Index pages of a memory store live in RAM or on SSD: random reads are cheap, so let the
     # planner use the GIN and HNSW indexes at moderate selectivity (PostgreSQL assumes disks).
     await conn.execute("SET random_page_cost = 1.1")
+
+
+def _dedup_key(memory: Memory) -> str:
+    return f"{memory.owner}|{memory.zone.value}|{memory.content_hash}"
 
 
 def _lexeme(term: str) -> str:
@@ -291,7 +295,8 @@ class PostgresStore:
     async def write(
         self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
     ) -> list[Memory]:
-        out: list[Memory] = []
+        # A constant number of round trips per batch: lock the batch's dedup keys, find the live
+        # duplicates, reserve sequence numbers, insert everything with one INSERT ... unnest.
         async with self.pool.connection() as conn, conn.transaction():
             for memory_id, at in invalidate:
                 await conn.execute(
@@ -299,57 +304,89 @@ class PostgresStore:
                     "WHERE id = %s AND invalid_at IS NULL",
                     (at, memory_id),
                 )
-            for record in records:
-                m = record.memory
-                # Serialise writers of the same content so two sessions cannot both insert it.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (f"{m.owner}|{m.zone.value}|{m.content_hash}",),
-                )
-                cur = await conn.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE owner = %s AND zone = %s AND "
-                    "content_hash = %s AND NOT tombstone AND invalid_at IS NULL LIMIT 1",
-                    (m.owner, m.zone.value, m.content_hash),
-                )
-                existing = await cur.fetchone()
-                if existing is not None:
-                    out.append(_memory(existing))
-                    continue
-                cur = await conn.execute(
-                    "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
-                    "metadata, content_hash, importance, created_at, valid_at, invalid_at, expires_at, "
-                    "supersedes, thread_id, embedding, embed_model, encrypted, hlc, origin, tombstone) "
-                    "VALUES (%s, nextval('memory_seq'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                    "%s, %s, %s, %s, %s::vector, %s, %s, %s, %s, %s) RETURNING seq",
-                    (
-                        m.id,
-                        m.zone.value,
-                        m.owner,
-                        m.kind,
-                        m.content,
-                        record.index_text,
-                        m.tags,
-                        Jsonb(m.metadata),
-                        m.content_hash,
-                        m.importance,
-                        m.created_at,
-                        m.valid_at,
-                        m.invalid_at,
-                        m.expires_at,
-                        m.supersedes,
-                        m.thread_id,
-                        None if record.embedding is None else _vector_literal(record.embedding),
-                        m.embed_model,
-                        m.encrypted,
-                        m.hlc,
-                        m.origin,
-                        m.tombstone,
-                    ),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                out.append(m.model_copy(update={"seq": row["seq"]}))
-        return out
+            if not records:
+                return []
+            keys = [_dedup_key(r.memory) for r in records]
+            # Serialise writers of the same content so two sessions cannot both insert it.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM unnest(%s::text[]) AS k ORDER BY k",
+                (sorted(set(keys)),),
+            )
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE NOT tombstone AND invalid_at IS NULL AND "
+                "(owner, zone, content_hash) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+                (
+                    [r.memory.owner for r in records],
+                    [r.memory.zone.value for r in records],
+                    [r.memory.content_hash for r in records],
+                ),
+            )
+            existing = {_dedup_key(m): m for m in map(_memory, await cur.fetchall())}
+            fresh: dict[str, NewRecord] = {}
+            for record, key in zip(records, keys, strict=True):
+                if key not in existing and key not in fresh:
+                    fresh[key] = record
+            if fresh:
+                existing.update(await self._insert(conn, list(fresh.items())))
+            return [existing[key] for key in keys]
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection[Row], items: list[tuple[str, NewRecord]]) -> dict[str, Memory]:
+        cur = await conn.execute(
+            "SELECT nextval('memory_seq') AS seq FROM generate_series(1, %s)", (len(items),)
+        )
+        seqs = sorted(int(r["seq"]) for r in await cur.fetchall())
+        rows = [
+            (r.memory.model_copy(update={"seq": seq}), r) for (_, r), seq in zip(items, seqs, strict=True)
+        ]
+
+        def column(get: Callable[[Memory, NewRecord], Any]) -> list[Any]:
+            return [get(m, r) for m, r in rows]
+
+        await conn.execute(
+            "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, metadata, "
+            "content_hash, importance, created_at, valid_at, invalid_at, expires_at, supersedes, "
+            "thread_id, embedding, embed_model, encrypted, hlc, origin, tombstone) "
+            "SELECT t.id, t.seq, t.zone, t.owner, t.kind, t.content, t.index_text, "
+            "ARRAY(SELECT jsonb_array_elements_text(t.tags::jsonb)), t.metadata::jsonb, t.content_hash, "
+            "t.importance, t.created_at, t.valid_at, t.invalid_at, t.expires_at, t.supersedes, "
+            "t.thread_id, t.embedding::vector, t.embed_model, t.encrypted, t.hlc, t.origin, t.tombstone "
+            "FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::real[], %s::timestamptz[], "
+            "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::boolean[], %s::bigint[], %s::text[], %s::boolean[]) "
+            "AS t(id, seq, zone, owner, kind, content, index_text, tags, metadata, content_hash, "
+            "importance, created_at, valid_at, invalid_at, expires_at, supersedes, thread_id, "
+            "embedding, embed_model, encrypted, hlc, origin, tombstone)",
+            (
+                column(lambda m, r: m.id),
+                column(lambda m, r: m.seq),
+                column(lambda m, r: m.zone.value),
+                column(lambda m, r: m.owner),
+                column(lambda m, r: m.kind),
+                column(lambda m, r: m.content),
+                column(lambda m, r: r.index_text),
+                column(lambda m, r: json.dumps(m.tags)),
+                column(lambda m, r: json.dumps(m.metadata)),
+                column(lambda m, r: m.content_hash),
+                column(lambda m, r: m.importance),
+                column(lambda m, r: m.created_at),
+                column(lambda m, r: m.valid_at),
+                column(lambda m, r: m.invalid_at),
+                column(lambda m, r: m.expires_at),
+                column(lambda m, r: m.supersedes),
+                column(lambda m, r: m.thread_id),
+                column(lambda m, r: None if r.embedding is None else _vector_literal(r.embedding)),
+                column(lambda m, r: m.embed_model),
+                column(lambda m, r: m.encrypted),
+                column(lambda m, r: m.hlc),
+                column(lambda m, r: m.origin),
+                column(lambda m, r: m.tombstone),
+            ),
+        )
+        return {key: memory for (key, _), (memory, _) in zip(items, rows, strict=True)}
 
     async def _delete_where(self, where: str, params: Sequence[Any]) -> int:
         async with self.pool.connection() as conn:
