@@ -1,0 +1,33 @@
+"""A chat job as the scheduler tracks it, and the events its requester receives."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from noosphere.pool.protocol import Chunk, Done, Failed, JobRequest
+
+JobEvent = Chunk | Done | Failed
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class ChatJob:
+    user: str  # fairness key: the calling principal
+    model: str  # resolved model name
+    request: JobRequest
+    prompt_tokens: int  # the gateway's own count
+    deadline: float  # monotonic time by which it must have started
+    id: str = field(default_factory=lambda: "job_" + uuid.uuid4().hex)
+    state: JobState = JobState.QUEUED
+    worker_id: str | None = None
+    completion_tokens: int = 0  # counted by the gateway, one per streamed chunk
+    spilled: bool = False  # ran on an upstream backend
+    events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -1,0 +1,261 @@
+"""The scheduler: which job runs next, on which worker. One instance per node, used only from the
+event loop (no locks). Decisions come from ``fairness.py``; this module keeps the state.
+
+- Jobs wait in per-user FIFO queues. The next job belongs to the user with the smallest VTC
+  counter among those whose head job can start now; its worker is the eligible one with the least
+  service relative to capacity.
+- Eligible means: serves the model, the prompt fits its context, healthy, a free slot. Upstream
+  backends are eligible only after a job has waited ``spill_after`` seconds for a worker.
+- A job that has not started by its deadline fails with ``no_capacity`` (the API answers 503
+  with Retry-After). A full queue refuses new jobs (429).
+- Frames go to workers through per-worker outboxes that their connections drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from noosphere.pool.fairness import (
+    WorkerLoad,
+    decayed,
+    joining_service,
+    lifted_counter,
+    next_user,
+    pick_worker,
+    weighted_tokens,
+)
+from noosphere.pool.jobs import ChatJob, JobState
+from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, ModelOffer
+
+OutFrame = Job | Cancel
+SERVICE_HALF_LIFE_S = 60.0
+
+
+@dataclass(eq=False)
+class Worker:
+    id: str
+    name: str
+    models: dict[str, ModelOffer]
+    capacity: int
+    upstream: bool = False  # a node-configured backend: used when workers are busy or absent
+    throughput: float = 1.0  # benchmarked tokens/s (the checker updates it)
+    healthy: bool = True
+    last_seen: float = 0.0
+    service: float = 0.0
+    service_at: float = 0.0
+    running: dict[str, ChatJob] = field(default_factory=dict)
+    outbox: asyncio.Queue[OutFrame] = field(default_factory=asyncio.Queue)
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - len(self.running)
+
+
+class QueueFull(Exception):
+    pass
+
+
+class Scheduler:
+    def __init__(
+        self,
+        max_queued: int = 1000,
+        spill_after: float = 2.0,
+        heartbeat_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_queued = max_queued
+        self.spill_after = spill_after
+        self.heartbeat_interval = heartbeat_interval
+        self.clock = clock
+        self.workers: dict[str, Worker] = {}
+        self.queues: dict[str, deque[ChatJob]] = {}
+        self.counters: dict[str, float] = {}
+        self.jobs: dict[str, ChatJob] = {}
+        self._submitted_at: dict[str, float] = {}
+
+    # -- workers -------------------------------------------------------------------------------
+    def add_worker(self, worker: Worker) -> None:
+        now = self.clock()
+        existing = [self._load(w, now) for w in self.workers.values() if not w.upstream]
+        worker.service = joining_service(existing, worker.throughput) if not worker.upstream else 0.0
+        worker.service_at = now
+        worker.last_seen = now
+        self.workers[worker.id] = worker
+        self.dispatch()
+
+    def remove_worker(self, worker_id: str, reason: str) -> None:
+        """Drop a worker: its running jobs end with an explicit error (they had started)."""
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return
+        for job in list(worker.running.values()):
+            self._finish(job, Failed(job_id=job.id, code="worker_lost", message=f"the worker {reason}"))
+        self.dispatch()
+
+    def seen(self, worker_id: str) -> None:
+        if worker := self.workers.get(worker_id):
+            worker.last_seen = self.clock()
+
+    def expire_silent_workers(self) -> list[str]:
+        cutoff = self.clock() - 3 * self.heartbeat_interval
+        silent = [w.id for w in self.workers.values() if not w.upstream and w.last_seen < cutoff]
+        for worker_id in silent:
+            self.remove_worker(worker_id, "stopped sending heartbeats")
+        return silent
+
+    def models(self) -> dict[str, list[Worker]]:
+        """Every model a connected worker or upstream serves, with its servers."""
+        out: dict[str, list[Worker]] = {}
+        for worker in self.workers.values():
+            for name in worker.models:
+                out.setdefault(name, []).append(worker)
+        return out
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def queued(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def submit(self, job: ChatJob) -> None:
+        if self.queued() >= self.max_queued:
+            raise QueueFull(f"{self.queued()} requests are already waiting")
+        active = {u: c for u, c in self.counters.items() if self._active(u)}
+        if not self._active(job.user):
+            self.counters[job.user] = lifted_counter(self.counters.get(job.user, 0.0), active)
+        self.queues.setdefault(job.user, deque()).append(job)
+        self.jobs[job.id] = job
+        self._submitted_at[job.id] = self.clock()
+        self.dispatch()
+
+    def cancel(self, job_id: str) -> None:
+        """The requester went away: drop a queued job, or tell its worker to stop."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state is JobState.FINISHED:
+            return
+        if job.state is JobState.QUEUED:
+            self.queues[job.user].remove(job)
+            self._forget(job)
+            job.state = JobState.FINISHED
+            return
+        worker = self.workers.get(job.worker_id or "")
+        if worker is not None:
+            worker.outbox.put_nowait(Cancel(job_id=job.id))
+        self._finish(job, Failed(job_id=job.id, code="cancelled", message="the client went away"))
+
+    def expire_queued(self) -> None:
+        now = self.clock()
+        for queue in self.queues.values():
+            for job in [j for j in queue if j.deadline <= now]:
+                queue.remove(job)
+                job.state = JobState.FINISHED
+                self._forget(job)
+                job.events.put_nowait(
+                    Failed(
+                        job_id=job.id,
+                        code="no_capacity",
+                        message=f"no worker for {job.model} became free in time",
+                    )
+                )
+        self.dispatch()
+
+    # -- frames from workers -------------------------------------------------------------------
+    def on_chunk(self, worker_id: str, chunk: Chunk) -> None:
+        job = self._running_on(worker_id, chunk.job_id)
+        if job is None:
+            return
+        job.completion_tokens += 1
+        weight = weighted_tokens(0, 1)
+        self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
+        self._serve(self.workers[worker_id], weight)
+        job.events.put_nowait(chunk)
+
+    def on_done(self, worker_id: str, done: Done) -> None:
+        if job := self._running_on(worker_id, done.job_id):
+            self._finish(job, done)
+
+    def on_failed(self, worker_id: str, failed: Failed) -> None:
+        if job := self._running_on(worker_id, failed.job_id):
+            self._finish(job, failed)
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Start as many queued jobs as free, eligible workers allow, fairest first."""
+        while True:
+            now = self.clock()
+            startable: dict[str, float] = {}
+            for waiting, queue in self.queues.items():
+                if queue and self._candidates(queue[0], now):
+                    startable[waiting] = self.counters.get(waiting, 0.0)
+            user = next_user(startable)
+            if user is None:
+                return
+            job = self.queues[user].popleft()
+            candidates = self._candidates(job, now)
+            chosen = pick_worker([self._load(w, now) for w in candidates])
+            assert chosen is not None
+            self._start(job, self.workers[chosen])
+
+    def _candidates(self, job: ChatJob, now: float) -> list[Worker]:
+        def fits(w: Worker) -> bool:
+            offer = w.models.get(job.model)
+            return (
+                offer is not None
+                and w.healthy
+                and w.free_slots > 0
+                and job.prompt_tokens < offer.context_length
+            )
+
+        workers = [w for w in self.workers.values() if not w.upstream and fits(w)]
+        if workers:
+            return workers
+        waited = now - self._submitted_at.get(job.id, now)
+        has_worker = any(job.model in w.models and not w.upstream for w in self.workers.values())
+        if has_worker and waited < self.spill_after:
+            return []
+        return [w for w in self.workers.values() if w.upstream and fits(w)]
+
+    def _start(self, job: ChatJob, worker: Worker) -> None:
+        job.state = JobState.RUNNING
+        job.worker_id = worker.id
+        job.spilled = worker.upstream
+        worker.running[job.id] = job
+        weight = weighted_tokens(job.prompt_tokens, 0)
+        self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
+        self._serve(worker, weight)
+        worker.outbox.put_nowait(Job(job_id=job.id, request=job.request))
+
+    def _finish(self, job: ChatJob, event: Done | Failed) -> None:
+        if job.state is JobState.FINISHED:
+            return
+        job.state = JobState.FINISHED
+        worker = self.workers.get(job.worker_id or "")
+        if worker is not None:
+            worker.running.pop(job.id, None)
+        self._forget(job)
+        job.events.put_nowait(event)
+        self.dispatch()
+
+    def _forget(self, job: ChatJob) -> None:
+        self.jobs.pop(job.id, None)
+        self._submitted_at.pop(job.id, None)
+
+    def _running_on(self, worker_id: str, job_id: str) -> ChatJob | None:
+        worker = self.workers.get(worker_id)
+        return None if worker is None else worker.running.get(job_id)
+
+    def _active(self, user: str) -> bool:
+        if self.queues.get(user):
+            return True
+        return any(j.user == user for w in self.workers.values() for j in w.running.values())
+
+    def _serve(self, worker: Worker, weight: float) -> None:
+        now = self.clock()
+        worker.service = decayed(worker.service, now - worker.service_at, SERVICE_HALF_LIFE_S) + weight
+        worker.service_at = now
+
+    def _load(self, worker: Worker, now: float) -> WorkerLoad:
+        service = decayed(worker.service, now - worker.service_at, SERVICE_HALF_LIFE_S)
+        return WorkerLoad(worker.id, service, worker.throughput, worker.free_slots)

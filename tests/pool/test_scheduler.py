@@ -1,0 +1,201 @@
+"""The scheduler's state machine, driven with a fake clock and no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from noosphere.pool.jobs import ChatJob, JobState
+from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, JobRequest, ModelOffer
+from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def scheduler(clock: Clock) -> Scheduler:
+    return Scheduler(max_queued=10, spill_after=2.0, heartbeat_interval=5.0, clock=clock)
+
+
+def worker(
+    worker_id: str, *models: str, capacity: int = 1, upstream: bool = False, context: int = 2048
+) -> Worker:
+    return Worker(
+        id=worker_id,
+        name=worker_id,
+        capacity=capacity,
+        upstream=upstream,
+        models={m: ModelOffer(name=m, context_length=context) for m in models},
+    )
+
+
+def job(
+    clock: Clock, user: str = "user:a", model: str = "smol", prompt: int = 10, wait: float = 30.0
+) -> ChatJob:
+    request = JobRequest(model=model, messages=[{"role": "user", "content": "hi"}])
+    return ChatJob(user=user, model=model, request=request, prompt_tokens=prompt, deadline=clock.now + wait)
+
+
+def sent(w: Worker) -> list[Job | Cancel]:
+    frames = []
+    while not w.outbox.empty():
+        frames.append(w.outbox.get_nowait())
+    return frames
+
+
+def test_a_job_goes_to_a_worker_that_serves_its_model(scheduler: Scheduler, clock: Clock) -> None:
+    other, smol = worker("w1", "llama"), worker("w2", "smol")
+    scheduler.add_worker(other)
+    scheduler.add_worker(smol)
+    j = job(clock)
+    scheduler.submit(j)
+    assert j.state is JobState.RUNNING
+    assert [f.job_id for f in sent(smol)] == [j.id]
+    assert sent(other) == []
+
+
+def test_a_job_waits_for_capacity_then_fails_at_its_deadline(scheduler: Scheduler, clock: Clock) -> None:
+    w = worker("w1", "smol")
+    scheduler.add_worker(w)
+    first, second = job(clock), job(clock, wait=5.0)
+    scheduler.submit(first)
+    scheduler.submit(second)
+    assert second.state is JobState.QUEUED
+    clock.now += 6
+    scheduler.expire_queued()
+    event = second.events.get_nowait()
+    assert isinstance(event, Failed)
+    assert event.code == "no_capacity"
+
+
+def test_finishing_a_job_starts_the_next(scheduler: Scheduler, clock: Clock) -> None:
+    w = worker("w1", "smol")
+    scheduler.add_worker(w)
+    first, second = job(clock), job(clock)
+    scheduler.submit(first)
+    scheduler.submit(second)
+    scheduler.on_chunk("w1", Chunk(job_id=first.id, content="hi"))
+    scheduler.on_done("w1", Done(job_id=first.id))
+    assert isinstance(first.events.get_nowait(), Chunk)
+    assert isinstance(first.events.get_nowait(), Done)
+    assert first.completion_tokens == 1
+    assert second.state is JobState.RUNNING
+
+
+def test_the_user_with_less_service_goes_first(scheduler: Scheduler, clock: Clock) -> None:
+    w = worker("w1", "smol")
+    scheduler.add_worker(w)
+    heavy = [job(clock, "user:heavy", prompt=500) for _ in range(3)]
+    light = [job(clock, "user:light", prompt=5) for _ in range(2)]
+    for j in heavy + light:
+        scheduler.submit(j)
+    assert heavy[0].state is JobState.RUNNING  # counters tie at 0; ids break the tie
+    scheduler.on_done("w1", Done(job_id=heavy[0].id))
+    assert light[0].state is JobState.RUNNING
+    scheduler.on_done("w1", Done(job_id=light[0].id))
+    assert light[1].state is JobState.RUNNING  # still far below the heavy user's 500
+    assert heavy[1].state is JobState.QUEUED
+
+
+def test_a_lost_worker_fails_running_jobs_and_others_take_the_queue(
+    scheduler: Scheduler, clock: Clock
+) -> None:
+    a = worker("a", "smol")
+    scheduler.add_worker(a)
+    running, waiting = job(clock), job(clock)
+    scheduler.submit(running)
+    scheduler.submit(waiting)
+    b = worker("b", "smol")
+    scheduler.add_worker(b)
+    assert waiting.state is JobState.RUNNING  # b took it at once
+    scheduler.remove_worker("a", "disconnected")
+    event = running.events.get_nowait()
+    assert isinstance(event, Failed)
+    assert event.code == "worker_lost"
+
+
+def test_silent_workers_are_dropped(scheduler: Scheduler, clock: Clock) -> None:
+    quiet, chatty = worker("quiet", "smol"), worker("chatty", "smol")
+    scheduler.add_worker(quiet)
+    scheduler.add_worker(chatty)
+    clock.now += 14
+    scheduler.seen("chatty")
+    clock.now += 2
+    assert scheduler.expire_silent_workers() == ["quiet"]
+    assert set(scheduler.workers) == {"chatty"}
+
+
+def test_cancel_removes_a_queued_job_and_stops_a_running_one(scheduler: Scheduler, clock: Clock) -> None:
+    w = worker("w1", "smol")
+    scheduler.add_worker(w)
+    running, queued = job(clock), job(clock)
+    scheduler.submit(running)
+    scheduler.submit(queued)
+    sent(w)
+    scheduler.cancel(queued.id)
+    assert scheduler.queued() == 0
+    scheduler.cancel(running.id)
+    assert [type(f) for f in sent(w)] == [Cancel]
+    assert w.free_slots == 1
+    # A late chunk for the cancelled job is ignored.
+    scheduler.on_chunk("w1", Chunk(job_id=running.id, content="late"))
+    assert running.completion_tokens == 0
+
+
+def test_upstreams_take_spill_over_after_the_wait(scheduler: Scheduler, clock: Clock) -> None:
+    w, up = worker("w1", "smol"), worker("up", "smol", capacity=10, upstream=True)
+    scheduler.add_worker(w)
+    scheduler.add_worker(up)
+    first, second = job(clock), job(clock)
+    scheduler.submit(first)
+    scheduler.submit(second)
+    assert first.worker_id == "w1"
+    assert second.state is JobState.QUEUED
+    clock.now += 2.5
+    scheduler.dispatch()
+    assert second.worker_id == "up"
+    assert second.spilled
+
+
+def test_a_model_only_upstreams_serve_goes_there_at_once(scheduler: Scheduler, clock: Clock) -> None:
+    scheduler.add_worker(worker("up", "gpt-x", capacity=4, upstream=True))
+    j = job(clock, model="gpt-x")
+    scheduler.submit(j)
+    assert j.worker_id == "up"
+
+
+def test_prompts_longer_than_the_context_wait_for_a_bigger_worker(scheduler: Scheduler, clock: Clock) -> None:
+    scheduler.add_worker(worker("small", "smol", context=100))
+    j = job(clock, prompt=500)
+    scheduler.submit(j)
+    assert j.state is JobState.QUEUED
+    scheduler.add_worker(worker("big", "smol", context=8192))
+    assert j.worker_id == "big"
+
+
+def test_a_full_queue_refuses_new_jobs(scheduler: Scheduler, clock: Clock) -> None:
+    for _ in range(10):
+        scheduler.submit(job(clock, model="nobody-serves-this"))
+    with pytest.raises(QueueFull):
+        scheduler.submit(job(clock))
+
+
+def test_an_idle_user_returns_at_the_active_minimum(scheduler: Scheduler, clock: Clock) -> None:
+    w = worker("w1", "smol")
+    scheduler.add_worker(w)
+    busy = job(clock, "user:busy", prompt=300)
+    scheduler.submit(busy)
+    scheduler.submit(job(clock, "user:busy", prompt=300))
+    scheduler.counters["user:idle"] = 0.0
+    scheduler.submit(job(clock, "user:idle", prompt=1))
+    assert scheduler.counters["user:idle"] == scheduler.counters["user:busy"]
