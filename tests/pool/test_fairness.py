@@ -17,6 +17,10 @@ from noosphere.pool.fairness import (
 )
 
 
+def test_ties_go_to_the_earliest_arrival() -> None:
+    assert next_user({"a": 3.0, "b": 3.0}, {"a": 9, "b": 2}) == "b"
+
+
 @pytest.mark.parametrize(
     ("waiting", "expected"),
     [
@@ -24,6 +28,7 @@ from noosphere.pool.fairness import (
         ({"a": 5.0}, "a"),
         ({"a": 5.0, "b": 3.0}, "b"),
         ({"a": 3.0, "b": 3.0}, "a"),
+        ({"b": 3.0, "a": 3.0}, "a"),
         ({"heavy": 10_000.0, "light": 20.0, "new": 20.0}, "light"),
     ],
 )

@@ -26,11 +26,13 @@ def weighted_tokens(prompt_tokens: int, completion_tokens: int) -> float:
     return INPUT_WEIGHT * prompt_tokens + OUTPUT_WEIGHT * completion_tokens
 
 
-def next_user(waiting: Mapping[str, float]) -> str | None:
-    """The waiting user with the smallest counter (ties: the smallest id, for determinism)."""
+def next_user(waiting: Mapping[str, float], arrival: Mapping[str, int] | None = None) -> str | None:
+    """The waiting user with the smallest counter; ties go to the earliest ``arrival`` (the
+    order their waiting requests came in), then the smallest id."""
     if not waiting:
         return None
-    return min(waiting, key=lambda user: (waiting[user], user))
+    order = arrival or {}
+    return min(waiting, key=lambda user: (waiting[user], order.get(user, 0), user))
 
 
 def lifted_counter(counter: float, active_counters: Mapping[str, float]) -> float:

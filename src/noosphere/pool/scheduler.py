@@ -76,6 +76,8 @@ class Scheduler:
         self.counters: dict[str, float] = {}
         self.jobs: dict[str, ChatJob] = {}
         self._submitted_at: dict[str, float] = {}
+        self._arrival: dict[str, int] = {}
+        self._arrivals = 0
 
     # -- workers -------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
@@ -128,6 +130,8 @@ class Scheduler:
         self.queues.setdefault(job.user, deque()).append(job)
         self.jobs[job.id] = job
         self._submitted_at[job.id] = self.clock()
+        self._arrivals += 1
+        self._arrival[job.id] = self._arrivals
         self.dispatch()
 
     def cancel(self, job_id: str) -> None:
@@ -186,10 +190,12 @@ class Scheduler:
         while True:
             now = self.clock()
             startable: dict[str, float] = {}
+            arrival: dict[str, int] = {}
             for waiting, queue in self.queues.items():
                 if queue and self._candidates(queue[0], now):
                     startable[waiting] = self.counters.get(waiting, 0.0)
-            user = next_user(startable)
+                    arrival[waiting] = self._arrival.get(queue[0].id, 0)
+            user = next_user(startable, arrival)
             if user is None:
                 return
             job = self.queues[user].popleft()
@@ -241,6 +247,7 @@ class Scheduler:
     def _forget(self, job: ChatJob) -> None:
         self.jobs.pop(job.id, None)
         self._submitted_at.pop(job.id, None)
+        self._arrival.pop(job.id, None)
 
     def _running_on(self, worker_id: str, job_id: str) -> ChatJob | None:
         worker = self.workers.get(worker_id)
