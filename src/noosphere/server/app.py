@@ -4,7 +4,7 @@ lifespan (store, memory GC, MCP sessions)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -15,7 +15,14 @@ from noosphere import __version__
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.node import Node, open_node
-from noosphere.server import health, memories, principals
+from noosphere.pool.backends.base import Backend
+from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
+from noosphere.pool.gateway import Gateway
+from noosphere.pool.inprocess import InProcessWorker
+from noosphere.pool.protocol import ModelOffer
+from noosphere.pool.scheduler import Scheduler
+from noosphere.pool.tokens import TokenCounter
+from noosphere.server import health, memories, openai_api, principals
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 
@@ -30,6 +37,16 @@ async def _collect_garbage(node: Node) -> None:
             await node.memory.collect_garbage()
         except Exception:
             logger.exception("memory gc failed; retrying next interval")
+
+
+def _gateway(settings: Settings) -> Gateway:
+    pool = settings.pool
+    scheduler = Scheduler(
+        max_queued=pool.max_queued,
+        spill_after=pool.spill_after_seconds,
+        heartbeat_interval=pool.heartbeat_interval_seconds,
+    )
+    return Gateway(scheduler, pool, TokenCounter())
 
 
 class BodyLimit:
@@ -64,9 +81,11 @@ def create_app(
     settings: Settings,
     embedder: Embedder | None = None,
     on_ready: Callable[[Node], None] | None = None,
+    backends: Sequence[tuple[str, Backend]] = (),
 ) -> FastAPI:
     """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
-    where to find it)."""
+    where to find it); ``backends`` are (name, backend) pairs served in-process as pool workers
+    (the local model ``noosphere up`` attaches)."""
     holder: dict[str, Node] = {}
 
     def current_node() -> Node:
@@ -85,12 +104,29 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
+            gateway = _gateway(settings)
+            app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
+            tasks.start_soon(gateway.maintain)
+            for upstream in settings.pool.upstreams:
+                offers = [ModelOffer(name=m, context_length=upstream.context_length) for m in upstream.models]
+                backend = OpenAICompatibleBackend(upstream.base_url, offers, upstream.api_key)
+                worker = InProcessWorker(
+                    gateway.scheduler,
+                    backend,
+                    upstream.name,
+                    capacity=upstream.max_concurrency,
+                    upstream=True,
+                )
+                tasks.start_soon(worker.run)
+            for name, local in backends:
+                tasks.start_soon(InProcessWorker(gateway.scheduler, local, name).run)
             if on_ready is not None:
                 on_ready(node)
             async with mcp_app.router.lifespan_context(mcp_app):
                 yield
             app.state.node = None
+            app.state.gateway = None
             tasks.cancel_scope.cancel()
 
     app = FastAPI(
@@ -100,10 +136,12 @@ def create_app(
         description="Shared long-term memory for LLM agents (REST; MCP at /mcp).",
     )
     app.state.node = None
+    app.state.gateway = None
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(memories.router)
     app.include_router(principals.router)
+    app.include_router(openai_api.router)
     app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+    # "type" mirrors "code" so OpenAI clients, which read error.type, understand it too.
+    return {"error": {"code": code, "message": message, "type": code}}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -29,7 +30,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NoosphereError)
     async def domain_error(_: Request, exc: NoosphereError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,116 @@
+"""The gateway: turns a caller's chat request into a scheduled job and its events, resolves model
+names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in the server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from noosphere.auth.principal import Principal
+from noosphere.config import PoolSettings
+from noosphere.errors import ModelNotFound, NoCapacity, RateLimited
+from noosphere.pool.jobs import ChatJob, JobEvent
+from noosphere.pool.protocol import Chunk, Failed, JobRequest
+from noosphere.pool.scheduler import QueueFull, Scheduler
+from noosphere.pool.tokens import TokenCounter
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    id: str
+    aliases: list[str]
+    workers: int
+    upstreams: int
+    slots: int
+    free_slots: int
+    context_length: int
+
+
+class Gateway:
+    def __init__(self, scheduler: Scheduler, settings: PoolSettings, counter: TokenCounter) -> None:
+        self.scheduler = scheduler
+        self.settings = settings
+        self.counter = counter
+
+    def resolve(self, model: str) -> str:
+        """The served model a request names (directly or by alias). Never another model."""
+        name = self.settings.aliases.get(model, model)
+        if name not in self.scheduler.models():
+            known = sorted(set(self.scheduler.models()) | set(self.settings.aliases))
+            raise ModelNotFound(
+                f"no worker or upstream serves model {model!r}"
+                + (f"; available: {', '.join(known)}" if known else "; no models are available yet")
+            )
+        return name
+
+    def models(self) -> list[ModelStatus]:
+        aliases: dict[str, list[str]] = {}
+        for alias, target in self.settings.aliases.items():
+            aliases.setdefault(target, []).append(alias)
+        out = []
+        for name, servers in sorted(self.scheduler.models().items()):
+            out.append(
+                ModelStatus(
+                    id=name,
+                    aliases=sorted(aliases.get(name, [])),
+                    workers=sum(not w.upstream for w in servers),
+                    upstreams=sum(w.upstream for w in servers),
+                    slots=sum(w.capacity for w in servers),
+                    free_slots=sum(w.free_slots for w in servers),
+                    context_length=max(w.models[name].context_length for w in servers),
+                )
+            )
+        return out
+
+    @asynccontextmanager
+    async def run(self, principal: Principal, request: JobRequest) -> AsyncIterator[ChatJob]:
+        """Schedule ``request``; the job is cancelled if the caller leaves before it finishes."""
+        name = self.resolve(request.model)
+        job = ChatJob(
+            user=principal.id,
+            model=name,
+            request=request.model_copy(update={"model": name}),
+            prompt_tokens=self.counter.prompt(request),
+            deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
+        )
+        try:
+            self.scheduler.submit(job)
+        except QueueFull as exc:
+            raise RateLimited(f"the gateway is saturated: {exc}", retry_after=5) from exc
+        try:
+            yield job
+        finally:
+            self.scheduler.cancel(job.id)
+
+    async def first_event(self, job: ChatJob) -> JobEvent:
+        """Wait for the job's first event; a failure before any output becomes an HTTP error."""
+        event = await job.events.get()
+        if isinstance(event, Failed) and event.code == "no_capacity":
+            raise NoCapacity(
+                f"no worker for {job.model} became free within {self.settings.queue_timeout_seconds:g}s "
+                f"({self.scheduler.queued()} requests waiting); retry later",
+                retry_after=self.settings.queue_timeout_seconds / 2,
+            )
+        return event
+
+    async def maintain(self, period: float = 0.25) -> None:
+        """Expire overdue queued jobs and silent workers, forever."""
+        while True:
+            await anyio.sleep(period)
+            self.scheduler.expire_queued()
+            self.scheduler.expire_silent_workers()
+
+
+async def events_after(job: ChatJob) -> AsyncIterator[JobEvent]:
+    """The job's events until (and including) its Done or Failed."""
+    while True:
+        event = await job.events.get()
+        yield event
+        if not isinstance(event, Chunk):
+            return
+
+
+__all__ = ["Gateway", "ModelStatus", "events_after"]

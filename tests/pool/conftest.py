@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from noosphere.config import Settings, load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.server.app import create_app
+from noosphere.testing import FakeModel
+from tests.integration.conftest import free_port
+
+TOOL_CALLS = [
+    ("get_weather", '{"city": "Lyon", "unit": "celsius"}'),
+    ("get_time", '{"zone": "Europe/Paris"}'),
+]
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    models: dict[str, FakeModel]
+
+    @property
+    def token(self) -> str:
+        return (self.settings.data_dir / "admin-token").read_text().strip()
+
+
+def serve(settings: Settings, embedder: MiniLMEmbedder, models: dict[str, FakeModel]) -> Iterator[Gateway]:
+    app = create_app(settings, embedder=embedder, backends=list(models.items()))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.server.port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "gateway did not start"
+        time.sleep(0.02)
+    try:
+        yield Gateway(f"http://127.0.0.1:{settings.server.port}", settings, models)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "gw",
+        server={"port": free_port()},
+        pool={"aliases": {"smol": "fake"}, "queue_timeout_seconds": 1.0, "max_queued": 2},
+    )
+    models = {
+        "fake": FakeModel("fake", reply="The quick brown fox jumps over the lazy dog"),
+        "toolbot": FakeModel("toolbot", tool_calls=TOOL_CALLS),
+        "slow": FakeModel("slow", reply=" ".join(f"w{i}" for i in range(100)), delay=0.02),
+        "crashy": FakeModel("crashy", reply="one two three four five", fail_after=2),
+    }
+    yield from serve(settings, minilm, models)
