@@ -109,21 +109,26 @@ def test_a_light_user_is_not_stuck_behind_a_heavy_backlog(scheduler: Scheduler, 
     assert order == [heavy[0], heavy[1], *light, *heavy[2:]]
 
 
-def test_a_lost_worker_fails_running_jobs_and_others_take_the_queue(
+def test_a_lost_worker_fails_started_jobs_and_requeues_unstarted_ones(
     scheduler: Scheduler, clock: Clock
 ) -> None:
-    a = worker("a", "smol")
+    a = worker("a", "smol", capacity=2)
     scheduler.add_worker(a)
-    running, waiting = job(clock), job(clock)
-    scheduler.submit(running)
-    scheduler.submit(waiting)
-    b = worker("b", "smol")
-    scheduler.add_worker(b)
-    assert waiting.state is JobState.RUNNING  # b took it at once
+    started, unstarted = job(clock), job(clock)
+    scheduler.submit(started)
+    scheduler.submit(unstarted)
+    scheduler.on_chunk("a", Chunk(job_id=started.id, content="Hel"))
+    started.events.get_nowait()
     scheduler.remove_worker("a", "disconnected")
-    event = running.events.get_nowait()
+    event = started.events.get_nowait()
     assert isinstance(event, Failed)
     assert event.code == "worker_lost"
+    assert unstarted.state is JobState.QUEUED
+    assert unstarted.events.empty()
+    b = worker("b", "smol")
+    scheduler.add_worker(b)
+    assert unstarted.worker_id == "b"
+    assert [f.job_id for f in sent(b)] == [unstarted.id]
 
 
 def test_silent_workers_are_dropped(scheduler: Scheduler, clock: Clock) -> None:

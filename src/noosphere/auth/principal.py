@@ -10,6 +10,7 @@ class PrincipalKind(StrEnum):
     ADMIN = "admin"
     AGENT = "agent"
     USER = "user"
+    WORKER = "worker"  # a model worker joining the pool; no access to memory
 
 
 class Level(StrEnum):

@@ -74,6 +74,8 @@ class TokenAuthority:
             )
         if kind is PrincipalKind.ADMIN:
             raise InvalidRequest("there is one admin; rotate its token instead")
+        if kind is PrincipalKind.WORKER and level is not None:
+            raise InvalidRequest("workers have no level")
         if await self._store.principal(principal_id(kind, name)) is not None:
             raise Conflict(f"{kind.value} {name!r} already exists")
         token = new_token()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import memory, principals
+from noosphere.cli import memory, principals, worker
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
@@ -21,6 +21,8 @@ app = typer.Typer(
 app.add_typer(memory.app, name="memory")
 app.add_typer(principals.agent_app, name="agent")
 app.add_typer(principals.user_app, name="user")
+app.command("worker")(worker.worker)
+app.command("worker-token")(worker.worker_token)
 
 
 @app.command()

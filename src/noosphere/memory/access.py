@@ -11,6 +11,7 @@ _ALL = frozenset(Zone)
 WRITE_ZONES: dict[Level | PrincipalKind, frozenset[Zone]] = {
     PrincipalKind.ADMIN: _ALL,
     PrincipalKind.USER: frozenset({Zone.PRIVATE, Zone.SHARED}),
+    PrincipalKind.WORKER: frozenset(),
     Level.L0: _ALL,
     Level.L1: _ALL,
     Level.L2: frozenset({Zone.PRIVATE, Zone.SHARED}),
@@ -28,6 +29,12 @@ def check_write(principal: Principal, zone: Zone) -> None:
     if zone not in writable_zones(principal):
         who = f"level {principal.level.value}" if principal.level else principal.kind.value
         raise PermissionDenied(f"a {who} principal may not write to the {zone.value} zone")
+
+
+def check_memory_access(principal: Principal) -> None:
+    """Workers serve models; memory is for agents, users and the admin."""
+    if principal.kind is PrincipalKind.WORKER:
+        raise PermissionDenied("worker credentials cannot use memory")
 
 
 def can_modify(principal: Principal, owner: str) -> bool:

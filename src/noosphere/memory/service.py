@@ -30,7 +30,7 @@ from noosphere.errors import (
     PermissionDenied,
 )
 from noosphere.memory import crypto
-from noosphere.memory.access import can_modify, check_write
+from noosphere.memory.access import can_modify, check_memory_access, check_write
 from noosphere.memory.model import (
     CONVERSATION_KIND,
     MESSAGE_KIND,
@@ -222,6 +222,7 @@ class MemoryService:
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod
     def _viewer(principal: Principal) -> Viewer:
+        check_memory_access(principal)
         return Viewer(None if principal.is_admin else principal.id)
 
     async def get(self, principal: Principal, memory_id: str) -> Memory:

@@ -49,6 +49,8 @@ class Worker:
     service_at: float = 0.0
     running: dict[str, ChatJob] = field(default_factory=dict)
     outbox: asyncio.Queue[OutFrame] = field(default_factory=asyncio.Queue)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when the pool drops it
+    close_reason: str = ""
 
     @property
     def free_slots(self) -> int:
@@ -90,12 +92,21 @@ class Scheduler:
         self.dispatch()
 
     def remove_worker(self, worker_id: str, reason: str) -> None:
-        """Drop a worker: its running jobs end with an explicit error (they had started)."""
+        """Drop a worker. Jobs it had not started (no token yet) go back to the front of their
+        queue; started ones end with an explicit error, never a silent truncation."""
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return
+        worker.close_reason = reason
+        worker.closed.set()
         for job in list(worker.running.values()):
-            self._finish(job, Failed(job_id=job.id, code="worker_lost", message=f"the worker {reason}"))
+            if job.completion_tokens == 0:
+                worker.running.pop(job.id)
+                job.state = JobState.QUEUED
+                job.worker_id = None
+                self.queues.setdefault(job.user, deque()).appendleft(job)
+            else:
+                self._finish(job, Failed(job_id=job.id, code="worker_lost", message=f"the worker {reason}"))
         self.dispatch()
 
     def seen(self, worker_id: str) -> None:

@@ -22,7 +22,7 @@ from noosphere.pool.inprocess import InProcessWorker
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
-from noosphere.server import health, memories, openai_api, principals
+from noosphere.server import health, memories, openai_api, principals, worker_ws
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 
@@ -142,6 +142,7 @@ def create_app(
     app.include_router(memories.router)
     app.include_router(principals.router)
     app.include_router(openai_api.router)
+    app.include_router(worker_ws.router)
     app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

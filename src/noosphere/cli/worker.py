@@ -1,0 +1,106 @@
+"""``noosphere worker``: join a node's pool with a local model or as a proxy, and
+``noosphere worker-token``: issue a worker credential."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from noosphere.auth.principal import PrincipalKind
+from noosphere.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    node_as,
+    run,
+    settings_from,
+)
+from noosphere.errors import NotFound, PermissionDenied
+from noosphere.pool.backends.base import Backend, BackendError
+from noosphere.pool.protocol import ModelOffer
+
+
+def worker(
+    join: Annotated[str, typer.Option("--join", help="The node, e.g. ws://127.0.0.1:3099.")],
+    token: Annotated[str, typer.Option("--token", envvar="NOOSPHERE_WORKER_TOKEN", help="Worker token.")],
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host name).")] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="Jobs at once.")] = 1,
+    model: Annotated[Path | None, typer.Option(help="GGUF file (default: SmolLM2-135M-Instruct).")] = None,
+    model_name: Annotated[
+        str, typer.Option(help="Name the local model is served as.")
+    ] = "smollm2-135m-instruct",
+    context: Annotated[int, typer.Option(help="Context length of the local model.")] = 2048,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all).")] = 0,
+    proxy: Annotated[
+        str | None, typer.Option(help="Proxy to this OpenAI-compatible base URL instead.")
+    ] = None,
+    proxy_model: Annotated[
+        list[str] | None, typer.Option(help="Model served through the proxy (repeatable).")
+    ] = None,
+    proxy_key: Annotated[
+        str | None, typer.Option(envvar="NOOSPHERE_PROXY_KEY", help="API key for the proxy.")
+    ] = None,
+) -> None:
+    """Join a node's pool and serve a model: local llama.cpp (default) or a proxy."""
+    from noosphere.pool.worker import RemoteWorker, WorkerRejected
+
+    backend: Backend
+    try:
+        if proxy:
+            if not proxy_model:
+                console.print("[red]error[/red]: --proxy needs at least one --proxy-model")
+                raise typer.Exit(2)
+            from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
+
+            offers = [ModelOffer(name=m, context_length=context) for m in proxy_model]
+            backend = OpenAICompatibleBackend(proxy, offers, proxy_key)
+        else:
+            from noosphere.pool.backends.llama import LlamaBackend, bundled_smollm2
+
+            backend = LlamaBackend(model or bundled_smollm2(), model_name, context, threads)
+    except BackendError as exc:
+        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+    remote = RemoteWorker(join, token, backend, name or socket.gethostname(), capacity)
+    served = ", ".join(o.name for o in backend.offers())
+    console.print(f"worker {remote.name} serving {served}; joining {remote.url} (Ctrl-C to leave)")
+    try:
+        anyio.run(remote.run)
+    except WorkerRejected as exc:
+        console.print(f"[red]the node refused this worker[/red]: {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("worker stopped")
+
+
+def worker_token(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a token for a worker named NAME (creating it, or replacing its old token)."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            if not caller.is_admin:
+                raise PermissionDenied("issuing worker tokens needs the admin token")
+            try:
+                secret = await node.auth.rotate(PrincipalKind.WORKER, name)
+            except NotFound:
+                _, secret = await node.auth.create(PrincipalKind.WORKER, name)
+        if as_json:
+            emit_json({"id": f"worker:{name}", "token": secret})
+        else:
+            console.print(f"token for worker {name} (shown once):")
+            print(secret)
+
+    run(go)
