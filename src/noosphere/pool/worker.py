@@ -58,9 +58,14 @@ class RemoteWorker:
         delay = 1.0
         while True:
             try:
-                async with connect(self.url, open_timeout=10, max_size=16 * 2**20) as ws:
+                ws = await connect(self.url, open_timeout=10, max_size=16 * 2**20)
+                try:
                     delay = 1.0
                     await self._session(ws)
+                finally:
+                    # Close even when cancelled (leaving the pool), but never hang on it.
+                    with anyio.move_on_after(5, shield=True):
+                        await ws.close()
             except WorkerRejected:
                 raise
             except InvalidURI as exc:
