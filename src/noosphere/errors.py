@@ -6,6 +6,7 @@
     │   └── EmbedderMismatch            embedder_mismatch 409
     ├── Unauthenticated                 unauthenticated   401
     ├── PermissionDenied                permission_denied 403
+    │   └── BudgetExhausted             budget_exhausted  403
     ├── NotFound                        not_found         404
     │   └── ModelNotFound               model_not_found   404
     ├── Conflict                        conflict          409
@@ -58,6 +59,10 @@ class Unauthenticated(NoosphereError):
 class PermissionDenied(NoosphereError):
     code = "permission_denied"
     status = 403
+
+
+class BudgetExhausted(PermissionDenied):
+    code = "budget_exhausted"
 
 
 class NotFound(NoosphereError):

@@ -21,6 +21,16 @@ class Level(StrEnum):
 
 
 @dataclass(frozen=True)
+class KeyLimits:
+    """The API key a request came with, and its limits (None: unlimited)."""
+
+    id: str
+    rpm: int | None = None
+    tpm: int | None = None
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     id: str  # "admin", "agent:<name>" or "user:<name>"; the owner of what it writes
     kind: PrincipalKind
@@ -29,6 +39,12 @@ class Principal:
     # Key for L2 (encrypted) memories, derived from the caller's own token at authentication;
     # never stored. None when the caller did not present a token (e.g. the local stdio server).
     l2_key: bytes | None = None
+    key: KeyLimits | None = None  # set when the caller used a user API key
+
+    @property
+    def account(self) -> str:
+        """The ledger account this caller pays from."""
+        return f"key:{self.key.id}" if self.key else f"principal:{self.id}"
 
     @property
     def is_admin(self) -> bool:

@@ -6,13 +6,14 @@ import hashlib
 import os
 import re
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from noosphere.auth.principal import ADMIN_ID, Level, Principal, PrincipalKind, principal_id
+from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from noosphere.memory.crypto import derive_key
-from noosphere.store.contract import MemoryStore, PrincipalRecord
+from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 
 TOKEN_PREFIX = "ns_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -104,10 +105,56 @@ class TokenAuthority:
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-        record = await self._store.principal_by_token_hash(hash_token(token))
-        if record is None or record.disabled:
-            raise Unauthenticated("invalid or revoked token")
-        return self._principal(record, token)
+        digest = hash_token(token)
+        record = await self._store.principal_by_token_hash(digest)
+        if record is not None and not record.disabled:
+            return self._principal(record, token)
+        key = await self._store.api_key_by_token_hash(digest)
+        if key is not None and not key.revoked:
+            owner = await self._store.principal(key.user_id)
+            if owner is not None and not owner.disabled:
+                # An API key acts as its user; its L2 key derives from the API key itself.
+                return replace(
+                    self._principal(replace(owner, key_salt=key.key_salt), token),
+                    key=KeyLimits(key.id, key.rpm, key.tpm, key.budget),
+                )
+        raise Unauthenticated("invalid or revoked token")
+
+    async def create_api_key(
+        self,
+        user: str,
+        name: str = "default",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        budget: float | None = None,
+    ) -> tuple[ApiKeyRecord, str]:
+        """A new API key for an existing user (returned once, stored only as a hash)."""
+        if await self._store.principal(principal_id(PrincipalKind.USER, user)) is None:
+            raise NotFound(f"no user named {user!r} (create one with `noosphere user create {user}`)")
+        for limit, label in ((rpm, "rpm"), (tpm, "tpm"), (budget, "budget")):
+            if limit is not None and limit <= 0:
+                raise InvalidRequest(f"{label} must be positive")
+        token = new_token()
+        record = ApiKeyRecord(
+            id="key_" + secrets.token_hex(6),
+            user_id=principal_id(PrincipalKind.USER, user),
+            name=name,
+            token_hash=hash_token(token),
+            key_salt=secrets.token_bytes(16),
+            rpm=rpm,
+            tpm=tpm,
+            budget=budget,
+            created_at=datetime.now(UTC),
+        )
+        await self._store.put_api_key(record)
+        return record, token
+
+    async def api_keys(self, user: str | None = None) -> list[ApiKeyRecord]:
+        return await self._store.api_keys(None if user is None else principal_id(PrincipalKind.USER, user))
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        if not await self._store.revoke_api_key(key_id):
+            raise NotFound(f"no active API key {key_id!r}")
 
     async def by_id(self, principal_id_: str) -> Principal:
         """A principal without its L2 key (for local, already-trusted callers such as stdio)."""

@@ -11,8 +11,10 @@ import anyio
 
 from noosphere.auth.principal import Principal
 from noosphere.config import PoolSettings
-from noosphere.errors import ModelNotFound, NoCapacity, RateLimited
+from noosphere.errors import BudgetExhausted, ModelNotFound, NoCapacity, RateLimited
 from noosphere.pool.jobs import ChatJob, JobEvent
+from noosphere.pool.ledger import Ledger
+from noosphere.pool.limits import RateLimiter
 from noosphere.pool.protocol import Chunk, Failed, JobRequest
 from noosphere.pool.scheduler import QueueFull, Scheduler
 from noosphere.pool.tokens import TokenCounter
@@ -30,10 +32,19 @@ class ModelStatus:
 
 
 class Gateway:
-    def __init__(self, scheduler: Scheduler, settings: PoolSettings, counter: TokenCounter) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        settings: PoolSettings,
+        counter: TokenCounter,
+        ledger: Ledger,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.settings = settings
         self.counter = counter
+        self.ledger = ledger
+        self.limiter = limiter or RateLimiter()
 
     def resolve(self, model: str) -> str:
         """The served model a request names (directly or by alias). Never another model."""
@@ -67,7 +78,8 @@ class Gateway:
 
     @asynccontextmanager
     async def run(self, principal: Principal, request: JobRequest) -> AsyncIterator[ChatJob]:
-        """Schedule ``request``; the job is cancelled if the caller leaves before it finishes."""
+        """Schedule ``request``; the job is cancelled if the caller leaves before it finishes, and
+        its usage is recorded in the ledger either way."""
         name = self.resolve(request.model)
         job = ChatJob(
             user=principal.id,
@@ -76,6 +88,7 @@ class Gateway:
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
         )
+        await self._admit(principal, job.prompt_tokens)
         try:
             self.scheduler.submit(job)
         except QueueFull as exc:
@@ -84,6 +97,28 @@ class Gateway:
             yield job
         finally:
             self.scheduler.cancel(job.id)
+            with anyio.CancelScope(shield=True):  # account for it even if the client left
+                usage = await self.ledger.record(principal, job)
+            if principal.key is not None:
+                self.limiter.charge(principal.key.id, usage.completion_tokens)
+
+    async def _admit(self, principal: Principal, prompt_tokens: int) -> None:
+        key = principal.key
+        if key is None:
+            return
+        if key.budget is not None:
+            spent = await self.ledger.spent(principal)
+            if spent + prompt_tokens > key.budget:
+                raise BudgetExhausted(f"API key {key.id} has used {spent:g} of its {key.budget:g} credits")
+        decision = self.limiter.check(key.id, key.rpm, key.tpm, prompt_tokens)
+        if not decision.allowed:
+            raise RateLimited(
+                f"API key {key.id} is limited to {decision.reason}", retry_after=decision.retry_after
+            )
+
+    def usage(self, job: ChatJob) -> tuple[int, int]:
+        """(prompt, completion) tokens as the gateway counts them."""
+        return self.ledger.tokens(job)
 
     async def first_event(self, job: ChatJob) -> JobEvent:
         """Wait for the job's first event; a failure before any output becomes an HTTP error."""

@@ -27,6 +27,7 @@ class InProcessWorker:
             models={m.name: m for m in backend.offers()},
             capacity=capacity,
             upstream=upstream,
+            account=f"{'upstream' if upstream else 'local'}:{name}",
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from noosphere.pool.protocol import Chunk, Done, Failed, JobRequest
+from noosphere.pool.protocol import Chunk, Done, Failed, JobRequest, Usage
 
 JobEvent = Chunk | Done | Failed
 
@@ -30,4 +30,8 @@ class ChatJob:
     worker_id: str | None = None
     completion_tokens: int = 0  # counted by the gateway, one per streamed chunk
     spilled: bool = False  # ran on an upstream backend
+    worker_account: str | None = None  # the ledger account of the worker that ran it
+    output: list[str] = field(default_factory=list)  # text and tool-call pieces, for counting
+    reported: Usage | None = None  # the worker's own usage figures
+    outcome: str = "pending"  # ok | failed:<code> | cancelled
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -42,6 +42,7 @@ class Worker:
     models: dict[str, ModelOffer]
     capacity: int
     upstream: bool = False  # a node-configured backend: used when workers are busy or absent
+    account: str = ""  # ledger account that earns for its work (default: worker:<name>)
     throughput: float = 1.0  # benchmarked tokens/s (the checker updates it)
     healthy: bool = True
     last_seen: float = 0.0
@@ -83,6 +84,7 @@ class Scheduler:
 
     # -- workers -------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
+        worker.account = worker.account or f"worker:{worker.name}"
         now = self.clock()
         existing = [self._load(w, now) for w in self.workers.values() if not w.upstream]
         worker.service = joining_service(existing, worker.throughput) if not worker.upstream else 0.0
@@ -182,6 +184,9 @@ class Scheduler:
         if job is None:
             return
         job.completion_tokens += 1
+        job.output.append(chunk.content or "")
+        if chunk.tool_call is not None:
+            job.output.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
         weight = weighted_tokens(0, 1)
         self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
         self._serve(self.workers[worker_id], weight)
@@ -237,6 +242,7 @@ class Scheduler:
     def _start(self, job: ChatJob, worker: Worker) -> None:
         job.state = JobState.RUNNING
         job.worker_id = worker.id
+        job.worker_account = worker.account
         job.spilled = worker.upstream
         worker.running[job.id] = job
         weight = weighted_tokens(job.prompt_tokens, 0)
@@ -248,6 +254,11 @@ class Scheduler:
         if job.state is JobState.FINISHED:
             return
         job.state = JobState.FINISHED
+        if isinstance(event, Done):
+            job.reported = event.usage
+            job.outcome = "ok"
+        else:
+            job.outcome = "cancelled" if event.code == "cancelled" else f"failed:{event.code}"
         worker = self.workers.get(job.worker_id or "")
         if worker is not None:
             worker.running.pop(job.id, None)

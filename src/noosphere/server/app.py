@@ -19,12 +19,14 @@ from noosphere.pool.backends.base import Backend
 from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.inprocess import InProcessWorker
+from noosphere.pool.ledger import Ledger
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
 from noosphere.server import health, memories, openai_api, principals, worker_ws
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
+from noosphere.store import MemoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +41,15 @@ async def _collect_garbage(node: Node) -> None:
             logger.exception("memory gc failed; retrying next interval")
 
 
-def _gateway(settings: Settings) -> Gateway:
+def _gateway(settings: Settings, store: MemoryStore) -> Gateway:
     pool = settings.pool
     scheduler = Scheduler(
         max_queued=pool.max_queued,
         spill_after=pool.spill_after_seconds,
         heartbeat_interval=pool.heartbeat_interval_seconds,
     )
-    return Gateway(scheduler, pool, TokenCounter())
+    counter = TokenCounter()
+    return Gateway(scheduler, pool, counter, Ledger(store, counter))
 
 
 class BodyLimit:
@@ -104,7 +107,7 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
-            gateway = _gateway(settings)
+            gateway = _gateway(settings, node.store)
             app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
             tasks.start_soon(gateway.maintain)

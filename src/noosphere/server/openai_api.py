@@ -157,8 +157,8 @@ def _failure(event: Failed) -> NoosphereError:
     return error
 
 
-def _usage(gateway: Gateway, job: ChatJob, transcript: Transcript) -> dict[str, int]:
-    return usage(job.prompt_tokens, gateway.counter.text(transcript.output_for_counting()))
+def _usage(gateway: Gateway, job: ChatJob) -> dict[str, int]:
+    return usage(*gateway.usage(job))
 
 
 async def _collect(job: ChatJob, transcript: Transcript, gateway: Gateway) -> dict[str, Any]:
@@ -168,7 +168,7 @@ async def _collect(job: ChatJob, transcript: Transcript, gateway: Gateway) -> di
         event = await job.events.get()
     if isinstance(event, Failed):
         raise _failure(event)
-    return transcript.completion(event.finish_reason, _usage(gateway, job, transcript))
+    return transcript.completion(event.finish_reason, _usage(gateway, job))
 
 
 async def _stream(
@@ -191,5 +191,5 @@ async def _stream(
             return
         yield sse(transcript.chunk({}, event.finish_reason))
         if include_usage:
-            yield sse(transcript.usage_chunk(_usage(gateway, job, transcript)))
+            yield sse(transcript.usage_chunk(_usage(gateway, job)))
         yield sse("[DONE]")

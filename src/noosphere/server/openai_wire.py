@@ -132,9 +132,6 @@ class Transcript:
     def text(self) -> str:
         return "".join(self.content)
 
-    def output_for_counting(self) -> str:
-        return self.text + "".join(c.name + c.arguments for c in self.calls.values())
-
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
             "id": self.id,

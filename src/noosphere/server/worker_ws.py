@@ -75,6 +75,7 @@ async def worker_socket(websocket: WebSocket) -> None:
         name=hello.name,
         models={m.name: m for m in hello.models},
         capacity=hello.capacity,
+        account=principal.id if principal.kind is PrincipalKind.WORKER else f"worker:{hello.name}",
     )
     scheduler.add_worker(worker)
     await websocket.send_text(

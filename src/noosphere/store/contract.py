@@ -9,7 +9,7 @@ service derives from the authenticated principal — never from caller arguments
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -61,9 +61,43 @@ class PrincipalRecord:
     disabled: bool = False
 
 
-@dataclass
-class WriteResult:
-    stored: list[Memory] = field(default_factory=list)
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    user_id: str
+    name: str
+    token_hash: str
+    key_salt: bytes
+    rpm: int | None
+    tpm: int | None
+    budget: float | None  # credits; None = unlimited
+    created_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    id: str
+    at: datetime
+    principal: str
+    key_id: str | None
+    model: str
+    worker: str | None
+    prompt_tokens: int  # counted by the gateway
+    completion_tokens: int  # counted by the gateway
+    reported_prompt: int | None  # what the worker said
+    reported_completion: int | None
+    credits: float
+    status: str  # ok | failed | cancelled
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    group: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    credits: float
 
 
 class MemoryStore(Protocol):
@@ -90,6 +124,23 @@ class MemoryStore(Protocol):
     async def principals(self, kind: str | None = None) -> list[PrincipalRecord]: ...
 
     async def delete_principal(self, principal_id: str) -> bool: ...
+
+    # -- API keys, usage and the ledger ---------------------------------------------------------
+    async def put_api_key(self, record: ApiKeyRecord) -> None: ...
+
+    async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None: ...
+
+    async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]: ...
+
+    async def revoke_api_key(self, key_id: str) -> bool: ...
+
+    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
+        """Store a request's usage and its ledger entries (which must sum to zero), atomically."""
+
+    async def balance(self, account: str) -> float: ...
+
+    async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
+        """Totals grouped ``by`` one of: principal, key_id, worker, model."""
 
     # -- memories: writes ----------------------------------------------------------------------
     async def write(

@@ -24,11 +24,15 @@ from psycopg_pool import AsyncConnectionPool
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
+from noosphere.store import postgres_ledger as ledger
 from noosphere.store.contract import (
+    ApiKeyRecord,
     Candidate,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
+    UsageRecord,
+    UsageSummary,
     Vector,
     Viewer,
 )
@@ -290,6 +294,35 @@ class PostgresStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM principals WHERE id = %s", (principal_id,))
             return cur.rowcount > 0
+
+    # -- API keys, usage and the ledger ---------------------------------------------------------
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        async with self.pool.connection() as conn:
+            await ledger.put_api_key(conn, record)
+
+    async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None:
+        async with self.pool.connection() as conn:
+            return await ledger.api_key_by_token_hash(conn, token_hash)
+
+    async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
+        async with self.pool.connection() as conn:
+            return await ledger.api_keys(conn, user_id)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        async with self.pool.connection() as conn:
+            return await ledger.revoke_api_key(conn, key_id)
+
+    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
+        async with self.pool.connection() as conn:
+            await ledger.record_usage(conn, usage, entries)
+
+    async def balance(self, account: str) -> float:
+        async with self.pool.connection() as conn:
+            return await ledger.balance(conn, account)
+
+    async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
+        async with self.pool.connection() as conn:
+            return await ledger.usage_summary(conn, by, since)
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

@@ -23,12 +23,16 @@ import numpy as np
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
+from noosphere.store import sqlite_ledger as ledger
 from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
+    ApiKeyRecord,
     Candidate,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
+    UsageRecord,
+    UsageSummary,
     Vector,
     Viewer,
 )
@@ -227,6 +231,30 @@ class SQLiteStore:
             return conn.execute("DELETE FROM principals WHERE id = ?", (principal_id,)).rowcount > 0
 
         return await self._run(op)
+
+    # -- API keys, usage and the ledger ---------------------------------------------------------
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        await self._run(lambda conn: ledger.put_api_key(conn, record))
+
+    async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None:
+        return await self._run(lambda conn: ledger.api_key_by_token_hash(conn, token_hash))
+
+    async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
+        return await self._run(lambda conn: ledger.api_keys(conn, user_id))
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        return await self._run(lambda conn: ledger.revoke_api_key(conn, key_id))
+
+    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
+        await self._run(
+            lambda conn: self._transaction(conn, lambda: ledger.record_usage(conn, usage, entries))
+        )
+
+    async def balance(self, account: str) -> float:
+        return await self._run(lambda conn: ledger.balance(conn, account))
+
+    async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
+        return await self._run(lambda conn: ledger.usage_summary(conn, by, since))
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

@@ -1,0 +1,174 @@
+"""``noosphere key …`` (user API keys for the OpenAI-compatible gateway) and ``noosphere usage``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from noosphere.auth.principal import Principal
+from noosphere.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    node_as,
+    run,
+    settings_from,
+)
+from noosphere.errors import PermissionDenied
+
+key_app = typer.Typer(help="Manage users' API keys for the OpenAI-compatible gateway.", no_args_is_help=True)
+
+
+def _require_admin(caller: Principal) -> None:
+    if not caller.is_admin:
+        raise PermissionDenied("managing API keys needs the admin token")
+
+
+def _limit(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+@key_app.command("create")
+def create(
+    user: str,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Credits it may spend in total.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key for USER and print it (once)."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
+            record, secret = await node.auth.create_api_key(user, name, rpm, tpm, budget)
+        if as_json:
+            emit_json(
+                {
+                    "id": record.id,
+                    "user": record.user_id,
+                    "name": record.name,
+                    "rpm": rpm,
+                    "tpm": tpm,
+                    "budget": budget,
+                    "key": secret,
+                }
+            )
+        else:
+            console.print(f"created {record.id} for {record.user_id}; the key (shown once):")
+            print(secret)
+
+    run(go)
+
+
+@key_app.command("list")
+def list_keys(
+    user: Annotated[str | None, typer.Argument()] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys (of USER, or all) with their limits and what they spent."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
+            keys = await node.auth.api_keys(user)
+            spent = {k.id: -await node.store.balance(f"key:{k.id}") for k in keys}
+        if as_json:
+            emit_json(
+                [
+                    {
+                        "id": k.id,
+                        "user": k.user_id,
+                        "name": k.name,
+                        "rpm": k.rpm,
+                        "tpm": k.tpm,
+                        "budget": k.budget,
+                        "spent": spent[k.id],
+                        "revoked": k.revoked,
+                    }
+                    for k in keys
+                ]
+            )
+            return
+        table = Table("id", "user", "name", "rpm", "tpm", "budget", "spent", "state")
+        for k in keys:
+            table.add_row(
+                k.id,
+                k.user_id,
+                k.name,
+                _limit(k.rpm),
+                _limit(k.tpm),
+                _limit(k.budget),
+                f"{spent[k.id]:g}",
+                "revoked" if k.revoked else "active",
+            )
+        console.print(table)
+
+    run(go)
+
+
+@key_app.command("revoke")
+def revoke(
+    key_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
+) -> None:
+    """Revoke an API key (its spending history stays in the ledger)."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
+            await node.auth.revoke_api_key(key_id)
+        console.print(f"revoked {key_id}")
+
+    run(go)
+
+
+def usage(
+    by: Annotated[str, typer.Option(help="Group by principal, key_id, worker or model.")] = "key_id",
+    days: Annotated[float | None, typer.Option(help="Only the last N days.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tokens and credits from the ledger: what callers spent and workers earned."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, caller):
+            _require_admin(caller)
+            since = None if days is None else datetime.now(UTC) - timedelta(days=days)
+            rows = await node.store.usage_summary(by, since)
+        if as_json:
+            emit_json(
+                [
+                    {
+                        by: r.group,
+                        "requests": r.requests,
+                        "prompt_tokens": r.prompt_tokens,
+                        "completion_tokens": r.completion_tokens,
+                        "credits": r.credits,
+                    }
+                    for r in rows
+                ]
+            )
+            return
+        table = Table(by, "requests", "prompt tokens", "completion tokens", "credits")
+        for r in rows:
+            table.add_row(
+                r.group, str(r.requests), str(r.prompt_tokens), str(r.completion_tokens), f"{r.credits:g}"
+            )
+        console.print(table)
+
+    run(go)

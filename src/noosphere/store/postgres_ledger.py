@@ -1,0 +1,114 @@
+"""PostgreSQL statements for API keys, usage records and the credit ledger."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from noosphere.errors import InvalidRequest
+from noosphere.store.contract import ApiKeyRecord, UsageRecord, UsageSummary
+
+Row = dict[str, Any]
+GROUPS = {"principal", "key_id", "worker", "model"}
+
+
+def _key(row: Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        key_salt=bytes(row["key_salt"]),
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        budget=row["budget"],
+        created_at=row["created_at"],
+        revoked=row["revoked"],
+    )
+
+
+async def put_api_key(conn: AsyncConnection[Row], k: ApiKeyRecord) -> None:
+    await conn.execute(
+        "INSERT INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, created_at, "
+        "revoked) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+        "name = excluded.name, rpm = excluded.rpm, tpm = excluded.tpm, budget = excluded.budget, "
+        "revoked = excluded.revoked",
+        (k.id, k.user_id, k.name, k.token_hash, k.key_salt, k.rpm, k.tpm, k.budget, k.created_at, k.revoked),
+    )
+
+
+async def api_key_by_token_hash(conn: AsyncConnection[Row], token_hash: str) -> ApiKeyRecord | None:
+    row = await (await conn.execute("SELECT * FROM api_keys WHERE token_hash = %s", (token_hash,))).fetchone()
+    return None if row is None else _key(row)
+
+
+async def api_keys(conn: AsyncConnection[Row], user_id: str | None) -> list[ApiKeyRecord]:
+    if user_id is None:
+        cur = await conn.execute("SELECT * FROM api_keys ORDER BY created_at")
+    else:
+        cur = await conn.execute("SELECT * FROM api_keys WHERE user_id = %s ORDER BY created_at", (user_id,))
+    return [_key(r) for r in await cur.fetchall()]
+
+
+async def revoke_api_key(conn: AsyncConnection[Row], key_id: str) -> bool:
+    cur = await conn.execute("UPDATE api_keys SET revoked = true WHERE id = %s AND NOT revoked", (key_id,))
+    return cur.rowcount > 0
+
+
+async def record_usage(
+    conn: AsyncConnection[Row], u: UsageRecord, entries: Sequence[tuple[str, float]]
+) -> None:
+    if not math.isclose(sum(amount for _, amount in entries), 0.0, abs_tol=1e-9):
+        raise ValueError("ledger entries of one request must sum to zero")
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
+            "completion_tokens, reported_prompt, reported_completion, credits, status) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                u.id,
+                u.at,
+                u.principal,
+                u.key_id,
+                u.model,
+                u.worker,
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.reported_prompt,
+                u.reported_completion,
+                u.credits,
+                u.status,
+            ),
+        )
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (%s, %s, %s, %s)",
+                [(u.id, u.at, account, amount) for account, amount in entries],
+            )
+
+
+async def balance(conn: AsyncConnection[Row], account: str) -> float:
+    cur = await conn.execute(
+        "SELECT coalesce(sum(amount), 0) AS b FROM ledger_entries WHERE account = %s", (account,)
+    )
+    row = await cur.fetchone()
+    return float(row["b"]) if row else 0.0
+
+
+async def usage_summary(conn: AsyncConnection[Row], by: str, since: datetime | None) -> list[UsageSummary]:
+    if by not in GROUPS:
+        raise InvalidRequest(f"cannot group usage by {by!r}; use one of {', '.join(sorted(GROUPS))}")
+    cur = await conn.execute(
+        f"SELECT coalesce({by}, '-') AS grp, count(*) AS n, sum(prompt_tokens) AS p, "  # by is whitelisted
+        "sum(completion_tokens) AS c, sum(credits) AS cr FROM usage_requests WHERE at >= %s "
+        "GROUP BY grp ORDER BY sum(credits) DESC",
+        (since or datetime.fromtimestamp(0, UTC),),
+    )
+    return [
+        UsageSummary(r["grp"], r["n"], int(r["p"]), int(r["c"]), float(r["cr"])) for r in await cur.fetchall()
+    ]

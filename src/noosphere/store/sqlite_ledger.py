@@ -1,0 +1,115 @@
+"""SQLite statements for API keys, usage records and the credit ledger."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from noosphere.errors import InvalidRequest
+from noosphere.store.contract import ApiKeyRecord, UsageRecord, UsageSummary
+
+GROUPS = {"principal", "key_id", "worker", "model"}
+
+
+def _key(row: sqlite3.Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        key_salt=bytes(row["key_salt"]),
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        budget=row["budget"],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        revoked=bool(row["revoked"]),
+    )
+
+
+def put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, "
+        "created_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            k.id,
+            k.user_id,
+            k.name,
+            k.token_hash,
+            k.key_salt,
+            k.rpm,
+            k.tpm,
+            k.budget,
+            k.created_at.timestamp(),
+            int(k.revoked),
+        ),
+    )
+
+
+def api_key_by_token_hash(conn: sqlite3.Connection, token_hash: str) -> ApiKeyRecord | None:
+    row = conn.execute("SELECT * FROM api_keys WHERE token_hash = ?", (token_hash,)).fetchone()
+    return None if row is None else _key(row)
+
+
+def api_keys(conn: sqlite3.Connection, user_id: str | None) -> list[ApiKeyRecord]:
+    if user_id is None:
+        rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at", (user_id,)
+        ).fetchall()
+    return [_key(r) for r in rows]
+
+
+def revoke_api_key(conn: sqlite3.Connection, key_id: str) -> bool:
+    return (
+        conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0", (key_id,)).rowcount > 0
+    )
+
+
+def record_usage(conn: sqlite3.Connection, u: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
+    if not math.isclose(sum(amount for _, amount in entries), 0.0, abs_tol=1e-9):
+        raise ValueError("ledger entries of one request must sum to zero")
+    conn.execute(
+        "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
+        "completion_tokens, reported_prompt, reported_completion, credits, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            u.id,
+            u.at.timestamp(),
+            u.principal,
+            u.key_id,
+            u.model,
+            u.worker,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.reported_prompt,
+            u.reported_completion,
+            u.credits,
+            u.status,
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (?, ?, ?, ?)",
+        [(u.id, u.at.timestamp(), account, amount) for account, amount in entries],
+    )
+
+
+def balance(conn: sqlite3.Connection, account: str) -> float:
+    row = conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = ?", (account,)
+    ).fetchone()
+    return float(row[0])
+
+
+def usage_summary(conn: sqlite3.Connection, by: str, since: datetime | None) -> list[UsageSummary]:
+    if by not in GROUPS:
+        raise InvalidRequest(f"cannot group usage by {by!r}; use one of {', '.join(sorted(GROUPS))}")
+    rows = conn.execute(
+        # ``by`` is whitelisted above
+        f"SELECT coalesce({by}, '-') AS grp, count(*), sum(prompt_tokens), sum(completion_tokens), "
+        "sum(credits) FROM usage_requests WHERE at >= ? GROUP BY grp ORDER BY sum(credits) DESC",
+        (since.timestamp() if since else 0.0,),
+    ).fetchall()
+    return [UsageSummary(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]

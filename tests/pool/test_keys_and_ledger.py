@@ -1,0 +1,147 @@
+"""User API keys against the gateway: limits, budgets, revocation, and the ledger they feed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import openai
+import pytest
+
+from noosphere.config import load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.testing import FakeModel
+from tests.integration.conftest import free_port
+from tests.pool.conftest import Gateway, serve
+
+HELLO = [{"role": "user", "content": "Say something"}]
+
+
+@pytest.fixture
+def node(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
+    settings = load_settings(None, data_dir=tmp_path / "node", server={"port": free_port()})
+    yield from serve(settings, minilm, {"fake": FakeModel("fake", reply="four words of reply")})
+
+
+def cli(node: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(node.settings.data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "noosphere", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def new_key(node: Gateway, *limits: str) -> str:
+    if cli(node, "user", "list", "--json").stdout.strip() in ("", "[]"):
+        cli(node, "user", "create", "ann")
+    created = cli(node, "key", "create", "ann", *limits, "--json")
+    assert created.returncode == 0, created.stderr
+    key: str = json.loads(created.stdout)["key"]
+    return key
+
+
+def api(node: Gateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=node.url + "/v1", api_key=key, max_retries=0)
+
+
+def test_an_api_key_acts_as_its_user_and_pays_from_its_own_account(node: Gateway) -> None:
+    key = new_key(node)
+    with api(node, key) as client:
+        answer = client.chat.completions.create(model="fake", messages=HELLO)
+    assert answer.choices[0].message.content == "four words of reply"
+    (row,) = json.loads(cli(node, "key", "list", "--json").stdout)
+    assert row["spent"] > 0
+    by_worker = json.loads(cli(node, "usage", "--by", "worker", "--json").stdout)
+    assert by_worker == [
+        {
+            "worker": "local:fake",
+            "requests": 1,
+            "prompt_tokens": answer.usage.prompt_tokens,  # type: ignore[union-attr]
+            "completion_tokens": answer.usage.completion_tokens,
+            "credits": row["spent"],
+        }
+    ]  # type: ignore[union-attr]
+    by_principal = json.loads(cli(node, "usage", "--by", "principal", "--json").stdout)
+    assert by_principal[0]["principal"] == "user:ann"
+
+
+def test_requests_per_minute_are_limited_with_retry_after(node: Gateway) -> None:
+    key = new_key(node, "--rpm", "2")
+    with api(node, key) as client:
+        client.chat.completions.create(model="fake", messages=HELLO)
+        client.chat.completions.create(model="fake", messages=HELLO)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="fake", messages=HELLO)
+    assert caught.value.code == "rate_limited"
+    assert 1 <= int(caught.value.response.headers["retry-after"]) <= 60
+
+
+def test_tokens_per_minute_are_limited(node: Gateway) -> None:
+    key = new_key(node, "--tpm", "30")
+    long_prompt = [{"role": "user", "content": "word " * 50}]
+    with api(node, key) as client, pytest.raises(openai.RateLimitError, match="tokens per minute"):
+        client.chat.completions.create(model="fake", messages=long_prompt)
+
+
+def test_a_spent_budget_is_refused_with_403(node: Gateway) -> None:
+    key = new_key(node, "--budget", "20")
+    with api(node, key) as client:
+        client.chat.completions.create(model="fake", messages=HELLO)  # 6 prompt + 2 x 4 completion credits
+        client.chat.completions.create(model="fake", messages=HELLO)
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            client.chat.completions.create(model="fake", messages=HELLO)
+    assert caught.value.code == "budget_exhausted"
+
+
+def test_a_revoked_key_stops_working(node: Gateway) -> None:
+    key = new_key(node)
+    (row,) = json.loads(cli(node, "key", "list", "--json").stdout)
+    assert cli(node, "key", "revoke", row["id"]).returncode == 0
+    with api(node, key) as client, pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="fake", messages=HELLO)
+
+
+def test_the_ledger_balances_and_records_both_counts(node: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {node.token}"}
+    for _ in range(3):
+        httpx.post(
+            node.url + "/v1/chat/completions", headers=headers, json={"model": "fake", "messages": HELLO}
+        ).raise_for_status()
+
+    async def books() -> tuple[float, float, list[tuple[int, int, int, int]]]:
+        from noosphere.node import open_node
+
+        async with open_node(node.settings, embedder=FakeEmbedderForReading()) as opened:
+            spent = await opened.store.balance("principal:admin")
+            earned = await opened.store.balance("local:fake")
+            rows = await opened.store.usage_summary("model", None)
+            return (
+                spent,
+                earned,
+                [(r.requests, r.prompt_tokens, r.completion_tokens, int(r.credits)) for r in rows],
+            )
+
+    spent, earned, rows = anyio.run(books)
+    assert spent == -earned
+    assert earned > 0
+    ((requests, prompt, completion, credits),) = rows
+    assert requests == 3
+    assert credits == prompt + 2 * completion
+
+
+class FakeEmbedderForReading:
+    """Opening the node's store to read the books needs an embedder with the stored identity."""
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2"
+    dimension = 384
+
+    def embed(self, texts: object) -> object:
+        raise AssertionError("not used")
+
+    def close(self) -> None:
+        pass
