@@ -145,3 +145,35 @@ class FakeEmbedderForReading:
 
     def close(self) -> None:
         pass
+
+
+def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -> None:
+    created = cli(node, "user", "create", "bea", "--json")
+    token = json.loads(created.stdout)["token"]
+    with api(node, token) as client:
+        for question in ("first question", "first question"):
+            raw = client.chat.completions.with_raw_response.create(
+                model="fake",
+                messages=[{"role": "user", "content": question}],
+                extra_headers={"X-Conversation-Id": "conv-42"},
+            )
+            assert raw.headers["x-conversation-id"] == "conv-42"
+    mine = httpx.get(
+        node.url + "/api/v1/memories",
+        params={"thread_id": "conv-42"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["items"]
+    assert [(m["metadata"]["role"], m["content"]) for m in mine] == [
+        ("user", "first question"),
+        ("assistant", "four words of reply"),
+        ("user", "first question"),
+        ("assistant", "four words of reply"),
+    ]
+    assert all(m["kind"] == "conversation" and m["zone"] == "private" for m in mine)
+    admin_view = httpx.get(
+        node.url + "/api/v1/memories",
+        params={"thread_id": "conv-42"},
+        headers={"Authorization": f"Bearer {node.token}"},
+    ).json()["items"]
+    assert len(admin_view) == 4
+    assert all(m["encrypted"] and "question" not in m["content"] for m in admin_view)

@@ -3,6 +3,7 @@ names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,13 +12,17 @@ import anyio
 
 from noosphere.auth.principal import Principal
 from noosphere.config import PoolSettings
-from noosphere.errors import BudgetExhausted, ModelNotFound, NoCapacity, RateLimited
+from noosphere.errors import BudgetExhausted, ModelNotFound, NoCapacity, NoosphereError, RateLimited
+from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
+from noosphere.memory.service import MemoryService
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
 from noosphere.pool.protocol import Chunk, Failed, JobRequest
 from noosphere.pool.scheduler import QueueFull, Scheduler
 from noosphere.pool.tokens import TokenCounter
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,14 @@ class Gateway:
         counter: TokenCounter,
         ledger: Ledger,
         limiter: RateLimiter | None = None,
+        memory: MemoryService | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.settings = settings
         self.counter = counter
         self.ledger = ledger
         self.limiter = limiter or RateLimiter()
+        self.memory = memory
 
     def resolve(self, model: str) -> str:
         """The served model a request names (directly or by alias). Never another model."""
@@ -77,9 +84,12 @@ class Gateway:
         return out
 
     @asynccontextmanager
-    async def run(self, principal: Principal, request: JobRequest) -> AsyncIterator[ChatJob]:
+    async def run(
+        self, principal: Principal, request: JobRequest, conversation: str | None = None
+    ) -> AsyncIterator[ChatJob]:
         """Schedule ``request``; the job is cancelled if the caller leaves before it finishes, and
-        its usage is recorded in the ledger either way."""
+        its usage is recorded in the ledger either way. With a ``conversation`` id, a completed
+        exchange is kept as the caller's encrypted (L2) conversation memory."""
         name = self.resolve(request.model)
         job = ChatJob(
             user=principal.id,
@@ -99,8 +109,40 @@ class Gateway:
             self.scheduler.cancel(job.id)
             with anyio.CancelScope(shield=True):  # account for it even if the client left
                 usage = await self.ledger.record(principal, job)
+                if conversation is not None and job.outcome == "ok":
+                    await self._remember(principal, request, job, conversation)
             if principal.key is not None:
                 self.limiter.charge(principal.key.id, usage.completion_tokens)
+
+    async def _remember(
+        self, principal: Principal, request: JobRequest, job: ChatJob, conversation: str
+    ) -> None:
+        """Store the new user turn and the reply in the caller's conversation thread."""
+        if self.memory is None or principal.l2_key is None:
+            return
+        asked = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
+        turns = []
+        if asked is not None and isinstance(asked.get("content"), str) and asked["content"].strip():
+            turns.append(asked["content"])
+        reply = "".join(job.output)
+        if reply.strip():
+            turns.append(reply)
+        drafts = [
+            MemoryDraft(
+                content=text,
+                kind=CONVERSATION_KIND,
+                thread_id=conversation,
+                metadata={
+                    "role": "user" if i == 0 and asked is not None else "assistant",
+                    "model": job.model,
+                },
+            )
+            for i, text in enumerate(turns)
+        ]
+        try:
+            await self.memory.store_many(principal, drafts)
+        except NoosphereError:
+            logger.exception("could not store conversation %s", conversation)
 
     async def _admit(self, principal: Principal, prompt_tokens: int) -> None:
         key = principal.key

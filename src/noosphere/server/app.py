@@ -26,7 +26,6 @@ from noosphere.pool.tokens import TokenCounter
 from noosphere.server import health, memories, openai_api, principals, worker_ws
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
-from noosphere.store import MemoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ async def _collect_garbage(node: Node) -> None:
             logger.exception("memory gc failed; retrying next interval")
 
 
-def _gateway(settings: Settings, store: MemoryStore) -> Gateway:
+def _gateway(settings: Settings, node: Node) -> Gateway:
     pool = settings.pool
     scheduler = Scheduler(
         max_queued=pool.max_queued,
@@ -49,7 +48,7 @@ def _gateway(settings: Settings, store: MemoryStore) -> Gateway:
         heartbeat_interval=pool.heartbeat_interval_seconds,
     )
     counter = TokenCounter()
-    return Gateway(scheduler, pool, counter, Ledger(store, counter))
+    return Gateway(scheduler, pool, counter, Ledger(node.store, counter), memory=node.memory)
 
 
 class BodyLimit:
@@ -107,7 +106,7 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
-            gateway = _gateway(settings, node.store)
+            gateway = _gateway(settings, node)
             app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
             tasks.start_soon(gateway.maintain)

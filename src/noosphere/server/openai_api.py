@@ -103,7 +103,7 @@ async def chat_completions(
     job_request = body.to_job()
     transcript = Transcript(model=body.model)
     stack = AsyncExitStack()
-    job = await stack.enter_async_context(gateway.run(principal, job_request))  # cancels on exit
+    job = await stack.enter_async_context(gateway.run(principal, job_request, conversation))
     if not body.stream:
         async with stack:
             result = await _unless_disconnected(request, _collect(job, transcript, gateway))
