@@ -133,6 +133,19 @@ class PoolSettings(_Section):
     local_model_name: str = Field("smollm2-135m-instruct", description="Model name the local worker serves.")
     local_threads: int = Field(0, ge=0, description="CPU threads for the local worker; 0 = all cores.")
     local_context_length: int = Field(2048, ge=256, description="Context window of the local worker.")
+    checker: bool = Field(True, description="Benchmark workers periodically; exclude failing ones.")
+    check_interval_seconds: float = Field(
+        300.0, gt=0, description="How often the checker benchmarks each worker."
+    )
+    check_prompt: str = Field(
+        "Reply with one short sentence about the sea.", description="The checker's fixed prompt."
+    )
+    check_min_tokens_per_second: float = Field(
+        1.0, ge=0, description="Workers slower than this are excluded until a check passes."
+    )
+    check_timeout_seconds: float = Field(
+        60.0, gt=0, description="A check with no complete answer by then fails."
+    )
 
 
 class AgentSpec(_Section):

@@ -56,7 +56,7 @@ def gateway(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
         None,
         data_dir=tmp_path / "gw",
         server={"port": free_port()},
-        pool={"aliases": {"smol": "fake"}, "queue_timeout_seconds": 1.0, "max_queued": 2},
+        pool={"aliases": {"smol": "fake"}, "queue_timeout_seconds": 1.0, "max_queued": 2, "checker": False},
     )
     models = {
         "fake": FakeModel("fake", reply="The quick brown fox jumps over the lazy dog"),

@@ -62,10 +62,10 @@ async def node_as(
     async with open_node(settings, check_embedder=check_embedder) as node:
         if node.new_admin_token:
             console.print(f"created admin token (saved in {settings.data_dir / ADMIN_TOKEN_FILE})")
-        yield node, await node.authenticate(token or _admin_token(settings))
+        yield node, await node.authenticate(token or admin_token(settings))
 
 
-def _admin_token(settings: Settings) -> str:
+def admin_token(settings: Settings) -> str:
     token = settings.auth.admin_token or os.environ.get("NOOSPHERE_ADMIN_TOKEN")
     if token:
         return token

@@ -15,6 +15,7 @@ from noosphere.config import PoolSettings
 from noosphere.errors import BudgetExhausted, ModelNotFound, NoCapacity, NoosphereError, RateLimited
 from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
 from noosphere.memory.service import MemoryService
+from noosphere.pool.checker import Checker
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
@@ -45,6 +46,7 @@ class Gateway:
         ledger: Ledger,
         limiter: RateLimiter | None = None,
         memory: MemoryService | None = None,
+        checker: Checker | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.settings = settings
@@ -52,6 +54,7 @@ class Gateway:
         self.ledger = ledger
         self.limiter = limiter or RateLimiter()
         self.memory = memory
+        self.checker = checker
 
     def resolve(self, model: str) -> str:
         """The served model a request names (directly or by alias). Never another model."""

@@ -34,4 +34,5 @@ class ChatJob:
     output: list[str] = field(default_factory=list)  # text and tool-call pieces, for counting
     reported: Usage | None = None  # the worker's own usage figures
     outcome: str = "pending"  # ok | failed:<code> | cancelled
+    pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

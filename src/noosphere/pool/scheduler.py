@@ -230,6 +230,10 @@ class Scheduler:
                 and job.prompt_tokens < offer.context_length
             )
 
+        if job.pinned_worker is not None:  # a health probe: that worker, healthy or not
+            pinned = self.workers.get(job.pinned_worker)
+            ok = pinned is not None and job.model in pinned.models and pinned.free_slots > 0
+            return [pinned] if ok and pinned is not None else []
         workers = [w for w in self.workers.values() if not w.upstream and fits(w)]
         if workers:
             return workers

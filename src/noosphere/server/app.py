@@ -17,13 +17,14 @@ from noosphere.embeddings import Embedder
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
 from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
+from noosphere.pool.checker import Checker
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.inprocess import InProcessWorker
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
-from noosphere.server import health, memories, openai_api, principals, worker_ws
+from noosphere.server import health, memories, openai_api, pool_api, principals, worker_ws
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 
@@ -48,7 +49,16 @@ def _gateway(settings: Settings, node: Node) -> Gateway:
         heartbeat_interval=pool.heartbeat_interval_seconds,
     )
     counter = TokenCounter()
-    return Gateway(scheduler, pool, counter, Ledger(node.store, counter), memory=node.memory)
+    checker = None
+    if pool.checker:
+        checker = Checker(
+            scheduler,
+            pool.check_prompt,
+            pool.check_interval_seconds,
+            pool.check_min_tokens_per_second,
+            pool.check_timeout_seconds,
+        )
+    return Gateway(scheduler, pool, counter, Ledger(node.store, counter), memory=node.memory, checker=checker)
 
 
 class BodyLimit:
@@ -110,6 +120,8 @@ def create_app(
             app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
             tasks.start_soon(gateway.maintain)
+            if gateway.checker is not None:
+                tasks.start_soon(gateway.checker.run)
             for upstream in settings.pool.upstreams:
                 offers = [ModelOffer(name=m, context_length=upstream.context_length) for m in upstream.models]
                 backend = OpenAICompatibleBackend(upstream.base_url, offers, upstream.api_key)
@@ -145,6 +157,7 @@ def create_app(
     app.include_router(principals.router)
     app.include_router(openai_api.router)
     app.include_router(worker_ws.router)
+    app.include_router(pool_api.router)
     app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import anyio.to_thread
+
 from noosphere.pool.backends.base import BackendError
 from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCallDelta, Usage
 
@@ -46,12 +48,20 @@ class LlamaBackend:
         self.name = name
         self.context_length = context_length
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def offers(self) -> list[ModelOffer]:
         return [ModelOffer(name=self.name, context_length=self.context_length)]
 
     async def aclose(self) -> None:
-        self._llm.close()
+        """Stop any generation, wait until the model is idle, then free it (closing a model in
+        use from another thread crashes llama.cpp)."""
+        self._closing.set()
+        await anyio.to_thread.run_sync(self._close_when_idle)
+
+    def _close_when_idle(self) -> None:
+        with self._lock:
+            self._llm.close()
 
     def _arguments(self, request: JobRequest) -> dict[str, Any]:
         args: dict[str, Any] = {"messages": request.messages, "max_tokens": request.max_tokens}
@@ -67,6 +77,8 @@ class LlamaBackend:
     def _generate(self, job_id: str, request: JobRequest, stop: threading.Event) -> Iterator[Chunk | Done]:
         """Runs in a worker thread."""
         with self._lock:
+            if self._closing.is_set():
+                raise BackendError("the worker is shutting down", "worker_stopping")
             prompt = sum(
                 len(self._llm.tokenize(str(m.get("content") or "").encode())) for m in request.messages
             )
@@ -108,7 +120,7 @@ class LlamaBackend:
             produced = 0
             parts = cast(Iterator[dict[str, Any]], self._llm.create_chat_completion(**args, stream=True))
             for part in parts:
-                if stop.is_set():
+                if stop.is_set() or self._closing.is_set():
                     return
                 choice = part["choices"][0]
                 text = choice["delta"].get("content")
@@ -128,14 +140,20 @@ class LlamaBackend:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
 
+        def post(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the consumer's event loop is gone: nobody is listening
+                stop.set()
+
         def produce() -> None:
             try:
                 for frame in self._generate(job_id, request, stop):
-                    loop.call_soon_threadsafe(queue.put_nowait, frame)
+                    post(frame)
             except Exception as exc:  # noqa: BLE001 - handed to the consumer as a BackendError
-                loop.call_soon_threadsafe(queue.put_nowait, BackendError(f"llama.cpp failed: {exc}"))
+                post(BackendError(f"llama.cpp failed: {exc}"))
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                post(_END)
 
         thread = threading.Thread(target=produce, name=f"llama-{job_id}", daemon=True)
         thread.start()
