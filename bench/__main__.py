@@ -13,6 +13,7 @@ BENCHES = {
     "ingest": "bench.ingest",
     "search": "bench.search_latency",
     "retrieval": "bench.retrieval",
+    "gateway": "bench.gateway",
 }
 
 

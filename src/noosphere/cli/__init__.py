@@ -68,4 +68,5 @@ def mcp(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt =
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
     app()

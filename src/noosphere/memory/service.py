@@ -94,6 +94,8 @@ class MemoryService:
             )
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return await anyio.to_thread.run_sync(self.embedder.embed, list(texts))
 
     # -- writes --------------------------------------------------------------------------------

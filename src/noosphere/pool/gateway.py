@@ -3,6 +3,7 @@ names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ class Gateway:
         self.limiter = limiter or RateLimiter()
         self.memory = memory
         self.checker = checker
+        self._after: asyncio.Queue[tuple[Principal, JobRequest, ChatJob, str | None]] = asyncio.Queue()
 
     def resolve(self, model: str) -> str:
         """The served model a request names (directly or by alias). Never another model."""
@@ -110,12 +112,32 @@ class Gateway:
             yield job
         finally:
             self.scheduler.cancel(job.id)
-            with anyio.CancelScope(shield=True):  # account for it even if the client left
-                usage = await self.ledger.record(principal, job)
+            # Accounting happens after the response, off the request's path (see ``account``).
+            prompt, completion = self.ledger.tokens(job)
+            self.ledger.hold(principal, job, prompt, completion)
+            self._after.put_nowait((principal, request, job, conversation))
+            if principal.key is not None:
+                self.limiter.charge(principal.key.id, completion)
+
+    async def account(self) -> None:
+        """Write finished requests to the ledger and conversations to memory, forever."""
+        while True:
+            await self._write(await self._after.get())
+
+    async def flush(self) -> None:
+        """Write whatever finished requests are still waiting (on shutdown)."""
+        while not self._after.empty():
+            await self._write(self._after.get_nowait())
+
+    async def _write(self, item: tuple[Principal, JobRequest, ChatJob, str | None]) -> None:
+        principal, request, job, conversation = item
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.ledger.record(principal, job)
                 if conversation is not None and job.outcome == "ok":
                     await self._remember(principal, request, job, conversation)
-            if principal.key is not None:
-                self.limiter.charge(principal.key.id, usage.completion_tokens)
+            except Exception:
+                logger.exception("could not account for %s", job.id)
 
     async def _remember(
         self, principal: Principal, request: JobRequest, job: ChatJob, conversation: str

@@ -18,6 +18,14 @@ class Ledger:
     def __init__(self, store: MemoryStore, counter: TokenCounter) -> None:
         self.store = store
         self.counter = counter
+        # Credits of requests that finished but are not written yet, per paying account, so
+        # budgets stay exact while the writer catches up.
+        self._pending: dict[str, float] = {}
+
+    def hold(self, principal: Principal, job: ChatJob, prompt: int, completion: int) -> None:
+        if job.worker_account is not None:
+            account = principal.account
+            self._pending[account] = self._pending.get(account, 0.0) + weighted_tokens(prompt, completion)
 
     def tokens(self, job: ChatJob) -> tuple[int, int]:
         """(prompt, completion) tokens as the gateway counts them."""
@@ -42,11 +50,15 @@ class Ledger:
             status=job.outcome,
         )
         entries = [(principal.account, -credits), (job.worker_account or "", credits)] if credits else []
-        await self.store.record_usage(usage, entries)
+        try:
+            await self.store.record_usage(usage, entries)
+        finally:
+            if served:
+                self._pending[principal.account] = self._pending.get(principal.account, 0.0) - credits
         return usage
 
     async def spent(self, principal: Principal) -> float:
-        return -await self.store.balance(principal.account)
+        return -await self.store.balance(principal.account) + self._pending.get(principal.account, 0.0)
 
     async def summary(self, by: str, since: datetime | None = None) -> list[UsageSummary]:
         return await self.store.usage_summary(by, since)

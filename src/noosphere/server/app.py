@@ -120,6 +120,7 @@ def create_app(
             app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
             tasks.start_soon(gateway.maintain)
+            tasks.start_soon(gateway.account)
             if gateway.checker is not None:
                 tasks.start_soon(gateway.checker.run)
             for upstream in settings.pool.upstreams:
@@ -139,6 +140,7 @@ def create_app(
                 on_ready(node)
             async with mcp_app.router.lifespan_context(mcp_app):
                 yield
+            await gateway.flush()
             app.state.node = None
             app.state.gateway = None
             tasks.cancel_scope.cancel()
