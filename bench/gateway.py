@@ -278,8 +278,9 @@ async def run() -> None:
     body = (
         "A mock OpenAI-compatible backend (`bench/mock_openai.py`, 20 streamed tokens per answer) "
         "called directly, through a noosphere node (the mock as a configured upstream; auth, "
-        "scheduling, token counting and the ledger write on every request), and through LiteLLM's "
-        "proxy (`litellm[proxy]`, 1 worker), each in its own process on loopback, driven by one "
+        "scheduling, token counting, and a ledger and conversation write after every request), "
+        "and through LiteLLM's proxy (`litellm[proxy]`, 1 worker), each in its own process on "
+        "loopback, driven by one "
         "asyncio load generator in the same run. Latency is to the last byte of the stream. "
         "Targets on this machine: added p50 ≤ 1 ms at 1 stream, ≥ 1,000 req/s at 50 streams, "
         "≥ 10x LiteLLM's req/s.\n\n"

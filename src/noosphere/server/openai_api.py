@@ -179,17 +179,25 @@ async def _stream(
     include_usage: bool,
     gateway: Gateway,
 ) -> AsyncIterator[bytes]:
-    # Closing the stack (finally) cancels the job if the client left mid-stream.
+    # Closing the stack (finally) cancels the job if the client left mid-stream. Chunks that are
+    # already waiting go out in one write: fewer syscalls and loop turns for fast backends.
     async with stack:
-        yield sse(transcript.chunk({"role": "assistant", "content": ""}))
+        out = [sse(transcript.chunk({"role": "assistant", "content": ""}))]
         event = first
         while isinstance(event, Chunk):
-            yield sse(transcript.chunk(transcript.delta(event)))
-            event = await job.events.get()
+            out.append(sse(transcript.chunk(transcript.delta(event))))
+            if job.events.empty():
+                yield b"".join(out)
+                out = []
+                event = await job.events.get()
+            else:
+                event = job.events.get_nowait()
         if isinstance(event, Failed):
-            yield sse(error_body(event.code, event.message or "the worker failed mid-stream"))
+            out.append(sse(error_body(event.code, event.message or "the worker failed mid-stream")))
+            yield b"".join(out)
             return
-        yield sse(transcript.chunk({}, event.finish_reason))
+        out.append(sse(transcript.chunk({}, event.finish_reason)))
         if include_usage:
-            yield sse(transcript.usage_chunk(_usage(gateway, job)))
-        yield sse("[DONE]")
+            out.append(sse(transcript.usage_chunk(_usage(gateway, job))))
+        out.append(sse("[DONE]"))
+        yield b"".join(out)
