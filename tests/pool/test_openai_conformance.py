@@ -236,3 +236,21 @@ def test_embeddings_through_the_client(api: openai.OpenAI, minilm: MiniLMEmbedde
     assert len(as_floats.data[0].embedding) == 384
     with pytest.raises(openai.NotFoundError):
         api.embeddings.create(model="text-embedding-3-large", input="x")
+
+
+def test_oversized_requests_are_refused_before_reading(gateway: Gateway) -> None:
+    huge = [{"role": "user", "content": "x" * (5 * 1024 * 1024)}]
+    response = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "fake", "messages": huge},
+        headers={"Authorization": f"Bearer {gateway.token}"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_prompts_beyond_every_context_are_refused_at_once(gateway: Gateway, api: openai.OpenAI) -> None:
+    too_long = [{"role": "user", "content": "word " * 5000}]  # fake's context is 4096 tokens
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.chat.completions.create(model="fake", messages=too_long)  # type: ignore[arg-type]
+    assert caught.value.code == "context_length_exceeded"

@@ -13,7 +13,14 @@ import anyio
 
 from noosphere.auth.principal import Principal
 from noosphere.config import PoolSettings
-from noosphere.errors import BudgetExhausted, ModelNotFound, NoCapacity, NoosphereError, RateLimited
+from noosphere.errors import (
+    BudgetExhausted,
+    InvalidRequest,
+    ModelNotFound,
+    NoCapacity,
+    NoosphereError,
+    RateLimited,
+)
 from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
 from noosphere.memory.service import MemoryService
 from noosphere.pool.checker import Checker
@@ -103,6 +110,14 @@ class Gateway:
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
         )
+        largest = max(w.models[name].context_length for w in self.scheduler.models()[name])
+        if job.prompt_tokens >= largest:
+            error = InvalidRequest(
+                f"the prompt has about {job.prompt_tokens} tokens; the largest context any worker "
+                f"serving {name} offers is {largest}"
+            )
+            error.code = "context_length_exceeded"
+            raise error
         await self._admit(principal, job.prompt_tokens)
         try:
             self.scheduler.submit(job)
