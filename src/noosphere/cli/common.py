@@ -17,7 +17,7 @@ from rich.console import Console
 from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.config import Settings, load_settings
-from noosphere.errors import NoosphereError, Unauthenticated
+from noosphere.errors import NoosphereError, PermissionDenied, Unauthenticated
 from noosphere.node import Node, open_node
 
 T = TypeVar("T")
@@ -74,6 +74,11 @@ def admin_token(settings: Settings) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
         raise Unauthenticated(f"no --token given and no admin token at {path}") from None
+
+
+def require_admin(caller: Principal, what: str) -> None:
+    if not caller.is_admin:
+        raise PermissionDenied(f"{what} needs the admin token")
 
 
 def emit_json(value: Any) -> None:

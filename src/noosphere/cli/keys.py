@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noosphere.auth.principal import Principal
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -17,17 +16,12 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    require_admin,
     run,
     settings_from,
 )
-from noosphere.errors import PermissionDenied
 
 key_app = typer.Typer(help="Manage users' API keys for the OpenAI-compatible gateway.", no_args_is_help=True)
-
-
-def _require_admin(caller: Principal) -> None:
-    if not caller.is_admin:
-        raise PermissionDenied("managing API keys needs the admin token")
 
 
 def _limit(value: float | None) -> str:
@@ -50,7 +44,7 @@ def create(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing API keys")
             record, secret = await node.auth.create_api_key(user, name, rpm, tpm, budget)
         if as_json:
             emit_json(
@@ -83,7 +77,7 @@ def list_keys(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing API keys")
             keys = await node.auth.api_keys(user)
             spent = {k.id: -await node.store.balance(f"key:{k.id}") for k in keys}
         if as_json:
@@ -128,7 +122,7 @@ def revoke(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing API keys")
             await node.auth.revoke_api_key(key_id)
         console.print(f"revoked {key_id}")
 
@@ -147,7 +141,7 @@ def usage(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing API keys")
             since = None if days is None else datetime.now(UTC) - timedelta(days=days)
             rows = await node.store.usage_summary(by, since)
         if as_json:

@@ -19,10 +19,10 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    require_admin,
     run,
     settings_from,
 )
-from noosphere.errors import PermissionDenied
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
 
@@ -243,8 +243,7 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
             node,
             principal,
         ):
-            if not principal.is_admin:
-                raise PermissionDenied("re-embedding needs the admin token")
+            require_admin(principal, "re-embedding")
             with _progress() as bar:
                 task = bar.add_task(f"re-embedding with {node.memory.embedder.model_id}", total=None)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from noosphere.auth.principal import Level, Principal, PrincipalKind
+from noosphere.auth.principal import Level, PrincipalKind
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -16,18 +16,13 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    require_admin,
     run,
     settings_from,
 )
-from noosphere.errors import PermissionDenied
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-
-
-def _require_admin(caller: Principal) -> None:
-    if not caller.is_admin:
-        raise PermissionDenied("managing agents and users needs the admin token")
 
 
 def _create(
@@ -41,7 +36,7 @@ def _create(
 ) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing agents and users")
             principal, secret = await node.auth.create(kind, name, level)
         if as_json:
             emit_json(
@@ -65,7 +60,7 @@ def _list(
 ) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing agents and users")
             records = await node.auth.list_principals(kind)
         if as_json:
             emit_json(
@@ -91,7 +86,7 @@ def _list(
 def _delete(kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing agents and users")
             await node.auth.delete(kind, name)
         console.print(f"deleted {kind.value} {name}")
 
@@ -169,7 +164,7 @@ def _rotate(
 ) -> None:
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            _require_admin(caller)
+            require_admin(caller, "managing agents and users")
             secret = await node.auth.rotate(kind, name)
         if as_json:
             emit_json({"id": f"{kind.value}:{name}", "token": secret})

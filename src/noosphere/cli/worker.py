@@ -19,10 +19,11 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    require_admin,
     run,
     settings_from,
 )
-from noosphere.errors import NotFound, PermissionDenied
+from noosphere.errors import NotFound
 from noosphere.pool.backends.base import Backend, BackendError
 from noosphere.pool.protocol import ModelOffer
 
@@ -91,8 +92,7 @@ def worker_token(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            if not caller.is_admin:
-                raise PermissionDenied("issuing worker tokens needs the admin token")
+            require_admin(caller, "issuing worker tokens")
             try:
                 secret = await node.auth.rotate(PrincipalKind.WORKER, name)
             except NotFound:
