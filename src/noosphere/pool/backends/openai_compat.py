@@ -51,11 +51,13 @@ class OpenAICompatibleBackend:
                     text = (await response.aread()).decode("utf-8", "replace")[:300]
                     raise BackendError(f"upstream answered {response.status_code}: {text}", "upstream_error")
                 async for line in response.aiter_lines():
+                    # Read to the end of the body (not just to [DONE]) so the connection is
+                    # returned to the pool instead of being closed and reopened next time.
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        break
+                        continue
                     try:
                         event = json.loads(data)
                     except json.JSONDecodeError as exc:
