@@ -44,11 +44,16 @@ class Principal:
     @property
     def account(self) -> str:
         """The ledger account this caller pays from."""
-        return f"key:{self.key.id}" if self.key else f"principal:{self.id}"
+        return key_account(self.key.id) if self.key else f"principal:{self.id}"
 
     @property
     def is_admin(self) -> bool:
         return self.kind is PrincipalKind.ADMIN
+
+
+def key_account(key_id: str) -> str:
+    """The ledger account of an API key."""
+    return f"key:{key_id}"
 
 
 ADMIN_ID = "admin"

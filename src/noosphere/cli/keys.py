@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from noosphere.auth.principal import key_account
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -79,7 +80,7 @@ def list_keys(
         async with node_as(settings_from(config, data_dir), token) as (node, caller):
             require_admin(caller, "managing API keys")
             keys = await node.auth.api_keys(user)
-            spent = {k.id: -await node.store.balance(f"key:{k.id}") for k in keys}
+            spent = {k.id: -await node.store.balance(key_account(k.id)) for k in keys}
         if as_json:
             emit_json(
                 [

@@ -27,7 +27,7 @@ from noosphere.pool.checker import Checker
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
-from noosphere.pool.protocol import Chunk, Failed, JobRequest
+from noosphere.pool.protocol import Failed, JobRequest
 from noosphere.pool.scheduler import QueueFull, Scheduler
 from noosphere.pool.tokens import TokenCounter
 
@@ -221,13 +221,4 @@ class Gateway:
             self.scheduler.expire_silent_workers()
 
 
-async def events_after(job: ChatJob) -> AsyncIterator[JobEvent]:
-    """The job's events until (and including) its Done or Failed."""
-    while True:
-        event = await job.events.get()
-        yield event
-        if not isinstance(event, Chunk):
-            return
-
-
-__all__ = ["Gateway", "ModelStatus", "events_after"]
+__all__ = ["Gateway", "ModelStatus"]

@@ -62,7 +62,9 @@ async def list_models(gateway: GatewayDep, _: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post("/embeddings", summary="Embeddings from the node's embedder")
-async def embeddings(body: EmbeddingRequest, node: NodeDep, _: PrincipalDep) -> dict[str, Any]:
+async def embeddings(
+    body: EmbeddingRequest, node: NodeDep, gateway: GatewayDep, _: PrincipalDep
+) -> dict[str, Any]:
     embedder = node.memory.embedder
     names = {embedder.model_id, embedder.model_id.rsplit("/", 1)[-1], "default"}
     if body.model not in names:
@@ -79,7 +81,7 @@ async def embeddings(body: EmbeddingRequest, node: NodeDep, _: PrincipalDep) -> 
             else vector.tolist()
         )
         data.append({"object": "embedding", "index": i, "embedding": value})
-    tokens = sum(len(t.split()) for t in texts)
+    tokens = sum(gateway.counter.text(t) for t in texts)
     return {
         "object": "list",
         "data": data,

@@ -126,13 +126,15 @@ class SQLiteStore:
     def _sync_index(self, conn: sqlite3.Connection) -> None:
         """Bring the in-process index up to the database's latest sequence number."""
         head = conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
-        dim_row = conn.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
-        if dim_row is None:
-            return
-        dimension = int(json.loads(dim_row[0])["dimension"])
-        if self._index is None or self._index.dimension != dimension:
-            self._index = ExactVectorIndex(dimension)
+        if self._index is None:
+            # The dimension changes only through set_embedder_info, which drops the index here;
+            # another process re-embedding requires a restart (the node refuses a mismatch).
+            dim_row = conn.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+            if dim_row is None:
+                return
+            self._index = ExactVectorIndex(int(json.loads(dim_row[0])["dimension"]))
         index = self._index
+        dimension = index.dimension
         if head <= index.last_seq:
             return
         cursor = conn.execute(
