@@ -38,6 +38,13 @@ class AuthSettings(_Section):
         description="Admin bearer token. Unset: read NOOSPHERE_ADMIN_TOKEN, else create one on "
         "first start and write it to <data_dir>/admin-token (mode 0600).",
     )
+    cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long a running node remembers a verified token. Revoking or rotating through "
+        "the node takes effect at once; through the CLI (another process) within this many seconds. "
+        "0 disables the cache.",
+    )
 
 
 class StorageSettings(_Section):

@@ -43,7 +43,7 @@ async def open_node(
     own_embedder = embedder is None
     chosen = embedder or create_embedder(settings.embeddings)
     try:
-        auth = TokenAuthority(store)
+        auth = TokenAuthority(store, settings.auth.cache_seconds)
         memory = MemoryService(store, chosen, settings.memory, settings.node_id)
         if check_embedder:
             await memory.check_embedder()

@@ -1,11 +1,12 @@
-"""Fakes for tests. Not used by the node itself."""
+"""Fakes and helpers for tests. Not used by the node itself."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -117,3 +118,11 @@ class FakeModel:
         finally:
             if not finished:
                 self.closed_early.append(job_id)
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Poll ``condition`` until it holds, failing with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)

@@ -62,10 +62,10 @@ async def test_api_keys_are_found_by_hash_listed_and_revoked(store: MemoryStore)
 
 async def test_each_request_moves_credits_and_the_books_balance(store: MemoryStore) -> None:
     await store.record_usage(
-        usage("r1", "key_a", "worker:gpu", 20.0), [("key:key_a", -20.0), ("worker:gpu", 20.0)]
+        [(usage("r1", "key_a", "worker:gpu", 20.0), [("key:key_a", -20.0), ("worker:gpu", 20.0)])]
     )
     await store.record_usage(
-        usage("r2", "key_a", "local:smol", 5.0), [("key:key_a", -5.0), ("local:smol", 5.0)]
+        [(usage("r2", "key_a", "local:smol", 5.0), [("key:key_a", -5.0), ("local:smol", 5.0)])]
     )
     assert await store.balance("key:key_a") == pytest.approx(-25.0)
     assert await store.balance("worker:gpu") == pytest.approx(20.0)
@@ -85,7 +85,12 @@ async def test_each_request_moves_credits_and_the_books_balance(store: MemorySto
 
 async def test_unbalanced_entries_are_refused_and_nothing_is_written(store: MemoryStore) -> None:
     with pytest.raises(ValueError, match="sum to zero"):
-        await store.record_usage(usage("r1", None, "w", 3.0), [("principal:x", -3.0), ("w", 2.0)])
+        await store.record_usage(
+            [
+                (usage("r0", None, "w", 1.0), [("principal:x", -1.0), ("w", 1.0)]),
+                (usage("r1", None, "w", 3.0), [("principal:x", -3.0), ("w", 2.0)]),
+            ]
+        )
     assert await store.usage_summary("principal", None) == []
 
 

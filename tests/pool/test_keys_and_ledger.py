@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -16,7 +17,7 @@ import pytest
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
-from noosphere.testing import FakeModel
+from noosphere.testing import FakeModel, until
 from tests.integration.conftest import free_port
 from tests.pool.conftest import Gateway, serve
 
@@ -126,6 +127,8 @@ def test_the_ledger_balances_and_records_both_counts(node: Gateway) -> None:
                 [(r.requests, r.prompt_tokens, r.completion_tokens, int(r.credits)) for r in rows],
             )
 
+    # Usage is written off the request path, in batches: wait for all three requests.
+    until(lambda: sum(r[0] for r in anyio.run(books)[2]) == 3, "the three requests are in the books")
     spent, earned, rows = anyio.run(books)
     assert spent == -earned
     assert earned > 0
@@ -158,18 +161,23 @@ def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -
                 extra_headers={"X-Conversation-Id": "conv-42"},
             )
             assert raw.headers["x-conversation-id"] == "conv-42"
-    mine = httpx.get(
-        node.url + "/api/v1/memories",
-        params={"thread_id": "conv-42"},
-        headers={"Authorization": f"Bearer {token}"},
-    ).json()["items"]
-    assert [(m["metadata"]["role"], m["content"]) for m in mine] == [
+
+    def mine() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = httpx.get(
+            node.url + "/api/v1/memories",
+            params={"thread_id": "conv-42"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["items"]
+        return items
+
+    until(lambda: len(mine()) == 4, "both exchanges are stored (written off the request path)")
+    assert [(m["metadata"]["role"], m["content"]) for m in mine()] == [
         ("user", "first question"),
         ("assistant", "four words of reply"),
         ("user", "first question"),
         ("assistant", "four words of reply"),
     ]
-    assert all(m["kind"] == "conversation" and m["zone"] == "private" for m in mine)
+    assert all(m["kind"] == "conversation" and m["zone"] == "private" for m in mine())
     admin_view = httpx.get(
         node.url + "/api/v1/memories",
         params={"thread_id": "conv-42"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -254,3 +255,45 @@ def test_prompts_beyond_every_context_are_refused_at_once(gateway: Gateway, api:
     with pytest.raises(openai.BadRequestError) as caught:
         api.chat.completions.create(model="fake", messages=too_long)  # type: ignore[arg-type]
     assert caught.value.code == "context_length_exceeded"
+
+
+def test_the_client_retries_after_503_and_then_succeeds(gateway: Gateway) -> None:
+    # "slow" runs one job at a time for about two seconds. While it is busy, a second request
+    # waits out the one-second queue deadline, gets 503 + Retry-After, and the official client
+    # (with retries on) tries again until the worker is free.
+    statuses: list[int] = []
+    hooks = {"response": [lambda response: statuses.append(response.status_code)]}
+    busy = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.token, max_retries=0)
+    stream = busy.chat.completions.create(model="slow", messages=HELLO, stream=True)
+    first = iter(stream)
+    next(first)  # the worker is now running it
+    drain = threading.Thread(target=lambda: list(first))
+    drain.start()
+    with (
+        httpx.Client(event_hooks=hooks) as http,
+        openai.OpenAI(
+            base_url=gateway.url + "/v1", api_key=gateway.token, max_retries=5, http_client=http
+        ) as patient,
+    ):
+        completion = patient.chat.completions.create(model="slow", messages=HELLO, max_tokens=3)
+    drain.join(timeout=30)
+    busy.close()
+    assert completion.choices[0].message.content == "w0 w1 w2"
+    assert statuses[0] == 503 and statuses[-1] == 200, statuses
+
+
+def test_other_methods_and_oversized_streamed_bodies_are_refused(gateway: Gateway) -> None:
+    headers = {"Authorization": f"Bearer {gateway.token}"}
+    wrong = httpx.get(gateway.url + "/v1/chat/completions", headers=headers)
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+        yield b'{"model": "fake", "messages": [{"role": "user", "content": "'
+        for _ in range(gateway.settings.server.max_body_bytes // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}]}'
+
+    big = httpx.post(gateway.url + "/v1/chat/completions", headers=headers, content=chunked(), timeout=30)
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"

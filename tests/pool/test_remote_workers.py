@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.pool.protocol import Hello, ModelOffer, Rejected, node_frames
 from noosphere.pool.worker import RemoteWorker, WorkerRejected, worker_url
-from noosphere.testing import FakeModel
+from noosphere.testing import FakeModel, until
 from tests.integration.conftest import free_port
 from tests.pool.conftest import Gateway, serve
 
@@ -45,13 +44,6 @@ def node(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
 def portal() -> Iterator[BlockingPortal]:
     with start_blocking_portal() as blocking:
         yield blocking
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def models(node: Gateway) -> dict[str, dict[str, object]]:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 TOKEN_PREFIX = "ns_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ADMIN_TOKEN_FILE = "admin-token"
+_CACHE_LIMIT = 10_000  # distinct tokens remembered at once
 
 
 def new_token() -> str:
@@ -31,8 +33,12 @@ def hash_token(token: str) -> str:
 class TokenAuthority:
     """Issues tokens (keeping only their hashes) and turns presented tokens into principals."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, cache_seconds: float = 0.0) -> None:
         self._store = store
+        # token hash -> (principal, monotonic expiry): saves a store read and a key derivation on
+        # every request. Cleared whenever this authority changes a credential.
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_seconds = cache_seconds
 
     async def ensure_admin(self, configured: str | None, data_dir: Path) -> str | None:
         """Make sure an admin credential exists. Returns a newly created token (to print once)."""
@@ -63,6 +69,7 @@ class TokenAuthority:
             created_at=datetime.now(UTC),
         )
         await self._store.put_principal(record)
+        self._cache.clear()
         return record
 
     async def create(
@@ -96,6 +103,7 @@ class TokenAuthority:
         return token
 
     async def delete(self, kind: PrincipalKind, name: str) -> None:
+        self._cache.clear()
         if not await self._store.delete_principal(principal_id(kind, name)):
             raise NotFound(f"no {kind.value} named {name!r}")
 
@@ -106,6 +114,17 @@ class TokenAuthority:
         if not token:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
         digest = hash_token(token)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        principal = await self._lookup(token, digest)
+        if self._cache_seconds > 0:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[digest] = (principal, time.monotonic() + self._cache_seconds)
+        return principal
+
+    async def _lookup(self, token: str, digest: str) -> Principal:
         record = await self._store.principal_by_token_hash(digest)
         if record is not None and not record.disabled:
             return self._principal(record, token)
@@ -147,12 +166,14 @@ class TokenAuthority:
             created_at=datetime.now(UTC),
         )
         await self._store.put_api_key(record)
+        self._cache.clear()
         return record, token
 
     async def api_keys(self, user: str | None = None) -> list[ApiKeyRecord]:
         return await self._store.api_keys(None if user is None else principal_id(PrincipalKind.USER, user))
 
     async def revoke_api_key(self, key_id: str) -> None:
+        self._cache.clear()
         if not await self._store.revoke_api_key(key_id):
             raise NotFound(f"no active API key {key_id!r}")
 

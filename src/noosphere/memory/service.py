@@ -163,17 +163,19 @@ class MemoryService:
         if valid_at.tzinfo is None:
             valid_at = valid_at.replace(tzinfo=UTC)
         encrypted = draft.kind == CONVERSATION_KIND
+        memory_id = uuid.uuid4().hex
         hashed = draft.content
         if draft.thread_id is not None and draft.kind in (MESSAGE_KIND, CONVERSATION_KIND):
-            # Turns of a thread are events: the same words said twice are two turns.
-            hashed = f"{draft.thread_id}\n{now.isoformat()}\n{draft.content}"
+            # Turns of a thread are events: the same words said twice, even in one batch, are two
+            # turns, so their hash never matches another's.
+            hashed = f"{draft.thread_id}\n{memory_id}\n{draft.content}"
         digest = content_hash(hashed)
         if encrypted:
             assert principal.l2_key is not None  # checked in _validate
             # Keyed, so the hash of a sealed conversation cannot confirm a guessed plaintext.
             digest = crypto.keyed_hash(principal.l2_key, hashed)
         return Memory(
-            id=uuid.uuid4().hex,
+            id=memory_id,
             seq=0,
             zone=draft.zone,
             owner=principal.id,

@@ -34,6 +34,32 @@ from noosphere.pool.tokens import TokenCounter
 logger = logging.getLogger(__name__)
 
 
+_WRITE_BATCH = 1000  # finished requests accounted for in one transaction, at most
+_WRITE_DELAY = 0.1  # seconds between a request finishing and its accounting pass
+# A finished request awaiting accounting: who asked, what, the job, and its conversation id.
+Finished = tuple[Principal, JobRequest, ChatJob, str | None]
+
+
+def _turns(request: JobRequest, job: ChatJob, conversation: str) -> list[MemoryDraft]:
+    """The exchange's new user turn and the reply, as conversation (L2) memories."""
+    asked = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
+    texts = []
+    if asked is not None and isinstance(asked.get("content"), str) and asked["content"].strip():
+        texts.append(("user", asked["content"]))
+    reply = "".join(job.output)
+    if reply.strip():
+        texts.append(("assistant", reply))
+    return [
+        MemoryDraft(
+            content=text,
+            kind=CONVERSATION_KIND,
+            thread_id=conversation,
+            metadata={"role": role, "model": job.model},
+        )
+        for role, text in texts
+    ]
+
+
 @dataclass(frozen=True)
 class ModelStatus:
     id: str
@@ -63,7 +89,7 @@ class Gateway:
         self.limiter = limiter or RateLimiter()
         self.memory = memory
         self.checker = checker
-        self._after: asyncio.Queue[tuple[Principal, JobRequest, ChatJob, str | None]] = asyncio.Queue()
+        self._after: asyncio.Queue[Finished] = asyncio.Queue()
 
     def resolve(self, model: str) -> str:
         """The served model a request names (directly or by alias). Never another model."""
@@ -135,54 +161,57 @@ class Gateway:
                 self.limiter.charge(principal.key.id, completion)
 
     async def account(self) -> None:
-        """Write finished requests to the ledger and conversations to memory, forever."""
+        """Write finished requests to the ledger and conversations to memory, forever. A pass starts
+        a moment after a request finishes and takes everything finished by then: one transaction
+        per batch instead of per request, and no write work between a request and the next.
+        Budgets stay exact meanwhile: the ledger holds unwritten credits in memory."""
         while True:
-            await self._write(await self._after.get())
+            batch = [await self._after.get()]
+            await anyio.sleep(_WRITE_DELAY)
+            await self._write(self._drain(batch))
 
     async def flush(self) -> None:
         """Write whatever finished requests are still waiting (on shutdown)."""
         while not self._after.empty():
-            await self._write(self._after.get_nowait())
+            await self._write(self._drain([]))
 
-    async def _write(self, item: tuple[Principal, JobRequest, ChatJob, str | None]) -> None:
-        principal, request, job, conversation = item
+    def _drain(self, batch: list[Finished]) -> list[Finished]:
+        while len(batch) < _WRITE_BATCH and not self._after.empty():
+            batch.append(self._after.get_nowait())
+        return batch
+
+    async def _write(self, batch: list[Finished]) -> None:
         with anyio.CancelScope(shield=True):
             try:
-                await self.ledger.record(principal, job)
-                if conversation is not None and job.outcome == "ok":
-                    await self._remember(principal, request, job, conversation)
+                await self.ledger.record([(principal, job) for principal, _, job, _ in batch])
             except Exception:
-                logger.exception("could not account for %s", job.id)
+                # Keep what can be kept: one request at a time, so one bad row loses only itself.
+                logger.warning("a batched usage write failed; writing one by one", exc_info=True)
+                for principal, _, job, _ in batch:
+                    try:
+                        await self.ledger.record([(principal, job)])
+                    except Exception:
+                        logger.exception("could not record the usage of %s", job.id)
+            await self._remember(batch)
 
-    async def _remember(
-        self, principal: Principal, request: JobRequest, job: ChatJob, conversation: str
-    ) -> None:
-        """Store the new user turn and the reply in the caller's conversation thread."""
-        if self.memory is None or principal.l2_key is None:
+    async def _remember(self, batch: list[Finished]) -> None:
+        """Store each new user turn and its reply in the caller's conversation thread."""
+        if self.memory is None:
             return
-        asked = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
-        turns = []
-        if asked is not None and isinstance(asked.get("content"), str) and asked["content"].strip():
-            turns.append(asked["content"])
-        reply = "".join(job.output)
-        if reply.strip():
-            turns.append(reply)
-        drafts = [
-            MemoryDraft(
-                content=text,
-                kind=CONVERSATION_KIND,
-                thread_id=conversation,
-                metadata={
-                    "role": "user" if i == 0 and asked is not None else "assistant",
-                    "model": job.model,
-                },
-            )
-            for i, text in enumerate(turns)
-        ]
-        try:
-            await self.memory.store_many(principal, drafts)
-        except NoosphereError:
-            logger.exception("could not store conversation %s", conversation)
+        drafts: dict[tuple[str, bytes], tuple[Principal, list[MemoryDraft]]] = {}
+        for principal, request, job, conversation in batch:
+            if conversation is None or job.outcome != "ok" or principal.l2_key is None:
+                continue
+            mine = drafts.setdefault((principal.id, principal.l2_key), (principal, []))[1]
+            mine.extend(_turns(request, job, conversation))
+        for principal, items in drafts.values():
+            for start in range(0, len(items), self.memory.settings.max_batch):
+                try:
+                    await self.memory.store_many(
+                        principal, items[start : start + self.memory.settings.max_batch]
+                    )
+                except NoosphereError:
+                    logger.exception("could not store conversation turns of %s", principal.id)
 
     async def _admit(self, principal: Principal, prompt_tokens: int) -> None:
         key = principal.key

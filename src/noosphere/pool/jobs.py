@@ -32,6 +32,7 @@ class ChatJob:
     spilled: bool = False  # ran on an upstream backend
     worker_account: str | None = None  # the ledger account of the worker that ran it
     output: list[str] = field(default_factory=list)  # text and tool-call pieces, for counting
+    output_tokens: int | None = None  # the gateway's count of the output, once it is final
     reported: Usage | None = None  # the worker's own usage figures
     outcome: str = "pending"  # ok | failed:<code> | cancelled
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)

@@ -5,13 +5,14 @@ the VTC weights: one per prompt token, two per completion token, counted by the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from noosphere.auth.principal import Principal
 from noosphere.pool.fairness import weighted_tokens
-from noosphere.pool.jobs import ChatJob
+from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
-from noosphere.store.contract import MemoryStore, UsageRecord, UsageSummary
+from noosphere.store.contract import Charge, MemoryStore, UsageRecord, UsageSummary
 
 
 class Ledger:
@@ -29,33 +30,44 @@ class Ledger:
 
     def tokens(self, job: ChatJob) -> tuple[int, int]:
         """(prompt, completion) tokens as the gateway counts them."""
-        return job.prompt_tokens, self.counter.text("".join(job.output))
+        if job.output_tokens is not None:
+            return job.prompt_tokens, job.output_tokens
+        counted = self.counter.text("".join(job.output))
+        if job.state is JobState.FINISHED:  # the output is final: count it once
+            job.output_tokens = counted
+        return job.prompt_tokens, counted
 
-    async def record(self, principal: Principal, job: ChatJob) -> UsageRecord:
-        prompt, completion = self.tokens(job)
-        served = job.worker_account is not None
-        credits = weighted_tokens(prompt, completion) if served else 0.0
-        usage = UsageRecord(
-            id="req_" + uuid.uuid4().hex,
-            at=datetime.now(UTC),
-            principal=principal.id,
-            key_id=principal.key.id if principal.key else None,
-            model=job.model,
-            worker=job.worker_account,
-            prompt_tokens=prompt if served else 0,
-            completion_tokens=completion,
-            reported_prompt=job.reported.prompt_tokens if job.reported else None,
-            reported_completion=job.reported.completion_tokens if job.reported else None,
-            credits=credits,
-            status=job.outcome,
-        )
-        entries = [(principal.account, -credits), (job.worker_account or "", credits)] if credits else []
+    async def record(self, finished: Sequence[tuple[Principal, ChatJob]]) -> list[UsageRecord]:
+        """Write finished requests' usage and credit movements, in one transaction."""
+        batch: list[Charge] = []
+        for principal, job in finished:
+            prompt, completion = self.tokens(job)
+            served = job.worker_account is not None
+            credits = weighted_tokens(prompt, completion) if served else 0.0
+            usage = UsageRecord(
+                id="req_" + uuid.uuid4().hex,
+                at=datetime.now(UTC),
+                principal=principal.id,
+                key_id=principal.key.id if principal.key else None,
+                model=job.model,
+                worker=job.worker_account,
+                prompt_tokens=prompt if served else 0,
+                completion_tokens=completion,
+                reported_prompt=job.reported.prompt_tokens if job.reported else None,
+                reported_completion=job.reported.completion_tokens if job.reported else None,
+                credits=credits,
+                status=job.outcome,
+            )
+            entries = [(principal.account, -credits), (job.worker_account or "", credits)] if credits else []
+            batch.append((usage, entries))
         try:
-            await self.store.record_usage(usage, entries)
+            await self.store.record_usage(batch)
         finally:
-            if served:
-                self._pending[principal.account] = self._pending.get(principal.account, 0.0) - credits
-        return usage
+            for (principal, _), (usage, _) in zip(finished, batch, strict=True):
+                if usage.worker is not None:
+                    account = principal.account
+                    self._pending[account] = self._pending.get(account, 0.0) - usage.credits
+        return [usage for usage, _ in batch]
 
     async def spent(self, principal: Principal) -> float:
         return -await self.store.balance(principal.account) + self._pending.get(principal.account, 0.0)

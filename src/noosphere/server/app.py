@@ -25,6 +25,7 @@ from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
 from noosphere.server import health, memories, openai_api, pool_api, principals, worker_ws
+from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.errors import error_body, install_error_handlers
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 
@@ -161,5 +162,6 @@ def create_app(
     app.include_router(worker_ws.router)
     app.include_router(pool_api.router)
     app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
+    app.add_middleware(ChatCompletions)  # POST /v1/chat/completions, outside FastAPI's routing
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,9 +21,17 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message, "type": code}}
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def error_headers(exc: NoosphereError) -> dict[str, str]:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return headers
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """One line naming each invalid field (a request body's own fields, without "body.")."""
     parts = []
-    for item in exc.errors():
+    for item in errors:
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -30,14 +40,11 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NoosphereError)
     async def domain_error(_: Request, exc: NoosphereError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_request", _validation_message(exc)), 422)
+        return JSONResponse(error_body("invalid_request", validation_message(exc.errors())), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -9,12 +9,12 @@ every tool-call delta (distinct per parallel call); a final chunk with ``finish_
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from noosphere.errors import InvalidRequest
@@ -172,8 +172,8 @@ class Transcript:
 
 
 def sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
+    data = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+    return b"data: " + data + b"\n\n"
 
 
 def usage(prompt: int, completion: int) -> dict[str, int]:

@@ -8,6 +8,7 @@ service derives from the authenticated principal — never from caller arguments
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +92,17 @@ class UsageRecord:
     status: str  # ok | failed | cancelled
 
 
+# A request's usage and its ledger entries (account, amount), which sum to zero.
+Charge = tuple[UsageRecord, Sequence[tuple[str, float]]]
+
+
+def check_balanced(batch: Sequence[Charge]) -> None:
+    """Refuse a batch in which some request's ledger entries do not sum to zero."""
+    for usage, entries in batch:
+        if not math.isclose(sum(amount for _, amount in entries), 0.0, abs_tol=1e-9):
+            raise ValueError(f"ledger entries of request {usage.id} must sum to zero")
+
+
 @dataclass(frozen=True)
 class UsageSummary:
     group: str
@@ -134,8 +146,9 @@ class MemoryStore(Protocol):
 
     async def revoke_api_key(self, key_id: str) -> bool: ...
 
-    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
-        """Store a request's usage and its ledger entries (which must sum to zero), atomically."""
+    async def record_usage(self, batch: Sequence[Charge]) -> None:
+        """Store requests' usage and ledger entries in one transaction. Each request's entries
+        must sum to zero; if any does not, nothing is written."""
 
     async def balance(self, account: str) -> float: ...
 

@@ -28,10 +28,10 @@ from noosphere.store import postgres_ledger as ledger
 from noosphere.store.contract import (
     ApiKeyRecord,
     Candidate,
+    Charge,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
-    UsageRecord,
     UsageSummary,
     Vector,
     Viewer,
@@ -312,9 +312,9 @@ class PostgresStore:
         async with self.pool.connection() as conn:
             return await ledger.revoke_api_key(conn, key_id)
 
-    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
+    async def record_usage(self, batch: Sequence[Charge]) -> None:
         async with self.pool.connection() as conn:
-            await ledger.record_usage(conn, usage, entries)
+            await ledger.record_usage(conn, batch)
 
     async def balance(self, account: str) -> float:
         async with self.pool.connection() as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, UsageRecord, UsageSummary
+from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, check_balanced
 
 Row = dict[str, Any]
 GROUPS = {"principal", "key_id", "worker", "model"}
@@ -60,36 +59,35 @@ async def revoke_api_key(conn: AsyncConnection[Row], key_id: str) -> bool:
     return cur.rowcount > 0
 
 
-async def record_usage(
-    conn: AsyncConnection[Row], u: UsageRecord, entries: Sequence[tuple[str, float]]
-) -> None:
-    if not math.isclose(sum(amount for _, amount in entries), 0.0, abs_tol=1e-9):
-        raise ValueError("ledger entries of one request must sum to zero")
-    async with conn.transaction():
-        await conn.execute(
+async def record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> None:
+    check_balanced(batch)
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(
             "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
             "completion_tokens, reported_prompt, reported_completion, credits, status) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                u.id,
-                u.at,
-                u.principal,
-                u.key_id,
-                u.model,
-                u.worker,
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.reported_prompt,
-                u.reported_completion,
-                u.credits,
-                u.status,
-            ),
+            [
+                (
+                    u.id,
+                    u.at,
+                    u.principal,
+                    u.key_id,
+                    u.model,
+                    u.worker,
+                    u.prompt_tokens,
+                    u.completion_tokens,
+                    u.reported_prompt,
+                    u.reported_completion,
+                    u.credits,
+                    u.status,
+                )
+                for u, _ in batch
+            ],
         )
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (%s, %s, %s, %s)",
-                [(u.id, u.at, account, amount) for account, amount in entries],
-            )
+        await cur.executemany(
+            "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (%s, %s, %s, %s)",
+            [(u.id, u.at, account, amount) for u, entries in batch for account, amount in entries],
+        )
 
 
 async def balance(conn: AsyncConnection[Row], account: str) -> float:

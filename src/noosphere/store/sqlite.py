@@ -28,10 +28,10 @@ from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
     ApiKeyRecord,
     Candidate,
+    Charge,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
-    UsageRecord,
     UsageSummary,
     Vector,
     Viewer,
@@ -247,10 +247,8 @@ class SQLiteStore:
     async def revoke_api_key(self, key_id: str) -> bool:
         return await self._run(lambda conn: ledger.revoke_api_key(conn, key_id))
 
-    async def record_usage(self, usage: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
-        await self._run(
-            lambda conn: self._transaction(conn, lambda: ledger.record_usage(conn, usage, entries))
-        )
+    async def record_usage(self, batch: Sequence[Charge]) -> None:
+        await self._run(lambda conn: self._transaction(conn, lambda: ledger.record_usage(conn, batch)))
 
     async def balance(self, account: str) -> float:
         return await self._run(lambda conn: ledger.balance(conn, account))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, UsageRecord, UsageSummary
+from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, check_balanced
 
 GROUPS = {"principal", "key_id", "worker", "model"}
 
@@ -68,31 +67,33 @@ def revoke_api_key(conn: sqlite3.Connection, key_id: str) -> bool:
     )
 
 
-def record_usage(conn: sqlite3.Connection, u: UsageRecord, entries: Sequence[tuple[str, float]]) -> None:
-    if not math.isclose(sum(amount for _, amount in entries), 0.0, abs_tol=1e-9):
-        raise ValueError("ledger entries of one request must sum to zero")
-    conn.execute(
+def record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
+    check_balanced(batch)
+    conn.executemany(
         "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
         "completion_tokens, reported_prompt, reported_completion, credits, status) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            u.id,
-            u.at.timestamp(),
-            u.principal,
-            u.key_id,
-            u.model,
-            u.worker,
-            u.prompt_tokens,
-            u.completion_tokens,
-            u.reported_prompt,
-            u.reported_completion,
-            u.credits,
-            u.status,
-        ),
+        [
+            (
+                u.id,
+                u.at.timestamp(),
+                u.principal,
+                u.key_id,
+                u.model,
+                u.worker,
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.reported_prompt,
+                u.reported_completion,
+                u.credits,
+                u.status,
+            )
+            for u, _ in batch
+        ],
     )
     conn.executemany(
         "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (?, ?, ?, ?)",
-        [(u.id, u.at.timestamp(), account, amount) for account, amount in entries],
+        [(u.id, u.at.timestamp(), account, amount) for u, entries in batch for account, amount in entries],
     )
 
 
