@@ -280,7 +280,9 @@ async def run() -> None:
     for streams, _ in LEVELS:
         if ("litellm", streams) in by:
             ratio = by[("noosphere", streams)].rps / by[("litellm", streams)].rps
-            ratios.append(f"{streams} streams: noosphere {ratio:.1f}x LiteLLM's requests/s")
+            ratios.append(
+                f"{streams} stream{'s' * (streams > 1)}: noosphere {ratio:.1f}x LiteLLM's requests/s"
+            )
     body = (
         "A mock OpenAI-compatible backend (`bench/mock_openai.py`, 20 streamed tokens per answer) "
         "called directly, through a noosphere node (the mock as a configured upstream; auth, "
