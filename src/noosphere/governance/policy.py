@@ -1,0 +1,197 @@
+"""Policy: may this caller make this tool call now? A pure function over plain data.
+
+Rules use the ``Tool(pattern)`` grammar:
+
+    Bash               every call of the tool Bash
+    Bash(git:*)        Bash whose subject is ``git`` or starts with ``git `` (a command prefix)
+    FileEdit(*.md)     FileEdit whose subject matches the glob (``*`` spans ``/`` too)
+    memory_*(*)        any tool whose name matches the glob, any subject
+
+A call's *subject* is the argument its tool names as the one rules look at (the command of a shell
+tool, the path of a file tool, the id of a memory); a tool without one is matched on ``*`` only.
+
+Rules come in three effects and three scopes: the node's, a level's (``L0``..``L3``) and an
+agent's own; a call is checked against the union of the ones that apply to its caller. The
+decision, in order:
+
+    1. a matching deny rule                        → deny
+    2. a matching ask rule                         → ask a human
+    3. estimated impact above ``HUMAN_ABOVE`` (0.7) → ask a human
+    4. a matching allow rule                       → allow
+    5. a write by an L3 agent                      → ask a human
+    6. impact below ``AUTO_BELOW`` (0.3)            → allow
+    7. otherwise (no rule, impact 0.3 to 0.7)      → the policy's default (ask, unless set to deny)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fnmatch import translate
+
+from noosphere.auth.principal import Level
+from noosphere.errors import InvalidRequest
+
+AUTO_BELOW = 0.3
+HUMAN_ABOVE = 0.7
+_RULE = re.compile(r"^\s*(?P<tool>[A-Za-z0-9_.*?\-]+)\s*(?:\((?P<pattern>.*)\))?\s*$", re.DOTALL)
+
+
+class Effect(StrEnum):
+    ALLOW = "allow"
+    ASK = "ask"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``Tool(pattern)`` rule, compiled."""
+
+    text: str
+    effect: Effect
+    scope: str  # "node", "level:L2" or "agent:NAME"
+    tool: re.Pattern[str]
+    subject: re.Pattern[str] | None  # None: any subject, including none
+
+    def matches(self, call: ToolCall) -> bool:
+        if self.tool.fullmatch(call.tool) is None:
+            return False
+        if self.subject is None:
+            return True
+        return self.subject.fullmatch(call.subject or "") is not None
+
+
+def parse_rule(text: str, effect: Effect, scope: str = "node") -> Rule:
+    """Compile ``Tool(pattern)``; a malformed rule is an ``InvalidRequest`` naming it."""
+    found = _RULE.match(text)
+    if found is None:
+        raise InvalidRequest(f"policy rule {text!r} is not Tool or Tool(pattern)")
+    tool = re.compile(translate(found["tool"]).removesuffix(r"\Z"), re.DOTALL)
+    pattern = found["pattern"]
+    subject: re.Pattern[str] | None = None
+    if pattern is not None and pattern.strip() not in ("", "*"):
+        pattern = pattern.strip()
+        if pattern.endswith(":*"):  # a command prefix: the word(s) before, then anything
+            subject = re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
+        else:
+            subject = re.compile(translate(pattern).removesuffix(r"\Z"), re.DOTALL)
+    return Rule(text=text.strip(), effect=effect, scope=scope, tool=tool, subject=subject)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """What policy sees of a call: the tool, its subject, and what the tool says of itself."""
+
+    tool: str
+    subject: str | None = None
+    impact: float = 0.5  # estimated, 0 (harmless) .. 1 (irreversible, external)
+    writes: bool = True  # has side effects (read-only tools run concurrently and are not writes)
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str  # agent name (or a principal id for people and jobs)
+    level: Level | None = None  # None: not an agent (a user, the admin, a job)
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: Effect
+    reason: str
+    rule: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect is Effect.ALLOW
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Compiled rules by scope, ready for ``decide``."""
+
+    by_scope: Mapping[str, Sequence[Rule]] = field(default_factory=dict)
+    default: Effect = Effect.ASK
+
+    def rules_for(self, caller: Caller) -> Iterable[Rule]:
+        yield from self.by_scope.get("node", ())
+        if caller.level is not None:
+            yield from self.by_scope.get(f"level:{caller.level.name}", ())
+        yield from self.by_scope.get(f"agent:{caller.name}", ())
+
+
+def compile_policy(
+    node: Mapping[str, Sequence[str]] | None = None,
+    levels: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    agents: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    default: Effect = Effect.ASK,
+) -> Policy:
+    """Rules given as ``{effect: [rule, ...]}`` for the node, per level name and per agent."""
+    scoped: dict[str, list[Rule]] = {}
+
+    def add(scope: str, rules: Mapping[str, Sequence[str]]) -> None:
+        for effect_name, texts in rules.items():
+            try:
+                effect = Effect(effect_name)
+            except ValueError:
+                raise InvalidRequest(f"policy effect {effect_name!r} is not allow, ask or deny") from None
+            scoped.setdefault(scope, []).extend(parse_rule(t, effect, scope) for t in texts)
+
+    add("node", node or {})
+    for level, rules in (levels or {}).items():
+        if level not in Level.__members__:
+            raise InvalidRequest(f"policy level {level!r} is not one of {', '.join(Level.__members__)}")
+        add(f"level:{level}", rules)
+    for agent, rules in (agents or {}).items():
+        add(f"agent:{agent}", rules)
+    return Policy(by_scope={k: tuple(v) for k, v in scoped.items()}, default=default)
+
+
+def decide(policy: Policy, caller: Caller, call: ToolCall) -> Decision:
+    """The decision for ``call`` by ``caller`` (see the module docstring for the order)."""
+    allow: Rule | None = None
+    ask: Rule | None = None
+    for rule in policy.rules_for(caller):
+        if not rule.matches(call):
+            continue
+        if rule.effect is Effect.DENY:
+            return Decision(Effect.DENY, f"denied by {rule.scope} rule {rule.text}", rule.text)
+        if rule.effect is Effect.ASK:
+            ask = ask or rule
+        else:
+            allow = allow or rule
+    if ask is not None:
+        return Decision(Effect.ASK, f"{ask.scope} rule {ask.text} asks a human", ask.text)
+    if call.impact > HUMAN_ABOVE:
+        return Decision(
+            Effect.ASK, f"estimated impact {call.impact:.2f} is above {HUMAN_ABOVE}: a human decides"
+        )
+    if allow is not None:
+        return Decision(Effect.ALLOW, f"allowed by {allow.scope} rule {allow.text}", allow.text)
+    if call.writes and caller.level is Level.L3:
+        return Decision(Effect.ASK, "writes by L3 agents need approval unless a rule allows them")
+    if call.impact < AUTO_BELOW:
+        return Decision(
+            Effect.ALLOW, f"estimated impact {call.impact:.2f} is below {AUTO_BELOW}: auto-approved"
+        )
+    if policy.default is Effect.DENY:
+        return Decision(
+            Effect.DENY, f"no rule allows {call.tool} (impact {call.impact:.2f}); the default is deny"
+        )
+    return Decision(Effect.ASK, f"no rule allows {call.tool} (impact {call.impact:.2f}): a human decides")
+
+
+__all__ = [
+    "AUTO_BELOW",
+    "HUMAN_ABOVE",
+    "Caller",
+    "Decision",
+    "Effect",
+    "Policy",
+    "Rule",
+    "ToolCall",
+    "compile_policy",
+    "decide",
+    "parse_rule",
+]
