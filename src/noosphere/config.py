@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from noosphere.errors import ConfigError
+from noosphere.errors import ConfigError, InvalidRequest
+
+if TYPE_CHECKING:
+    from noosphere.governance.policy import Policy
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -155,6 +158,41 @@ class PoolSettings(_Section):
     )
 
 
+class GovernanceSettings(_Section):
+    rules: dict[Literal["allow", "ask", "deny"], list[str]] = Field(
+        default_factory=dict,
+        description="Node-wide policy rules by effect, in the `Tool(pattern)` grammar, e.g. "
+        "`{deny: ['Bash(rm:*)'], allow: ['Bash(git:*)']}` (see docs/governance.md).",
+    )
+    levels: dict[Literal["L0", "L1", "L2", "L3"], dict[Literal["allow", "ask", "deny"], list[str]]] = Field(
+        default_factory=dict, description="Policy rules that apply to the agents of one level."
+    )
+    default: Literal["ask", "deny"] = Field(
+        "ask", description="The decision for a call with impact 0.3-0.7 that no rule allows."
+    )
+    audit_head_interval_seconds: float = Field(
+        10.0, gt=0, description="How often the node signs a new audit tree head when the log has grown."
+    )
+
+    @model_validator(mode="after")
+    def _rules_compile(self) -> GovernanceSettings:
+        self.policy()
+        return self
+
+    def policy(self) -> Policy:
+        """The compiled policy; a malformed rule is a ValueError naming it."""
+        from noosphere.governance.policy import Effect, compile_policy
+
+        try:
+            return compile_policy(
+                {str(effect): rules for effect, rules in self.rules.items()},
+                {str(level): {str(e): r for e, r in by.items()} for level, by in self.levels.items()},
+                default=Effect(self.default),
+            )
+        except InvalidRequest as exc:
+            raise ValueError(exc.message) from None
+
+
 class AgentSpec(_Section):
     name: str = Field(description="Agent name (letters, digits, `-`, `_`).")
     level: Literal["L0", "L1", "L2", "L3"] = Field("L2", description="Hierarchy level.")
@@ -169,6 +207,9 @@ class Settings(_Section):
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
     memory: MemorySettings = Field(default_factory=MemorySettings, description="Memory service.")
     pool: PoolSettings = Field(default_factory=PoolSettings, description="Model pool and gateway.")
+    governance: GovernanceSettings = Field(
+        default_factory=GovernanceSettings, description="Policy and the audit log."
+    )
     agents: list[AgentSpec] = Field(
         default_factory=list, description="Agents created on start if they do not exist yet."
     )

@@ -14,6 +14,8 @@ from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
+from noosphere.governance.audit import AuditLog
+from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
 from noosphere.store import MemoryStore, create_store
 
@@ -24,6 +26,8 @@ class Node:
     store: MemoryStore
     auth: TokenAuthority
     memory: MemoryService
+    key: NodeKey  # the node's Ed25519 identity
+    audit: AuditLog
     new_admin_token: str | None = None  # set when this start created the admin credential
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -50,7 +54,8 @@ async def open_node(
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
         for spec in settings.agents:
             await _ensure_agent(auth, spec.name, spec.level)
-        yield Node(settings, store, auth, memory, new_token)
+        key = load_or_create(settings.data_dir)
+        yield Node(settings, store, auth, memory, key, AuditLog(store, key), new_token)
     finally:
         if own_embedder:
             chosen.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import keys, memory, pool, principals, worker
+from noosphere.cli import audit, keys, memory, pool, principals, worker
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
@@ -26,6 +26,7 @@ app.command("worker-token")(worker.worker_token)
 app.add_typer(keys.key_app, name="key")
 app.command("usage")(keys.usage)
 app.command("pool")(pool.pool)
+app.add_typer(audit.audit_app, name="audit")
 
 
 @app.command()

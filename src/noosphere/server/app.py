@@ -32,6 +32,15 @@ from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 logger = logging.getLogger(__name__)
 
 
+async def _sign_audit_heads(node: Node) -> None:
+    while True:
+        await anyio.sleep(node.settings.governance.audit_head_interval_seconds)
+        try:
+            await node.audit.sign_head()
+        except Exception:
+            logger.exception("could not sign an audit tree head; retrying next interval")
+
+
 async def _collect_garbage(node: Node) -> None:
     interval = node.settings.memory.gc_interval_seconds
     while True:
@@ -120,6 +129,7 @@ def create_app(
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
             tasks.start_soon(_collect_garbage, node)
+            tasks.start_soon(_sign_audit_heads, node)
             tasks.start_soon(gateway.maintain)
             tasks.start_soon(gateway.account)
             if gateway.checker is not None:
@@ -142,6 +152,7 @@ def create_app(
             async with mcp_app.router.lifespan_context(mcp_app):
                 yield
             await gateway.flush()
+            await node.audit.sign_head()
             app.state.node = None
             app.state.gateway = None
             tasks.cancel_scope.cancel()

@@ -24,14 +24,17 @@ from psycopg_pool import AsyncConnectionPool
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
+from noosphere.store import postgres_audit as audit
 from noosphere.store import postgres_ledger as ledger
 from noosphere.store.contract import (
     ApiKeyRecord,
+    AuditEntry,
     Candidate,
     Charge,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
+    TreeHead,
     UsageSummary,
     Vector,
     Viewer,
@@ -323,6 +326,23 @@ class PostgresStore:
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
         async with self.pool.connection() as conn:
             return await ledger.usage_summary(conn, by, since)
+
+    # -- audit log -----------------------------------------------------------------------------
+    async def append_audit(self, entries: Sequence[tuple[str, bytes]]) -> int:
+        async with self.pool.connection() as conn:
+            return await audit.append(conn, entries)
+
+    async def audit_entries(self, start: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        async with self.pool.connection() as conn:
+            return await audit.entries(conn, start, limit)
+
+    async def put_tree_head(self, head: TreeHead) -> None:
+        async with self.pool.connection() as conn:
+            await audit.put_head(conn, head)
+
+    async def tree_heads(self) -> list[TreeHead]:
+        async with self.pool.connection() as conn:
+            return await audit.heads(conn)
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

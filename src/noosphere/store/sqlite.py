@@ -23,15 +23,18 @@ import numpy as np
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
+from noosphere.store import sqlite_audit as audit
 from noosphere.store import sqlite_ledger as ledger
 from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
     ApiKeyRecord,
+    AuditEntry,
     Candidate,
     Charge,
     EmbedderInfo,
     NewRecord,
     PrincipalRecord,
+    TreeHead,
     UsageSummary,
     Vector,
     Viewer,
@@ -255,6 +258,19 @@ class SQLiteStore:
 
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
         return await self._run(lambda conn: ledger.usage_summary(conn, by, since))
+
+    # -- audit log -----------------------------------------------------------------------------
+    async def append_audit(self, entries: Sequence[tuple[str, bytes]]) -> int:
+        return await self._run(lambda conn: self._transaction(conn, lambda: audit.append(conn, entries)))
+
+    async def audit_entries(self, start: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        return await self._run(lambda conn: audit.entries(conn, start, limit))
+
+    async def put_tree_head(self, head: TreeHead) -> None:
+        await self._run(lambda conn: self._transaction(conn, lambda: audit.put_head(conn, head)))
+
+    async def tree_heads(self) -> list[TreeHead]:
+        return await self._run(audit.heads)
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

@@ -1,0 +1,107 @@
+"""``noosphere audit show|verify|public-key``: read and check the node's signed audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from noosphere.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    JsonOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    node_as,
+    require_admin,
+    run,
+    settings_from,
+)
+from noosphere.governance.audit import Verification, verify_log
+from noosphere.identity import public_key_from_text
+
+audit_app = typer.Typer(help="The signed, append-only audit log.", no_args_is_help=True)
+
+
+@audit_app.command("show")
+def show(
+    start: Annotated[int, typer.Option("--from", help="First entry (seq) to show.")] = 0,
+    limit: Annotated[int, typer.Option(help="Entries to show.")] = 50,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit entries, oldest first."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
+            require_admin(caller, "reading the audit log")
+            entries = await node.store.audit_entries(start, limit)
+        rows = [{"seq": e.seq, "leaf": e.leaf.hex(), **json.loads(e.entry)} for e in entries]
+        if as_json:
+            emit_json(rows)
+            return
+        table = Table("seq", "at", "actor", "kind", "body")
+        for row in rows:
+            body = json.dumps(row["body"], ensure_ascii=False)
+            table.add_row(str(row["seq"]), row["at"], row["actor"], row["kind"], body[:100])
+        console.print(table)
+
+    run(go)
+
+
+@audit_app.command("verify")
+def verify(
+    public_key: Annotated[
+        str | None, typer.Option(help="The node's public key (base64); default: this node's own.")
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Inclusion proofs to check, spread over the log.")] = 256,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every entry against its leaf, every signed tree head (root and Ed25519 signature),
+    consistency between heads and inclusion of entries. Exit code 1 on any problem."""
+
+    async def go() -> Verification:
+        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
+            require_admin(caller, "verifying the audit log")
+            try:
+                public = public_key_from_text(public_key) if public_key else node.key.public
+            except ValueError as exc:
+                console.print(f"[red]error[/red]: {exc}")
+                raise typer.Exit(2) from None
+            entries = await node.store.audit_entries()
+            heads = await node.store.tree_heads()
+        return verify_log(entries, heads, public, sample)
+
+    report = run(go)
+    if as_json:
+        emit_json({"ok": report.ok, **vars(report)})
+    else:
+        unsigned = report.entries - report.signed_size
+        console.print(
+            f"{report.entries} entries, {report.heads} signed tree heads; "
+            f"{report.consistency_checked} consistency and {report.inclusion_checked} inclusion "
+            "proofs checked" + (f"; {unsigned} newest entries not signed yet" if unsigned else "")
+        )
+        for problem in report.problems:
+            console.print(f"[red]FAIL[/red] {problem}")
+        if report.ok:
+            console.print("[green]the audit log verifies[/green]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("public-key")
+def public_key(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Print the node's Ed25519 public key (base64), for `audit verify --public-key` elsewhere."""
+    from noosphere.identity import load_or_create
+
+    settings = settings_from(config, data_dir)
+    typer.echo(load_or_create(settings.data_dir).public_text)

@@ -1,0 +1,132 @@
+"""The audit log: tool calls, messages, policy decisions and approvals, appended as canonical JSON
+entries to an RFC 9162 Merkle tree whose heads the node signs with its Ed25519 key.
+
+Appending is one insert (the store serializes appenders, across processes too). The node signs a
+tree head every few seconds when the log has grown, and when it stops. ``verify_log`` checks, from
+the stored data and the public key alone: every entry against its leaf, every signed head's root
+and signature, a consistency proof between consecutive heads (the log only grew), and inclusion
+proofs of entries in the newest head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from noosphere.governance import merkle
+from noosphere.identity import NodeKey, verify
+from noosphere.store.contract import AuditEntry, MemoryStore, TreeHead
+
+
+def canonical(at: datetime, actor: str, kind: str, body: Mapping[str, Any]) -> str:
+    """The entry's text, byte-for-byte reproducible: sorted keys, no spaces, UTF-8."""
+    record = {"at": at.astimezone(UTC).isoformat(), "actor": actor, "kind": kind, "body": body}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def head_message(size: int, root: bytes, at: datetime) -> bytes:
+    """What a tree head's signature covers."""
+    millis = round(at.timestamp() * 1000)
+    return f"noosphere tree head v1\n{size}\n{root.hex()}\n{millis}".encode()
+
+
+def _millis(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+class AuditLog:
+    def __init__(self, store: MemoryStore, key: NodeKey) -> None:
+        self.store = store
+        self.key = key
+        self._frontier = merkle.Frontier()  # over the entries read so far
+
+    async def append(self, actor: str, kind: str, body: Mapping[str, Any]) -> int:
+        """Append one entry; returns its seq."""
+        text = canonical(datetime.now(UTC), actor, kind, body)
+        return await self.store.append_audit([(text, merkle.leaf_hash(text.encode()))])
+
+    async def sign_head(self) -> TreeHead | None:
+        """Sign the current tree head if the log grew since the last one; None if it did not."""
+        while True:
+            batch = await self.store.audit_entries(self._frontier.size, 10_000)
+            if not batch:
+                break
+            for entry in batch:
+                self._frontier.append(entry.leaf)
+        heads = await self.store.tree_heads()
+        if self._frontier.size == 0 or (heads and heads[-1].size >= self._frontier.size):
+            return None
+        at = _millis(datetime.now(UTC))
+        root = self._frontier.root()
+        head = TreeHead(
+            size=self._frontier.size,
+            root=root,
+            at=at,
+            signature=self.key.sign(head_message(self._frontier.size, root, at)),
+        )
+        await self.store.put_tree_head(head)
+        return head
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    heads: int = 0
+    signed_size: int = 0  # entries covered by the newest signed head
+    inclusion_checked: int = 0
+    consistency_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_log(
+    entries: Sequence[AuditEntry], heads: Sequence[TreeHead], public: Ed25519PublicKey, sample: int = 256
+) -> Verification:
+    """Check the log from its stored data and the node's public key (see the module docstring).
+    ``sample`` bounds the inclusion proofs checked (spread evenly; every entry when fewer)."""
+    report = Verification(entries=len(entries), heads=len(heads))
+    leaves: list[bytes] = []
+    for position, entry in enumerate(entries):
+        if entry.seq != position:
+            report.problems.append(f"entry {position} is missing (found seq {entry.seq} in its place)")
+            return report
+        computed = merkle.leaf_hash(entry.entry.encode())
+        if computed != entry.leaf:
+            report.problems.append(f"entry {entry.seq} was altered: its text no longer hashes to its leaf")
+        leaves.append(computed)
+    previous: TreeHead | None = None
+    for head in heads:
+        if head.size > len(leaves):
+            report.problems.append(f"the head of size {head.size} covers entries that are gone")
+            continue
+        if not verify(public, head.signature, head_message(head.size, head.root, head.at)):
+            report.problems.append(f"the signature of the head of size {head.size} does not verify")
+        if merkle.root(leaves[: head.size]) != head.root:
+            report.problems.append(f"the entries no longer produce the signed root of size {head.size}")
+        if previous is not None:
+            proof = merkle.consistency_proof(previous.size, leaves[: head.size])
+            if not merkle.verify_consistency(previous.size, previous.root, head.size, head.root, proof):
+                report.problems.append(f"the head of size {head.size} does not extend size {previous.size}")
+            report.consistency_checked += 1
+        previous = head
+    if previous is not None and previous.size <= len(leaves):
+        report.signed_size = previous.size
+        signed = leaves[: previous.size]
+        step = max(1, len(signed) // max(1, sample))
+        for index in range(0, len(signed), step):
+            proof = merkle.inclusion_proof(index, signed)
+            if not merkle.verify_inclusion(signed[index], index, len(signed), proof, previous.root):
+                report.problems.append(f"entry {index} is not included in the newest signed head")
+            report.inclusion_checked += 1
+    return report
+
+
+__all__ = ["AuditLog", "Verification", "canonical", "head_message", "verify_log"]
