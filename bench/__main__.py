@@ -14,6 +14,7 @@ BENCHES = {
     "search": "bench.search_latency",
     "retrieval": "bench.retrieval",
     "gateway": "bench.gateway",
+    "policy": "bench.policy",
 }
 
 

@@ -102,6 +102,7 @@ def verify_log(
         if computed != entry.leaf:
             report.problems.append(f"entry {entry.seq} was altered: its text no longer hashes to its leaf")
         leaves.append(computed)
+    tree = merkle.Tree(leaves)
     previous: TreeHead | None = None
     for head in heads:
         if head.size > len(leaves):
@@ -109,21 +110,20 @@ def verify_log(
             continue
         if not verify(public, head.signature, head_message(head.size, head.root, head.at)):
             report.problems.append(f"the signature of the head of size {head.size} does not verify")
-        if merkle.root(leaves[: head.size]) != head.root:
+        if tree.root(0, head.size) != head.root:
             report.problems.append(f"the entries no longer produce the signed root of size {head.size}")
         if previous is not None:
-            proof = merkle.consistency_proof(previous.size, leaves[: head.size])
+            proof = tree.consistency_proof(previous.size, head.size)
             if not merkle.verify_consistency(previous.size, previous.root, head.size, head.root, proof):
                 report.problems.append(f"the head of size {head.size} does not extend size {previous.size}")
             report.consistency_checked += 1
         previous = head
     if previous is not None and previous.size <= len(leaves):
-        report.signed_size = previous.size
-        signed = leaves[: previous.size]
-        step = max(1, len(signed) // max(1, sample))
-        for index in range(0, len(signed), step):
-            proof = merkle.inclusion_proof(index, signed)
-            if not merkle.verify_inclusion(signed[index], index, len(signed), proof, previous.root):
+        report.signed_size = size = previous.size
+        step = max(1, size // max(1, sample))
+        for index in range(0, size, step):
+            proof = tree.inclusion_proof(index, size)
+            if not merkle.verify_inclusion(leaves[index], index, size, proof, previous.root):
                 report.problems.append(f"entry {index} is not included in the newest signed head")
             report.inclusion_checked += 1
     return report

@@ -63,16 +63,69 @@ class Frontier:
         return value
 
 
+class Tree:
+    """Proofs over a fixed list of leaf hashes. Subtree roots are remembered, so many proofs over
+    one tree (a verifier checking hundreds of entries) cost O(log n) each after the first."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.leaves = leaves
+        self._roots: dict[tuple[int, int], bytes] = {}
+
+    def root(self, start: int = 0, end: int | None = None) -> bytes:
+        """The root of leaves[start:end]."""
+        end = len(self.leaves) if end is None else end
+        if end - start == 0:
+            return EMPTY_ROOT
+        if end - start == 1:
+            return self.leaves[start]
+        known = self._roots.get((start, end))
+        if known is None:
+            middle = start + _split(end - start)
+            known = self._roots[(start, end)] = node_hash(self.root(start, middle), self.root(middle, end))
+        return known
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """The audit path of leaf ``index`` in the tree of the first ``size`` leaves."""
+        size = len(self.leaves) if size is None else size
+        if not 0 <= index < size <= len(self.leaves):
+            raise ValueError(f"leaf {index} is not in a tree of {size}")
+        path: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:
+            middle = start + _split(end - start)
+            if index < middle:
+                path.append(self.root(middle, end))
+                end = middle
+            else:
+                path.append(self.root(start, middle))
+                start = middle
+        return path[::-1]
+
+    def consistency_proof(self, old_size: int, size: int | None = None) -> list[bytes]:
+        """Proof that the tree of the first ``old_size`` leaves is a prefix of the first ``size``."""
+        size = len(self.leaves) if size is None else size
+        if not 0 < old_size <= size <= len(self.leaves):
+            raise ValueError(f"no consistency proof from {old_size} to {size} leaves")
+        return self._subproof(old_size, 0, size, True)
+
+    def _subproof(self, m: int, start: int, end: int, complete: bool) -> list[bytes]:
+        if m == end - start:
+            return [] if complete else [self.root(start, end)]
+        middle = start + _split(end - start)
+        k = middle - start
+        if m <= k:
+            return [*self._subproof(m, start, middle, complete), self.root(middle, end)]
+        return [*self._subproof(m - k, middle, end, False), self.root(start, middle)]
+
+
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The audit path of leaf ``index`` in the tree of ``leaves``."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf {index} is not in a tree of {len(leaves)}")
-    if len(leaves) == 1:
-        return []
-    k = _split(len(leaves))
-    if index < k:
-        return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
-    return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+    return Tree(leaves).inclusion_proof(index)
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """Proof that the tree of the first ``old_size`` leaves is a prefix of the tree of ``leaves``."""
+    return Tree(leaves).consistency_proof(old_size)
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], head: bytes) -> bool:
@@ -92,23 +145,6 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], 
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and r == head
-
-
-def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """Proof that the tree of the first ``old_size`` leaves is a prefix of the tree of ``leaves``."""
-    if not 0 < old_size <= len(leaves):
-        raise ValueError(f"no consistency proof from {old_size} to {len(leaves)} leaves")
-    return _subproof(old_size, leaves, True)
-
-
-def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
-    n = len(leaves)
-    if m == n:
-        return [] if complete else [root(leaves)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, leaves[:k], complete), root(leaves[k:])]
-    return [*_subproof(m - k, leaves[k:], False), root(leaves[:k])]
 
 
 def verify_consistency(old_size: int, old_head: bytes, size: int, head: bytes, path: Sequence[bytes]) -> bool:
@@ -141,6 +177,7 @@ def verify_consistency(old_size: int, old_head: bytes, size: int, head: bytes, p
 __all__ = [
     "EMPTY_ROOT",
     "Frontier",
+    "Tree",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",

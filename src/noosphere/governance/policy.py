@@ -53,6 +53,7 @@ class Rule:
     effect: Effect
     scope: str  # "node", "level:L2" or "agent:NAME"
     tool: re.Pattern[str]
+    literal: str | None  # the tool's exact name when it has no wildcard (looked up, not matched)
     subject: re.Pattern[str] | None  # None: any subject, including none
 
     def matches(self, call: ToolCall) -> bool:
@@ -77,7 +78,8 @@ def parse_rule(text: str, effect: Effect, scope: str = "node") -> Rule:
             subject = re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
         else:
             subject = re.compile(translate(pattern).removesuffix(r"\Z"), re.DOTALL)
-    return Rule(text=text.strip(), effect=effect, scope=scope, tool=tool, subject=subject)
+    literal = None if any(c in found["tool"] for c in "*?[") else found["tool"]
+    return Rule(text=text.strip(), effect=effect, scope=scope, tool=tool, literal=literal, subject=subject)
 
 
 @dataclass(frozen=True)
@@ -108,17 +110,43 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class _Scope:
+    """One scope's rules, indexed: by exact tool name, and those whose tool name is a glob."""
+
+    by_tool: Mapping[str, tuple[Rule, ...]]
+    globbed: tuple[Rule, ...]
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule]) -> _Scope:
+        by_tool: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if rule.literal is not None:
+                by_tool.setdefault(rule.literal, []).append(rule)
+        return cls({k: tuple(v) for k, v in by_tool.items()}, tuple(r for r in rules if r.literal is None))
+
+
+@dataclass(frozen=True)
 class Policy:
     """Compiled rules by scope, ready for ``decide``."""
 
     by_scope: Mapping[str, Sequence[Rule]] = field(default_factory=dict)
     default: Effect = Effect.ASK
+    _index: Mapping[str, _Scope] = field(default_factory=dict, repr=False)
 
-    def rules_for(self, caller: Caller) -> Iterable[Rule]:
-        yield from self.by_scope.get("node", ())
+    def __post_init__(self) -> None:
+        if not self._index:
+            object.__setattr__(self, "_index", {k: _Scope.of(v) for k, v in self.by_scope.items()})
+
+    def rules_for(self, caller: Caller, tool: str) -> Iterable[Rule]:
+        """The rules of every scope that applies to ``caller`` that may match ``tool``."""
+        scopes = ["node", f"agent:{caller.name}"]
         if caller.level is not None:
-            yield from self.by_scope.get(f"level:{caller.level.name}", ())
-        yield from self.by_scope.get(f"agent:{caller.name}", ())
+            scopes.append(f"level:{caller.level.name}")
+        for name in scopes:
+            scope = self._index.get(name)
+            if scope is not None:
+                yield from scope.by_tool.get(tool, ())
+                yield from scope.globbed
 
 
 def compile_policy(
@@ -152,7 +180,7 @@ def decide(policy: Policy, caller: Caller, call: ToolCall) -> Decision:
     """The decision for ``call`` by ``caller`` (see the module docstring for the order)."""
     allow: Rule | None = None
     ask: Rule | None = None
-    for rule in policy.rules_for(caller):
+    for rule in policy.rules_for(caller, call.tool):
         if not rule.matches(call):
             continue
         if rule.effect is Effect.DENY:
