@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.report import write_section
 from noosphere.auth.principal import Level
-from noosphere.governance.policy import Caller, ToolCall, compile_policy, decide
+from noosphere.governance.policy import Caller, Policy, ToolCall, compile_policy, decide
 
 DECISIONS = 200_000
 TOOLS = [
@@ -29,7 +29,7 @@ TOOLS = [
 ]
 
 
-def _policy_and_calls() -> tuple[object, list[tuple[Caller, ToolCall]]]:
+def _policy_and_calls() -> tuple[Policy, list[tuple[Caller, ToolCall]]]:
     rng = random.Random(7)
     policy = compile_policy(
         node={
@@ -86,7 +86,7 @@ async def run() -> None:
     for i in range(DECISIONS):
         caller, call = calls[i % len(calls)]
         start = clock()
-        decision = decide(policy, caller, call)  # type: ignore[arg-type]
+        decision = decide(policy, caller, call)
         times[i] = clock() - start
         outcomes[decision.effect.value] = outcomes.get(decision.effect.value, 0) + 1
     overhead = min(clock() - clock() for _ in range(1000))
@@ -94,7 +94,7 @@ async def run() -> None:
     p50, p99, p999 = (float(np.percentile(us, q)) for q in (50, 99, 99.9))
     print(f"policy: p50 {p50:.2f} us, p99 {p99:.2f} us, p99.9 {p999:.2f} us; {outcomes}")
     audit = await _audit_rates()
-    rules = sum(len(r) for r in policy.by_scope.values())  # type: ignore[attr-defined]
+    rules = len(policy.rules)
     body = (
         f"`decide` over {rules} rules (node, level and 20 agent scopes; command prefixes and path "
         f"globs), {DECISIONS:,} decisions cycling through 1,000 generated calls that end in every "

@@ -13,10 +13,9 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
+    admin_node,
     console,
     emit_json,
-    node_as,
-    require_admin,
     run,
     settings_from,
 )
@@ -38,8 +37,7 @@ def show(
     """List audit entries, oldest first."""
 
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            require_admin(caller, "reading the audit log")
+        async with admin_node(config, data_dir, token, "reading the audit log", check_embedder=False) as node:
             entries = await node.store.audit_entries(start, limit)
         rows = [{"seq": e.seq, "leaf": e.leaf.hex(), **json.loads(e.entry)} for e in entries]
         if as_json:
@@ -69,8 +67,9 @@ def verify(
     consistency between heads and inclusion of entries. Exit code 1 on any problem."""
 
     async def go() -> Verification:
-        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            require_admin(caller, "verifying the audit log")
+        async with admin_node(
+            config, data_dir, token, "verifying the audit log", check_embedder=False
+        ) as node:
             try:
                 public = public_key_from_text(public_key) if public_key else node.key.public
             except ValueError as exc:

@@ -65,6 +65,16 @@ async def node_as(
         yield node, await node.authenticate(token or admin_token(settings))
 
 
+@asynccontextmanager
+async def admin_node(
+    config: Path | None, data_dir: Path | None, token: str | None, what: str, check_embedder: bool = True
+) -> AsyncIterator[Node]:
+    """Open the node as ``token`` (default: the admin) for an admin-only action named by ``what``."""
+    async with node_as(settings_from(config, data_dir), token, check_embedder) as (node, caller):
+        require_admin(caller, what)
+        yield node
+
+
 def admin_token(settings: Settings) -> str:
     token = settings.auth.admin_token or os.environ.get("NOOSPHERE_ADMIN_TOKEN")
     if token:

@@ -16,10 +16,10 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
+    admin_node,
     console,
     emit_json,
     node_as,
-    require_admin,
     run,
     settings_from,
 )
@@ -239,11 +239,7 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
     """Re-embed every memory with the configured embedder (after changing embedders)."""
 
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (
-            node,
-            principal,
-        ):
-            require_admin(principal, "re-embedding")
+        async with admin_node(config, data_dir, token, "re-embedding", check_embedder=False) as node:
             with _progress() as bar:
                 task = bar.add_task(f"re-embedding with {node.memory.embedder.model_id}", total=None)
 

@@ -13,12 +13,10 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
+    admin_node,
     console,
     emit_json,
-    node_as,
-    require_admin,
     run,
-    settings_from,
 )
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
@@ -35,8 +33,7 @@ def _create(
     as_json: bool,
 ) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            require_admin(caller, "managing agents and users")
+        async with admin_node(config, data_dir, token, "managing agents and users") as node:
             principal, secret = await node.auth.create(kind, name, level)
         if as_json:
             emit_json(
@@ -59,8 +56,7 @@ def _list(
     kind: PrincipalKind, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
 ) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            require_admin(caller, "managing agents and users")
+        async with admin_node(config, data_dir, token, "managing agents and users") as node:
             records = await node.auth.list_principals(kind)
         if as_json:
             emit_json(
@@ -85,8 +81,7 @@ def _list(
 
 def _delete(kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            require_admin(caller, "managing agents and users")
+        async with admin_node(config, data_dir, token, "managing agents and users") as node:
             await node.auth.delete(kind, name)
         console.print(f"deleted {kind.value} {name}")
 
@@ -163,8 +158,7 @@ def _rotate(
     kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
 ) -> None:
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            require_admin(caller, "managing agents and users")
+        async with admin_node(config, data_dir, token, "managing agents and users") as node:
             secret = await node.auth.rotate(kind, name)
         if as_json:
             emit_json({"id": f"{kind.value}:{name}", "token": secret})

@@ -16,12 +16,10 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
+    admin_node,
     console,
     emit_json,
-    node_as,
-    require_admin,
     run,
-    settings_from,
 )
 from noosphere.errors import NotFound
 from noosphere.pool.backends.base import Backend, BackendError
@@ -91,8 +89,7 @@ def worker_token(
     """Issue a token for a worker named NAME (creating it, or replacing its old token)."""
 
     async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, caller):
-            require_admin(caller, "issuing worker tokens")
+        async with admin_node(config, data_dir, token, "issuing worker tokens") as node:
             try:
                 secret = await node.auth.rotate(PrincipalKind.WORKER, name)
             except NotFound:

@@ -124,18 +124,21 @@ class _Scope:
                 by_tool.setdefault(rule.literal, []).append(rule)
         return cls({k: tuple(v) for k, v in by_tool.items()}, tuple(r for r in rules if r.literal is None))
 
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return (*(r for rules in self.by_tool.values() for r in rules), *self.globbed)
+
 
 @dataclass(frozen=True)
 class Policy:
-    """Compiled rules by scope, ready for ``decide``."""
+    """Compiled rules by scope ("node", "level:L2", "agent:NAME"), ready for ``decide``."""
 
-    by_scope: Mapping[str, Sequence[Rule]] = field(default_factory=dict)
+    scopes: Mapping[str, _Scope] = field(default_factory=dict)
     default: Effect = Effect.ASK
-    _index: Mapping[str, _Scope] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
-        if not self._index:
-            object.__setattr__(self, "_index", {k: _Scope.of(v) for k, v in self.by_scope.items()})
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(r for scope in self.scopes.values() for r in scope.rules)
 
     def rules_for(self, caller: Caller, tool: str) -> Iterable[Rule]:
         """The rules of every scope that applies to ``caller`` that may match ``tool``."""
@@ -143,7 +146,7 @@ class Policy:
         if caller.level is not None:
             scopes.append(f"level:{caller.level.name}")
         for name in scopes:
-            scope = self._index.get(name)
+            scope = self.scopes.get(name)
             if scope is not None:
                 yield from scope.by_tool.get(tool, ())
                 yield from scope.globbed
@@ -173,7 +176,7 @@ def compile_policy(
         add(f"level:{level}", rules)
     for agent, rules in (agents or {}).items():
         add(f"agent:{agent}", rules)
-    return Policy(by_scope={k: tuple(v) for k, v in scoped.items()}, default=default)
+    return Policy(scopes={k: _Scope.of(v) for k, v in scoped.items()}, default=default)
 
 
 def decide(policy: Policy, caller: Caller, call: ToolCall) -> Decision:

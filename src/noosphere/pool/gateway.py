@@ -28,7 +28,7 @@ from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
 from noosphere.pool.protocol import Failed, JobRequest
-from noosphere.pool.scheduler import QueueFull, Scheduler
+from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
 from noosphere.pool.tokens import TokenCounter
 
 logger = logging.getLogger(__name__)
@@ -91,16 +91,18 @@ class Gateway:
         self.checker = checker
         self._after: asyncio.Queue[Finished] = asyncio.Queue()
 
-    def resolve(self, model: str) -> str:
-        """The served model a request names (directly or by alias). Never another model."""
+    def resolve(self, model: str) -> tuple[str, list[Worker]]:
+        """The served model a request names (directly or by alias), with the workers serving it.
+        Never another model."""
         name = self.settings.aliases.get(model, model)
-        if name not in self.scheduler.models():
-            known = sorted(set(self.scheduler.models()) | set(self.settings.aliases))
+        served = self.scheduler.models()
+        if name not in served:
+            known = sorted(set(served) | set(self.settings.aliases))
             raise ModelNotFound(
                 f"no worker or upstream serves model {model!r}"
                 + (f"; available: {', '.join(known)}" if known else "; no models are available yet")
             )
-        return name
+        return name, served[name]
 
     def models(self) -> list[ModelStatus]:
         aliases: dict[str, list[str]] = {}
@@ -128,7 +130,7 @@ class Gateway:
         """Schedule ``request``; the job is cancelled if the caller leaves before it finishes, and
         its usage is recorded in the ledger either way. With a ``conversation`` id, a completed
         exchange is kept as the caller's encrypted (L2) conversation memory."""
-        name = self.resolve(request.model)
+        name, servers = self.resolve(request.model)
         job = ChatJob(
             user=principal.id,
             model=name,
@@ -136,7 +138,7 @@ class Gateway:
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
         )
-        largest = max(w.models[name].context_length for w in self.scheduler.models()[name])
+        largest = max(w.models[name].context_length for w in servers)
         if job.prompt_tokens >= largest:
             error = InvalidRequest(
                 f"the prompt has about {job.prompt_tokens} tokens; the largest context any worker "

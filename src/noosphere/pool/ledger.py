@@ -12,7 +12,7 @@ from noosphere.auth.principal import Principal
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
-from noosphere.store.contract import Charge, MemoryStore, UsageRecord, UsageSummary
+from noosphere.store.contract import Charge, MemoryStore, UsageRecord
 
 
 class Ledger:
@@ -71,6 +71,3 @@ class Ledger:
 
     async def spent(self, principal: Principal) -> float:
         return -await self.store.balance(principal.account) + self._pending.get(principal.account, 0.0)
-
-    async def summary(self, by: str, since: datetime | None = None) -> list[UsageSummary]:
-        return await self.store.usage_summary(by, since)

@@ -4,7 +4,7 @@ lifespan (store, memory GC, MCP sessions)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -26,29 +26,20 @@ from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
 from noosphere.server import health, memories, openai_api, pool_api, principals, worker_ws
 from noosphere.server.chat_completions import ChatCompletions
-from noosphere.server.errors import error_body, install_error_handlers
+from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 
 logger = logging.getLogger(__name__)
 
 
-async def _sign_audit_heads(node: Node) -> None:
+async def _every(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``job`` every ``seconds``, forever; a failure is logged and retried next time."""
     while True:
-        await anyio.sleep(node.settings.governance.audit_head_interval_seconds)
+        await anyio.sleep(seconds)
         try:
-            await node.audit.sign_head()
+            await job()
         except Exception:
-            logger.exception("could not sign an audit tree head; retrying next interval")
-
-
-async def _collect_garbage(node: Node) -> None:
-    interval = node.settings.memory.gc_interval_seconds
-    while True:
-        await anyio.sleep(interval)
-        try:
-            await node.memory.collect_garbage()
-        except Exception:
-            logger.exception("memory gc failed; retrying next interval")
+            logger.exception("%s failed; retrying next interval", what)
 
 
 def _gateway(settings: Settings, node: Node) -> Gateway:
@@ -82,19 +73,8 @@ class BodyLimit:
         if scope["type"] == "http":
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.limit:
-                import json
-
-                body = json.dumps(
-                    error_body("payload_too_large", f"request body exceeds {self.limit} bytes")
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                message = f"request body exceeds {self.limit} bytes"
+                await send_json(send, 413, error_body("payload_too_large", message))
                 return
         await self.app(scope, receive, send)
 
@@ -128,8 +108,15 @@ def create_app(
             app.state.node = node
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
-            tasks.start_soon(_collect_garbage, node)
-            tasks.start_soon(_sign_audit_heads, node)
+            tasks.start_soon(
+                _every, settings.memory.gc_interval_seconds, node.memory.collect_garbage, "memory gc"
+            )
+            tasks.start_soon(
+                _every,
+                settings.governance.audit_head_interval_seconds,
+                node.audit.sign_head,
+                "signing an audit tree head",
+            )
             tasks.start_soon(gateway.maintain)
             tasks.start_soon(gateway.account)
             if gateway.checker is not None:

@@ -17,16 +17,15 @@ import logging
 import uuid
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, Unavailable, WorkerFailed
+from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, WorkerFailed
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.jobs import ChatJob
 from noosphere.pool.protocol import Chunk, Failed
-from noosphere.server.deps import bearer_token
-from noosphere.server.errors import error_body, error_headers, validation_message
+from noosphere.server.deps import bearer_token, gateway_of, node_of
+from noosphere.server.errors import error_body, error_headers, send_json, validation_message
 from noosphere.server.openai_wire import ChatCompletionRequest, Transcript, sse, usage
 
 logger = logging.getLogger(__name__)
@@ -80,9 +79,8 @@ class _Reply:
         self.done = not more
 
     async def json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-        data = orjson.dumps(payload)
-        await self.start(status, b"application/json", {**headers, "content-length": str(len(data))})
-        await self.body(data, more=False)
+        await send_json(self.send, status, payload, headers)
+        self.started = self.done = True
 
     async def error(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -96,10 +94,7 @@ class _Reply:
 
 
 async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
-    state = scope["app"].state
-    node, gateway = state.node, state.gateway
-    if node is None or gateway is None:
-        raise Unavailable("the gateway is starting or stopping")
+    node, gateway = node_of(scope["app"]), gateway_of(scope["app"])
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     principal = await node.authenticate(bearer_token(headers.get("authorization")))
     raw = await _read_body(receive, node.settings.server.max_body_bytes)

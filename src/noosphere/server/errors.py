@@ -6,10 +6,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from noosphere.errors import NoosphereError
 
@@ -19,6 +21,17 @@ logger = logging.getLogger(__name__)
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     # "type" mirrors "code" so OpenAI clients, which read error.type, understand it too.
     return {"error": {"code": code, "message": message, "type": code}}
+
+
+async def send_json(
+    send: Send, status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> None:
+    """A whole JSON response over raw ASGI, for the pieces that answer in front of FastAPI."""
+    data = orjson.dumps(payload)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
 
 
 def error_headers(exc: NoosphereError) -> dict[str, str]:

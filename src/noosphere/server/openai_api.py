@@ -9,9 +9,9 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 
-from noosphere.errors import ModelNotFound, Unavailable
+from noosphere.errors import ModelNotFound
 from noosphere.pool.gateway import Gateway
-from noosphere.server.deps import NodeDep, PrincipalDep
+from noosphere.server.deps import NodeDep, PrincipalDep, gateway_of
 from noosphere.server.openai_wire import EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -20,10 +20,7 @@ CONVERSATION_HEADER = "X-Conversation-Id"
 
 
 def get_gateway(request: Request) -> Gateway:
-    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
-    if gateway is None:
-        raise Unavailable("the gateway is starting or stopping")
-    return gateway
+    return gateway_of(request.app)
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
