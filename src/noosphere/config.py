@@ -193,6 +193,32 @@ class GovernanceSettings(_Section):
             raise ValueError(exc.message) from None
 
 
+class BusSettings(_Section):
+    transport: Literal["store", "memory", "nats"] = Field(
+        "store",
+        description="Where mailboxes live: `store` (the node's database; survives restarts), `memory` "
+        "(this process only) or `nats` (NATS JetStream, for several node processes).",
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a received message is held for its consumer before redelivery."
+    )
+    max_attempts: int = Field(
+        10, ge=1, description="Deliveries without an ack before a message is set aside as dead."
+    )
+    retention_hours: float = Field(
+        24.0, gt=0, description="How long acknowledged message ids are remembered to drop resends."
+    )
+    poll_seconds: float = Field(
+        0.25, gt=0, description="How often a waiting receiver looks for messages other processes added."
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, description="Default time a request waits for its response."
+    )
+    max_wait_seconds: float = Field(60.0, gt=0, description="Longest wait a receive may ask for.")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server URL (transport `nats`).")
+    nats_stream: str = Field("NOOSPHERE", description="JetStream stream that holds the mailboxes.")
+
+
 class AgentSpec(_Section):
     name: str = Field(description="Agent name (letters, digits, `-`, `_`).")
     level: Literal["L0", "L1", "L2", "L3"] = Field("L2", description="Hierarchy level.")
@@ -210,6 +236,7 @@ class Settings(_Section):
     governance: GovernanceSettings = Field(
         default_factory=GovernanceSettings, description="Policy and the audit log."
     )
+    bus: BusSettings = Field(default_factory=BusSettings, description="Message bus.")
     agents: list[AgentSpec] = Field(
         default_factory=list, description="Agents created on start if they do not exist yet."
     )

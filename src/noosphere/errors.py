@@ -13,6 +13,7 @@
     ├── PayloadTooLarge                 payload_too_large 413
     ├── RateLimited                     rate_limited      429  (Retry-After)
     ├── WorkerFailed                    worker_failed     502  (code: the worker's own)
+    ├── TimedOut                        timeout           504
     └── Unavailable                     unavailable       503
         ├── NoCapacity                  no_capacity       503  (Retry-After)
         ├── EmbedderUnavailable         embedder_unavailable 503
@@ -92,6 +93,11 @@ class Conflict(NoosphereError):
 class PayloadTooLarge(NoosphereError):
     code = "payload_too_large"
     status = 413
+
+
+class TimedOut(NoosphereError):
+    code = "timeout"
+    status = 504
 
 
 class Unavailable(NoosphereError):

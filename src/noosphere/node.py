@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import TokenAuthority
+from noosphere.bus import Bus, create_transport
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
 from noosphere.governance.audit import AuditLog
@@ -28,6 +29,7 @@ class Node:
     memory: MemoryService
     key: NodeKey  # the node's Ed25519 identity
     audit: AuditLog
+    bus: Bus
     new_admin_token: str | None = None  # set when this start created the admin credential
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -55,7 +57,14 @@ async def open_node(
         for spec in settings.agents:
             await _ensure_agent(auth, spec.name, spec.level)
         key = load_or_create(settings.data_dir)
-        yield Node(settings, store, auth, memory, key, AuditLog(store, key), new_token)
+        audit = AuditLog(store, key)
+        bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
+        await bus.start()
+        try:
+            yield Node(settings, store, auth, memory, key, audit, bus, new_token)
+        finally:
+            await bus.close()
+            await audit.close()
     finally:
         if own_embedder:
             chosen.close()

@@ -50,6 +50,11 @@ class Principal:
     def is_admin(self) -> bool:
         return self.kind is PrincipalKind.ADMIN
 
+    @property
+    def mailbox(self) -> str:
+        """This caller's bus address: an agent's name, otherwise its id (``admin``, ``user:bob``)."""
+        return self.name if self.kind is PrincipalKind.AGENT else self.id
+
 
 def key_account(key_id: str) -> str:
     """The ledger account of an API key."""

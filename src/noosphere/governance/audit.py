@@ -1,11 +1,11 @@
 """The audit log: tool calls, messages, policy decisions and approvals, appended as canonical JSON
 entries to an RFC 9162 Merkle tree whose heads the node signs with its Ed25519 key.
 
-Appending is one insert (the store serializes appenders, across processes too). The node signs a
-tree head every few seconds when the log has grown, and when it stops. ``verify_log`` checks, from
-the stored data and the public key alone: every entry against its leaf, every signed head's root
-and signature, a consistency proof between consecutive heads (the log only grew), and inclusion
-proofs of entries in the newest head.
+Concurrent appends share one insert transaction (the store serializes appenders, across processes
+too). The node signs a tree head every few seconds when the log has grown, and when it stops.
+``verify_log`` checks, from the stored data and the public key alone: every entry against its
+leaf, every signed head's root and signature, a consistency proof between consecutive heads (the
+log only grew), and inclusion proofs of entries in the newest head.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from noosphere.governance import merkle
+from noosphere.groupcommit import GroupCommit
 from noosphere.identity import NodeKey, verify
 from noosphere.store.contract import AuditEntry, MemoryStore, TreeHead
 
@@ -45,11 +46,21 @@ class AuditLog:
         self.key = key
         self._frontier = merkle.Frontier()  # over the entries read so far
         self._signed: int | None = None  # size of the newest head, once read
+        self._writes: GroupCommit[tuple[str, bytes], int] = GroupCommit(self._write)
+
+    async def _write(self, entries: list[tuple[str, bytes]]) -> list[int]:
+        first = await self.store.append_audit(entries)
+        return list(range(first, first + len(entries)))
 
     async def append(self, actor: str, kind: str, body: Mapping[str, Any]) -> int:
-        """Append one entry; returns its seq."""
+        """Append one entry; returns its seq. Concurrent appends share one transaction."""
         text = canonical(datetime.now(UTC), actor, kind, body)
-        return await self.store.append_audit([(text, merkle.leaf_hash(text.encode()))])
+        (seq,) = await self._writes.submit([(text, merkle.leaf_hash(text.encode()))])
+        return seq
+
+    async def close(self) -> None:
+        """Wait for pending appends."""
+        await self._writes.close()
 
     async def sign_head(self) -> TreeHead | None:
         """Sign the current tree head if the log grew since the last one; None if it did not."""

@@ -24,7 +24,7 @@ from noosphere.pool.ledger import Ledger
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
-from noosphere.server import health, memories, openai_api, pool_api, principals, worker_ws
+from noosphere.server import bus_api, health, memories, openai_api, pool_api, principals, worker_ws
 from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
@@ -117,6 +117,7 @@ def create_app(
                 node.audit.sign_head,
                 "signing an audit tree head",
             )
+            tasks.start_soon(_every, settings.memory.gc_interval_seconds, node.bus.purge, "bus purge")
             tasks.start_soon(gateway.maintain)
             tasks.start_soon(gateway.account)
             if gateway.checker is not None:
@@ -156,6 +157,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(memories.router)
     app.include_router(principals.router)
+    app.include_router(bus_api.router)
     app.include_router(openai_api.router)
     app.include_router(worker_ws.router)
     app.include_router(pool_api.router)

@@ -26,12 +26,16 @@ from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
 from noosphere.store import postgres_audit as audit
 from noosphere.store import postgres_ledger as ledger
+from noosphere.store import postgres_mailbox as mail
 from noosphere.store.contract import (
     ApiKeyRecord,
     AuditEntry,
     Candidate,
     Charge,
+    ClaimedMail,
     EmbedderInfo,
+    MailCounts,
+    MailRow,
     NewRecord,
     PrincipalRecord,
     TreeHead,
@@ -343,6 +347,47 @@ class PostgresStore:
     async def tree_heads(self) -> list[TreeHead]:
         async with self.pool.connection() as conn:
             return await audit.heads(conn)
+
+    # -- message bus ---------------------------------------------------------------------------
+    async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:
+        if not rows:
+            return []
+        async with self.pool.connection() as conn:
+            return await mail.enqueue(conn, rows, now)
+
+    async def claim_mail(
+        self, mailbox: str, now: float, lease: float, limit: int, max_attempts: int
+    ) -> list[ClaimedMail]:
+        async with self.pool.connection() as conn:
+            return await mail.claim(conn, mailbox, now, lease, limit, max_attempts)
+
+    async def ack_mail(self, mailbox: str, ids: Sequence[str], now: float) -> list[str]:
+        async with self.pool.connection() as conn:
+            return await mail.ack(conn, mailbox, ids, now)
+
+    async def release_mail(self, mailbox: str, ids: Sequence[str], visible_at: float, now: float) -> int:
+        async with self.pool.connection() as conn:
+            return await mail.release(conn, mailbox, ids, visible_at, now)
+
+    async def subscribe(self, subscriber: str, pattern: str) -> None:
+        async with self.pool.connection() as conn:
+            await mail.subscribe(conn, subscriber, pattern)
+
+    async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
+        async with self.pool.connection() as conn:
+            return await mail.unsubscribe(conn, subscriber, pattern)
+
+    async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
+        async with self.pool.connection() as conn:
+            return await mail.subscriptions(conn, subscriber)
+
+    async def mail_counts(self, mailbox: str | None, now: float) -> list[MailCounts]:
+        async with self.pool.connection() as conn:
+            return await mail.counts(conn, mailbox, now)
+
+    async def purge_mail(self, now: float, settled_before: float) -> int:
+        async with self.pool.connection() as conn:
+            return await mail.purge(conn, now, settled_before)
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

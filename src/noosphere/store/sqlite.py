@@ -25,13 +25,17 @@ from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
 from noosphere.store import sqlite_audit as audit
 from noosphere.store import sqlite_ledger as ledger
+from noosphere.store import sqlite_mailbox as mail
 from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
     ApiKeyRecord,
     AuditEntry,
     Candidate,
     Charge,
+    ClaimedMail,
     EmbedderInfo,
+    MailCounts,
+    MailRow,
     NewRecord,
     PrincipalRecord,
     TreeHead,
@@ -271,6 +275,45 @@ class SQLiteStore:
 
     async def tree_heads(self) -> list[TreeHead]:
         return await self._run(audit.heads)
+
+    # -- message bus ---------------------------------------------------------------------------
+    async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:
+        return await self._run(lambda conn: self._transaction(conn, lambda: mail.enqueue(conn, rows, now)))
+
+    async def claim_mail(
+        self, mailbox: str, now: float, lease: float, limit: int, max_attempts: int
+    ) -> list[ClaimedMail]:
+        def op(conn: sqlite3.Connection) -> list[ClaimedMail]:
+            return self._transaction(conn, lambda: mail.claim(conn, mailbox, now, lease, limit, max_attempts))
+
+        return await self._run(op)
+
+    async def ack_mail(self, mailbox: str, ids: Sequence[str], now: float) -> list[str]:
+        if not ids:
+            return []
+        return await self._run(
+            lambda conn: self._transaction(conn, lambda: mail.ack(conn, mailbox, ids, now))
+        )
+
+    async def release_mail(self, mailbox: str, ids: Sequence[str], visible_at: float, now: float) -> int:
+        if not ids:
+            return 0
+        return await self._run(lambda conn: mail.release(conn, mailbox, ids, visible_at, now))
+
+    async def subscribe(self, subscriber: str, pattern: str) -> None:
+        await self._run(lambda conn: mail.subscribe(conn, subscriber, pattern))
+
+    async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
+        return await self._run(lambda conn: mail.unsubscribe(conn, subscriber, pattern))
+
+    async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
+        return await self._run(lambda conn: mail.subscriptions(conn, subscriber))
+
+    async def mail_counts(self, mailbox: str | None, now: float) -> list[MailCounts]:
+        return await self._run(lambda conn: mail.counts(conn, mailbox, now))
+
+    async def purge_mail(self, now: float, settled_before: float) -> int:
+        return await self._run(lambda conn: mail.purge(conn, now, settled_before))
 
     # -- writes --------------------------------------------------------------------------------
     async def write(

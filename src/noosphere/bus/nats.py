@@ -1,0 +1,298 @@
+"""The NATS JetStream transport, for deployments with several node processes.
+
+Layout in one JetStream stream (work-queue retention, so an acknowledged envelope is removed):
+
+- An envelope for mailbox M with priority P is published to ``<prefix>.<token(M)>.<P>`` with the
+  header ``Nats-Msg-Id: M/<id>``; the stream's duplicate window (the bus retention) drops resends.
+- Each (mailbox, priority) has a durable pull consumer with explicit acks, ``ack_wait`` = the lease
+  and ``max_deliver`` = ``bus.max_attempts``. The lease is fixed when the consumer is made (the
+  first receive from that mailbox); later receives asking for another lease get that one. A
+  receive asks the stream which priorities hold anything (one request), then pulls from them
+  highest first (``no_wait``: one request each).
+- An envelope with an expiry carries ``Nats-TTL``; the server deletes it when it runs out.
+- Topic subscriptions live in a JetStream key-value bucket; ``publish`` copies the envelope into
+  every matching subscriber's mailbox, as the other transports do.
+
+Acks and nacks go through the process that received the envelope (it holds the delivery's ack
+subject); from another process they settle nothing and the lease runs out as usual.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from noosphere.bus.envelope import MAX_PRIORITY, MIN_PRIORITY, Delivery, Envelope
+from noosphere.bus.topics import subscribers
+from noosphere.bus.transport import Doorbell, MailboxStats
+from noosphere.errors import Unavailable
+
+_INFLIGHT_LIMIT = 100_000  # ack subjects remembered for envelopes this process handed out
+_PRIORITIES = range(MAX_PRIORITY, MIN_PRIORITY - 1, -1)
+
+
+def _token(text: str) -> str:
+    """A NATS subject token / consumer name for any mailbox or pattern (``.`` ``*`` ``>`` free)."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _untoken(token: str) -> str:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+class NatsTransport:
+    def __init__(
+        self,
+        url: str,
+        stream: str = "NOOSPHERE",
+        max_attempts: int = 10,
+        retention: float = 86_400.0,
+        poll: float = 0.25,
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.prefix = stream.lower()
+        self.max_attempts = max_attempts
+        self.retention = retention
+        self._bell = Doorbell(poll)
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: KeyValue | None = None
+        self._leases: dict[tuple[str, int], float] = {}  # consumer -> its ack_wait
+        self._inflight: dict[tuple[str, str], Msg] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=-1)
+        except Exception as exc:
+            raise Unavailable(f"cannot reach NATS at {self.url}: {exc}") from exc
+        self._js = self._nc.jetstream()
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.prefix}.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=self.retention,
+            allow_msg_ttl=True,  # expiring envelopes carry Nats-TTL; the server drops them
+        )
+        await self._js.add_stream(config)
+        self._subs = await self._js.create_key_value(bucket=f"{self.stream}_subscriptions")
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise Unavailable("the NATS transport is not started")
+        return self._js
+
+    def _subject(self, mailbox: str, priority: int) -> str:
+        return f"{self.prefix}.{_token(mailbox)}.{priority}"
+
+    @staticmethod
+    def _consumer(mailbox: str, priority: int) -> str:
+        return f"m-{_token(mailbox)}-{priority}"
+
+    async def _ensure_consumer(self, mailbox: str, priority: int, lease: float) -> None:
+        # The lease is the consumer's ack_wait, fixed when the consumer is first made: changing
+        # it would also re-time envelopes already leased.
+        if (mailbox, priority) in self._leases:
+            return
+        try:
+            await self.js.consumer_info(self.stream, self._consumer(mailbox, priority))
+        except nats.js.errors.NotFoundError:
+            pass
+        else:
+            self._leases[(mailbox, priority)] = lease
+            return
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=self._consumer(mailbox, priority),
+                filter_subject=self._subject(mailbox, priority),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=lease,
+                max_deliver=self.max_attempts,
+            ),
+        )
+        self._leases[(mailbox, priority)] = lease
+
+    async def _counts(self, mailbox: str | None) -> dict[tuple[str, int], int]:
+        """Envelopes held (ready, leased or dead) per (mailbox, priority)."""
+        pattern = f"{self.prefix}.>" if mailbox is None else f"{self.prefix}.{_token(mailbox)}.*"
+        info = await self.js.stream_info(self.stream, subjects_filter=pattern)
+        out = {}
+        for subject, count in (info.state.subjects or {}).items():
+            _, token, priority = subject.rsplit(".", 2)
+            out[(_untoken(token), int(priority))] = count
+        return out
+
+    # -- sending -------------------------------------------------------------------------------
+    async def _put(self, envelope: Envelope, mailbox: str) -> bool:
+        headers = {"Nats-Msg-Id": f"{mailbox}/{envelope.id}"}
+        if envelope.expires_at is not None:
+            left = (envelope.expires_at - datetime.now(UTC)).total_seconds()
+            # Whole seconds at least 1; a receive still checks the exact expiry.
+            headers["Nats-TTL"] = f"{max(1, math.ceil(left))}s"
+        ack = await self.js.publish(
+            self._subject(mailbox, envelope.priority), envelope.to_json(), headers=headers
+        )
+        if not ack.duplicate:
+            self._bell.ring(mailbox)
+        return not ack.duplicate
+
+    async def send(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        return [await self._put(e, e.recipient) for e in envelopes if e.recipient is not None]
+
+    async def publish(self, envelope: Envelope) -> list[str]:
+        assert envelope.topic is not None
+        reached = subscribers(await self.subscriptions(), envelope.topic)
+        return [mailbox for mailbox in reached if await self._put(envelope.to(mailbox), mailbox)]
+
+    # -- receiving -----------------------------------------------------------------------------
+    async def receive(self, mailbox: str, limit: int, lease: float, wait: float) -> list[Delivery]:
+        async def claim() -> list[Delivery]:
+            return await self._claim(mailbox, limit, lease)
+
+        return await self._bell.receive(mailbox, wait, claim)
+
+    async def _claim(self, mailbox: str, limit: int, lease: float) -> list[Delivery]:
+        held = await self._counts(mailbox)
+        if not held:
+            return []
+        assert self._nc is not None
+        inbox = self._nc.new_inbox()
+        replies = await self._nc.subscribe(inbox)
+        out: list[Delivery] = []
+        now = datetime.now(UTC)
+        try:
+            for priority in _PRIORITIES:
+                if len(out) >= limit:
+                    break
+                if not held.get((mailbox, priority)):
+                    continue
+                await self._ensure_consumer(mailbox, priority, lease)
+                for msg in await self._pull(replies, inbox, mailbox, priority, limit - len(out)):
+                    envelope = Envelope.from_json(msg.data)
+                    if envelope.expired(now):
+                        await msg.term()  # never delivered; the stream lets it go
+                        continue
+                    self._remember(mailbox, envelope.id, msg)
+                    out.append(Delivery(envelope, mailbox, msg.metadata.num_delivered))
+        finally:
+            await replies.unsubscribe()
+        return out
+
+    async def _pull(self, replies: Any, inbox: str, mailbox: str, priority: int, batch: int) -> list[Msg]:
+        assert self._nc is not None
+        request = orjson.dumps({"batch": batch, "no_wait": True})
+        consumer = self._consumer(mailbox, priority)
+        await self._nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{consumer}", request, reply=inbox)
+        got: list[Msg] = []
+        while len(got) < batch:
+            msg = await replies.next_msg(timeout=5)
+            if msg.headers and "Status" in msg.headers:  # 404 no messages / 408 request expired
+                break
+            got.append(msg)
+        return got
+
+    def _remember(self, mailbox: str, message_id: str, msg: Msg) -> None:
+        self._inflight[(mailbox, message_id)] = msg
+        while len(self._inflight) > _INFLIGHT_LIMIT:
+            self._inflight.pop(next(iter(self._inflight)))
+
+    async def ack(self, mailbox: str, ids: Sequence[str]) -> int:
+        settled = 0
+        for message_id in ids:
+            msg = self._inflight.pop((mailbox, message_id), None)
+            if msg is not None:
+                try:
+                    await msg.ack_sync()  # a double ack: the server confirms it is settled
+                except nats.errors.TimeoutError:
+                    continue
+                settled += 1
+        return settled
+
+    async def nack(self, mailbox: str, ids: Sequence[str], delay: float) -> int:
+        released = 0
+        for message_id in ids:
+            msg = self._inflight.pop((mailbox, message_id), None)
+            if msg is not None:
+                await msg.nak(delay=delay if delay > 0 else None)
+                released += 1
+        if released and delay <= 0:
+            self._bell.ring(mailbox)
+        return released
+
+    # -- topics --------------------------------------------------------------------------------
+    @property
+    def kv(self) -> KeyValue:
+        if self._subs is None:
+            raise Unavailable("the NATS transport is not started")
+        return self._subs
+
+    async def subscribe(self, subscriber: str, pattern: str) -> None:
+        await self.kv.put(f"{_token(subscriber)}.{_token(pattern)}", b"1")
+
+    async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
+        key = f"{_token(subscriber)}.{_token(pattern)}"
+        try:
+            await self.kv.get(key)
+        except KeyNotFoundError:
+            return False
+        await self.kv.delete(key)
+        return True
+
+    async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        pairs = [tuple(_untoken(part) for part in key.split(".", 1)) for key in keys]
+        return sorted((s, p) for s, p in pairs if subscriber is None or s == subscriber)
+
+    # -- housekeeping --------------------------------------------------------------------------
+    async def stats(self, mailbox: str | None = None) -> list[MailboxStats]:
+        totals: dict[str, list[int]] = {}
+        for (box, priority), count in (await self._counts(mailbox)).items():
+            ready, in_flight, dead = count, 0, 0
+            try:
+                info = await self.js.consumer_info(self.stream, self._consumer(box, priority))
+            except nats.js.errors.NotFoundError:
+                info = None  # nobody received yet: all of it is ready
+            if info is not None:
+                ready = info.num_pending or 0
+                in_flight = min(info.num_ack_pending or 0, count - ready)
+                dead = count - ready - in_flight
+            row = totals.setdefault(box, [0, 0, 0])
+            row[0] += ready
+            row[1] += in_flight
+            row[2] += dead
+        return [MailboxStats(box, *row) for box, row in sorted(totals.items())]
+
+    async def purge(self) -> int:
+        # Acknowledged envelopes leave the stream at once (work-queue retention); expired ones
+        # are dropped when a receive meets them.
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.retention)
+        for key in [k for k, m in self._inflight.items() if m.metadata.timestamp < cutoff]:
+            del self._inflight[key]
+        return 0
+
+
+__all__ = ["NatsTransport"]

@@ -1,0 +1,175 @@
+"""REST: the message bus. A caller sends as its own mailbox address (the admin may name another)
+and receives only from its own mailbox (the admin from any)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.bus import Delivery, Envelope, Kind, MailboxStats
+from noosphere.bus.envelope import DEFAULT_PRIORITY, new_id
+from noosphere.errors import PermissionDenied
+from noosphere.server.deps import NodeDep, get_principal
+
+router = APIRouter(prefix="/api/v1/bus", tags=["bus"])
+
+
+async def bus_caller(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.kind is PrincipalKind.WORKER:
+        raise PermissionDenied("model workers have no access to the bus")
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(bus_caller)]
+
+
+def _own(caller: Principal, mailbox: str) -> str:
+    if not caller.is_admin and mailbox != caller.mailbox:
+        raise PermissionDenied(f"{caller.mailbox} may not read mailbox {mailbox}")
+    return mailbox
+
+
+class EnvelopeIn(BaseModel):
+    kind: Kind
+    recipient: str | None = Field(None, description="A mailbox; or give a topic.")
+    topic: str | None = Field(None, description="A topic to publish to; or give a recipient.")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(None, description="Sending the same id twice delivers once (default: new).")
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    priority: int = Field(DEFAULT_PRIORITY, description="0 (lowest) to 9.")
+    ttl_seconds: float | None = Field(None, gt=0, description="Undelivered after this long, it expires.")
+    sender: str | None = Field(None, description="Admin only: send as another address.")
+
+    def envelope(self, caller: Principal) -> Envelope:
+        if self.sender is not None and not caller.is_admin and self.sender != caller.mailbox:
+            raise PermissionDenied("only the admin may send as another address")
+        expires = datetime.now(UTC) + timedelta(seconds=self.ttl_seconds) if self.ttl_seconds else None
+        return Envelope(
+            kind=self.kind,
+            sender=self.sender or caller.mailbox,
+            payload=self.payload,
+            recipient=self.recipient,
+            topic=self.topic,
+            id=self.id or new_id(),
+            correlation_id=self.correlation_id,
+            reply_to=self.reply_to,
+            priority=self.priority,
+            expires_at=expires,
+        ).checked()
+
+
+class RequestIn(EnvelopeIn):
+    kind: Kind = Kind.REQUEST
+    timeout_seconds: float | None = Field(None, gt=0, le=600, description="Default: bus setting.")
+
+
+class Sent(BaseModel):
+    id: str
+    delivered_to: list[str] = Field(description="Mailboxes that got a new copy.")
+    duplicate: bool = Field(description="True when a mailbox already had this id (nothing sent).")
+
+
+class EnvelopeOut(BaseModel):
+    id: str
+    kind: Kind
+    sender: str
+    recipient: str | None
+    topic: str | None
+    correlation_id: str | None
+    reply_to: str | None
+    priority: int
+    created_at: datetime
+    expires_at: datetime | None
+    payload: dict[str, Any]
+
+
+def _out(envelope: Envelope) -> EnvelopeOut:
+    return EnvelopeOut(**envelope.as_dict())
+
+
+class DeliveryOut(BaseModel):
+    attempt: int
+    envelope: EnvelopeOut
+
+
+class ReceiveIn(BaseModel):
+    limit: int = Field(10, ge=1, le=1000)
+    wait_seconds: float = Field(0.0, ge=0, description="Long-poll: wait this long for a first message.")
+    lease_seconds: float | None = Field(None, gt=0, description="Default: bus setting.")
+
+
+class AckIn(BaseModel):
+    ids: list[str] = Field(max_length=1000)
+
+
+class NackIn(AckIn):
+    delay_seconds: float = Field(0.0, ge=0)
+
+
+class SubscriptionIn(BaseModel):
+    pattern: str = Field(description="Topic pattern: `*` one token, `>` the rest (e.g. `tasks.>`).")
+
+
+class Subscription(BaseModel):
+    subscriber: str
+    pattern: str
+
+
+@router.post("/messages", summary="Send to a mailbox or publish to a topic")
+async def send(body: EnvelopeIn, node: NodeDep, caller: CallerDep) -> Sent:
+    envelope = body.envelope(caller)
+    if envelope.topic is not None:
+        reached = await node.bus.publish(envelope)
+        return Sent(id=envelope.id, delivered_to=reached, duplicate=False)
+    new = await node.bus.send(envelope)
+    assert envelope.recipient is not None
+    return Sent(id=envelope.id, delivered_to=[envelope.recipient] if new else [], duplicate=not new)
+
+
+@router.post("/requests", summary="Send a request and wait for its response (504 on timeout)")
+async def request(body: RequestIn, node: NodeDep, caller: CallerDep) -> EnvelopeOut:
+    return _out(await node.bus.request(body.envelope(caller), body.timeout_seconds))
+
+
+@router.post("/mailboxes/{mailbox}/receive", summary="Lease messages from a mailbox")
+async def receive(mailbox: str, body: ReceiveIn, node: NodeDep, caller: CallerDep) -> list[DeliveryOut]:
+    got: list[Delivery] = await node.bus.receive(
+        _own(caller, mailbox), body.limit, body.wait_seconds, body.lease_seconds
+    )
+    return [DeliveryOut(attempt=d.attempt, envelope=_out(d.envelope)) for d in got]
+
+
+@router.post("/mailboxes/{mailbox}/ack", summary="Settle received messages for good")
+async def ack(mailbox: str, body: AckIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
+    return {"settled": await node.bus.ack(_own(caller, mailbox), body.ids)}
+
+
+@router.post("/mailboxes/{mailbox}/nack", summary="Give received messages back for redelivery")
+async def nack(mailbox: str, body: NackIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
+    return {"released": await node.bus.nack(_own(caller, mailbox), body.ids, body.delay_seconds)}
+
+
+@router.get("/mailboxes", summary="Ready, in-flight and dead counts (the admin sees every mailbox)")
+async def mailboxes(node: NodeDep, caller: CallerDep) -> list[MailboxStats]:
+    return await node.bus.stats(None if caller.is_admin else caller.mailbox)
+
+
+@router.get("/subscriptions", summary="Topic subscriptions (the admin sees all)")
+async def subscriptions(node: NodeDep, caller: CallerDep) -> list[Subscription]:
+    pairs = await node.bus.subscriptions(None if caller.is_admin else caller.mailbox)
+    return [Subscription(subscriber=s, pattern=p) for s, p in pairs]
+
+
+@router.put("/subscriptions", status_code=204, summary="Subscribe the caller's mailbox to a topic pattern")
+async def subscribe(body: SubscriptionIn, node: NodeDep, caller: CallerDep) -> None:
+    await node.bus.subscribe(caller.mailbox, body.pattern)
+
+
+@router.delete("/subscriptions", status_code=204, summary="Remove one of the caller's subscriptions")
+async def unsubscribe(pattern: str, node: NodeDep, caller: CallerDep) -> None:
+    await node.bus.unsubscribe(caller.mailbox, pattern)
