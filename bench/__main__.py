@@ -15,6 +15,7 @@ BENCHES = {
     "retrieval": "bench.retrieval",
     "gateway": "bench.gateway",
     "policy": "bench.policy",
+    "bus": "bench.bus",
 }
 
 

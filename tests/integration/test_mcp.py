@@ -152,3 +152,32 @@ async def test_tools_over_stdio(tmp_path: Path) -> None:
     async with Client(params) as client:
         memory = await _exercise(client)
     assert memory["owner"] == "agent:cursor"
+
+
+async def test_bus_tools_send_as_the_token_and_read_only_its_own_mailbox(live: Live) -> None:
+    planner, coder = _agent(live, "planner"), _agent(live, "coder")
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {planner}"}) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        sent = await client.call_tool(
+            "bus_send",
+            {"kind": "TASK_DELEGATE", "recipient": "coder", "payload": {"task": "fix"}, "priority": 8},
+        )
+        assert sent.structured_content is not None
+        assert sent.structured_content["delivered_to"] == ["coder"]
+        bad = await client.call_tool("bus_send", {"kind": "EVENT", "recipient": "coder", "topic": "t"})
+        assert bad.is_error
+        assert "invalid_request" in bad.content[0].text  # type: ignore[union-attr]
+        mine = await client.call_tool("bus_receive", {})
+        assert mine.structured_content == {"messages": []}  # the planner's mailbox, not the coder's
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {coder}"}) as http,
+        Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
+    ):
+        got = await client.call_tool("bus_receive", {"wait_seconds": 1})
+        assert got.structured_content is not None
+        (message,) = got.structured_content["messages"]
+        assert (message["sender"], message["payload"], message["attempt"]) == ("planner", {"task": "fix"}, 1)
+        acked = await client.call_tool("bus_ack", {"ids": [message["id"]]})
+        assert acked.structured_content == {"settled": 1}

@@ -19,6 +19,7 @@ subject); from another process they settle nothing and the lease runs out as usu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from collections.abc import Sequence
@@ -158,7 +159,7 @@ class NatsTransport:
         return not ack.duplicate
 
     async def send(self, envelopes: Sequence[Envelope]) -> list[bool]:
-        return [await self._put(e, e.recipient) for e in envelopes if e.recipient is not None]
+        return list(await asyncio.gather(*(self._put(e, e.recipient) for e in envelopes if e.recipient)))
 
     async def publish(self, envelope: Envelope) -> list[str]:
         assert envelope.topic is not None
@@ -218,16 +219,13 @@ class NatsTransport:
             self._inflight.pop(next(iter(self._inflight)))
 
     async def ack(self, mailbox: str, ids: Sequence[str]) -> int:
-        settled = 0
-        for message_id in ids:
-            msg = self._inflight.pop((mailbox, message_id), None)
-            if msg is not None:
-                try:
-                    await msg.ack_sync()  # a double ack: the server confirms it is settled
-                except nats.errors.TimeoutError:
-                    continue
-                settled += 1
-        return settled
+        held = [m for m in (self._inflight.pop((mailbox, i), None) for i in ids) if m is not None]
+        # Double acks (the server confirms each is settled), all in flight at once.
+        results = await asyncio.gather(*(m.ack_sync() for m in held), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, nats.errors.TimeoutError):
+                raise result
+        return sum(1 for r in results if not isinstance(r, BaseException))
 
     async def nack(self, mailbox: str, ids: Sequence[str], delay: float) -> int:
         released = 0

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import audit, keys, memory, pool, principals, worker
+from noosphere.cli import audit, bus, keys, memory, pool, principals, worker
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
@@ -27,6 +27,7 @@ app.add_typer(keys.key_app, name="key")
 app.command("usage")(keys.usage)
 app.command("pool")(pool.pool)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(bus.bus_app, name="bus")
 
 
 @app.command()

@@ -9,28 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.auth.principal import Principal
 from noosphere.bus import Delivery, Envelope, Kind, MailboxStats
+from noosphere.bus.access import check_caller, own_mailbox, sender_for, visible_scope
 from noosphere.bus.envelope import DEFAULT_PRIORITY, new_id
-from noosphere.errors import PermissionDenied
 from noosphere.server.deps import NodeDep, get_principal
 
 router = APIRouter(prefix="/api/v1/bus", tags=["bus"])
 
 
 async def bus_caller(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    if principal.kind is PrincipalKind.WORKER:
-        raise PermissionDenied("model workers have no access to the bus")
-    return principal
+    return check_caller(principal)
 
 
 CallerDep = Annotated[Principal, Depends(bus_caller)]
-
-
-def _own(caller: Principal, mailbox: str) -> str:
-    if not caller.is_admin and mailbox != caller.mailbox:
-        raise PermissionDenied(f"{caller.mailbox} may not read mailbox {mailbox}")
-    return mailbox
 
 
 class EnvelopeIn(BaseModel):
@@ -46,12 +38,10 @@ class EnvelopeIn(BaseModel):
     sender: str | None = Field(None, description="Admin only: send as another address.")
 
     def envelope(self, caller: Principal) -> Envelope:
-        if self.sender is not None and not caller.is_admin and self.sender != caller.mailbox:
-            raise PermissionDenied("only the admin may send as another address")
         expires = datetime.now(UTC) + timedelta(seconds=self.ttl_seconds) if self.ttl_seconds else None
         return Envelope(
             kind=self.kind,
-            sender=self.sender or caller.mailbox,
+            sender=sender_for(caller, self.sender),
             payload=self.payload,
             recipient=self.recipient,
             topic=self.topic,
@@ -139,29 +129,29 @@ async def request(body: RequestIn, node: NodeDep, caller: CallerDep) -> Envelope
 @router.post("/mailboxes/{mailbox}/receive", summary="Lease messages from a mailbox")
 async def receive(mailbox: str, body: ReceiveIn, node: NodeDep, caller: CallerDep) -> list[DeliveryOut]:
     got: list[Delivery] = await node.bus.receive(
-        _own(caller, mailbox), body.limit, body.wait_seconds, body.lease_seconds
+        own_mailbox(caller, mailbox), body.limit, body.wait_seconds, body.lease_seconds
     )
     return [DeliveryOut(attempt=d.attempt, envelope=_out(d.envelope)) for d in got]
 
 
 @router.post("/mailboxes/{mailbox}/ack", summary="Settle received messages for good")
 async def ack(mailbox: str, body: AckIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
-    return {"settled": await node.bus.ack(_own(caller, mailbox), body.ids)}
+    return {"settled": await node.bus.ack(own_mailbox(caller, mailbox), body.ids)}
 
 
 @router.post("/mailboxes/{mailbox}/nack", summary="Give received messages back for redelivery")
 async def nack(mailbox: str, body: NackIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
-    return {"released": await node.bus.nack(_own(caller, mailbox), body.ids, body.delay_seconds)}
+    return {"released": await node.bus.nack(own_mailbox(caller, mailbox), body.ids, body.delay_seconds)}
 
 
 @router.get("/mailboxes", summary="Ready, in-flight and dead counts (the admin sees every mailbox)")
 async def mailboxes(node: NodeDep, caller: CallerDep) -> list[MailboxStats]:
-    return await node.bus.stats(None if caller.is_admin else caller.mailbox)
+    return await node.bus.stats(visible_scope(caller))
 
 
 @router.get("/subscriptions", summary="Topic subscriptions (the admin sees all)")
 async def subscriptions(node: NodeDep, caller: CallerDep) -> list[Subscription]:
-    pairs = await node.bus.subscriptions(None if caller.is_admin else caller.mailbox)
+    pairs = await node.bus.subscriptions(visible_scope(caller))
     return [Subscription(subscriber=s, pattern=p) for s, p in pairs]
 
 

@@ -1,4 +1,5 @@
-"""The memory tools over MCP (official SDK), for Streamable HTTP at ``/mcp`` and for stdio.
+"""The memory tools (and, from ``mcp_bus``, the bus tools) over MCP (official SDK), for Streamable
+HTTP at ``/mcp`` and for stdio.
 
 Each tool parses its arguments into the same domain types as REST and calls the memory service.
 The caller's principal comes from the transport (the bearer token checked by ``McpAuth`` for HTTP,
@@ -22,6 +23,7 @@ from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, Search
 from noosphere.node import Node
 from noosphere.server.deps import bearer_token
 from noosphere.server.errors import error_body
+from noosphere.server.mcp_bus import register_bus_tools
 
 PrincipalResolver = Callable[[Context], Awaitable[Principal]]
 SCOPE_KEY = "noosphere.principal"
@@ -42,7 +44,8 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
     server: MCPServer = MCPServer(
         name="noosphere",
         instructions="Long-term memory shared between agents. Store facts, decisions and "
-        "observations with memory_store; find them again with memory_search.",
+        "observations with memory_store; find them again with memory_search. Talk to other agents "
+        "with bus_send and read your mailbox with bus_receive (then bus_ack).",
     )
 
     async def call(ctx: Context, fn: Callable[[Principal], Awaitable[Any]]) -> Any:
@@ -196,6 +199,7 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         result: dict[str, Any] = await call(ctx, run)
         return result
 
+    register_bus_tools(server, node, call)
     return server
 
 

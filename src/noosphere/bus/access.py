@@ -1,0 +1,39 @@
+"""Who may do what on the bus; the REST API, MCP and the CLI all ask here.
+
+A caller sends as its own address (``Principal.mailbox``); only the admin may name another.
+A caller receives from, acknowledges in and counts only its own mailbox; the admin any. Model
+workers have no access to the bus.
+"""
+
+from __future__ import annotations
+
+from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.errors import PermissionDenied
+
+
+def check_caller(caller: Principal) -> Principal:
+    if caller.kind is PrincipalKind.WORKER:
+        raise PermissionDenied("model workers have no access to the bus")
+    return caller
+
+
+def sender_for(caller: Principal, requested: str | None) -> str:
+    """The sender address an envelope from ``caller`` carries."""
+    if requested is not None and requested != caller.mailbox and not check_caller(caller).is_admin:
+        raise PermissionDenied("only the admin may send as another address")
+    return requested or check_caller(caller).mailbox
+
+
+def own_mailbox(caller: Principal, mailbox: str) -> str:
+    """``mailbox`` if ``caller`` may read it."""
+    if not check_caller(caller).is_admin and mailbox != caller.mailbox:
+        raise PermissionDenied(f"{caller.mailbox} may not read mailbox {mailbox}")
+    return mailbox
+
+
+def visible_scope(caller: Principal) -> str | None:
+    """The mailbox whose counts and subscriptions ``caller`` sees (None: all)."""
+    return None if check_caller(caller).is_admin else caller.mailbox
+
+
+__all__ = ["check_caller", "own_mailbox", "sender_for", "visible_scope"]

@@ -1,0 +1,98 @@
+"""The bus tools over MCP: an MCP client (Claude Code, Cursor, a bot) sends and receives as the
+principal of its token, through the same access rules as REST (``noosphere.bus.access``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+
+from noosphere.auth.principal import Principal
+from noosphere.bus import Envelope, Kind
+from noosphere.bus.access import check_caller, own_mailbox, sender_for
+from noosphere.bus.envelope import DEFAULT_PRIORITY
+from noosphere.node import Node
+
+Call = Callable[[Context, Callable[[Principal], Awaitable[Any]]], Awaitable[Any]]
+
+
+def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) -> None:
+    @server.tool()
+    async def bus_send(
+        ctx: Context,
+        kind: Kind,
+        payload: dict[str, Any] | None = None,
+        recipient: str | None = None,
+        topic: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        ttl_seconds: float | None = None,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a message to a mailbox (an agent's name) or publish it to a topic (give exactly
+        one). priority: 0-9, higher first. Returns the message id and the mailboxes it reached."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+            envelope = Envelope(
+                kind,
+                sender_for(p, None),
+                payload or {},
+                recipient=recipient,
+                topic=topic,
+                priority=priority,
+                expires_at=expires,
+                correlation_id=correlation_id,
+            ).checked()
+            if envelope.recipient is None:
+                reached = await node().bus.publish(envelope)
+            else:
+                reached = [envelope.recipient] if await node().bus.send(envelope) else []
+            return {"id": envelope.id, "delivered_to": reached}
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def bus_receive(ctx: Context, limit: int = 10, wait_seconds: float = 0.0) -> dict[str, Any]:
+        """Take messages from your own mailbox, highest priority first. Acknowledge each with
+        bus_ack once handled, or it is delivered again after its lease."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            box = own_mailbox(p, p.mailbox)
+            got = await node().bus.receive(box, limit, wait_seconds)
+            return {
+                "messages": [
+                    {
+                        "attempt": d.attempt,
+                        **d.envelope.as_dict(),
+                        "created_at": d.envelope.created_at.isoformat(),
+                    }
+                    for d in got
+                ]
+            }
+
+        result: dict[str, Any] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def bus_ack(ctx: Context, ids: list[str]) -> dict[str, int]:
+        """Mark received messages as handled, so they are not delivered again."""
+
+        async def run(p: Principal) -> dict[str, int]:
+            return {"settled": await node().bus.ack(own_mailbox(p, p.mailbox), ids)}
+
+        result: dict[str, int] = await call(ctx, run)
+        return result
+
+    @server.tool()
+    async def bus_subscribe(ctx: Context, pattern: str) -> dict[str, str]:
+        """Subscribe your mailbox to a topic pattern: `*` one token, `>` the rest (e.g. `builds.>`)."""
+
+        async def run(p: Principal) -> dict[str, str]:
+            await node().bus.subscribe(check_caller(p).mailbox, pattern)
+            return {"subscribed": pattern}
+
+        result: dict[str, str] = await call(ctx, run)
+        return result
