@@ -133,6 +133,28 @@ class MailCounts:
     dead: int
 
 
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A call that policy sent to a human, and what became of it."""
+
+    id: str
+    requester: str  # the caller's bus address (an agent's name, a principal id)
+    level: str | None
+    tool: str
+    subject: str | None
+    args_digest: str  # SHA-256 of the canonical arguments; re-checked before the call runs
+    impact: float
+    reason: str  # why a human is asked (the policy decision)
+    session: str | None
+    status: str  # pending | approved | rejected | timeout | escalated
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    scope: str | None = None  # once | session | always, when approved
+    note: str | None = None
+
+
 # A request's usage and its ledger entries (account, amount), which sum to zero.
 Charge = tuple[UsageRecord, Sequence[tuple[str, float]]]
 
@@ -238,6 +260,30 @@ class MemoryStore(Protocol):
 
     async def purge_mail(self, now: float, settled_before: float) -> int:
         """Delete expired envelopes and those settled (acked or dead) before ``settled_before``."""
+
+    # -- approvals -----------------------------------------------------------------------------
+    async def put_approval(self, record: ApprovalRecord) -> None: ...
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None: ...
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
+        """Newest first."""
+
+    async def settle_approval(
+        self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
+    ) -> bool:
+        """Record a decision if the approval is still pending (compare and set); False otherwise."""
+
+    async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
+        """Pending approvals whose time ran out."""
+
+    async def put_grant(
+        self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
+    ) -> None:
+        """A standing approval: for one session, or (``session=None``) always."""
+
+    async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
+        """Whether an "always" grant, or one for ``session``, covers this call."""
 
     # -- memories: writes ----------------------------------------------------------------------
     async def write(

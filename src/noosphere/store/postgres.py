@@ -24,11 +24,13 @@ from psycopg_pool import AsyncConnectionPool
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
+from noosphere.store import postgres_approvals as approvals_sql
 from noosphere.store import postgres_audit as audit
 from noosphere.store import postgres_ledger as ledger
 from noosphere.store import postgres_mailbox as mail
 from noosphere.store.contract import (
     ApiKeyRecord,
+    ApprovalRecord,
     AuditEntry,
     Candidate,
     Charge,
@@ -347,6 +349,39 @@ class PostgresStore:
     async def tree_heads(self) -> list[TreeHead]:
         async with self.pool.connection() as conn:
             return await audit.heads(conn)
+
+    # -- approvals -----------------------------------------------------------------------------
+    async def put_approval(self, record: ApprovalRecord) -> None:
+        async with self.pool.connection() as conn:
+            await approvals_sql.put(conn, record)
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        async with self.pool.connection() as conn:
+            return await approvals_sql.get(conn, approval_id)
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
+        async with self.pool.connection() as conn:
+            return await approvals_sql.listing(conn, status, limit)
+
+    async def settle_approval(
+        self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
+    ) -> bool:
+        async with self.pool.connection() as conn:
+            return await approvals_sql.settle(conn, approval_id, status, by, at, scope, note)
+
+    async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
+        async with self.pool.connection() as conn:
+            return await approvals_sql.due(conn, now)
+
+    async def put_grant(
+        self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await approvals_sql.put_grant(conn, requester, tool, subject, session, by, at)
+
+    async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
+        async with self.pool.connection() as conn:
+            return await approvals_sql.has_grant(conn, requester, tool, subject, session)
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:

@@ -23,12 +23,14 @@ import numpy as np
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
+from noosphere.store import sqlite_approvals as approvals_sql
 from noosphere.store import sqlite_audit as audit
 from noosphere.store import sqlite_ledger as ledger
 from noosphere.store import sqlite_mailbox as mail
 from noosphere.store import sqlite_sql as sql
 from noosphere.store.contract import (
     ApiKeyRecord,
+    ApprovalRecord,
     AuditEntry,
     Candidate,
     Charge,
@@ -275,6 +277,34 @@ class SQLiteStore:
 
     async def tree_heads(self) -> list[TreeHead]:
         return await self._run(audit.heads)
+
+    # -- approvals -----------------------------------------------------------------------------
+    async def put_approval(self, record: ApprovalRecord) -> None:
+        await self._run(lambda conn: approvals_sql.put(conn, record))
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        return await self._run(lambda conn: approvals_sql.get(conn, approval_id))
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
+        return await self._run(lambda conn: approvals_sql.listing(conn, status, limit))
+
+    async def settle_approval(
+        self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
+    ) -> bool:
+        return await self._run(
+            lambda conn: approvals_sql.settle(conn, approval_id, status, by, at, scope, note)
+        )
+
+    async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
+        return await self._run(lambda conn: approvals_sql.due(conn, now))
+
+    async def put_grant(
+        self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
+    ) -> None:
+        await self._run(lambda conn: approvals_sql.put_grant(conn, requester, tool, subject, session, by, at))
+
+    async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
+        return await self._run(lambda conn: approvals_sql.has_grant(conn, requester, tool, subject, session))
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:

@@ -1,0 +1,124 @@
+"""PostgreSQL statements for human checkpoints: approvals and standing grants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from noosphere.store.contract import ApprovalRecord
+
+Row = dict[str, Any]
+
+_COLUMNS = (
+    "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
+    "expires_at, decided_by, decided_at, scope, note"
+)
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _record(r: Row) -> ApprovalRecord:
+    created, expires = _time(r["created_at"]), _time(r["expires_at"])
+    assert created is not None and expires is not None
+    return ApprovalRecord(
+        **{**r, "created_at": created, "expires_at": expires, "decided_at": _time(r["decided_at"])}
+    )
+
+
+async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
+    await conn.execute(
+        f"INSERT INTO approvals ({_COLUMNS}) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decided_by = EXCLUDED.decided_by, "
+        "decided_at = EXCLUDED.decided_at, scope = EXCLUDED.scope, note = EXCLUDED.note, "
+        "expires_at = EXCLUDED.expires_at",
+        (
+            a.id,
+            a.requester,
+            a.level,
+            a.tool,
+            a.subject,
+            a.args_digest,
+            a.impact,
+            a.reason,
+            a.session,
+            a.status,
+            a.created_at.timestamp(),
+            a.expires_at.timestamp(),
+            a.decided_by,
+            a.decided_at.timestamp() if a.decided_at else None,
+            a.scope,
+            a.note,
+        ),
+    )
+
+
+async def get(conn: AsyncConnection[Row], approval_id: str) -> ApprovalRecord | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM approvals WHERE id = %s", (approval_id,))
+    row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def listing(conn: AsyncConnection[Row], status: str | None, limit: int) -> list[ApprovalRecord]:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE %s::text IS NULL OR status = %s "
+        "ORDER BY created_at DESC, id LIMIT %s",
+        (status, status, limit),
+    )
+    return [_record(r) for r in await cur.fetchall()]
+
+
+async def settle(
+    conn: AsyncConnection[Row],
+    approval_id: str,
+    status: str,
+    by: str,
+    at: datetime,
+    scope: str | None,
+    note: str | None,
+) -> bool:
+    cur = await conn.execute(
+        "UPDATE approvals SET status = %s, decided_by = %s, decided_at = %s, scope = %s, note = %s "
+        "WHERE id = %s AND status = 'pending'",
+        (status, by, at.timestamp(), scope, note, approval_id),
+    )
+    return cur.rowcount == 1
+
+
+async def due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= %s ORDER BY expires_at",
+        (now.timestamp(),),
+    )
+    return [_record(r) for r in await cur.fetchall()]
+
+
+async def put_grant(
+    conn: AsyncConnection[Row],
+    requester: str,
+    tool: str,
+    subject: str | None,
+    session: str | None,
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO approval_grants (requester, tool, subject, session, granted_by, granted_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (requester, tool, subject or "", session or "", by, at.timestamp()),
+    )
+
+
+async def has_grant(
+    conn: AsyncConnection[Row], requester: str, tool: str, subject: str | None, session: str | None
+) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM approval_grants WHERE requester = %s AND tool = %s AND subject = %s "
+        "AND (session = '' OR session = %s) LIMIT 1",
+        (requester, tool, subject or "", session or ""),
+    )
+    return await cur.fetchone() is not None

@@ -1,0 +1,130 @@
+"""SQLite statements for human checkpoints: approvals and standing grants."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from noosphere.store.contract import ApprovalRecord
+
+_COLUMNS = (
+    "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
+    "expires_at, decided_by, decided_at, scope, note"
+)
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _record(r: sqlite3.Row) -> ApprovalRecord:
+    created, expires = _time(r["created_at"]), _time(r["expires_at"])
+    assert created is not None and expires is not None
+    return ApprovalRecord(
+        id=r["id"],
+        requester=r["requester"],
+        level=r["level"],
+        tool=r["tool"],
+        subject=r["subject"],
+        args_digest=r["args_digest"],
+        impact=r["impact"],
+        reason=r["reason"],
+        session=r["session"],
+        status=r["status"],
+        created_at=created,
+        expires_at=expires,
+        decided_by=r["decided_by"],
+        decided_at=_time(r["decided_at"]),
+        scope=r["scope"],
+        note=r["note"],
+    )
+
+
+def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
+    conn.execute(
+        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+        (
+            a.id,
+            a.requester,
+            a.level,
+            a.tool,
+            a.subject,
+            a.args_digest,
+            a.impact,
+            a.reason,
+            a.session,
+            a.status,
+            a.created_at.timestamp(),
+            a.expires_at.timestamp(),
+            a.decided_by,
+            a.decided_at.timestamp() if a.decided_at else None,
+            a.scope,
+            a.note,
+        ),
+    )
+
+
+def get(conn: sqlite3.Connection, approval_id: str) -> ApprovalRecord | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    return _record(row) if row else None
+
+
+def listing(conn: sqlite3.Connection, status: str | None, limit: int) -> list[ApprovalRecord]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE ? IS NULL OR status = ? "
+        "ORDER BY created_at DESC, id LIMIT ?",
+        (status, status, limit),
+    ).fetchall()
+    return [_record(r) for r in rows]
+
+
+def settle(
+    conn: sqlite3.Connection,
+    approval_id: str,
+    status: str,
+    by: str,
+    at: datetime,
+    scope: str | None,
+    note: str | None,
+) -> bool:
+    cur = conn.execute(
+        "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, scope = ?, note = ? "
+        "WHERE id = ? AND status = 'pending'",
+        (status, by, at.timestamp(), scope, note, approval_id),
+    )
+    return cur.rowcount == 1
+
+
+def due(conn: sqlite3.Connection, now: datetime) -> list[ApprovalRecord]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
+        (now.timestamp(),),
+    ).fetchall()
+    return [_record(r) for r in rows]
+
+
+def put_grant(
+    conn: sqlite3.Connection,
+    requester: str,
+    tool: str,
+    subject: str | None,
+    session: str | None,
+    by: str,
+    at: datetime,
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO approval_grants (requester, tool, subject, session, granted_by, granted_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (requester, tool, subject or "", session or "", by, at.timestamp()),
+    )
+
+
+def has_grant(
+    conn: sqlite3.Connection, requester: str, tool: str, subject: str | None, session: str | None
+) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM approval_grants WHERE requester = ? AND tool = ? AND subject = ? "
+        "AND (session = '' OR session = ?) LIMIT 1",
+        (requester, tool, subject or "", session or ""),
+    ).fetchone()
+    return row is not None
