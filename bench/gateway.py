@@ -131,6 +131,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def _start_node(config: Path, data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    up = ["noosphere", "up", "--config", str(config), "--data-dir", str(data_dir), "--port", str(port)]
+    return _start([sys.executable, "-m", *up], env)
+
+
 async def _overhead(tmp: Path) -> list[Result]:
     mock_port, node_port, litellm_port = _port(), _port(), _port()
     processes = [_start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])]
@@ -141,23 +146,7 @@ async def _overhead(tmp: Path) -> list[Result]:
         "max_concurrency: 1000}\n"
     )
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
-    processes.append(
-        _start(
-            [
-                sys.executable,
-                "-m",
-                "noosphere",
-                "up",
-                "--config",
-                str(config),
-                "--data-dir",
-                str(tmp / "node"),
-                "--port",
-                str(node_port),
-            ],
-            env,
-        )
-    )
+    processes.append(_start_node(config, tmp / "node", node_port, env))
     targets = [
         ("direct", f"http://127.0.0.1:{mock_port}/v1", {}),
         ("noosphere", f"http://127.0.0.1:{node_port}/v1", {"Authorization": "Bearer ns_bench"}),
@@ -215,21 +204,7 @@ async def _smollm2_tokens_per_second(tmp: Path) -> tuple[float, float]:
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
     config = tmp / "smol.yaml"
     config.write_text("pool:\n  checker: false\n")
-    node = _start(
-        [
-            sys.executable,
-            "-m",
-            "noosphere",
-            "up",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp / "smol"),
-            "--port",
-            str(port),
-        ],
-        env,
-    )
+    node = _start_node(config, tmp / "smol", port, env)
     try:
         headers = {"Authorization": "Bearer ns_bench"}
         _wait(f"http://127.0.0.1:{port}/v1/models", headers, node)

@@ -58,8 +58,9 @@ async def open_node(
             await _ensure_agent(auth, spec.name, spec.level)
         key = load_or_create(settings.data_dir)
         audit = AuditLog(store, key)
+        # The bus connects on first use (the NATS transport reaches out to a server; a CLI command
+        # that never touches the bus should not). `noosphere up` starts it eagerly to fail fast.
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
-        await bus.start()
         try:
             yield Node(settings, store, auth, memory, key, audit, bus, new_token)
         finally:

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -68,3 +72,30 @@ def live(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Live]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def start_node(data: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """``noosphere up`` as a real process on ``data``; the caller stops it."""
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data)}
+    env.pop("NOOSPHERE_ADMIN_TOKEN", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "noosphere", "up", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(process: subprocess.Popen[str], url: str) -> None:
+    """Poll ``/readyz`` until the node answers; fail with its stderr if it exits first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "node did not become ready"
+        time.sleep(0.1)

@@ -3,10 +3,7 @@ node process killed with SIGKILL for durability."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import Live, free_port
+from tests.integration.conftest import Live, free_port, start_node, wait_ready
 from tests.integration.test_http_api import _agent
 
 
@@ -139,37 +136,12 @@ def test_request_and_reply_over_http(live: Live) -> None:
     assert timed_out.json()["error"]["code"] == "timeout"
 
 
-def _start(data: Path, port: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data)}
-    env.pop("NOOSPHERE_ADMIN_TOKEN", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "noosphere", "up", "--port", str(port), "--no-local-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _ready(process: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "node did not become ready"
-        time.sleep(0.1)
-
-
 def test_messages_survive_a_kill_9_of_the_node(tmp_path: Path) -> None:
     data, port = tmp_path / "node", free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _start(data, port)
+    process = start_node(data, port, "--no-local-worker")
     try:
-        _ready(process, url)
+        wait_ready(process, url)
         admin = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
         ids = []
         for n in range(50):
@@ -197,9 +169,9 @@ def test_messages_survive_a_kill_9_of_the_node(tmp_path: Path) -> None:
         process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL
 
-    process = _start(data, port)
+    process = start_node(data, port, "--no-local-worker")
     try:
-        _ready(process, url)
+        wait_ready(process, url)
         received: list[dict[str, object]] = []
         deadline = time.monotonic() + 30
         while len(received) < 45 and time.monotonic() < deadline:

@@ -8,12 +8,11 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, start_node, wait_ready
 
 
 def noosphere(
@@ -90,26 +89,9 @@ def test_errors_are_one_line_with_a_code(tmp_path: Path) -> None:
 def test_up_serves_until_ctrl_c_and_writes_a_private_admin_token(tmp_path: Path) -> None:
     data = tmp_path / "node"
     port = free_port()
-    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data)}
-    env.pop("NOOSPHERE_ADMIN_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "noosphere", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_node(data, port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "node did not become ready"
-            time.sleep(0.1)
+        wait_ready(process, f"http://127.0.0.1:{port}")
         token_file = data / "admin-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()

@@ -7,7 +7,11 @@ workers have no access to the bus.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.bus.envelope import DEFAULT_PRIORITY, Envelope, Kind, new_id
 from noosphere.errors import PermissionDenied
 
 
@@ -24,6 +28,36 @@ def sender_for(caller: Principal, requested: str | None) -> str:
     return requested or check_caller(caller).mailbox
 
 
+def envelope_from(
+    caller: Principal,
+    kind: Kind,
+    payload: dict[str, Any],
+    *,
+    recipient: str | None = None,
+    topic: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    ttl_seconds: float | None = None,
+    message_id: str | None = None,
+    correlation_id: str | None = None,
+    reply_to: str | None = None,
+    sender: str | None = None,
+) -> Envelope:
+    """A checked envelope sent by ``caller`` (as ``sender`` only if it may name one)."""
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    return Envelope(
+        kind=kind,
+        sender=sender_for(caller, sender),
+        payload=payload,
+        recipient=recipient,
+        topic=topic,
+        id=message_id or new_id(),
+        correlation_id=correlation_id,
+        reply_to=reply_to,
+        priority=priority,
+        expires_at=expires,
+    ).checked()
+
+
 def own_mailbox(caller: Principal, mailbox: str) -> str:
     """``mailbox`` if ``caller`` may read it."""
     if not check_caller(caller).is_admin and mailbox != caller.mailbox:
@@ -36,4 +70,4 @@ def visible_scope(caller: Principal) -> str | None:
     return None if check_caller(caller).is_admin else caller.mailbox
 
 
-__all__ = ["check_caller", "own_mailbox", "sender_for", "visible_scope"]
+__all__ = ["check_caller", "envelope_from", "own_mailbox", "sender_for", "visible_scope"]

@@ -3,6 +3,7 @@ process and for tests. Same semantics as the durable transports; nothing survive
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import time
@@ -39,7 +40,7 @@ class MemoryTransport:
         self.max_attempts = max_attempts
         self.retention = retention
         self._boxes: dict[str, _Mailbox] = {}
-        self._subs: set[tuple[str, str]] = set()
+        self._subs: list[tuple[str, str]] = []  # sorted, as the other transports list them
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # acked -> when
         self._seq = itertools.count()
         self._bell = Doorbell(poll)
@@ -69,7 +70,7 @@ class MemoryTransport:
 
     async def publish(self, envelope: Envelope) -> list[str]:
         assert envelope.topic is not None
-        reached = subscribers(sorted(self._subs), envelope.topic)
+        reached = subscribers(self._subs, envelope.topic)
         return [mailbox for mailbox in reached if self._put(envelope.to(mailbox), mailbox)]
 
     async def receive(self, mailbox: str, limit: int, lease: float, wait: float) -> list[Delivery]:
@@ -137,16 +138,17 @@ class MemoryTransport:
         return released
 
     async def subscribe(self, subscriber: str, pattern: str) -> None:
-        self._subs.add((subscriber, pattern))
+        if (subscriber, pattern) not in self._subs:
+            bisect.insort(self._subs, (subscriber, pattern))
 
     async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
         if (subscriber, pattern) in self._subs:
-            self._subs.discard((subscriber, pattern))
+            self._subs.remove((subscriber, pattern))
             return True
         return False
 
     async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
-        return sorted(s for s in self._subs if subscriber is None or s[0] == subscriber)
+        return [s for s in self._subs if subscriber is None or s[0] == subscriber]
 
     async def purge(self) -> int:
         wall = datetime.now(UTC)

@@ -71,11 +71,19 @@ class NatsTransport:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: KeyValue | None = None
-        self._leases: dict[tuple[str, int], float] = {}  # consumer -> its ack_wait
+        self._consumers: set[tuple[str, int]] = set()  # (mailbox, priority) known to exist
         self._inflight: dict[tuple[str, str], Msg] = {}
+        self._starting = asyncio.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Connect and make sure the stream and the subscription bucket exist. Every operation
+        does this on first use, so a process that never touches the bus never connects."""
+        async with self._starting:
+            if self._js is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
         try:
             self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=-1)
         except Exception as exc:
@@ -113,14 +121,14 @@ class NatsTransport:
     async def _ensure_consumer(self, mailbox: str, priority: int, lease: float) -> None:
         # The lease is the consumer's ack_wait, fixed when the consumer is first made: changing
         # it would also re-time envelopes already leased.
-        if (mailbox, priority) in self._leases:
+        if (mailbox, priority) in self._consumers:
             return
         try:
             await self.js.consumer_info(self.stream, self._consumer(mailbox, priority))
         except nats.js.errors.NotFoundError:
             pass
         else:
-            self._leases[(mailbox, priority)] = lease
+            self._consumers.add((mailbox, priority))
             return
         await self.js.add_consumer(
             self.stream,
@@ -132,7 +140,7 @@ class NatsTransport:
                 max_deliver=self.max_attempts,
             ),
         )
-        self._leases[(mailbox, priority)] = lease
+        self._consumers.add((mailbox, priority))
 
     async def _counts(self, mailbox: str | None) -> dict[tuple[str, int], int]:
         """Envelopes held (ready, leased or dead) per (mailbox, priority)."""
@@ -159,15 +167,19 @@ class NatsTransport:
         return not ack.duplicate
 
     async def send(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        await self.start()
         return list(await asyncio.gather(*(self._put(e, e.recipient) for e in envelopes if e.recipient)))
 
     async def publish(self, envelope: Envelope) -> list[str]:
+        await self.start()
         assert envelope.topic is not None
         reached = subscribers(await self.subscriptions(), envelope.topic)
         return [mailbox for mailbox in reached if await self._put(envelope.to(mailbox), mailbox)]
 
     # -- receiving -----------------------------------------------------------------------------
     async def receive(self, mailbox: str, limit: int, lease: float, wait: float) -> list[Delivery]:
+        await self.start()
+
         async def claim() -> list[Delivery]:
             return await self._claim(mailbox, limit, lease)
 
@@ -246,9 +258,11 @@ class NatsTransport:
         return self._subs
 
     async def subscribe(self, subscriber: str, pattern: str) -> None:
+        await self.start()
         await self.kv.put(f"{_token(subscriber)}.{_token(pattern)}", b"1")
 
     async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
+        await self.start()
         key = f"{_token(subscriber)}.{_token(pattern)}"
         try:
             await self.kv.get(key)
@@ -258,6 +272,7 @@ class NatsTransport:
         return True
 
     async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
+        await self.start()
         try:
             keys = await self.kv.keys()
         except NoKeysError:
@@ -267,6 +282,7 @@ class NatsTransport:
 
     # -- housekeeping --------------------------------------------------------------------------
     async def stats(self, mailbox: str | None = None) -> list[MailboxStats]:
+        await self.start()
         totals: dict[str, list[int]] = {}
         for (box, priority), count in (await self._counts(mailbox)).items():
             ready, in_flight, dead = count, 0, 0

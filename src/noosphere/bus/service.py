@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,13 @@ from noosphere.store.contract import MemoryStore
 
 def payload_digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Sent:
+    id: str
+    delivered_to: list[str]  # mailboxes that got a new copy
+    duplicate: bool  # the recipient's mailbox already had this id: nothing was sent
 
 
 class Bus:
@@ -70,17 +77,6 @@ class Bus:
             await self._record(envelope, 1)
         return new
 
-    async def send_many(self, envelopes: Sequence[Envelope]) -> list[bool]:
-        for envelope in envelopes:
-            envelope.checked()
-            if envelope.recipient is None:
-                raise InvalidRequest("send needs a recipient; use publish for a topic")
-        inserted = await self.transport.send(envelopes)
-        for envelope, new in zip(envelopes, inserted, strict=True):
-            if new:
-                await self._record(envelope, 1)
-        return inserted
-
     async def publish(self, envelope: Envelope) -> list[str]:
         """Copy a topic envelope into every subscriber's mailbox; returns the mailboxes it reached."""
         envelope.checked()
@@ -89,6 +85,13 @@ class Bus:
         reached = await self.transport.publish(envelope)
         await self._record(envelope, len(reached))
         return reached
+
+    async def deliver(self, envelope: Envelope) -> Sent:
+        """Send to the envelope's recipient or publish to its topic, whichever it names."""
+        if envelope.recipient is None:
+            return Sent(envelope.id, await self.publish(envelope), duplicate=False)
+        new = await self.send(envelope)
+        return Sent(envelope.id, [envelope.recipient] if new else [], duplicate=not new)
 
     async def request(self, envelope: Envelope, within: float | None = None) -> Envelope:
         """Send a REQUEST and wait for its RESPONSE; ``TimedOut`` if none comes ``within`` seconds
@@ -165,4 +168,4 @@ def create_transport(settings: BusSettings, store: MemoryStore) -> Transport:
     return StoreTransport(store, settings.max_attempts, retention, settings.poll_seconds)
 
 
-__all__ = ["Bus", "create_transport", "payload_digest"]
+__all__ = ["Bus", "Sent", "create_transport", "payload_digest"]

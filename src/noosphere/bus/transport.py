@@ -77,6 +77,7 @@ class Doorbell:
     def __init__(self, poll: float) -> None:
         self.poll = poll
         self._bells: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, int] = {}  # receivers per mailbox; a bell lives only while > 0
 
     def ring(self, mailbox: str) -> None:
         bell = self._bells.pop(mailbox, None)
@@ -88,15 +89,23 @@ class Doorbell:
     ) -> list[Delivery]:
         """``claim()`` until it returns something or ``wait`` seconds have passed."""
         deadline = time.monotonic() + wait
-        while True:
-            # Take the bell before looking, so a ring between the look and the wait is not missed.
-            bell = self._bells.setdefault(mailbox, asyncio.Event())
-            got = await claim()
-            remaining = deadline - time.monotonic()
-            if got or remaining <= 0:
-                return got
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(bell.wait(), min(remaining, self.poll))
+        self._waiting[mailbox] = self._waiting.get(mailbox, 0) + 1
+        try:
+            while True:
+                # Take the bell before looking, so a ring between the look and the wait is not missed.
+                bell = self._bells.setdefault(mailbox, asyncio.Event())
+                got = await claim()
+                remaining = deadline - time.monotonic()
+                if got or remaining <= 0:
+                    return got
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(bell.wait(), min(remaining, self.poll))
+        finally:
+            # One-off mailboxes (request inboxes) must not leave a bell behind each.
+            self._waiting[mailbox] -= 1
+            if not self._waiting[mailbox]:
+                del self._waiting[mailbox]
+                self._bells.pop(mailbox, None)
 
 
 __all__ = ["Doorbell", "MailboxStats", "Transport"]

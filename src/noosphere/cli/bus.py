@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +18,8 @@ import typer
 from rich.table import Table
 
 from noosphere.auth.principal import Principal
-from noosphere.bus import Envelope, Kind
-from noosphere.bus.access import own_mailbox, sender_for, visible_scope
+from noosphere.bus import Kind, Sent
+from noosphere.bus.access import envelope_from, own_mailbox, sender_for, visible_scope
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -57,8 +56,8 @@ async def _bus_node(
         yield node, caller
 
 
-def _envelope(
-    caller: Principal,
+def _deliver(
+    where: tuple[Path | None, Path | None, str | None],
     kind: Kind,
     payload: str,
     priority: int,
@@ -66,23 +65,30 @@ def _envelope(
     sender: str | None,
     recipient: str | None = None,
     topic: str | None = None,
-) -> Envelope:
-    try:
-        body: Any = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"--payload is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("--payload must be a JSON object")
-    expires = datetime.now(UTC) + timedelta(seconds=ttl) if ttl else None
-    return Envelope(
-        kind,
-        sender_for(caller, sender),
-        body,
-        recipient=recipient,
-        topic=topic,
-        priority=priority,
-        expires_at=expires,
-    ).checked()
+) -> Sent:
+    """Send or publish as the CLI's principal; ``where`` is (config, data dir, token)."""
+
+    async def go() -> Sent:
+        try:
+            body: Any = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"--payload is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("--payload must be a JSON object")
+        async with _bus_node(*where) as (node, caller):
+            envelope = envelope_from(
+                caller,
+                kind,
+                body,
+                recipient=recipient,
+                topic=topic,
+                priority=priority,
+                ttl_seconds=ttl,
+                sender=sender,
+            )
+            return await node.bus.deliver(envelope)
+
+    return run(go)
 
 
 @bus_app.command("send")
@@ -99,15 +105,8 @@ def send(
     as_json: JsonOpt = False,
 ) -> None:
     """Put an envelope in a mailbox; prints its id."""
-
-    async def go() -> None:
-        async with _bus_node(config, data_dir, token) as (node, caller):
-            envelope = _envelope(caller, kind, payload, priority, ttl, sender, recipient=recipient)
-            new = await node.bus.send(envelope)
-        result = {"id": envelope.id, "delivered_to": [recipient] if new else [], "duplicate": not new}
-        emit_json(result) if as_json else print(envelope.id)
-
-    run(go)
+    sent = _deliver((config, data_dir, token), kind, payload, priority, ttl, sender, recipient=recipient)
+    emit_json(vars(sent)) if as_json else print(sent.id)
 
 
 @bus_app.command("publish")
@@ -124,18 +123,12 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Copy an envelope into every subscriber's mailbox; prints the mailboxes it reached."""
-
-    async def go() -> None:
-        async with _bus_node(config, data_dir, token) as (node, caller):
-            envelope = _envelope(caller, kind, payload, priority, ttl, sender, topic=topic)
-            reached = await node.bus.publish(envelope)
-        if as_json:
-            emit_json({"id": envelope.id, "delivered_to": reached, "duplicate": False})
-        else:
-            print("\n".join(reached))
-            console.print(f"{envelope.id}: {len(reached)} subscriber(s)")
-
-    run(go)
+    sent = _deliver((config, data_dir, token), kind, payload, priority, ttl, sender, topic=topic)
+    if as_json:
+        emit_json(vars(sent))
+    else:
+        print("\n".join(sent.delivered_to))
+        console.print(f"{sent.id}: {len(sent.delivered_to)} subscriber(s)")
 
 
 @bus_app.command("receive")

@@ -106,6 +106,7 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
+            await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
             tasks.start_soon(

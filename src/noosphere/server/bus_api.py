@@ -3,16 +3,16 @@ and receives only from its own mailbox (the admin from any)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from noosphere.auth.principal import Principal
-from noosphere.bus import Delivery, Envelope, Kind, MailboxStats
-from noosphere.bus.access import check_caller, own_mailbox, sender_for, visible_scope
-from noosphere.bus.envelope import DEFAULT_PRIORITY, new_id
+from noosphere.bus import Delivery, Envelope, Kind, MailboxStats, Sent
+from noosphere.bus.access import check_caller, envelope_from, own_mailbox, visible_scope
+from noosphere.bus.envelope import DEFAULT_PRIORITY
 from noosphere.server.deps import NodeDep, get_principal
 
 router = APIRouter(prefix="/api/v1/bus", tags=["bus"])
@@ -38,30 +38,24 @@ class EnvelopeIn(BaseModel):
     sender: str | None = Field(None, description="Admin only: send as another address.")
 
     def envelope(self, caller: Principal) -> Envelope:
-        expires = datetime.now(UTC) + timedelta(seconds=self.ttl_seconds) if self.ttl_seconds else None
-        return Envelope(
-            kind=self.kind,
-            sender=sender_for(caller, self.sender),
-            payload=self.payload,
+        return envelope_from(
+            caller,
+            self.kind,
+            self.payload,
             recipient=self.recipient,
             topic=self.topic,
-            id=self.id or new_id(),
+            priority=self.priority,
+            ttl_seconds=self.ttl_seconds,
+            message_id=self.id,
             correlation_id=self.correlation_id,
             reply_to=self.reply_to,
-            priority=self.priority,
-            expires_at=expires,
-        ).checked()
+            sender=self.sender,
+        )
 
 
 class RequestIn(EnvelopeIn):
     kind: Kind = Kind.REQUEST
     timeout_seconds: float | None = Field(None, gt=0, le=600, description="Default: bus setting.")
-
-
-class Sent(BaseModel):
-    id: str
-    delivered_to: list[str] = Field(description="Mailboxes that got a new copy.")
-    duplicate: bool = Field(description="True when a mailbox already had this id (nothing sent).")
 
 
 class EnvelopeOut(BaseModel):
@@ -112,13 +106,7 @@ class Subscription(BaseModel):
 
 @router.post("/messages", summary="Send to a mailbox or publish to a topic")
 async def send(body: EnvelopeIn, node: NodeDep, caller: CallerDep) -> Sent:
-    envelope = body.envelope(caller)
-    if envelope.topic is not None:
-        reached = await node.bus.publish(envelope)
-        return Sent(id=envelope.id, delivered_to=reached, duplicate=False)
-    new = await node.bus.send(envelope)
-    assert envelope.recipient is not None
-    return Sent(id=envelope.id, delivered_to=[envelope.recipient] if new else [], duplicate=not new)
+    return await node.bus.deliver(body.envelope(caller))
 
 
 @router.post("/requests", summary="Send a request and wait for its response (504 on timeout)")

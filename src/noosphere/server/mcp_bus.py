@@ -4,14 +4,14 @@ principal of its token, through the same access rules as REST (``noosphere.bus.a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from mcp.server.mcpserver import Context, MCPServer
 
 from noosphere.auth.principal import Principal
-from noosphere.bus import Envelope, Kind
-from noosphere.bus.access import check_caller, own_mailbox, sender_for
+from noosphere.bus import Kind
+from noosphere.bus.access import check_caller, envelope_from, own_mailbox
 from noosphere.bus.envelope import DEFAULT_PRIORITY
 from noosphere.node import Node
 
@@ -34,22 +34,18 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
         one). priority: 0-9, higher first. Returns the message id and the mailboxes it reached."""
 
         async def run(p: Principal) -> dict[str, Any]:
-            expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds) if ttl_seconds else None
-            envelope = Envelope(
+            envelope = envelope_from(
+                p,
                 kind,
-                sender_for(p, None),
                 payload or {},
                 recipient=recipient,
                 topic=topic,
                 priority=priority,
-                expires_at=expires,
+                ttl_seconds=ttl_seconds,
                 correlation_id=correlation_id,
-            ).checked()
-            if envelope.recipient is None:
-                reached = await node().bus.publish(envelope)
-            else:
-                reached = [envelope.recipient] if await node().bus.send(envelope) else []
-            return {"id": envelope.id, "delivered_to": reached}
+            )
+            sent = await node().bus.deliver(envelope)
+            return {"id": sent.id, "delivered_to": sent.delivered_to}
 
         result: dict[str, Any] = await call(ctx, run)
         return result
@@ -62,16 +58,7 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
         async def run(p: Principal) -> dict[str, Any]:
             box = own_mailbox(p, p.mailbox)
             got = await node().bus.receive(box, limit, wait_seconds)
-            return {
-                "messages": [
-                    {
-                        "attempt": d.attempt,
-                        **d.envelope.as_dict(),
-                        "created_at": d.envelope.created_at.isoformat(),
-                    }
-                    for d in got
-                ]
-            }
+            return {"messages": [{"attempt": d.attempt, **orjson.loads(d.envelope.to_json())} for d in got]}
 
         result: dict[str, Any] = await call(ctx, run)
         return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -17,16 +17,8 @@ _COLUMNS = (
 )
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _record(r: Row) -> ApprovalRecord:
-    created, expires = _time(r["created_at"]), _time(r["expires_at"])
-    assert created is not None and expires is not None
-    return ApprovalRecord(
-        **{**r, "created_at": created, "expires_at": expires, "decided_at": _time(r["decided_at"])}
-    )
+    return ApprovalRecord(**r)
 
 
 async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
@@ -47,10 +39,10 @@ async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
             a.reason,
             a.session,
             a.status,
-            a.created_at.timestamp(),
-            a.expires_at.timestamp(),
+            a.created_at,
+            a.expires_at,
             a.decided_by,
-            a.decided_at.timestamp() if a.decided_at else None,
+            a.decided_at,
             a.scope,
             a.note,
         ),
@@ -84,7 +76,7 @@ async def settle(
     cur = await conn.execute(
         "UPDATE approvals SET status = %s, decided_by = %s, decided_at = %s, scope = %s, note = %s "
         "WHERE id = %s AND status = 'pending'",
-        (status, by, at.timestamp(), scope, note, approval_id),
+        (status, by, at, scope, note, approval_id),
     )
     return cur.rowcount == 1
 
@@ -92,7 +84,7 @@ async def settle(
 async def due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]:
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= %s ORDER BY expires_at",
-        (now.timestamp(),),
+        (now,),
     )
     return [_record(r) for r in await cur.fetchall()]
 
@@ -109,7 +101,7 @@ async def put_grant(
     await conn.execute(
         "INSERT INTO approval_grants (requester, tool, subject, session, granted_by, granted_at) "
         "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (requester, tool, subject or "", session or "", by, at.timestamp()),
+        (requester, tool, subject or "", session or "", by, at),
     )
 
 

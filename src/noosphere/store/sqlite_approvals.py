@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
 from noosphere.store.contract import ApprovalRecord
+from noosphere.store.sqlite_sql import dt, ts
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
@@ -13,12 +14,8 @@ _COLUMNS = (
 )
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def _record(r: sqlite3.Row) -> ApprovalRecord:
-    created, expires = _time(r["created_at"]), _time(r["expires_at"])
+    created, expires = dt(r["created_at"]), dt(r["expires_at"])
     assert created is not None and expires is not None
     return ApprovalRecord(
         id=r["id"],
@@ -34,7 +31,7 @@ def _record(r: sqlite3.Row) -> ApprovalRecord:
         created_at=created,
         expires_at=expires,
         decided_by=r["decided_by"],
-        decided_at=_time(r["decided_at"]),
+        decided_at=dt(r["decided_at"]),
         scope=r["scope"],
         note=r["note"],
     )
@@ -57,7 +54,7 @@ def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
             a.created_at.timestamp(),
             a.expires_at.timestamp(),
             a.decided_by,
-            a.decided_at.timestamp() if a.decided_at else None,
+            ts(a.decided_at),
             a.scope,
             a.note,
         ),

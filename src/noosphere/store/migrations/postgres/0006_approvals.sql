@@ -11,10 +11,10 @@ CREATE TABLE approvals (
     reason      TEXT NOT NULL,
     session     TEXT,
     status      TEXT NOT NULL,      -- pending | approved | rejected | timeout | escalated
-    created_at  DOUBLE PRECISION NOT NULL,
-    expires_at  DOUBLE PRECISION NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
     decided_by  TEXT,
-    decided_at  DOUBLE PRECISION,
+    decided_at  TIMESTAMPTZ,
     scope       TEXT,               -- once | session | always (when approved)
     note        TEXT
 );
@@ -28,6 +28,6 @@ CREATE TABLE approval_grants (
     subject    TEXT NOT NULL,       -- '' when the call has no subject
     session    TEXT NOT NULL,       -- '' for "always"
     granted_by TEXT NOT NULL,
-    granted_at DOUBLE PRECISION NOT NULL,
+    granted_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (requester, tool, subject, session)
 );
