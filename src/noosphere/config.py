@@ -173,6 +173,14 @@ class GovernanceSettings(_Section):
     audit_head_interval_seconds: float = Field(
         10.0, gt=0, description="How often the node signs a new audit tree head when the log has grown."
     )
+    approval_timeout_minutes: float = Field(
+        60.0, gt=0, description="How long a human checkpoint waits for a decision before it times out."
+    )
+    on_timeout: Literal["deny", "escalate"] = Field(
+        "deny",
+        description="What a timed-out approval becomes: `deny` refuses the call; `escalate` passes it "
+        "to the admin once (a second timeout denies it). Either way it is recorded as `timeout`.",
+    )
 
     @model_validator(mode="after")
     def _rules_compile(self) -> GovernanceSettings:

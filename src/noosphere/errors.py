@@ -6,10 +6,12 @@
     │   └── EmbedderMismatch            embedder_mismatch 409
     ├── Unauthenticated                 unauthenticated   401
     ├── PermissionDenied                permission_denied 403
-    │   └── BudgetExhausted             budget_exhausted  403
+    │   ├── BudgetExhausted             budget_exhausted  403
+    │   └── ApprovalDenied              approval_denied   403  (rejected, or timed out)
     ├── NotFound                        not_found         404
     │   └── ModelNotFound               model_not_found   404
     ├── Conflict                        conflict          409
+    │   └── ArgumentsChanged            arguments_changed 409  (differ from the approved ones)
     ├── PayloadTooLarge                 payload_too_large 413
     ├── RateLimited                     rate_limited      429  (Retry-After)
     ├── WorkerFailed                    worker_failed     502  (code: the worker's own)
@@ -66,6 +68,10 @@ class BudgetExhausted(PermissionDenied):
     code = "budget_exhausted"
 
 
+class ApprovalDenied(PermissionDenied):
+    code = "approval_denied"
+
+
 class NotFound(NoosphereError):
     code = "not_found"
     status = 404
@@ -88,6 +94,10 @@ class WorkerFailed(NoosphereError):
 class Conflict(NoosphereError):
     code = "conflict"
     status = 409
+
+
+class ArgumentsChanged(Conflict):
+    code = "arguments_changed"
 
 
 class PayloadTooLarge(NoosphereError):

@@ -16,6 +16,7 @@ from noosphere.bus import Bus, create_transport
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
 from noosphere.governance.audit import AuditLog
+from noosphere.governance.checkpoints import Checkpoints
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
 from noosphere.store import MemoryStore, create_store
@@ -30,6 +31,7 @@ class Node:
     key: NodeKey  # the node's Ed25519 identity
     audit: AuditLog
     bus: Bus
+    checkpoints: Checkpoints  # human approvals
     new_admin_token: str | None = None  # set when this start created the admin credential
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -62,7 +64,8 @@ async def open_node(
         # that never touches the bus should not). `noosphere up` starts it eagerly to fail fast.
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
         try:
-            yield Node(settings, store, auth, memory, key, audit, bus, new_token)
+            checkpoints = Checkpoints(store, audit, settings.governance)
+            yield Node(settings, store, auth, memory, key, audit, bus, checkpoints, new_token)
         finally:
             await bus.close()
             await audit.close()

@@ -51,6 +51,11 @@ class Principal:
         return self.kind is PrincipalKind.ADMIN
 
     @property
+    def is_person(self) -> bool:
+        """The admin or a user: someone who may decide human checkpoints."""
+        return self.kind in (PrincipalKind.ADMIN, PrincipalKind.USER)
+
+    @property
     def mailbox(self) -> str:
         """This caller's bus address: an agent's name, otherwise its id (``admin``, ``user:bob``)."""
         return self.name if self.kind is PrincipalKind.AGENT else self.id

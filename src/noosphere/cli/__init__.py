@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import audit, bus, keys, memory, pool, principals, worker
+from noosphere.cli import approvals, audit, bus, keys, memory, pool, principals, worker
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
@@ -28,6 +28,7 @@ app.command("usage")(keys.usage)
 app.command("pool")(pool.pool)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(bus.bus_app, name="bus")
+app.add_typer(approvals.approvals_app, name="approvals")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from noosphere import __version__
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
+from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
 from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
@@ -24,7 +25,16 @@ from noosphere.pool.ledger import Ledger
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
-from noosphere.server import bus_api, health, memories, openai_api, pool_api, principals, worker_ws
+from noosphere.server import (
+    approvals_api,
+    bus_api,
+    health,
+    memories,
+    openai_api,
+    pool_api,
+    principals,
+    worker_ws,
+)
 from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
@@ -119,6 +129,7 @@ def create_app(
                 "signing an audit tree head",
             )
             tasks.start_soon(_every, settings.memory.gc_interval_seconds, node.bus.purge, "bus purge")
+            tasks.start_soon(_every, SWEEP_SECONDS, node.checkpoints.expire_due, "timing out approvals")
             tasks.start_soon(gateway.maintain)
             tasks.start_soon(gateway.account)
             if gateway.checker is not None:
@@ -159,6 +170,7 @@ def create_app(
     app.include_router(memories.router)
     app.include_router(principals.router)
     app.include_router(bus_api.router)
+    app.include_router(approvals_api.router)
     app.include_router(openai_api.router)
     app.include_router(worker_ws.router)
     app.include_router(pool_api.router)

@@ -23,6 +23,7 @@ from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, Search
 from noosphere.node import Node
 from noosphere.server.deps import bearer_token
 from noosphere.server.errors import error_body
+from noosphere.server.mcp_approvals import register_approval_tools
 from noosphere.server.mcp_bus import register_bus_tools
 
 PrincipalResolver = Callable[[Context], Awaitable[Principal]]
@@ -200,6 +201,7 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
         return result
 
     register_bus_tools(server, node, call)
+    register_approval_tools(server, node, call)
     return server
 
 

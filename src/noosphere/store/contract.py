@@ -153,6 +153,7 @@ class ApprovalRecord:
     decided_at: datetime | None = None
     scope: str | None = None  # once | session | always, when approved
     note: str | None = None
+    escalated_from: str | None = None  # the approval this one escalates; only the admin decides it
 
 
 # A request's usage and its ledger entries (account, amount), which sum to zero.

@@ -13,7 +13,7 @@ Row = dict[str, Any]
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from"
 )
 
 
@@ -24,7 +24,7 @@ def _record(r: Row) -> ApprovalRecord:
 async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
     await conn.execute(
         f"INSERT INTO approvals ({_COLUMNS}) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decided_by = EXCLUDED.decided_by, "
         "decided_at = EXCLUDED.decided_at, scope = EXCLUDED.scope, note = EXCLUDED.note, "
         "expires_at = EXCLUDED.expires_at",
@@ -45,6 +45,7 @@ async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
             a.decided_at,
             a.scope,
             a.note,
+            a.escalated_from,
         ),
     )
 

@@ -10,7 +10,7 @@ from noosphere.store.sqlite_sql import dt, ts
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from"
 )
 
 
@@ -34,12 +34,13 @@ def _record(r: sqlite3.Row) -> ApprovalRecord:
         decided_at=dt(r["decided_at"]),
         scope=r["scope"],
         note=r["note"],
+        escalated_from=r["escalated_from"],
     )
 
 
 def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
     conn.execute(
-        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
         (
             a.id,
             a.requester,
@@ -57,6 +58,7 @@ def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
             ts(a.decided_at),
             a.scope,
             a.note,
+            a.escalated_from,
         ),
     )
 

@@ -16,7 +16,8 @@ CREATE TABLE approvals (
     decided_by  TEXT,
     decided_at  REAL,
     scope       TEXT,               -- once | session | always (when approved)
-    note        TEXT
+    note        TEXT,
+    escalated_from TEXT             -- the approval this one escalates (decided by the admin)
 );
 
 CREATE INDEX approvals_pending ON approvals (expires_at) WHERE status = 'pending';

@@ -1,0 +1,86 @@
+"""REST: human checkpoints. People (the admin, users) list and decide approvals; an agent may
+read the approvals it asked for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from noosphere.errors import PermissionDenied
+from noosphere.governance.checkpoints import Scope, Status, Verdict
+from noosphere.server.deps import NodeDep, PrincipalDep
+from noosphere.store.contract import ApprovalRecord
+
+router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    requester: str
+    level: str | None
+    tool: str
+    subject: str | None
+    args_digest: str = Field(description="SHA-256 of the canonical arguments; re-checked before the call.")
+    impact: float
+    reason: str
+    session: str | None
+    status: Status
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    scope: Scope | None
+    note: str | None
+    escalated_from: str | None = Field(description="Set on an escalation; only the admin decides it.")
+
+    @classmethod
+    def of(cls, record: ApprovalRecord) -> ApprovalOut:
+        return cls.model_validate(record, from_attributes=True)
+
+
+class DecisionIn(BaseModel):
+    scope: Scope = Field(Scope.ONCE, description="Approve only: once, for the session, or always.")
+    note: str | None = Field(None, max_length=2000)
+
+
+@router.get("", summary="Approvals, newest first (people only)")
+async def list_approvals(
+    node: NodeDep,
+    caller: PrincipalDep,
+    status: Status | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[ApprovalOut]:
+    if not caller.is_person:
+        raise PermissionDenied("only people list approvals")
+    return [ApprovalOut.of(r) for r in await node.checkpoints.recent(status, limit)]
+
+
+@router.get("/{approval_id}", summary="One approval (people, or the agent that asked)")
+async def get_approval(approval_id: str, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
+    record = await node.checkpoints.get(approval_id)
+    if not caller.is_person and record.requester != caller.mailbox:
+        raise PermissionDenied("an agent reads only the approvals it asked for")
+    return ApprovalOut.of(record)
+
+
+async def _decide(
+    node: NodeDep, caller: PrincipalDep, approval_id: str, verdict: Verdict, body: DecisionIn
+) -> ApprovalOut:
+    return ApprovalOut.of(await node.checkpoints.decide(approval_id, caller, verdict, body.scope, body.note))
+
+
+@router.post("/{approval_id}/approve", summary="Approve: once, for the session, or always")
+async def approve(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
+    return await _decide(node, caller, approval_id, Verdict.APPROVE, body)
+
+
+@router.post("/{approval_id}/reject", summary="Reject: the call is refused")
+async def reject(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
+    return await _decide(node, caller, approval_id, Verdict.REJECT, body)
+
+
+@router.post("/{approval_id}/escalate", summary="Pass the decision to the admin")
+async def escalate(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
+    return await _decide(node, caller, approval_id, Verdict.ESCALATE, body)
