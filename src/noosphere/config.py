@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from noosphere.agents.profile import AgentProfile
 from noosphere.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
@@ -187,14 +189,15 @@ class GovernanceSettings(_Section):
         self.policy()
         return self
 
-    def policy(self) -> Policy:
-        """The compiled policy; a malformed rule is a ValueError naming it."""
+    def policy(self, agents: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> Policy:
+        """The compiled policy, with ``agents``' own rules; a malformed rule is a ValueError naming it."""
         from noosphere.governance.policy import Effect, compile_policy
 
         try:
             return compile_policy(
                 {str(effect): rules for effect, rules in self.rules.items()},
                 {str(level): {str(e): r for e, r in by.items()} for level, by in self.levels.items()},
+                agents,
                 default=Effect(self.default),
             )
         except InvalidRequest as exc:
@@ -227,9 +230,17 @@ class BusSettings(_Section):
     nats_stream: str = Field("NOOSPHERE", description="JetStream stream that holds the mailboxes.")
 
 
-class AgentSpec(_Section):
-    name: str = Field(description="Agent name (letters, digits, `-`, `_`).")
-    level: Literal["L0", "L1", "L2", "L3"] = Field("L2", description="Hierarchy level.")
+class RuntimeSettings(_Section):
+    max_parallel_tools: int = Field(
+        10, ge=1, le=100, description="Read-only tool calls of one reply that run at once."
+    )
+    memories_in_prompt: int = Field(
+        5, ge=0, le=50, description="Relevant memories put into an agent's system prompt."
+    )
+    reply_tokens: int = Field(512, ge=16, description="Most tokens one model reply of an agent may use.")
+    delegation_timeout_minutes: float = Field(
+        90.0, gt=0, description="How long `delegate` waits for the other agent to finish the task."
+    )
 
 
 class Settings(_Section):
@@ -245,8 +256,11 @@ class Settings(_Section):
         default_factory=GovernanceSettings, description="Policy and the audit log."
     )
     bus: BusSettings = Field(default_factory=BusSettings, description="Message bus.")
-    agents: list[AgentSpec] = Field(
-        default_factory=list, description="Agents created on start if they do not exist yet."
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="The agent runtime.")
+    agents: list[AgentProfile] = Field(
+        default_factory=list,
+        description="Agents declared here (name, level, capabilities, model, soul, tools, zones, rules, "
+        "plan, budgets; see docs/agents.md); created on start, their profiles replaced from this file.",
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from noosphere.agents.registry import AgentRegistry
 from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.bus import Bus, create_transport
@@ -32,6 +33,7 @@ class Node:
     audit: AuditLog
     bus: Bus
     checkpoints: Checkpoints  # human approvals
+    agents: AgentRegistry
     new_admin_token: str | None = None  # set when this start created the admin credential
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -56,8 +58,9 @@ async def open_node(
         if check_embedder:
             await memory.check_embedder()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
-        for spec in settings.agents:
-            await _ensure_agent(auth, spec.name, spec.level)
+        agents = AgentRegistry(store, auth)
+        for profile in settings.agents:
+            await agents.declare(profile)
         key = load_or_create(settings.data_dir)
         audit = AuditLog(store, key)
         # The bus connects on first use (the NATS transport reaches out to a server; a CLI command
@@ -65,7 +68,7 @@ async def open_node(
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
         try:
             checkpoints = Checkpoints(store, audit, settings.governance)
-            yield Node(settings, store, auth, memory, key, audit, bus, checkpoints, new_token)
+            yield Node(settings, store, auth, memory, key, audit, bus, checkpoints, agents, new_token)
         finally:
             await bus.close()
             await audit.close()
@@ -73,11 +76,3 @@ async def open_node(
         if own_embedder:
             chosen.close()
         await store.close()
-
-
-async def _ensure_agent(auth: TokenAuthority, name: str, level: str) -> None:
-    from noosphere.auth.principal import Level, PrincipalKind, principal_id
-
-    existing = {p.id for p in await auth.list_principals(PrincipalKind.AGENT)}
-    if principal_id(PrincipalKind.AGENT, name) not in existing:
-        await auth.create(PrincipalKind.AGENT, name, Level(level))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from noosphere.agents.model import Reply, RequestedCall
+from noosphere.auth.principal import Principal
 from noosphere.pool.backends.base import BackendError
 from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCallDelta, Usage
 
@@ -126,3 +130,23 @@ def until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.05)
+
+
+class ScriptedModel:
+    """A ``ChatModel`` for agent tests: each agent answers from its own script of replies, in order
+    (the last one repeats). Records every request it was sent."""
+
+    def __init__(self, scripts: dict[str, list[Reply]]) -> None:
+        self.scripts = scripts
+        self.requests: list[tuple[str, JobRequest]] = []
+
+    async def chat(self, principal: Principal, request: JobRequest) -> Reply:
+        self.requests.append((principal.name, request))
+        script = self.scripts[principal.name]
+        return script.pop(0) if len(script) > 1 else script[0]
+
+
+def call(name: str, arguments: dict[str, object] | str, call_id: str | None = None) -> RequestedCall:
+    """A tool call as a model would ask for it."""
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return RequestedCall(call_id or f"call_{name}_{uuid.uuid4().hex[:6]}", name, text)

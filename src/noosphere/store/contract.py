@@ -156,6 +156,21 @@ class ApprovalRecord:
     escalated_from: str | None = None  # the approval this one escalates; only the admin decides it
 
 
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task one agent delegated to another: TASK_DELEGATE → ACCEPT/REJECT → COMPLETE."""
+
+    id: str
+    delegator: str
+    assignee: str
+    task: str
+    status: str  # delegated | accepted | rejected | completed | failed
+    created_at: datetime
+    updated_at: datetime
+    result: str | None = None  # the answer, or why it was rejected or failed
+    session: str | None = None  # the delegator's session
+
+
 # A request's usage and its ledger entries (account, amount), which sum to zero.
 Charge = tuple[UsageRecord, Sequence[tuple[str, float]]]
 
@@ -285,6 +300,27 @@ class MemoryStore(Protocol):
 
     async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
         """Whether an "always" grant, or one for ``session``, covers this call."""
+
+    # -- agents ---------------------------------------------------------------------------------
+    async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
+        """Create or replace an agent's profile (JSON text)."""
+
+    async def agent_profiles(self, name: str | None = None) -> list[str]:
+        """Profiles (JSON text) by name; only ``name``'s when given."""
+
+    async def delete_agent_profile(self, name: str) -> bool: ...
+
+    async def put_task(self, record: TaskRecord) -> None: ...
+
+    async def task(self, task_id: str) -> TaskRecord | None: ...
+
+    async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
+        """Newest first; with ``agent``, the tasks it delegated or was given."""
+
+    async def move_task(
+        self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
+    ) -> bool:
+        """Move a task to ``status`` if it is in one of ``before`` (compare and set)."""
 
     # -- memories: writes ----------------------------------------------------------------------
     async def write(

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
+from noosphere.store import postgres_agents as agents_sql
 from noosphere.store import postgres_approvals as approvals_sql
 from noosphere.store import postgres_audit as audit
 from noosphere.store import postgres_ledger as ledger
@@ -40,6 +41,7 @@ from noosphere.store.contract import (
     MailRow,
     NewRecord,
     PrincipalRecord,
+    TaskRecord,
     TreeHead,
     UsageSummary,
     Vector,
@@ -382,6 +384,37 @@ class PostgresStore:
     async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
         async with self.pool.connection() as conn:
             return await approvals_sql.has_grant(conn, requester, tool, subject, session)
+
+    # -- agents ---------------------------------------------------------------------------------
+    async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
+        async with self.pool.connection() as conn:
+            await agents_sql.put_profile(conn, name, profile, at)
+
+    async def agent_profiles(self, name: str | None = None) -> list[str]:
+        async with self.pool.connection() as conn:
+            return await agents_sql.profiles(conn, name)
+
+    async def delete_agent_profile(self, name: str) -> bool:
+        async with self.pool.connection() as conn:
+            return await agents_sql.delete_profile(conn, name)
+
+    async def put_task(self, record: TaskRecord) -> None:
+        async with self.pool.connection() as conn:
+            await agents_sql.put_task(conn, record)
+
+    async def task(self, task_id: str) -> TaskRecord | None:
+        async with self.pool.connection() as conn:
+            return await agents_sql.get_task(conn, task_id)
+
+    async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
+        async with self.pool.connection() as conn:
+            return await agents_sql.tasks(conn, agent, limit)
+
+    async def move_task(
+        self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
+    ) -> bool:
+        async with self.pool.connection() as conn:
+            return await agents_sql.move_task(conn, task_id, before, status, result, at)
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:

@@ -23,6 +23,7 @@ import numpy as np
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
+from noosphere.store import sqlite_agents as agents_sql
 from noosphere.store import sqlite_approvals as approvals_sql
 from noosphere.store import sqlite_audit as audit
 from noosphere.store import sqlite_ledger as ledger
@@ -40,6 +41,7 @@ from noosphere.store.contract import (
     MailRow,
     NewRecord,
     PrincipalRecord,
+    TaskRecord,
     TreeHead,
     UsageSummary,
     Vector,
@@ -305,6 +307,30 @@ class SQLiteStore:
 
     async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
         return await self._run(lambda conn: approvals_sql.has_grant(conn, requester, tool, subject, session))
+
+    # -- agents ---------------------------------------------------------------------------------
+    async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
+        await self._run(lambda conn: agents_sql.put_profile(conn, name, profile, at))
+
+    async def agent_profiles(self, name: str | None = None) -> list[str]:
+        return await self._run(lambda conn: agents_sql.profiles(conn, name))
+
+    async def delete_agent_profile(self, name: str) -> bool:
+        return await self._run(lambda conn: agents_sql.delete_profile(conn, name))
+
+    async def put_task(self, record: TaskRecord) -> None:
+        await self._run(lambda conn: agents_sql.put_task(conn, record))
+
+    async def task(self, task_id: str) -> TaskRecord | None:
+        return await self._run(lambda conn: agents_sql.get_task(conn, task_id))
+
+    async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
+        return await self._run(lambda conn: agents_sql.tasks(conn, agent, limit))
+
+    async def move_task(
+        self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
+    ) -> bool:
+        return await self._run(lambda conn: agents_sql.move_task(conn, task_id, before, status, result, at))
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:

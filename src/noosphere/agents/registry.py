@@ -1,0 +1,61 @@
+"""The agents of a node: a profile and a principal (its token) for each, kept together."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from noosphere.agents.profile import AgentProfile
+from noosphere.auth.principal import Level, PrincipalKind, principal_id
+from noosphere.auth.tokens import TokenAuthority
+from noosphere.errors import NotFound
+from noosphere.store.contract import MemoryStore
+
+
+class AgentRegistry:
+    def __init__(self, store: MemoryStore, auth: TokenAuthority) -> None:
+        self.store = store
+        self.auth = auth
+
+    async def create(self, profile: AgentProfile) -> tuple[AgentProfile, str]:
+        """A new agent and its token (returned once); ``Conflict`` if the name is taken."""
+        _, token = await self.auth.create(PrincipalKind.AGENT, profile.name, profile.level)
+        await self._put(profile)
+        return profile, token
+
+    async def declare(self, profile: AgentProfile) -> None:
+        """Make the agent exist with this profile (config-declared agents, on every start)."""
+        if await self.store.principal(principal_id(PrincipalKind.AGENT, profile.name)) is None:
+            await self.auth.create(PrincipalKind.AGENT, profile.name, profile.level)
+        await self._put(profile)
+
+    async def get(self, name: str) -> AgentProfile:
+        found = await self._profiles(name)
+        if not found:
+            raise NotFound(f"no agent named {name!r}")
+        return found[0]
+
+    async def every(self) -> list[AgentProfile]:
+        return await self._profiles(None)
+
+    async def delete(self, name: str) -> None:
+        await self.auth.delete(PrincipalKind.AGENT, name)
+        await self.store.delete_agent_profile(name)
+
+    async def _put(self, profile: AgentProfile) -> None:
+        await self.store.put_agent_profile(profile.name, profile.model_dump_json(), datetime.now(UTC))
+
+    async def _profiles(self, name: str | None) -> list[AgentProfile]:
+        """Stored profiles; an agent created before profiles existed gets a default one."""
+        stored = {
+            p.name: p for p in map(AgentProfile.model_validate_json, await self.store.agent_profiles(name))
+        }
+        out = []
+        for record in await self.auth.list_principals(PrincipalKind.AGENT):
+            if name is not None and record.name != name:
+                continue
+            level = Level(record.level) if record.level else Level.L2
+            out.append(stored.get(record.name) or AgentProfile(name=record.name, level=level))
+        return out
+
+
+__all__ = ["AgentRegistry"]

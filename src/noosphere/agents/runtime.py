@@ -1,0 +1,132 @@
+"""The agent runtime of a node: runs an agent on a task (``run``), and serves the agents marked
+``serve``: each takes TASK_DELEGATE messages from its mailbox, accepts or rejects them, works on
+them and reports TASK_COMPLETE."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+
+import anyio
+
+from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
+from noosphere.agents.delegation import Delegation, TaskStatus, outranks
+from noosphere.agents.loop import AgentLoop, Emit, Event, Limits, RunResult
+from noosphere.agents.model import ChatModel
+from noosphere.agents.profile import AgentProfile
+from noosphere.agents.tools import Tool, ToolContext
+from noosphere.auth.principal import Principal, PrincipalKind, principal_id
+from noosphere.bus import Delivery, Kind
+from noosphere.config import RuntimeSettings
+from noosphere.errors import InvalidRequest, NoosphereError
+from noosphere.governance.gate import Gate
+from noosphere.node import Node
+
+logger = logging.getLogger(__name__)
+
+
+async def _ignore(_: Event) -> None:
+    return None
+
+
+class Runtime:
+    def __init__(
+        self,
+        node: Node,
+        model: ChatModel,
+        default_model: str,
+        settings: RuntimeSettings,
+        extra_tools: Sequence[Tool] = (),
+    ) -> None:
+        self.node = node
+        self.model = model
+        self.default_model = default_model
+        self.settings = settings
+        self.delegation = Delegation(node.store, node.bus, node.agents, node.settings.bus.poll_seconds)
+        self.gate = Gate(node.checkpoints, node.audit)
+        within = settings.delegation_timeout_minutes * 60
+        tools = [
+            *memory_tools(node.memory),
+            *message_tools(node.bus),
+            *delegation_tools(self.delegation, node.agents, node.bus, within),
+            *extra_tools,
+        ]
+        self.tools = {tool.name: tool for tool in tools}
+        self.limits = Limits(settings.max_parallel_tools, settings.memories_in_prompt, settings.reply_tokens)
+
+    async def run(
+        self,
+        name: str,
+        task: str,
+        session: str | None = None,
+        emit: Emit = _ignore,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run agent ``name`` on ``task`` until it answers or a budget runs out."""
+        if not task.strip():
+            raise InvalidRequest("the task is empty")
+        profile = await self.node.agents.get(name)
+        everyone = await self.node.agents.every()
+        run_id = run_id or "run_" + uuid.uuid4().hex[:16]
+        ctx = ToolContext(
+            agent=profile,
+            principal=Principal(
+                principal_id(PrincipalKind.AGENT, name), PrincipalKind.AGENT, name, profile.level
+            ),
+            session=session or run_id,
+            run_id=run_id,
+            delegates=tuple(a.name for a in everyone if outranks(profile.level, a.level)),
+        )
+        policy = self.node.settings.governance.policy({name: {str(k): v for k, v in profile.rules.items()}})
+        model = profile.model or self.default_model
+        loop = AgentLoop(ctx, self.model, model, self.tools, self.gate, policy, self.node.memory, self.limits)
+        return await loop.run(task, emit)
+
+    async def serve(self) -> None:
+        """Serve every agent marked ``serve``, forever (one task at a time per agent)."""
+        async with anyio.create_task_group() as group:
+            for profile in await self.node.agents.every():
+                if profile.serve:
+                    group.start_soon(self._serve, profile)
+
+    async def _serve(self, profile: AgentProfile) -> None:
+        wait = self.node.settings.bus.max_wait_seconds
+        while True:
+            try:
+                for delivery in await self.node.bus.receive(profile.name, 1, wait):
+                    await self._handle(profile, delivery)
+            except NoosphereError as exc:
+                logger.warning("agent %s: %s (%s); retrying", profile.name, exc.message, exc.code)
+                await anyio.sleep(1)
+
+    async def _handle(self, profile: AgentProfile, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        await self.node.bus.ack(profile.name, [envelope.id])  # the task's own state is durable from here
+        if envelope.kind is not Kind.TASK_DELEGATE:
+            logger.info(
+                "agent %s: set aside a %s message from %s", profile.name, envelope.kind, envelope.sender
+            )
+            return
+        task_id = str(envelope.payload.get("task_id", ""))
+        record = await self.node.store.task(task_id)
+        if record is None or record.status != TaskStatus.DELEGATED:
+            return  # a redelivery of a task already taken, or one that was never recorded
+        needs = [str(n) for n in envelope.payload.get("needs") or []]
+        if not profile.can(needs):
+            missing = sorted(set(needs) - set(profile.capabilities))
+            await self.delegation.reject(task_id, profile.name, f"{profile.name} lacks {', '.join(missing)}")
+            return
+        await self.delegation.accept(task_id, profile.name)
+        try:
+            result = await self.run(profile.name, record.task, session=task_id)
+        except NoosphereError as exc:
+            await self.delegation.fail(task_id, profile.name, f"{exc.code}: {exc.message}")
+            return
+        if result.status == "completed":
+            await self.delegation.complete(task_id, profile.name, result.answer)
+        else:
+            await self.delegation.fail(task_id, profile.name, f"{result.status}: {result.answer}")
+
+
+__all__ = ["Runtime"]

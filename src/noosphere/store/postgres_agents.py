@@ -1,0 +1,73 @@
+"""PostgreSQL statements for agent profiles and delegated tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from noosphere.store.contract import TaskRecord
+
+Row = dict[str, Any]
+
+_TASK_COLUMNS = "id, delegator, assignee, task, status, result, session, created_at, updated_at"
+
+
+async def put_profile(conn: AsyncConnection[Row], name: str, profile: str, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO agent_profiles (name, profile, updated_at) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET profile = EXCLUDED.profile, updated_at = EXCLUDED.updated_at",
+        (name, profile, at),
+    )
+
+
+async def profiles(conn: AsyncConnection[Row], name: str | None) -> list[str]:
+    cur = await conn.execute(
+        "SELECT profile FROM agent_profiles WHERE %s::text IS NULL OR name = %s ORDER BY name", (name, name)
+    )
+    return [r["profile"] for r in await cur.fetchall()]
+
+
+async def delete_profile(conn: AsyncConnection[Row], name: str) -> bool:
+    cur = await conn.execute("DELETE FROM agent_profiles WHERE name = %s", (name,))
+    return cur.rowcount == 1
+
+
+async def put_task(conn: AsyncConnection[Row], t: TaskRecord) -> None:
+    await conn.execute(
+        f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (t.id, t.delegator, t.assignee, t.task, t.status, t.result, t.session, t.created_at, t.updated_at),
+    )
+
+
+async def get_task(conn: AsyncConnection[Row], task_id: str) -> TaskRecord | None:
+    cur = await conn.execute(f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE id = %s", (task_id,))
+    row = await cur.fetchone()
+    return TaskRecord(**row) if row else None
+
+
+async def tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> list[TaskRecord]:
+    cur = await conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE %s::text IS NULL OR delegator = %s OR assignee = %s "
+        "ORDER BY created_at DESC, id LIMIT %s",
+        (agent, agent, agent, limit),
+    )
+    return [TaskRecord(**r) for r in await cur.fetchall()]
+
+
+async def move_task(
+    conn: AsyncConnection[Row],
+    task_id: str,
+    before: Sequence[str],
+    status: str,
+    result: str | None,
+    at: datetime,
+) -> bool:
+    cur = await conn.execute(
+        "UPDATE agent_tasks SET status = %s, result = COALESCE(%s, result), updated_at = %s "
+        "WHERE id = %s AND status = ANY(%s)",
+        (status, result, at, task_id, list(before)),
+    )
+    return cur.rowcount == 1

@@ -1,0 +1,57 @@
+"""Agent profiles and delegated tasks, on every store backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from noosphere.store.contract import MemoryStore, TaskRecord
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def delegated(
+    task_id: str, delegator: str = "planner", assignee: str = "coder", at: datetime = NOW
+) -> TaskRecord:
+    return TaskRecord(
+        id=task_id,
+        delegator=delegator,
+        assignee=assignee,
+        task="fix the flaky test",
+        status="delegated",
+        created_at=at,
+        updated_at=at,
+        session="s1",
+    )
+
+
+async def test_profiles_are_replaced_listed_by_name_and_deleted(store: MemoryStore) -> None:
+    await store.put_agent_profile("zed", '{"name": "zed"}', NOW)
+    await store.put_agent_profile("amy", '{"name": "amy", "v": 1}', NOW)
+    await store.put_agent_profile("amy", '{"name": "amy", "v": 2}', NOW + timedelta(seconds=1))
+    assert await store.agent_profiles() == ['{"name": "amy", "v": 2}', '{"name": "zed"}']
+    assert await store.agent_profiles("zed") == ['{"name": "zed"}']
+    assert await store.delete_agent_profile("zed") is True
+    assert await store.delete_agent_profile("zed") is False
+    assert await store.agent_profiles("zed") == []
+
+
+async def test_a_task_moves_only_from_the_states_named(store: MemoryStore) -> None:
+    await store.put_task(delegated("t1"))
+    assert await store.task("t1") == delegated("t1")
+    later = NOW + timedelta(minutes=1)
+    assert await store.move_task("t1", ["delegated"], "accepted", None, later) is True
+    assert await store.move_task("t1", ["delegated"], "rejected", "busy", later) is False
+    assert await store.move_task("t1", ["accepted"], "completed", "done: 3 files", later) is True
+    got = await store.task("t1")
+    assert got is not None
+    assert (got.status, got.result, got.updated_at) == ("completed", "done: 3 files", later)
+    assert await store.task("nope") is None
+
+
+async def test_tasks_are_listed_newest_first_for_either_side(store: MemoryStore) -> None:
+    await store.put_task(delegated("t1", "planner", "coder", NOW))
+    await store.put_task(delegated("t2", "coder", "tester", NOW + timedelta(seconds=1)))
+    await store.put_task(delegated("t3", "planner", "writer", NOW + timedelta(seconds=2)))
+    assert [t.id for t in await store.tasks(None, 10)] == ["t3", "t2", "t1"]
+    assert [t.id for t in await store.tasks("coder", 10)] == ["t2", "t1"]
+    assert [t.id for t in await store.tasks("planner", 1)] == ["t3"]
