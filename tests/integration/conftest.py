@@ -6,7 +6,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from noosphere.config import Settings, load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.pool.backends.base import Backend
 from noosphere.server.app import create_app
 
 
@@ -49,11 +51,21 @@ def client(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[TestClient]:
 @pytest.fixture
 def live(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Live]:
     """The node served by uvicorn on a real loopback socket, in a thread; stopped afterwards."""
+    with serve_live(tmp_path / "live", minilm) as served:
+        yield served
+
+
+@contextmanager
+def serve_live(
+    data: Path, minilm: MiniLMEmbedder, backends: Sequence[tuple[str, Backend]] = ()
+) -> Iterator[Live]:
+    """A node on ``data`` served by uvicorn on a loopback port, in a thread, with in-process
+    ``backends`` as its pool workers; stopped on exit."""
     port = free_port()
-    settings = load_settings(None, data_dir=tmp_path / "live", server={"port": port})
+    settings = load_settings(None, data_dir=data, server={"port": port}, pool={"checker": False})
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, embedder=minilm),
+            create_app(settings, embedder=minilm, backends=backends),
             host="127.0.0.1",
             port=port,
             log_level="warning",

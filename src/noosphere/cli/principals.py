@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from noosphere.agents.profile import AgentProfile
 from noosphere.auth.principal import Level, PrincipalKind
 from noosphere.cli.common import (
     ConfigOpt,
@@ -18,6 +21,8 @@ from noosphere.cli.common import (
     emit_json,
     run,
 )
+from noosphere.errors import InvalidRequest
+from noosphere.memory.model import Zone
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -95,13 +100,68 @@ def agent_create(
         Level,
         typer.Option("--level", help="L0 system, L1 orchestrator, L2 specialist, L3 assistant."),
     ] = Level.L2,
+    capability: Annotated[list[str] | None, typer.Option("--capability", help="Repeat for several.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model it thinks with.")] = None,
+    soul: Annotated[str | None, typer.Option("--soul", help="System prompt.")] = None,
+    soul_file: Annotated[Path | None, typer.Option("--soul-file", help="System prompt from a file.")] = None,
+    tool: Annotated[list[str] | None, typer.Option("--tool", help="Allowed tool (glob); repeat.")] = None,
+    zone: Annotated[list[Zone] | None, typer.Option("--zone", help="Memory zone; repeat.")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="The node runs it (takes delegated tasks).")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1)] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=64)] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an agent and print its token (once)."""
-    _create(PrincipalKind.AGENT, name, level, config, data_dir, token, as_json)
+    """Create an agent with its profile and print its token (once)."""
+
+    async def go() -> None:
+        fields: dict[str, Any] = {"name": name, "level": level, "serve": serve, "model": model}
+        if soul_file is not None:
+            try:
+                fields["soul"] = soul_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise InvalidRequest(f"cannot read {soul_file}: {exc.strerror}") from None
+        elif soul is not None:
+            fields["soul"] = soul
+        optional = {"capabilities": capability, "tools": tool, "zones": zone, "max_steps": max_steps}
+        fields.update({k: v for k, v in {**optional, "max_tokens": max_tokens}.items() if v})
+        try:
+            profile = AgentProfile.model_validate(fields)
+        except ValidationError as exc:
+            raise InvalidRequest(str(exc.errors()[0]["msg"])) from None
+        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+            _, secret = await node.agents.create(profile)
+        if as_json:
+            emit_json({"id": f"agent:{name}", **profile.model_dump(mode="json"), "token": secret})
+        else:
+            console.print(f"created agent:{name} ({level}); its token (shown once):")
+            print(secret)
+
+    run(go)
+
+
+@agent_app.command("show")
+def agent_show(
+    name: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show an agent's profile."""
+
+    async def go() -> AgentProfile:
+        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+            return await node.agents.get(name)
+
+    profile = run(go)
+    if as_json:
+        emit_json(profile.model_dump(mode="json"))
+        return
+    for key, value in profile.model_dump(mode="json").items():
+        console.print(f"{key:13} {value}")
 
 
 @agent_app.command("list")
@@ -111,16 +171,40 @@ def agent_list(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List agents."""
-    _list(PrincipalKind.AGENT, config, data_dir, token, as_json)
+    """List agents with their level, capabilities and model."""
+
+    async def go() -> list[AgentProfile]:
+        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+            return await node.agents.every()
+
+    profiles = run(go)
+    if as_json:
+        emit_json([p.model_dump(mode="json") for p in profiles])
+        return
+    table = Table("name", "level", "capabilities", "model", "serve")
+    for p in profiles:
+        table.add_row(
+            p.name,
+            p.level,
+            ", ".join(p.capabilities) or "-",
+            p.model or "(default)",
+            "yes" if p.serve else "",
+        )
+    console.print(table)
 
 
 @agent_app.command("delete")
 def agent_delete(
     name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
 ) -> None:
-    """Delete an agent (its token stops working; its memories stay until forgotten)."""
-    _delete(PrincipalKind.AGENT, name, config, data_dir, token)
+    """Delete an agent and its profile (its token stops working; its memories stay until forgotten)."""
+
+    async def go() -> None:
+        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+            await node.agents.delete(name)
+        console.print(f"deleted agent {name}")
+
+    run(go)
 
 
 @user_app.command("create")

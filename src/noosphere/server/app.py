@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere import __version__
+from noosphere.agents.model import PoolModel
+from noosphere.agents.runtime import Runtime
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.governance.checkpoints import SWEEP_SECONDS
@@ -26,6 +29,7 @@ from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
 from noosphere.server import (
+    agents_api,
     approvals_api,
     bus_api,
     health,
@@ -98,16 +102,21 @@ def create_app(
     """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
     where to find it); ``backends`` are (name, backend) pairs served in-process as pool workers
     (the local model ``noosphere up`` attaches)."""
-    holder: dict[str, Node] = {}
+    holder: dict[str, Any] = {}
 
     def current_node() -> Node:
-        return holder["node"]
+        node: Node = holder["node"]
+        return node
 
-    mcp_server = build_mcp(current_node, principal_from_http)
+    def current_runtime() -> Runtime:
+        runtime: Runtime = holder["runtime"]
+        return runtime
+
+    mcp_server = build_mcp(current_node, principal_from_http, current_runtime)
     mcp_app = mcp_server.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=True,
-        json_response=True,
+        json_response=False,  # SSE, so long tools (run_agent) can stream progress notifications
         host=settings.server.host,
     )
 
@@ -119,6 +128,9 @@ def create_app(
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
+            runtime = Runtime(node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime)
+            app.state.runtime = holder["runtime"] = runtime
+            tasks.start_soon(runtime.serve)
             tasks.start_soon(
                 _every, settings.memory.gc_interval_seconds, node.memory.collect_garbage, "memory gc"
             )
@@ -155,6 +167,7 @@ def create_app(
             await node.audit.sign_head()
             app.state.node = None
             app.state.gateway = None
+            app.state.runtime = None
             tasks.cancel_scope.cancel()
 
     app = FastAPI(
@@ -171,6 +184,7 @@ def create_app(
     app.include_router(principals.router)
     app.include_router(bus_api.router)
     app.include_router(approvals_api.router)
+    app.include_router(agents_api.router)
     app.include_router(openai_api.router)
     app.include_router(worker_ws.router)
     app.include_router(pool_api.router)

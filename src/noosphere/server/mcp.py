@@ -17,12 +17,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import Principal
 from noosphere.errors import NoosphereError
 from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, SearchQuery
 from noosphere.node import Node
 from noosphere.server.deps import bearer_token
 from noosphere.server.errors import error_body
+from noosphere.server.mcp_agents import register_agent_tools
 from noosphere.server.mcp_approvals import register_approval_tools
 from noosphere.server.mcp_bus import register_bus_tools
 
@@ -41,7 +43,11 @@ def _tool_error(exc: Exception) -> ToolError:
     raise exc
 
 
-def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPServer:
+def build_mcp(
+    node: Callable[[], Node], principal_of: PrincipalResolver, runtime: Callable[[], Runtime] | None = None
+) -> MCPServer:
+    """The MCP server; ``run_agent`` is offered where an agent runtime runs (the HTTP node, not
+    the stdio server, which has no model pool)."""
     server: MCPServer = MCPServer(
         name="noosphere",
         instructions="Long-term memory shared between agents. Store facts, decisions and "
@@ -202,6 +208,8 @@ def build_mcp(node: Callable[[], Node], principal_of: PrincipalResolver) -> MCPS
 
     register_bus_tools(server, node, call)
     register_approval_tools(server, node, call)
+    if runtime is not None:
+        register_agent_tools(server, runtime, call)
     return server
 
 

@@ -1,4 +1,4 @@
-"""REST: agents and users (admin only). Tokens are shown once, at creation."""
+"""REST: users (admin only). Tokens are shown once, at creation. Agents: ``agents_api``."""
 
 from __future__ import annotations
 
@@ -45,11 +45,6 @@ async def _create(node: NodeDep, kind: PrincipalKind, body: CreatePrincipal) -> 
     )
 
 
-@router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
-async def create_agent(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Created:
-    return await _create(node, PrincipalKind.AGENT, body.model_copy(update={"level": body.level or Level.L2}))
-
-
 @router.post("/users", status_code=201, summary="Create a user; returns its token once")
 async def create_user(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Created:
     return await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
@@ -62,19 +57,9 @@ def _out(records: list[PrincipalRecord]) -> list[PrincipalOut]:
     ]
 
 
-@router.get("/agents", summary="List agents")
-async def list_agents(node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
-    return _out(await node.auth.list_principals(PrincipalKind.AGENT))
-
-
 @router.get("/users", summary="List users")
 async def list_users(node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
     return _out(await node.auth.list_principals(PrincipalKind.USER))
-
-
-@router.delete("/agents/{name}", status_code=204, summary="Delete an agent (revokes its token)")
-async def delete_agent(name: str, node: NodeDep, _: AdminDep) -> None:
-    await node.auth.delete(PrincipalKind.AGENT, name)
 
 
 @router.delete("/users/{name}", status_code=204, summary="Delete a user (revokes its token)")

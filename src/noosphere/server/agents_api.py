@@ -1,0 +1,124 @@
+"""REST: agents (profiles, admin only), running an agent on a task (people; streamed as
+server-sent events or answered whole), and delegated tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from noosphere.agents.loop import Event, RunResult
+from noosphere.agents.profile import AgentProfile
+from noosphere.agents.runtime import Runtime
+from noosphere.errors import NoosphereError, PermissionDenied, Unavailable
+from noosphere.server.deps import AdminDep, NodeDep, PrincipalDep
+from noosphere.server.errors import error_body
+from noosphere.server.openai_wire import sse
+from noosphere.store.contract import TaskRecord
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise Unavailable("the agent runtime is starting or stopping")
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class AgentOut(AgentProfile):
+    id: str
+
+
+class CreatedAgent(AgentOut):
+    token: str = Field(description="Shown once.")
+
+
+class RunIn(BaseModel):
+    task: str = Field(min_length=1, max_length=20_000)
+    session: str | None = Field(None, max_length=128, description="Default: a new session per run.")
+    stream: bool = Field(True, description="Stream progress as server-sent events.")
+
+
+def _out(profile: AgentProfile) -> AgentOut:
+    return AgentOut(id=f"agent:{profile.name}", **profile.model_dump())
+
+
+@router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
+async def create_agent(body: AgentProfile, node: NodeDep, _: AdminDep) -> CreatedAgent:
+    profile, token = await node.agents.create(body)
+    return CreatedAgent(token=token, **_out(profile).model_dump())
+
+
+@router.get("/agents", summary="List agents with their profiles")
+async def list_agents(node: NodeDep, _: AdminDep) -> list[AgentOut]:
+    return [_out(p) for p in await node.agents.every()]
+
+
+@router.get("/agents/{name}", summary="One agent's profile")
+async def get_agent(name: str, node: NodeDep, _: AdminDep) -> AgentOut:
+    return _out(await node.agents.get(name))
+
+
+@router.delete("/agents/{name}", status_code=204, summary="Delete an agent (revokes its token)")
+async def delete_agent(name: str, node: NodeDep, _: AdminDep) -> None:
+    await node.agents.delete(name)
+
+
+@router.post("/agents/{name}/run", summary="Run an agent on a task (people only)", response_model=None)
+async def run_agent(
+    name: str, body: RunIn, runtime: RuntimeDep, caller: PrincipalDep
+) -> StreamingResponse | RunResult:
+    if not caller.is_person:
+        raise PermissionDenied("people run agents; an agent delegates instead")
+    if not body.stream:
+        return await runtime.run(name, body.task, body.session)
+    await runtime.node.agents.get(name)  # a missing agent is a 404, not a stream with an error
+    return StreamingResponse(
+        _events(runtime, name, body), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    )
+
+
+async def _events(runtime: Runtime, name: str, body: RunIn) -> AsyncIterator[bytes]:
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
+
+    async def emit(event: Event) -> None:
+        await send.send(event.as_dict())
+
+    async def work() -> None:
+        async with send:
+            try:
+                await runtime.run(name, body.task, body.session, emit)
+            except NoosphereError as exc:
+                await send.send(error_body(exc.code, exc.message))
+
+    async with anyio.create_task_group() as group, receive:
+        group.start_soon(work)
+        async for item in receive:
+            yield sse(item)
+        yield sse("[DONE]")
+
+
+@router.get("/tasks", summary="Delegated tasks, newest first")
+async def list_tasks(
+    node: NodeDep,
+    _: AdminDep,
+    agent: str | None = Query(None, description="Tasks this agent delegated or was given."),
+    limit: int = Query(50, ge=1, le=1000),
+) -> list[TaskRecord]:
+    return await node.store.tasks(agent, limit)
+
+
+@router.get("/tasks/{task_id}", summary="One delegated task and its state")
+async def get_task(task_id: str, runtime: RuntimeDep, caller: PrincipalDep) -> TaskRecord:
+    record = await runtime.delegation.get(task_id)
+    if not caller.is_person and caller.name not in (record.delegator, record.assignee):
+        raise PermissionDenied("an agent reads only its own tasks")
+    return record
