@@ -309,3 +309,11 @@ async def test_escalation_goes_to_the_level_above_and_from_l1_to_people(node: No
     )
     (human,) = await node.bus.receive("admin", 10)
     assert (human.envelope.sender, human.envelope.payload["reason"]) == ("lead", "budget decision")
+
+
+async def test_a_declared_profile_replaces_the_stored_one_and_moves_the_level(node: Node) -> None:
+    _, token = await node.agents.create(AgentProfile(name="coder", level=Level.L2))
+    await node.agents.declare(AgentProfile(name="coder", level=Level.L1, capabilities=["go"]))
+    assert (await node.agents.get("coder")).capabilities == ["go"]
+    principal = await node.authenticate(token)  # the token still works, at the new level
+    assert principal.level is Level.L1

@@ -24,8 +24,11 @@ class AgentRegistry:
 
     async def declare(self, profile: AgentProfile) -> None:
         """Make the agent exist with this profile (config-declared agents, on every start)."""
-        if await self.store.principal(principal_id(PrincipalKind.AGENT, profile.name)) is None:
+        record = await self.store.principal(principal_id(PrincipalKind.AGENT, profile.name))
+        if record is None:
             await self.auth.create(PrincipalKind.AGENT, profile.name, profile.level)
+        elif record.level != profile.level.value:
+            await self.auth.set_level(profile.name, profile.level)
         await self._put(profile)
 
     async def get(self, name: str) -> AgentProfile:

@@ -90,6 +90,14 @@ class TokenAuthority:
         record = await self._put(kind, name, level, token)
         return self._principal(record, token), token
 
+    async def set_level(self, name: str, level: Level) -> None:
+        """Move an existing agent to another level; its token stays valid."""
+        record = await self._store.principal(principal_id(PrincipalKind.AGENT, name))
+        if record is None:
+            raise NotFound(f"no agent named {name!r}")
+        await self._store.put_principal(replace(record, level=level.value))
+        self._cache.clear()
+
     async def rotate(self, kind: PrincipalKind, name: str) -> str:
         """Issue a new token for an existing agent or user; the old one stops working.
 
