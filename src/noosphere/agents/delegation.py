@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -15,7 +16,7 @@ import anyio
 
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.registry import AgentRegistry
-from noosphere.auth.principal import Level
+from noosphere.auth.principal import Level, Principal
 from noosphere.bus import Bus, Envelope, Kind
 from noosphere.errors import Conflict, NotFound, PermissionDenied, TimedOut
 from noosphere.store.contract import MemoryStore, TaskRecord
@@ -115,6 +116,13 @@ class Delegation:
             raise NotFound(f"no task {task_id!r}")
         return record
 
+    async def get_for(self, caller: Principal, task_id: str) -> TaskRecord:
+        """A task as ``caller`` may see it: people see all, an agent the tasks it is party to."""
+        record = await self.get(task_id)
+        if not caller.is_person and caller.name not in (record.delegator, record.assignee):
+            raise PermissionDenied("an agent reads only its own tasks")
+        return record
+
     async def recent(self, agent: str | None = None, limit: int = 50) -> list[TaskRecord]:
         return await self.store.tasks(agent, limit)
 
@@ -140,13 +148,12 @@ class Delegation:
         record = await self.get(task_id)
         if by != record.assignee:
             raise PermissionDenied(f"task {task_id} is {record.assignee}'s, not {by}'s")
-        if not await self.store.move_task(
-            task_id, [str(s) for s in before], status, result, datetime.now(UTC)
-        ):
+        at = datetime.now(UTC)
+        if not await self.store.move_task(task_id, [str(s) for s in before], status, result, at):
             raise Conflict(f"task {task_id} is {(await self.get(task_id)).status}; it cannot become {status}")
         payload = {"task_id": task_id, "status": str(status), "result": result}
         await self.bus.send(Envelope(kind, by, payload, recipient=record.delegator, correlation_id=task_id))
-        return await self.get(task_id)
+        return replace(record, status=status, result=result or record.result, updated_at=at)
 
 
 __all__ = ["HUMANS", "SETTLED", "Delegation", "TaskStatus", "level_above", "outranks"]

@@ -9,7 +9,6 @@ audited; a refused or failed call goes back to the model as an error it can act 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -20,6 +19,7 @@ import anyio
 
 from noosphere.agents.model import ChatModel, RequestedCall
 from noosphere.agents.tools import Tool, ToolContext
+from noosphere.digest import sha256_json
 from noosphere.errors import NoosphereError
 from noosphere.governance.gate import Clearance, Gate
 from noosphere.governance.policy import Caller, Policy
@@ -48,8 +48,8 @@ class Event:
 Emit = Callable[[Event], Awaitable[None]]
 
 
-async def _ignore(_: Event) -> None:
-    return None
+async def no_progress(_: Event) -> None:
+    """An ``Emit`` for runs nobody follows."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,6 @@ class Limits:
     max_parallel_tools: int = 10
     memories_in_prompt: int = 5
     reply_tokens: int = 512
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def batches(tools: Sequence[Tool | None]) -> list[list[int]]:
@@ -112,7 +107,7 @@ class AgentLoop:
         self.caller = Caller(ctx.agent.name, ctx.agent.level)
         self.calls: list[dict[str, Any]] = []
 
-    async def run(self, task: str, emit: Emit = _ignore) -> RunResult:
+    async def run(self, task: str, emit: Emit = no_progress) -> RunResult:
         agent = self.ctx.agent
         run_id = self.ctx.run_id
         await emit(Event("started", run_id, {"agent": agent.name, "task": task, "session": self.ctx.session}))
@@ -223,27 +218,27 @@ class AgentLoop:
             await emit(Event("approval_waiting", run_id, {"tool": tool.name, "approval_id": approval.id}))
 
         clearance: Clearance | None = None
+        error: tuple[str, str] | None = None  # (code, message) when the call did not succeed
         try:
             clearance = await self.gate.clear(self.policy, self.caller, call, args, self.ctx.session, waiting)
             clearance.check(args)
             result = await tool.run(self.ctx, args)
         except NoosphereError as exc:
-            if clearance is not None:
-                await self.gate.record(self.caller, call, clearance, exc.code, None)
-            await emit(
-                Event("tool_finished", run_id, {"tool": tool.name, "outcome": exc.code, "error": exc.message})
-            )
-            return self._error(tool.name, exc.code, exc.message)
+            error = (exc.code, exc.message)
         except (KeyError, TypeError, ValueError) as exc:  # arguments the tool could not use
-            if clearance is not None:
-                await self.gate.record(self.caller, call, clearance, "invalid_arguments", None)
-            return self._error(tool.name, "invalid_arguments", f"{type(exc).__name__}: {exc}")
+            error = ("invalid_arguments", f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a tool's own failure (an MCP server's, say) goes back to the model
             logger.exception("tool %s failed", tool.name)
-            if clearance is not None:
-                await self.gate.record(self.caller, call, clearance, "tool_failed", None)
-            return self._error(tool.name, "tool_failed", str(exc) or type(exc).__name__)
-        await self.gate.record(self.caller, call, clearance, "ok", _digest(result))
+            error = ("tool_failed", str(exc) or type(exc).__name__)
+        if clearance is not None:  # cleared calls are audited however they ended
+            outcome = "ok" if error is None else error[0]
+            await self.gate.record(
+                self.caller, call, clearance, outcome, None if error else sha256_json(result)
+            )
+        if error is not None:
+            finished = {"tool": tool.name, "outcome": error[0], "error": error[1]}
+            await emit(Event("tool_finished", run_id, finished))
+            return self._error(tool.name, *error)
         self.calls.append({"tool": tool.name, "outcome": "ok"})
         await emit(Event("tool_finished", run_id, {"tool": tool.name, "outcome": "ok", "result": result}))
         return result
@@ -253,4 +248,4 @@ class AgentLoop:
         return {"error": {"code": code, "message": message}}
 
 
-__all__ = ["AgentLoop", "Emit", "Event", "Limits", "RunResult", "batches"]
+__all__ = ["AgentLoop", "Emit", "Event", "Limits", "RunResult", "batches", "no_progress"]

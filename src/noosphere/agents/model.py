@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from noosphere.auth.principal import Principal
 from noosphere.errors import WorkerFailed
+from noosphere.pool.answer import Answer
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.protocol import Chunk, Failed, JobRequest
 
@@ -41,28 +41,17 @@ class PoolModel:
         self.gateway = gateway
 
     async def chat(self, principal: Principal, request: JobRequest) -> Reply:
-        text: list[str] = []
-        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
+        answer = Answer()
         async with self.gateway.run(principal, request) as job:
             event = await self.gateway.first_event(job)
             while isinstance(event, Chunk):
-                if event.content:
-                    text.append(event.content)
-                delta = event.tool_call
-                if delta is not None:
-                    parts = calls.setdefault(delta.index, [delta.id or "", delta.name or ""])
-                    parts[0] = parts[0] or delta.id or ""
-                    parts[1] = parts[1] or delta.name or ""
-                    parts.append(delta.arguments)
+                answer.add(event)
                 event = await job.events.get()
             if isinstance(event, Failed):
                 raise WorkerFailed(f"the model failed: {event.code}: {event.message or ''}".rstrip(": "))
             prompt, completion = self.gateway.usage(job)
-        requested = [
-            RequestedCall(parts[0] or f"call_{uuid.uuid4().hex[:12]}", parts[1], "".join(parts[2:]) or "{}")
-            for _, parts in sorted(calls.items())
-        ]
-        return Reply("".join(text), requested, prompt, completion)
+        calls = [RequestedCall(c.id, c.name, c.arguments or "{}") for c in answer.tool_calls()]
+        return Reply(answer.text, calls, prompt, completion)
 
 
 __all__ = ["ChatModel", "PoolModel", "Reply", "RequestedCall"]

@@ -12,22 +12,18 @@ import anyio
 
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
 from noosphere.agents.delegation import Delegation, TaskStatus, outranks
-from noosphere.agents.loop import AgentLoop, Emit, Event, Limits, RunResult
+from noosphere.agents.loop import AgentLoop, Emit, Limits, RunResult, no_progress
 from noosphere.agents.model import ChatModel
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.tools import Tool, ToolContext
 from noosphere.auth.principal import Principal, PrincipalKind, principal_id
 from noosphere.bus import Delivery, Kind
 from noosphere.config import RuntimeSettings
-from noosphere.errors import InvalidRequest, NoosphereError
+from noosphere.errors import InvalidRequest, NoosphereError, NotFound, PermissionDenied
 from noosphere.governance.gate import Gate
 from noosphere.node import Node
 
 logger = logging.getLogger(__name__)
-
-
-async def _ignore(_: Event) -> None:
-    return None
 
 
 class Runtime:
@@ -55,19 +51,28 @@ class Runtime:
         self.tools = {tool.name: tool for tool in tools}
         self.limits = Limits(settings.max_parallel_tools, settings.memories_in_prompt, settings.reply_tokens)
 
+    async def admit(self, caller: Principal, name: str) -> None:
+        """Refuse a run ``caller`` may not start: people run agents (an agent delegates), and the
+        agent must exist. Checked before a stream starts, so a refusal is a plain HTTP error."""
+        if not caller.is_person:
+            raise PermissionDenied("people run agents; an agent delegates instead")
+        await self.node.agents.get(name)
+
     async def run(
         self,
         name: str,
         task: str,
         session: str | None = None,
-        emit: Emit = _ignore,
+        emit: Emit = no_progress,
         run_id: str | None = None,
     ) -> RunResult:
         """Run agent ``name`` on ``task`` until it answers or a budget runs out."""
         if not task.strip():
             raise InvalidRequest("the task is empty")
-        profile = await self.node.agents.get(name)
         everyone = await self.node.agents.every()
+        profile = next((a for a in everyone if a.name == name), None)
+        if profile is None:
+            raise NotFound(f"no agent named {name!r}")
         run_id = run_id or "run_" + uuid.uuid4().hex[:16]
         ctx = ToolContext(
             agent=profile,

@@ -7,13 +7,10 @@ the answer; the request expires when the caller stops waiting, so a late consume
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import orjson
 
 from noosphere.bus.durable import StoreTransport
 from noosphere.bus.envelope import Delivery, Envelope, Kind, inbox_for
@@ -21,13 +18,10 @@ from noosphere.bus.memory import MemoryTransport
 from noosphere.bus.topics import check_pattern
 from noosphere.bus.transport import MailboxStats, Transport
 from noosphere.config import BusSettings
+from noosphere.digest import sha256_json
 from noosphere.errors import InvalidRequest, TimedOut
 from noosphere.governance.audit import AuditLog
 from noosphere.store.contract import MemoryStore
-
-
-def payload_digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class Bus:
                 "to": envelope.recipient or f"topic:{envelope.topic}",
                 "correlation_id": envelope.correlation_id,
                 "priority": envelope.priority,
-                "payload_sha256": payload_digest(envelope.payload),
+                "payload_sha256": sha256_json(envelope.payload),
                 "delivered": reached,
             },
         )
@@ -168,4 +162,4 @@ def create_transport(settings: BusSettings, store: MemoryStore) -> Transport:
     return StoreTransport(store, settings.max_attempts, retention, settings.poll_seconds)
 
 
-__all__ = ["Bus", "Sent", "create_transport", "payload_digest"]
+__all__ = ["Bus", "Sent", "create_transport"]

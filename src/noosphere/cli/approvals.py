@@ -5,7 +5,7 @@ second and lets the waiting call go ahead (or refuses it)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
@@ -21,8 +21,8 @@ from noosphere.cli.common import (
     run,
     settings_from,
 )
-from noosphere.errors import PermissionDenied
 from noosphere.governance.checkpoints import Scope, Status, Verdict
+from noosphere.server.approvals_api import ApprovalOut
 from noosphere.store.contract import ApprovalRecord
 
 approvals_app = typer.Typer(help="Human checkpoints: list and decide approvals.", no_args_is_help=True)
@@ -30,8 +30,8 @@ approvals_app = typer.Typer(help="Human checkpoints: list and decide approvals."
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Why; kept with the decision.")]
 
 
-def _as_dict(record: ApprovalRecord) -> dict[str, object]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in vars(record).items()}
+def _as_dict(record: ApprovalRecord) -> dict[str, Any]:
+    return ApprovalOut.of(record).model_dump(mode="json")
 
 
 def _show(record: ApprovalRecord) -> None:
@@ -57,9 +57,7 @@ def approvals_list(
 
     async def go() -> list[ApprovalRecord]:
         async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            if not caller.is_person:
-                raise PermissionDenied("only people list approvals")
-            return await node.checkpoints.recent(None if every else status, limit)
+            return await node.checkpoints.recent_for(caller, None if every else status, limit)
 
     records = run(go)
     if as_json:
@@ -90,8 +88,8 @@ def approvals_show(
     """Show one approval."""
 
     async def go() -> ApprovalRecord:
-        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, _):
-            return await node.checkpoints.get(approval_id)
+        async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
+            return await node.checkpoints.get_for(caller, approval_id)
 
     record = run(go)
     emit_json(_as_dict(record)) if as_json else _show(record)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -39,6 +39,27 @@ TokenOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="The node (default: from the config, http://127.0.0.1:3099).")
+]
+
+
+def remote(settings: Settings, url: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    """The base URL of the running node and the headers to call it with (for commands that need
+    the node process itself: its pool, its agent runtime)."""
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    return base, {"Authorization": f"Bearer {token or admin_token(settings)}"}
+
+
+def fail(error: dict[str, Any]) -> NoReturn:
+    """Print a node's JSON error (``{"code", "message"}``) and exit 1."""
+    console.print(f"[red]error[/red] ({error.get('code')}): {error.get('message')}")
+    raise typer.Exit(1)
+
+
+def unreachable(base: str, exc: Exception) -> NoReturn:
+    console.print(f"[red]error[/red]: no node answering at {base} ({exc})")
+    raise typer.Exit(1)
 
 
 def settings_from(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:

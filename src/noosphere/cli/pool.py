@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
-import typer
 from rich.table import Table
 
 from noosphere.cli.common import (
@@ -13,38 +10,31 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_token,
+    UrlOpt,
     console,
     emit_json,
+    fail,
+    remote,
     settings_from,
+    unreachable,
 )
 
 
 def pool(
-    url: Annotated[
-        str | None, typer.Option(help="The node (default: from the config, http://127.0.0.1:3099).")
-    ] = None,
+    url: UrlOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the pool of a running node: workers, health checks, load, queue."""
-    settings = settings_from(config, data_dir)
-    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    base, headers = remote(settings_from(config, data_dir), url, token)
     try:
-        response = httpx.get(
-            f"{base}/api/v1/pool",
-            headers={"Authorization": f"Bearer {token or admin_token(settings)}"},
-            timeout=10,
-        )
+        response = httpx.get(f"{base}/api/v1/pool", headers=headers, timeout=10)
     except httpx.HTTPError as exc:
-        console.print(f"[red]error[/red]: no node answering at {base} ({exc})")
-        raise typer.Exit(1) from None
+        unreachable(base, exc)
     if response.status_code != 200:
-        error = response.json().get("error", {})
-        console.print(f"[red]error[/red] ({error.get('code')}): {error.get('message')}")
-        raise typer.Exit(1)
+        fail(response.json().get("error", {}))
     status = response.json()
     if as_json:
         emit_json(status)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from noosphere.agents.profile import AgentProfile
-from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.auth.principal import Level, PrincipalKind, principal_id
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -26,71 +26,6 @@ from noosphere.memory.model import Zone
 
 agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-
-
-def _create(
-    kind: PrincipalKind,
-    name: str,
-    level: Level | None,
-    config: ConfigOpt,
-    data_dir: DataDirOpt,
-    token: TokenOpt,
-    as_json: bool,
-) -> None:
-    async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing agents and users") as node:
-            principal, secret = await node.auth.create(kind, name, level)
-        if as_json:
-            emit_json(
-                {
-                    "id": principal.id,
-                    "name": name,
-                    "kind": kind.value,
-                    "level": None if level is None else level.value,
-                    "token": secret,
-                }
-            )
-        else:
-            console.print(f"created {principal.id}; its token (shown once):")
-            print(secret)
-
-    run(go)
-
-
-def _list(
-    kind: PrincipalKind, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
-) -> None:
-    async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing agents and users") as node:
-            records = await node.auth.list_principals(kind)
-        if as_json:
-            emit_json(
-                [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "level": r.level,
-                        "created_at": r.created_at.isoformat(),
-                    }
-                    for r in records
-                ]
-            )
-            return
-        table = Table("name", "level", "created")
-        for r in records:
-            table.add_row(r.name, r.level or "-", r.created_at.strftime("%Y-%m-%d %H:%M"))
-        console.print(table)
-
-    run(go)
-
-
-def _delete(kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt) -> None:
-    async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing agents and users") as node:
-            await node.auth.delete(kind, name)
-        console.print(f"deleted {kind.value} {name}")
-
-    run(go)
 
 
 @agent_app.command("create")
@@ -134,9 +69,17 @@ def agent_create(
         async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
             _, secret = await node.agents.create(profile)
         if as_json:
-            emit_json({"id": f"agent:{name}", **profile.model_dump(mode="json"), "token": secret})
+            emit_json(
+                {
+                    "id": principal_id(PrincipalKind.AGENT, name),
+                    **profile.model_dump(mode="json"),
+                    "token": secret,
+                }
+            )
         else:
-            console.print(f"created agent:{name} ({level}); its token (shown once):")
+            console.print(
+                f"created {principal_id(PrincipalKind.AGENT, name)} ({level}); its token (shown once):"
+            )
             print(secret)
 
     run(go)
@@ -216,7 +159,17 @@ def user_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user and print their token (once)."""
-    _create(PrincipalKind.USER, name, None, config, data_dir, token, as_json)
+
+    async def go() -> None:
+        async with admin_node(config, data_dir, token, "managing users") as node:
+            principal, secret = await node.auth.create(PrincipalKind.USER, name)
+        if as_json:
+            emit_json({"id": principal.id, "name": name, "kind": "user", "level": None, "token": secret})
+        else:
+            console.print(f"created {principal.id}; its token (shown once):")
+            print(secret)
+
+    run(go)
 
 
 @user_app.command("list")
@@ -227,7 +180,24 @@ def user_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List users."""
-    _list(PrincipalKind.USER, config, data_dir, token, as_json)
+
+    async def go() -> None:
+        async with admin_node(config, data_dir, token, "managing users") as node:
+            records = await node.auth.list_principals(PrincipalKind.USER)
+        if as_json:
+            emit_json(
+                [
+                    {"id": r.id, "name": r.name, "level": r.level, "created_at": r.created_at.isoformat()}
+                    for r in records
+                ]
+            )
+            return
+        table = Table("name", "level", "created")
+        for r in records:
+            table.add_row(r.name, r.level or "-", r.created_at.strftime("%Y-%m-%d %H:%M"))
+        console.print(table)
+
+    run(go)
 
 
 @user_app.command("delete")
@@ -235,7 +205,13 @@ def user_delete(
     name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
 ) -> None:
     """Delete a user (their token stops working)."""
-    _delete(PrincipalKind.USER, name, config, data_dir, token)
+
+    async def go() -> None:
+        async with admin_node(config, data_dir, token, "managing users") as node:
+            await node.auth.delete(PrincipalKind.USER, name)
+        console.print(f"deleted user {name}")
+
+    run(go)
 
 
 def _rotate(

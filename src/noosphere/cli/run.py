@@ -16,10 +16,13 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_token,
+    UrlOpt,
     console,
     emit_json,
+    fail,
+    remote,
     settings_from,
+    unreachable,
 )
 
 
@@ -50,18 +53,14 @@ def run_agent(
     session: Annotated[
         str | None, typer.Option("--session", help="Continue a session (default: new).")
     ] = None,
-    url: Annotated[
-        str | None, typer.Option(help="The node (default: from the config, http://127.0.0.1:3099).")
-    ] = None,
+    url: UrlOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run AGENT on TASK on the running node, streaming its progress; prints its answer."""
-    settings = settings_from(config, data_dir)
-    base = url or f"http://{settings.server.host}:{settings.server.port}"
-    headers = {"Authorization": f"Bearer {token or admin_token(settings)}"}
+    base, headers = remote(settings_from(config, data_dir), url, token)
     body = {"task": task, "session": session, "stream": True}
     finished: dict[str, Any] | None = None
     try:
@@ -70,13 +69,13 @@ def run_agent(
         ) as response:
             if response.status_code != 200:
                 response.read()
-                _fail(response.json().get("error", {}))
+                fail(response.json().get("error", {}))
             for line in response.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 event = json.loads(line.removeprefix("data: "))
                 if "error" in event:
-                    _fail(event["error"])
+                    fail(event["error"])
                 if as_json:
                     emit_json(event)
                 else:
@@ -84,8 +83,7 @@ def run_agent(
                 if event.get("type") == "finished":
                     finished = event["data"]
     except httpx.HTTPError as exc:
-        console.print(f"[red]error[/red]: no node answering at {base} ({exc})")
-        raise typer.Exit(1) from None
+        unreachable(base, exc)
     if finished is None:
         console.print("[red]error[/red]: the run ended without a result")
         raise typer.Exit(1)
@@ -96,8 +94,3 @@ def run_agent(
         print(finished["answer"])
     if finished["status"] != "completed":
         raise typer.Exit(2)
-
-
-def _fail(error: dict[str, Any]) -> None:
-    console.print(f"[red]error[/red] ({error.get('code')}): {error.get('message')}")
-    raise typer.Exit(1)

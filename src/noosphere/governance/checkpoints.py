@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -28,6 +26,7 @@ from typing import Any
 
 from noosphere.auth.principal import Principal
 from noosphere.config import GovernanceSettings
+from noosphere.digest import sha256_json
 from noosphere.errors import ArgumentsChanged, Conflict, InvalidRequest, NotFound, PermissionDenied
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.policy import ToolCall
@@ -58,15 +57,9 @@ class Status(StrEnum):
     ESCALATED = "escalated"
 
 
-def args_digest(args: Mapping[str, Any]) -> str:
-    """SHA-256 of the arguments as canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def check_arguments(record: ApprovalRecord, args: Mapping[str, Any]) -> None:
     """Refuse to run a call whose arguments differ from the ones a human approved."""
-    if args_digest(args) != record.args_digest:
+    if sha256_json(args) != record.args_digest:
         raise ArgumentsChanged(
             f"the arguments of {record.tool} changed after approval {record.id}; the call is refused"
         )
@@ -120,7 +113,7 @@ class Checkpoints:
             level=level,
             tool=call.tool,
             subject=call.subject,
-            args_digest=args_digest(args),
+            args_digest=sha256_json(args),
             impact=call.impact,
             reason=reason,
             session=session,
@@ -137,6 +130,21 @@ class Checkpoints:
         if record is None:
             raise NotFound(f"no approval {approval_id!r}")
         return record
+
+    async def get_for(self, caller: Principal, approval_id: str) -> ApprovalRecord:
+        """An approval as ``caller`` may see it: people see all, an agent those it asked for."""
+        record = await self.get(approval_id)
+        if not caller.is_person and record.requester != caller.mailbox:
+            raise PermissionDenied("an agent reads only the approvals it asked for")
+        return record
+
+    async def recent_for(
+        self, caller: Principal, status: Status | None = None, limit: int = 50
+    ) -> list[ApprovalRecord]:
+        """``recent``, for people only."""
+        if not caller.is_person:
+            raise PermissionDenied("only people list approvals")
+        return await self.recent(status, limit)
 
     async def recent(self, status: Status | None = None, limit: int = 50) -> list[ApprovalRecord]:
         """Newest first; pending ones that ran out of time are recorded as timed out first."""
@@ -289,4 +297,4 @@ class Checkpoints:
         )
 
 
-__all__ = ["SWEEP_SECONDS", "Checkpoints", "Scope", "Status", "Verdict", "args_digest", "check_arguments"]
+__all__ = ["SWEEP_SECONDS", "Checkpoints", "Scope", "Status", "Verdict", "check_arguments"]

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from noosphere.digest import sha256_json
 from noosphere.errors import ApprovalDenied, PermissionDenied
 from noosphere.governance.audit import AuditLog
-from noosphere.governance.checkpoints import Checkpoints, Status, args_digest, check_arguments
+from noosphere.governance.checkpoints import Checkpoints, Status, check_arguments
 from noosphere.governance.policy import Caller, Decision, Effect, Policy, ToolCall, decide
 from noosphere.store.contract import ApprovalRecord
 
@@ -49,7 +50,7 @@ class Gate:
         """The policy decision for ``call`` (audited); a denial raises ``PermissionDenied``, and an
         "ask" waits for a person (``ApprovalDenied`` when rejected or timed out)."""
         decision = decide(policy, caller, call)
-        digest = args_digest(args)
+        digest = sha256_json(args)
         await self.audit.append(
             caller.name,
             "policy",

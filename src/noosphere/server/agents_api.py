@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from noosphere.agents.loop import Event, RunResult
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.runtime import Runtime
-from noosphere.errors import NoosphereError, PermissionDenied, Unavailable
+from noosphere.auth.principal import PrincipalKind, principal_id
+from noosphere.errors import NoosphereError, Unavailable
 from noosphere.server.deps import AdminDep, NodeDep, PrincipalDep
 from noosphere.server.errors import error_body
 from noosphere.server.openai_wire import sse
@@ -48,7 +49,7 @@ class RunIn(BaseModel):
 
 
 def _out(profile: AgentProfile) -> AgentOut:
-    return AgentOut(id=f"agent:{profile.name}", **profile.model_dump())
+    return AgentOut(id=principal_id(PrincipalKind.AGENT, profile.name), **profile.model_dump())
 
 
 @router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
@@ -76,11 +77,9 @@ async def delete_agent(name: str, node: NodeDep, _: AdminDep) -> None:
 async def run_agent(
     name: str, body: RunIn, runtime: RuntimeDep, caller: PrincipalDep
 ) -> StreamingResponse | RunResult:
-    if not caller.is_person:
-        raise PermissionDenied("people run agents; an agent delegates instead")
+    await runtime.admit(caller, name)
     if not body.stream:
         return await runtime.run(name, body.task, body.session)
-    await runtime.node.agents.get(name)  # a missing agent is a 404, not a stream with an error
     return StreamingResponse(
         _events(runtime, name, body), media_type="text/event-stream", headers={"cache-control": "no-cache"}
     )
@@ -108,17 +107,14 @@ async def _events(runtime: Runtime, name: str, body: RunIn) -> AsyncIterator[byt
 
 @router.get("/tasks", summary="Delegated tasks, newest first")
 async def list_tasks(
-    node: NodeDep,
+    runtime: RuntimeDep,
     _: AdminDep,
     agent: str | None = Query(None, description="Tasks this agent delegated or was given."),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[TaskRecord]:
-    return await node.store.tasks(agent, limit)
+    return await runtime.delegation.recent(agent, limit)
 
 
 @router.get("/tasks/{task_id}", summary="One delegated task and its state")
 async def get_task(task_id: str, runtime: RuntimeDep, caller: PrincipalDep) -> TaskRecord:
-    record = await runtime.delegation.get(task_id)
-    if not caller.is_person and caller.name not in (record.delegator, record.assignee):
-        raise PermissionDenied("an agent reads only its own tasks")
-    return record
+    return await runtime.delegation.get_for(caller, task_id)

@@ -8,7 +8,6 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from noosphere.errors import PermissionDenied
 from noosphere.governance.checkpoints import Scope, Status, Verdict
 from noosphere.server.deps import NodeDep, PrincipalDep
 from noosphere.store.contract import ApprovalRecord
@@ -52,17 +51,12 @@ async def list_approvals(
     status: Status | None = None,
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[ApprovalOut]:
-    if not caller.is_person:
-        raise PermissionDenied("only people list approvals")
-    return [ApprovalOut.of(r) for r in await node.checkpoints.recent(status, limit)]
+    return [ApprovalOut.of(r) for r in await node.checkpoints.recent_for(caller, status, limit)]
 
 
 @router.get("/{approval_id}", summary="One approval (people, or the agent that asked)")
 async def get_approval(approval_id: str, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
-    record = await node.checkpoints.get(approval_id)
-    if not caller.is_person and record.requester != caller.mailbox:
-        raise PermissionDenied("an agent reads only the approvals it asked for")
-    return ApprovalOut.of(record)
+    return ApprovalOut.of(await node.checkpoints.get_for(caller, approval_id))
 
 
 async def _decide(

@@ -12,7 +12,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from noosphere.agents.loop import Event
 from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import Principal
-from noosphere.errors import PermissionDenied
 from noosphere.server.mcp_bus import Call
 
 
@@ -37,8 +36,7 @@ def register_agent_tools(server: MCPServer, runtime: Callable[[], Runtime], call
         steps, tokens and calls."""
 
         async def run(p: Principal) -> dict[str, Any]:
-            if not p.is_person:
-                raise PermissionDenied("people run agents; an agent delegates instead")
+            await runtime().admit(p, agent)
             steps = 0
 
             async def emit(event: Event) -> None:

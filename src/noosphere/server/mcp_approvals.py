@@ -9,7 +9,6 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 
 from noosphere.auth.principal import Principal
-from noosphere.errors import PermissionDenied
 from noosphere.governance.checkpoints import Scope, Status, Verdict
 from noosphere.node import Node
 from noosphere.server.approvals_api import ApprovalOut
@@ -24,9 +23,7 @@ def register_approval_tools(server: MCPServer, node: Callable[[], Node], call: C
         """List human checkpoints, newest first (pending ones by default; status null for all)."""
 
         async def run(p: Principal) -> dict[str, Any]:
-            if not p.is_person:
-                raise PermissionDenied("only people list approvals")
-            records = await node().checkpoints.recent(status, limit)
+            records = await node().checkpoints.recent_for(p, status, limit)
             return {"approvals": [ApprovalOut.of(r).model_dump(mode="json") for r in records]}
 
         result: dict[str, Any] = await call(ctx, run)

@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from noosphere.errors import InvalidRequest
+from noosphere.pool.answer import Answer
 from noosphere.pool.protocol import Chunk, JobRequest
 
 
@@ -90,34 +91,22 @@ class EmbeddingRequest(BaseModel):
 
 
 @dataclass
-class _Call:
-    id: str
-    name: str
-    arguments: str = ""
-
-
-@dataclass
 class Transcript:
     """What a job produced, assembled from its chunks, and the stream's per-call bookkeeping."""
 
     model: str
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
-    content: list[str] = field(default_factory=list)
-    calls: dict[int, _Call] = field(default_factory=dict)
+    answer: Answer = field(default_factory=Answer)
 
     def delta(self, chunk: Chunk) -> dict[str, Any]:
         """Record ``chunk`` and return its OpenAI delta."""
-        if chunk.tool_call is None:
-            self.content.append(chunk.content or "")
-            return {"content": chunk.content or ""}
+        started = self.answer.add(chunk)
         part = chunk.tool_call
-        call = self.calls.get(part.index)
-        if call is None:
-            call = self.calls[part.index] = _Call(
-                id=part.id or "call_" + uuid.uuid4().hex[:24], name=part.name or ""
-            )
-            call.arguments += part.arguments
+        if part is None:
+            return {"content": chunk.content or ""}
+        if started:
+            call = self.answer.calls[part.index]
             first = {
                 "index": part.index,
                 "id": call.id,
@@ -125,12 +114,7 @@ class Transcript:
                 "function": {"name": call.name, "arguments": part.arguments},
             }
             return {"tool_calls": [first]}
-        call.arguments += part.arguments
         return {"tool_calls": [{"index": part.index, "function": {"arguments": part.arguments}}]}
-
-    @property
-    def text(self) -> str:
-        return "".join(self.content)
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -152,14 +136,12 @@ class Transcript:
         }
 
     def completion(self, finish: str, usage: dict[str, int]) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": self.text if not self.calls else (self.text or None),
-        }
-        if self.calls:
+        text, calls = self.answer.text, self.answer.tool_calls()
+        message: dict[str, Any] = {"role": "assistant", "content": text if not calls else (text or None)}
+        if calls:
             message["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for _, c in sorted(self.calls.items())
+                for c in calls
             ]
         return {
             "id": self.id,
