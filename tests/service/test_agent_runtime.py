@@ -317,3 +317,23 @@ async def test_a_declared_profile_replaces_the_stored_one_and_moves_the_level(no
     assert (await node.agents.get("coder")).capabilities == ["go"]
     principal = await node.authenticate(token)  # the token still works, at the new level
     assert principal.level is Level.L1
+
+
+async def test_an_agent_marked_serve_while_the_node_runs_starts_taking_tasks(node: Node) -> None:
+    await node.agents.create(AgentProfile(name="planner", level=Level.L1))
+    rt, _ = runtime(
+        node,
+        {
+            "planner": [Reply("", [call("delegate", {"agent": "coder", "task": "fix it"})]), Reply("done")],
+            "coder": [Reply("fixed")],
+        },
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(rt.serve, 0.02)
+        await node.agents.create(AgentProfile(name="coder", level=Level.L2, serve=True))  # after start
+        with anyio.fail_after(20):
+            result = await rt.run("planner", "get it fixed")
+        group.cancel_scope.cancel()
+    assert result.status == "completed"
+    (task,) = await rt.delegation.recent("planner")
+    assert (task.status, task.result) == ("completed", "fixed")

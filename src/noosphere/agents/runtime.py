@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 
 import anyio
+import anyio.abc
 
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
 from noosphere.agents.delegation import Delegation, TaskStatus, outranks
@@ -24,6 +25,8 @@ from noosphere.governance.gate import Gate
 from noosphere.node import Node
 
 logger = logging.getLogger(__name__)
+
+RESCAN_SECONDS = 5.0  # how soon an agent newly marked ``serve`` starts taking tasks
 
 
 class Runtime:
@@ -88,22 +91,35 @@ class Runtime:
         loop = AgentLoop(ctx, self.model, model, self.tools, self.gate, policy, self.node.memory, self.limits)
         return await loop.run(task, emit)
 
-    async def serve(self) -> None:
-        """Serve every agent marked ``serve``, forever (one task at a time per agent)."""
+    async def serve(self, rescan_seconds: float = RESCAN_SECONDS) -> None:
+        """Serve every agent marked ``serve``, forever (one task at a time per agent). Agents
+        marked, unmarked, created or deleted while the node runs (from the CLI, another process)
+        are picked up within ``rescan_seconds``."""
+        serving: dict[str, anyio.CancelScope] = {}
         async with anyio.create_task_group() as group:
-            for profile in await self.node.agents.every():
-                if profile.serve:
-                    group.start_soon(self._serve, profile)
+            while True:
+                try:
+                    wanted = {p.name for p in await self.node.agents.every() if p.serve}
+                except NoosphereError as exc:
+                    logger.warning("listing agents to serve: %s (%s); retrying", exc.message, exc.code)
+                    wanted = set(serving)
+                for name in set(serving) - wanted:
+                    serving.pop(name).cancel()
+                for name in sorted(wanted - set(serving)):
+                    serving[name] = await group.start(self._serve, name)
+                await anyio.sleep(rescan_seconds)
 
-    async def _serve(self, profile: AgentProfile) -> None:
+    async def _serve(self, name: str, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
         wait = self.node.settings.bus.max_wait_seconds
-        while True:
-            try:
-                for delivery in await self.node.bus.receive(profile.name, 1, wait):
-                    await self._handle(profile, delivery)
-            except NoosphereError as exc:
-                logger.warning("agent %s: %s (%s); retrying", profile.name, exc.message, exc.code)
-                await anyio.sleep(1)
+        with anyio.CancelScope() as scope:
+            task_status.started(scope)
+            while True:
+                try:
+                    for delivery in await self.node.bus.receive(name, 1, wait):
+                        await self._handle(await self.node.agents.get(name), delivery)
+                except NoosphereError as exc:
+                    logger.warning("agent %s: %s (%s); retrying", name, exc.message, exc.code)
+                    await anyio.sleep(1)
 
     async def _handle(self, profile: AgentProfile, delivery: Delivery) -> None:
         envelope = delivery.envelope
