@@ -230,6 +230,37 @@ class BusSettings(_Section):
     nats_stream: str = Field("NOOSPHERE", description="JetStream stream that holds the mailboxes.")
 
 
+class McpServerSettings(_Section):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="Short name; its tools reach agents as `<name>__<tool>`.",
+    )
+    command: str | None = Field(None, description="Program that serves MCP over stdio (started by the node).")
+    args: list[str] = Field(default_factory=list, description="Arguments of `command`.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for `command`.")
+    cwd: Path | None = Field(None, description="Working directory of `command`.")
+    url: str | None = Field(None, description="Streamable HTTP endpoint of a running MCP server.")
+    token: str | None = Field(None, description="Bearer token sent to `url`.")
+    impact: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Estimated impact of its tools that do not say they are read-only or destructive.",
+    )
+    tools: list[str] = Field(
+        default_factory=lambda: ["*"], description="Globs of the server's tools to offer agents."
+    )
+    timeout_seconds: float = Field(60.0, gt=0, description="Longest a connection or a tool call may take.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                f"MCP server {self.name!r} needs exactly one of `command` (stdio) or `url` (HTTP)"
+            )
+        return self
+
+
 class RuntimeSettings(_Section):
     max_parallel_tools: int = Field(
         10, ge=1, le=100, description="Read-only tool calls of one reply that run at once."
@@ -241,6 +272,16 @@ class RuntimeSettings(_Section):
     delegation_timeout_minutes: float = Field(
         90.0, gt=0, description="How long `delegate` waits for the other agent to finish the task."
     )
+    mcp_servers: list[McpServerSettings] = Field(
+        default_factory=list, description="MCP servers whose tools agents may use (see docs/agents.md)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_servers(self) -> RuntimeSettings:
+        names = [server.name for server in self.mcp_servers]
+        if len(names) != len(set(names)):
+            raise ValueError("two MCP servers share a name")
+        return self
 
 
 class Settings(_Section):

@@ -91,6 +91,13 @@ class WorkerFailed(NoosphereError):
     status = 502
 
 
+class ToolFailed(NoosphereError):
+    """A tool (an MCP server's, say) ran and reported failure."""
+
+    code = "tool_failed"
+    status = 502
+
+
 class Conflict(NoosphereError):
     code = "conflict"
     status = 409

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,12 +58,13 @@ def live(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Live]:
 
 @contextmanager
 def serve_live(
-    data: Path, minilm: MiniLMEmbedder, backends: Sequence[tuple[str, Backend]] = ()
+    data: Path, minilm: MiniLMEmbedder, backends: Sequence[tuple[str, Backend]] = (), **sections: Any
 ) -> Iterator[Live]:
     """A node on ``data`` served by uvicorn on a loopback port, in a thread, with in-process
-    ``backends`` as its pool workers; stopped on exit."""
+    ``backends`` as its pool workers and settings ``sections`` (e.g. ``runtime={...}``); stopped
+    on exit."""
     port = free_port()
-    settings = load_settings(None, data_dir=data, server={"port": port}, pool={"checker": False})
+    settings = load_settings(None, data_dir=data, server={"port": port}, pool={"checker": False}, **sections)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, embedder=minilm, backends=backends),

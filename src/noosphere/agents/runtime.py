@@ -14,6 +14,7 @@ import anyio.abc
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
 from noosphere.agents.delegation import Delegation, TaskStatus, outranks
 from noosphere.agents.loop import AgentLoop, Emit, Limits, RunResult, no_progress
+from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import ChatModel
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.tools import Tool, ToolContext
@@ -37,6 +38,7 @@ class Runtime:
         default_model: str,
         settings: RuntimeSettings,
         extra_tools: Sequence[Tool] = (),
+        toolbox: McpToolbox | None = None,
     ) -> None:
         self.node = node
         self.model = model
@@ -51,8 +53,15 @@ class Runtime:
             *delegation_tools(self.delegation, node.agents, node.bus, within),
             *extra_tools,
         ]
-        self.tools = {tool.name: tool for tool in tools}
+        self.builtin = {tool.name: tool for tool in tools}
+        self.toolbox = toolbox
         self.limits = Limits(settings.max_parallel_tools, settings.memories_in_prompt, settings.reply_tokens)
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        """Every tool agents may be offered now: built-in, given, and those of the MCP servers
+        connected at the moment."""
+        return {**(self.toolbox.tools if self.toolbox else {}), **self.builtin}
 
     async def admit(self, caller: Principal, name: str) -> None:
         """Refuse a run ``caller`` may not start: people run agents (an agent delegates), and the

@@ -48,8 +48,32 @@ class RunIn(BaseModel):
     stream: bool = Field(True, description="Stream progress as server-sent events.")
 
 
+class ToolOut(BaseModel):
+    name: str
+    description: str
+    source: str = Field(description="`builtin`, or the MCP server the tool comes from.")
+    writes: bool = Field(description="Has side effects (runs alone, in order).")
+    impact: float = Field(description="Estimated impact, 0 (harmless) to 1 (irreversible).")
+    parameters: dict[str, Any]
+
+
 def _out(profile: AgentProfile) -> AgentOut:
     return AgentOut(id=principal_id(PrincipalKind.AGENT, profile.name), **profile.model_dump())
+
+
+@router.get("/tools", summary="Tools agents may be offered now (built-in and from MCP servers)")
+async def list_tools(runtime: RuntimeDep, _: AdminDep) -> list[ToolOut]:
+    return [
+        ToolOut(
+            name=tool.name,
+            description=tool.description,
+            source=tool.source,
+            writes=tool.writes,
+            impact=tool.impact,
+            parameters=dict(tool.parameters),
+        )
+        for tool in sorted(runtime.tools.values(), key=lambda t: (t.source != "builtin", t.name))
+    ]
 
 
 @router.post("/agents", status_code=201, summary="Create an agent; returns its token once")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere import __version__
+from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import PoolModel
 from noosphere.agents.runtime import Runtime
 from noosphere.config import Settings
@@ -128,7 +129,11 @@ def create_app(
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
-            runtime = Runtime(node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime)
+            toolbox = McpToolbox(settings.runtime.mcp_servers)
+            await tasks.start(toolbox.serve)
+            runtime = Runtime(
+                node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
+            )
             app.state.runtime = holder["runtime"] = runtime
             tasks.start_soon(runtime.serve)
             tasks.start_soon(

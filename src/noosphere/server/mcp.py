@@ -14,6 +14,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -107,7 +108,7 @@ def build_mcp(
         result: dict[str, Any] = await call(ctx, run)
         return result
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     async def memory_search(
         ctx: Context,
         query: str,
@@ -147,7 +148,7 @@ def build_mcp(
         result: dict[str, Any] = await call(ctx, run)
         return result
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     async def memory_get(ctx: Context, id: str) -> dict[str, Any]:
         """Fetch one memory by id."""
 
@@ -157,7 +158,7 @@ def build_mcp(
         result: dict[str, Any] = await call(ctx, run)
         return result
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     async def memory_list(
         ctx: Context,
         limit: int = 50,
@@ -195,7 +196,7 @@ def build_mcp(
         result: dict[str, Any] = await call(ctx, run)
         return result
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def memory_forget(ctx: Context, id: str) -> dict[str, Any]:
         """Forget a memory for good (your own memories only)."""
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
 
 from noosphere.auth.principal import Principal
 from noosphere.governance.checkpoints import Scope, Status, Verdict
@@ -16,7 +17,7 @@ from noosphere.server.mcp_bus import Call
 
 
 def register_approval_tools(server: MCPServer, node: Callable[[], Node], call: Call) -> None:
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     async def approvals_list(
         ctx: Context, status: Status | None = Status.PENDING, limit: int = 50
     ) -> dict[str, Any]:
