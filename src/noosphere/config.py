@@ -92,9 +92,6 @@ class MemorySettings(_Section):
     tombstone_retention_days: float = Field(
         30.0, gt=0, description="How long deletion tombstones of federated memories are kept."
     )
-    gc_interval_seconds: float = Field(
-        300.0, gt=0, description="How often expired memories and old tombstones are purged."
-    )
     recency_half_life_days: float = Field(
         30.0, gt=0, description="Half-life of the recency nudge in search ranking."
     )
@@ -146,9 +143,6 @@ class PoolSettings(_Section):
     local_threads: int = Field(0, ge=0, description="CPU threads for the local worker; 0 = all cores.")
     local_context_length: int = Field(2048, ge=256, description="Context window of the local worker.")
     checker: bool = Field(True, description="Benchmark workers periodically; exclude failing ones.")
-    check_interval_seconds: float = Field(
-        300.0, gt=0, description="How often the checker benchmarks each worker."
-    )
     check_prompt: str = Field(
         "Reply with one short sentence about the sea.", description="The checker's fixed prompt."
     )
@@ -284,6 +278,82 @@ class RuntimeSettings(_Section):
         return self
 
 
+BUILTIN_JOBS: dict[str, str] = {  # job name -> default cron (five fields, or six with seconds last)
+    "memory_gc": "*/5 * * * *",
+    "historian": "*/15 * * * *",
+    "worker_checker": "*/5 * * * *",
+}
+
+
+class JobSettings(_Section):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="A built-in job (memory_gc, historian, worker_checker) to adjust, or a new job's name.",
+    )
+    cron: str | None = Field(
+        None, description="When it runs: a cron expression (five fields; a sixth for seconds), UTC."
+    )
+    topic: str | None = Field(None, description="Also run it on every message published to this topic.")
+    enabled: bool = Field(True, description="false turns the job off.")
+    agent: str | None = Field(None, description="A new job runs this agent on `task`.")
+    task: str | None = Field(None, description="The task given to `agent`.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> JobSettings:
+        from croniter import croniter
+
+        if self.cron is not None and not croniter.is_valid(self.cron):
+            raise ValueError(f"job {self.name!r}: {self.cron!r} is not a cron expression")
+        if self.name in BUILTIN_JOBS:
+            if self.agent or self.task:
+                raise ValueError(f"job {self.name!r} is built in; it takes no agent or task")
+            return self
+        if not (self.agent and self.task):
+            raise ValueError(f"job {self.name!r} needs an `agent` and a `task` (or use a built-in name)")
+        if self.cron is None and self.topic is None:
+            raise ValueError(f"job {self.name!r} needs a `cron` or a `topic`")
+        return self
+
+
+class HistorianSettings(_Section):
+    idle_minutes: float = Field(
+        30.0, gt=0, description="A conversation (thread) with no new memory for this long is finished."
+    )
+    min_memories: int = Field(3, ge=1, description="Threads shorter than this are left alone.")
+    lookback_days: float = Field(7.0, gt=0, description="How far back it looks for finished threads.")
+    max_threads: int = Field(20, ge=1, description="Most threads compacted in one run.")
+    model: str | None = Field(None, description="Model that writes summaries; default: the local model.")
+    summary_tokens: int = Field(256, ge=16, description="Most tokens of one summary.")
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = Field(True, description="Run scheduled jobs on this node.")
+    jobs: list[JobSettings] = Field(
+        default_factory=list,
+        description="Jobs: adjust the built-in ones by name, or add agent jobs (see docs/scheduler.md).",
+    )
+    historian: HistorianSettings = Field(default_factory=HistorianSettings, description="The historian job.")
+
+    @model_validator(mode="after")
+    def _unique_jobs(self) -> SchedulerSettings:
+        names = [job.name for job in self.jobs]
+        if len(names) != len(set(names)):
+            raise ValueError("two scheduler jobs share a name")
+        return self
+
+    def effective_jobs(self) -> list[JobSettings]:
+        """The built-in jobs with their defaults, as adjusted here, then the added ones; enabled only."""
+        given = {job.name: job for job in self.jobs}
+        out = []
+        for name, cron in BUILTIN_JOBS.items():
+            job = given.pop(name, None) or JobSettings(name=name)
+            if job.cron is None:  # a built-in keeps its schedule unless given another
+                job = job.model_copy(update={"cron": cron})
+            out.append(job)
+        out.extend(given.values())
+        return [job for job in out if job.enabled]
+
+
 class Settings(_Section):
     node_id: str = Field("local", description="This node's name, stamped on every memory it writes.")
     data_dir: Path = Field(Path(".noosphere"), description="Directory for the database and keys.")
@@ -298,6 +368,9 @@ class Settings(_Section):
     )
     bus: BusSettings = Field(default_factory=BusSettings, description="Message bus.")
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="The agent runtime.")
+    scheduler: SchedulerSettings = Field(
+        default_factory=SchedulerSettings, description="Scheduled jobs (cron and topic triggers)."
+    )
     agents: list[AgentProfile] = Field(
         default_factory=list,
         description="Agents declared here (name, level, capabilities, model, soul, tools, zones, rules, "

@@ -162,3 +162,23 @@ def test_agent_commands_and_noosphere_run_follow_a_run(tmp_path: Path, minilm: M
         bad = noosphere(data, "agent", "create", "x y")
         assert bad.returncode == 1 and "(invalid_request)" in bad.stderr
         assert noosphere(data, "agent", "delete", "tester").returncode == 0
+
+
+def test_jobs_commands_list_run_and_show_runs(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    briefer = FakeModel(model="briefer", reply="Nothing new.")
+    brief = {"name": "brief", "cron": "0 8 * * 1-5", "agent": "briefer", "task": "Brief the team."}
+    scheduler = {"jobs": [brief, {"name": "historian", "enabled": False}]}
+    with serve_live(tmp_path / "node", minilm, [("briefer", briefer)], scheduler=scheduler) as live:
+        data = live.settings.data_dir
+        (data / "config.yaml").write_text(json.dumps({"scheduler": scheduler}))  # YAML is a superset
+        config = ["--config", str(data / "config.yaml")]
+        listed = json.loads(noosphere(data, "jobs", "list", *config, "--json").stdout)
+        assert [j["name"] for j in listed] == ["memory_gc", "worker_checker", "brief"]
+        assert noosphere(data, "agent", "create", "briefer", "--model", "briefer").returncode == 0
+        ran = noosphere(data, "jobs", "run", "brief", "--url", live.url)
+        assert ran.returncode == 0, ran.stderr
+        assert "brief: ok completed after 1 steps: Nothing new." in ran.stderr
+        runs = json.loads(noosphere(data, "jobs", "runs", "brief", "--json").stdout)
+        assert [(r["job"], r["outcome"]) for r in runs] == [("brief", "ok")]
+        missing = noosphere(data, "jobs", "run", "nope", "--url", live.url)
+        assert missing.returncode == 1 and "(not_found)" in missing.stderr

@@ -134,8 +134,9 @@ def test_unknown_routes_answer_json(client: TestClient) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_the_background_job_purges_expired_memories(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
-    settings = load_settings(None, data_dir=tmp_path / "gc", memory={"gc_interval_seconds": 0.1})
+def test_the_scheduled_gc_job_purges_expired_memories(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    every_second = {"jobs": [{"name": "memory_gc", "cron": "* * * * * *"}]}
+    settings = load_settings(None, data_dir=tmp_path / "gc", scheduler=every_second)
     with TestClient(create_app(settings, embedder=minilm)) as client:
         client.headers["Authorization"] = "Bearer " + (settings.data_dir / "admin-token").read_text().strip()
         soon = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
@@ -147,3 +148,12 @@ def test_the_background_job_purges_expired_memories(tmp_path: Path, minilm: Mini
             assert time.monotonic() < deadline, "expired memory was not purged"
             time.sleep(0.05)
         assert [m["content"] for m in client.get("/api/v1/memories").json()["items"]] == ["stays"]
+        jobs = {job["name"]: job for job in client.get("/api/v1/jobs").json()}
+        assert jobs["memory_gc"]["cron"] == "* * * * * *"
+        assert jobs["memory_gc"]["principal"] == "job:memory_gc"
+        runs = client.get("/api/v1/jobs/runs", params={"job": "memory_gc"}).json()
+        assert any(r["outcome"] == "ok" and "purged 1 expired" in r["detail"] for r in runs)
+        now = client.post("/api/v1/jobs/historian/run").json()
+        assert (now["job"], now["outcome"], now["tick"][:7]) == ("historian", "ok", "manual:")
+        assert now["detail"] == "compacted 0 conversations, promoted 0 decisions"
+        assert client.post("/api/v1/jobs/nope/run").json()["error"]["code"] == "not_found"

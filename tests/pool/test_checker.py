@@ -54,7 +54,7 @@ async def test_probes_exclude_failing_and_slow_workers_until_they_pass() -> None
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     await asyncio.sleep(0)
-    checker = Checker(scheduler, "Say hi", interval=300, min_tokens_per_second=5, timeout=10)
+    checker = Checker(scheduler, "Say hi", min_tokens_per_second=5, timeout=10)
     results = {w.worker.name: await checker.check(w.worker) for w in workers}
     assert results["good"].ok
     assert results["good"].tokens_per_second is not None

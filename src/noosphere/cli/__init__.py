@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import approvals, audit, bus, keys, memory, pool, principals, worker
+from noosphere.cli import approvals, audit, bus, jobs, keys, memory, pool, principals, worker
 from noosphere.cli import run as run_cli
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
 from noosphere.config import Settings
@@ -30,6 +30,7 @@ app.command("pool")(pool.pool)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(bus.bus_app, name="bus")
 app.add_typer(approvals.approvals_app, name="approvals")
+app.add_typer(jobs.jobs_app, name="jobs")
 app.command("run")(run_cli.run_agent)
 
 

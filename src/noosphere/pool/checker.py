@@ -54,14 +54,12 @@ class Checker:
         self,
         scheduler: Scheduler,
         prompt: str,
-        interval: float,
         min_tokens_per_second: float,
         timeout: float,
         max_tokens: int = 24,
     ) -> None:
         self.scheduler = scheduler
         self.prompt = prompt
-        self.interval = interval
         self.min_tokens_per_second = min_tokens_per_second
         self.timeout = timeout
         self.max_tokens = max_tokens
@@ -125,13 +123,15 @@ class Checker:
             worker.throughput = result.tokens_per_second
         self.scheduler.dispatch()
 
+    async def sweep(self) -> list[CheckResult]:
+        """Check every worker now (the scheduler's ``worker_checker`` job runs this)."""
+        return [await self.check(w) for w in list(self.scheduler.workers.values()) if not w.upstream]
+
     async def run(self) -> None:
-        """Check every worker soon after it joins, then every ``interval`` seconds."""
+        """Check every worker soon after it joins; later checks come from ``sweep``."""
         while True:
-            now = time.time()
             for worker in list(self.scheduler.workers.values()):
-                last = self.results.get(worker.id)
-                if not worker.upstream and (last is None or now - last.at >= self.interval):
+                if not worker.upstream and worker.id not in self.results:
                     await self.check(worker)
             for gone in set(self.results) - set(self.scheduler.workers):
                 del self.results[gone]

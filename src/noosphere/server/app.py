@@ -29,11 +29,13 @@ from noosphere.pool.ledger import Ledger
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
+from noosphere.scheduler import JobScheduler, build_jobs
 from noosphere.server import (
     agents_api,
     approvals_api,
     bus_api,
     health,
+    jobs_api,
     memories,
     openai_api,
     pool_api,
@@ -70,7 +72,6 @@ def _gateway(settings: Settings, node: Node) -> Gateway:
         checker = Checker(
             scheduler,
             pool.check_prompt,
-            pool.check_interval_seconds,
             pool.check_min_tokens_per_second,
             pool.check_timeout_seconds,
         )
@@ -136,16 +137,18 @@ def create_app(
             )
             app.state.runtime = holder["runtime"] = runtime
             tasks.start_soon(runtime.serve)
-            tasks.start_soon(
-                _every, settings.memory.gc_interval_seconds, node.memory.collect_garbage, "memory gc"
+            jobs = build_jobs(
+                settings.scheduler, node, runtime.model, runtime.default_model, runtime, gateway.checker
             )
+            app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
+            if settings.scheduler.enabled:
+                await tasks.start(app.state.scheduler.run)
             tasks.start_soon(
                 _every,
                 settings.governance.audit_head_interval_seconds,
                 node.audit.sign_head,
                 "signing an audit tree head",
             )
-            tasks.start_soon(_every, settings.memory.gc_interval_seconds, node.bus.purge, "bus purge")
             tasks.start_soon(_every, SWEEP_SECONDS, node.checkpoints.expire_due, "timing out approvals")
             tasks.start_soon(gateway.maintain)
             tasks.start_soon(gateway.account)
@@ -173,6 +176,7 @@ def create_app(
             app.state.node = None
             app.state.gateway = None
             app.state.runtime = None
+            app.state.scheduler = None
             tasks.cancel_scope.cancel()
 
     app = FastAPI(
@@ -190,6 +194,7 @@ def create_app(
     app.include_router(bus_api.router)
     app.include_router(approvals_api.router)
     app.include_router(agents_api.router)
+    app.include_router(jobs_api.router)
     app.include_router(openai_api.router)
     app.include_router(worker_ws.router)
     app.include_router(pool_api.router)

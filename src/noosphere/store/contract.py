@@ -171,6 +171,19 @@ class TaskRecord:
     session: str | None = None  # the delegator's session
 
 
+@dataclass(frozen=True)
+class JobRunRecord:
+    """One run of a scheduled job; (job, tick) is unique, which is what makes a tick run once."""
+
+    job: str
+    tick: str  # the cron time (ISO 8601), or "msg:<id>" of the message that triggered it
+    node: str
+    started_at: datetime
+    outcome: str  # running | ok | failed | denied
+    finished_at: datetime | None = None
+    detail: str | None = None
+
+
 # A request's usage and its ledger entries (account, amount), which sum to zero.
 Charge = tuple[UsageRecord, Sequence[tuple[str, float]]]
 
@@ -321,6 +334,18 @@ class MemoryStore(Protocol):
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
     ) -> bool:
         """Move a task to ``status`` if it is in one of ``before`` (compare and set)."""
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+    async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
+        """Record that ``node`` runs ``job`` for ``tick``; False when the tick was claimed before
+        (by this node or another sharing the store)."""
+
+    async def finish_job_run(
+        self, job: str, tick: str, outcome: str, detail: str | None, at: datetime
+    ) -> None: ...
+
+    async def job_runs(self, job: str | None, limit: int) -> list[JobRunRecord]:
+        """Newest first; only ``job``'s when given."""
 
     # -- memories: writes ----------------------------------------------------------------------
     async def write(

@@ -27,6 +27,7 @@ from noosphere.memory.ranking import POSTINGS_BUDGET, prune_terms
 from noosphere.store import postgres_agents as agents_sql
 from noosphere.store import postgres_approvals as approvals_sql
 from noosphere.store import postgres_audit as audit
+from noosphere.store import postgres_jobs as jobs_sql
 from noosphere.store import postgres_ledger as ledger
 from noosphere.store import postgres_mailbox as mail
 from noosphere.store.contract import (
@@ -37,6 +38,7 @@ from noosphere.store.contract import (
     Charge,
     ClaimedMail,
     EmbedderInfo,
+    JobRunRecord,
     MailCounts,
     MailRow,
     NewRecord,
@@ -415,6 +417,21 @@ class PostgresStore:
     ) -> bool:
         async with self.pool.connection() as conn:
             return await agents_sql.move_task(conn, task_id, before, status, result, at)
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+    async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
+        async with self.pool.connection() as conn:
+            return await jobs_sql.claim(conn, job, tick, node, at)
+
+    async def finish_job_run(
+        self, job: str, tick: str, outcome: str, detail: str | None, at: datetime
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await jobs_sql.finish(conn, job, tick, outcome, detail, at)
+
+    async def job_runs(self, job: str | None, limit: int) -> list[JobRunRecord]:
+        async with self.pool.connection() as conn:
+            return await jobs_sql.runs(conn, job, limit)
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:

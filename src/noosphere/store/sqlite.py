@@ -26,6 +26,7 @@ from noosphere.memory.ranking import prune_terms
 from noosphere.store import sqlite_agents as agents_sql
 from noosphere.store import sqlite_approvals as approvals_sql
 from noosphere.store import sqlite_audit as audit
+from noosphere.store import sqlite_jobs as jobs_sql
 from noosphere.store import sqlite_ledger as ledger
 from noosphere.store import sqlite_mailbox as mail
 from noosphere.store import sqlite_sql as sql
@@ -37,6 +38,7 @@ from noosphere.store.contract import (
     Charge,
     ClaimedMail,
     EmbedderInfo,
+    JobRunRecord,
     MailCounts,
     MailRow,
     NewRecord,
@@ -331,6 +333,18 @@ class SQLiteStore:
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
     ) -> bool:
         return await self._run(lambda conn: agents_sql.move_task(conn, task_id, before, status, result, at))
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+    async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
+        return await self._run(lambda conn: jobs_sql.claim(conn, job, tick, node, at))
+
+    async def finish_job_run(
+        self, job: str, tick: str, outcome: str, detail: str | None, at: datetime
+    ) -> None:
+        await self._run(lambda conn: jobs_sql.finish(conn, job, tick, outcome, detail, at))
+
+    async def job_runs(self, job: str | None, limit: int) -> list[JobRunRecord]:
+        return await self._run(lambda conn: jobs_sql.runs(conn, job, limit))
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:
