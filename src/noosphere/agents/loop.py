@@ -135,6 +135,7 @@ class AgentLoop:
                     else ("auto" if offered else None)
                 ),
                 max_tokens=max(16, min(self.limits.reply_tokens, agent.max_tokens - tokens)),
+                temperature=agent.temperature,
             )
             reply = await self.model.chat(self.ctx.principal, request)
             steps += 1

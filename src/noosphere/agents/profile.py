@@ -50,6 +50,12 @@ class AgentProfile(BaseModel):
         description="The node runs this agent: it takes delegated tasks from its mailbox. Leave false for "
         "agents that run elsewhere (an MCP client) and read their own mailbox.",
     )
+    temperature: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="Sampling temperature; 0 answers alike every time. Default: the model's.",
+    )
     max_steps: int = Field(8, ge=1, le=200, description="Most model calls in one run.")
     max_tokens: int = Field(8192, ge=64, description="Most tokens (prompt + completion) in one run.")
 
