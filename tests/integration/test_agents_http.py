@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.server.app import create_app
-from noosphere.testing import FakeModel
+from noosphere.testing import FakeModel, until
 from tests.integration.conftest import serve_live
 from tests.integration.test_cli import noosphere
 
@@ -182,3 +182,40 @@ def test_jobs_commands_list_run_and_show_runs(tmp_path: Path, minilm: MiniLMEmbe
         assert [(r["job"], r["outcome"]) for r in runs] == [("brief", "ok")]
         missing = noosphere(data, "jobs", "run", "nope", "--url", live.url)
         assert missing.returncode == 1 and "(not_found)" in missing.stderr
+
+
+def test_the_historian_summarizes_a_finished_thread_through_the_pool(
+    tmp_path: Path, minilm: MiniLMEmbedder
+) -> None:
+    historian = {"model": "scribe", "idle_minutes": 0.001, "min_memories": 2}
+    settings = load_settings(
+        None, data_dir=tmp_path / "node", pool={"checker": False}, scheduler={"historian": historian}
+    )
+    reply = "They picked Friday.\nDECISION: release on Friday"
+    with TestClient(
+        create_app(settings, embedder=minilm, backends=[("scribe", FakeModel(model="scribe", reply=reply))])
+    ) as client:
+        client.headers["Authorization"] = f"Bearer {(settings.data_dir / 'admin-token').read_text().strip()}"
+        for text in ("Friday or Monday?", "Friday."):
+            stored = client.post(
+                "/api/v1/memories", json={"content": text, "zone": "shared", "thread_id": "t1"}
+            )
+            assert stored.status_code == 201
+        runs: list[dict[str, Any]] = []
+        # the thread counts as finished once idle_minutes (60 ms) passed since its last memory
+        until(
+            lambda: (
+                runs.append(client.post("/api/v1/jobs/historian/run").json())
+                or "compacted 1" in runs[-1]["detail"]
+            ),
+            "the thread is compacted",
+        )
+        assert (runs[-1]["outcome"], runs[-1]["detail"]) == (
+            "ok",
+            "compacted 1 conversations, promoted 1 decisions",
+        )
+        made = client.get("/api/v1/memories", params={"owner": "job:historian"}).json()["items"]
+        assert sorted((m["kind"], m["content"]) for m in made) == [
+            ("decision", "release on Friday"),
+            ("summary", "They picked Friday."),
+        ]

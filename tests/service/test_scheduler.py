@@ -251,3 +251,21 @@ async def test_built_in_jobs_collect_garbage_and_agent_jobs_run_agents(node: Nod
     assert await jobs["brief"].run({"day": "monday"}) == "completed after 1 steps: Nothing new today."
     task = model.requests[0][1].messages[1]["content"]
     assert task.startswith("Brief the team.") and '"day": "monday"' in task
+
+
+async def test_a_run_cut_short_by_the_node_stopping_is_recorded_as_cancelled(node: Node) -> None:
+    started = anyio.Event()
+
+    async def forever(_: Mapping[str, Any]) -> str:
+        started.set()
+        await anyio.sleep_forever()
+        return "never"
+
+    jobs = scheduler(node, Job("long", forever, impact=0.1))
+    async with anyio.create_task_group() as group:
+        group.start_soon(jobs.fire, "long", "t1", {})
+        with anyio.fail_after(10):
+            await started.wait()
+        group.cancel_scope.cancel()
+    (run,) = await node.store.job_runs("long", 10)
+    assert (run.outcome, run.detail) == ("cancelled", "the node stopped")

@@ -155,7 +155,14 @@ class JobScheduler:
         try:
             if not await self.node.store.claim_job_run(name, key, self.node_id, self.clock()):
                 return  # another process (or an earlier delivery) ran this tick
-            outcome, detail = await self._execute(job, key, payload)
+            try:
+                outcome, detail = await self._execute(job, key, payload)
+            except anyio.get_cancelled_exc_class():  # the node is stopping: say so, not "running"
+                with anyio.CancelScope(shield=True):
+                    await self.node.store.finish_job_run(
+                        name, key, "cancelled", "the node stopped", self.clock()
+                    )
+                raise
             await self.node.store.finish_job_run(name, key, outcome, detail, self.clock())
         except NoosphereError as exc:
             logger.warning("job %s: recording tick %s: %s (%s)", name, key, exc.message, exc.code)

@@ -40,7 +40,7 @@ class JobRunOut(BaseModel):
     node: str
     started_at: datetime
     finished_at: datetime | None
-    outcome: str = Field(description="running | ok | failed | denied")
+    outcome: str = Field(description="running | ok | failed | denied | cancelled")
     detail: str | None
 
     @classmethod

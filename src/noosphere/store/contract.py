@@ -179,7 +179,7 @@ class JobRunRecord:
     tick: str  # the cron time (ISO 8601), or "msg:<id>" of the message that triggered it
     node: str
     started_at: datetime
-    outcome: str  # running | ok | failed | denied
+    outcome: str  # running | ok | failed | denied | cancelled
     finished_at: datetime | None = None
     detail: str | None = None
 

@@ -7,7 +7,7 @@ CREATE TABLE job_runs (
     node        TEXT NOT NULL,
     started_at  TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
-    outcome     TEXT NOT NULL,      -- running | ok | failed | denied
+    outcome     TEXT NOT NULL,      -- running | ok | failed | denied | cancelled
     detail      TEXT,
     PRIMARY KEY (job, tick)
 );
