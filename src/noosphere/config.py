@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from noosphere.agents.profile import AgentProfile
@@ -300,8 +301,6 @@ class JobSettings(_Section):
 
     @model_validator(mode="after")
     def _valid(self) -> JobSettings:
-        from croniter import croniter
-
         if self.cron is not None and not croniter.is_valid(self.cron):
             raise ValueError(f"job {self.name!r}: {self.cron!r} is not a cron expression")
         if self.name in BUILTIN_JOBS:

@@ -117,3 +117,7 @@ def test_the_pool_shows_workers_and_their_checks(checked: Gateway) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert {w["name"] for w in json.loads(shown.stdout)["workers"]} == {"fake", "crashy"}
+    # The scheduler's worker_checker job checks every worker again (node-local ticks).
+    ran = httpx.post(gateway.url + "/api/v1/jobs/worker_checker/run", headers=headers, timeout=60).json()
+    assert (ran["outcome"], ran["detail"]) == ("ok", "checked 2 workers, 1 healthy")
+    assert ran["tick"].startswith(f"{gateway.settings.node_id}@manual:")

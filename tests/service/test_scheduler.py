@@ -243,7 +243,7 @@ async def test_built_in_jobs_collect_garbage_and_agent_jobs_run_agents(node: Nod
             JobSettings(name="brief", topic="day.started", agent="briefer", task="Brief the team."),
         ]
     )
-    jobs = {j.name: j for j in build_jobs(spec, node, model, "fake", runtime, None)}
+    jobs = {j.name: j for j in build_jobs(spec, node, runtime, None)}
     assert sorted(jobs) == ["brief", "memory_gc"]  # no checker on this node, historian off
     await anyio.sleep(0.15)
     assert "purged 1 expired memories" in await jobs["memory_gc"].run({})

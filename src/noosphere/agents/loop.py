@@ -20,7 +20,7 @@ import anyio
 from noosphere.agents.model import ChatModel, RequestedCall
 from noosphere.agents.tools import Tool, ToolContext
 from noosphere.digest import sha256_json
-from noosphere.errors import NoosphereError
+from noosphere.errors import NoosphereError, ToolFailed
 from noosphere.governance.gate import Clearance, Gate
 from noosphere.governance.policy import Caller, Policy
 from noosphere.memory.model import SearchQuery
@@ -230,7 +230,7 @@ class AgentLoop:
             error = ("invalid_arguments", f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a tool's own failure (an MCP server's, say) goes back to the model
             logger.exception("tool %s failed", tool.name)
-            error = ("tool_failed", str(exc) or type(exc).__name__)
+            error = (ToolFailed.code, str(exc) or type(exc).__name__)
         if clearance is not None:  # cleared calls are audited however they ended
             outcome = "ok" if error is None else error[0]
             await self.gate.record(

@@ -88,21 +88,24 @@ class McpToolbox:
         self._lost: dict[str, anyio.Event] = {}
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect to every server and stay connected; ready (``task_status``) once each has been
-        tried once, so a node offers the tools of reachable servers from its first run."""
+        """Connect to every server (all at once) and stay connected; ready (``task_status``) once
+        each has been tried, so a node offers the tools of reachable servers from its first run."""
+        tried = [anyio.Event() for _ in self.servers]
         async with anyio.create_task_group() as group:
-            for server in self.servers:
-                await group.start(self._keep, server)
+            for server, first_try in zip(self.servers, tried, strict=True):
+                group.start_soon(self._keep, server, first_try)
+            for first_try in tried:
+                await first_try.wait()
             task_status.started()
 
     def connected(self) -> list[str]:
         return sorted(self._clients)
 
-    async def _keep(self, server: McpServerSettings, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        ready = False
+    async def _keep(self, server: McpServerSettings, first_try: anyio.Event) -> None:
         failures = 0
         while True:
             lost = self._lost[server.name] = anyio.Event()
+            offered: list[Tool] = []
             try:
                 async with self._client(server) as client:
                     offered = await self._list(server, client)
@@ -110,20 +113,15 @@ class McpToolbox:
                     self.tools.update((tool.name, tool) for tool in offered)
                     logger.info("MCP server %s: %d tools", server.name, len(offered))
                     failures = 0
-                    if not ready:
-                        ready = True
-                        task_status.started()
+                    first_try.set()
                     await lost.wait()
             except Exception as exc:  # noqa: BLE001 - any failure of the server: keep running, retry
                 logger.warning("MCP server %s: %s", server.name, str(exc) or type(exc).__name__)
             finally:
                 self._clients.pop(server.name, None)
-                prefix = server.name + SEPARATOR
-                for name in [name for name in self.tools if name.startswith(prefix)]:
-                    del self.tools[name]
-            if not ready:
-                ready = True
-                task_status.started()
+                for tool in offered:
+                    self.tools.pop(tool.name, None)
+            first_try.set()
             await anyio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
             failures += 1
 

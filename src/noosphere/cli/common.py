@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
+import httpx
 import typer
 from rich.console import Console
 
@@ -60,6 +61,20 @@ def fail(error: dict[str, Any]) -> NoReturn:
 def unreachable(base: str, exc: Exception) -> NoReturn:
     console.print(f"[red]error[/red]: no node answering at {base} ({exc})")
     raise typer.Exit(1)
+
+
+def ask_node(
+    settings: Settings, url: str | None, token: str | None, method: str, path: str, timeout: float
+) -> Any:
+    """Call the running node's REST API; its JSON answer, or the node's error printed (exit 1)."""
+    base, headers = remote(settings, url, token)
+    try:
+        response = httpx.request(method, f"{base}{path}", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        unreachable(base, exc)
+    if response.status_code != 200:
+        fail(response.json().get("error", {}))
+    return response.json()
 
 
 def settings_from(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:

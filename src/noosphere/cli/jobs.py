@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 import typer
 from rich.table import Table
 
@@ -15,13 +14,11 @@ from noosphere.cli.common import (
     TokenOpt,
     UrlOpt,
     admin_node,
+    ask_node,
     console,
     emit_json,
-    fail,
-    remote,
     run,
     settings_from,
-    unreachable,
 )
 from noosphere.server.jobs_api import JobRunOut
 
@@ -86,14 +83,9 @@ def run_now(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job now on the running node, outside its schedule, and wait for it."""
-    base, headers = remote(settings_from(config, data_dir), url, token)
-    try:
-        response = httpx.post(f"{base}/api/v1/jobs/{name}/run", headers=headers, timeout=3600)
-    except httpx.HTTPError as exc:
-        unreachable(base, exc)
-    if response.status_code != 200:
-        fail(response.json().get("error", {}))
-    result = JobRunOut.model_validate(response.json())
+    settings = settings_from(config, data_dir)
+    answer = ask_node(settings, url, token, "POST", f"/api/v1/jobs/{name}/run", timeout=3600)
+    result = JobRunOut.model_validate(answer)
     if as_json:
         emit_json(result.model_dump(mode="json"))
         return

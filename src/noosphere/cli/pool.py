@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from rich.table import Table
 
 from noosphere.cli.common import (
@@ -11,12 +10,10 @@ from noosphere.cli.common import (
     JsonOpt,
     TokenOpt,
     UrlOpt,
+    ask_node,
     console,
     emit_json,
-    fail,
-    remote,
     settings_from,
-    unreachable,
 )
 
 
@@ -28,14 +25,7 @@ def pool(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the pool of a running node: workers, health checks, load, queue."""
-    base, headers = remote(settings_from(config, data_dir), url, token)
-    try:
-        response = httpx.get(f"{base}/api/v1/pool", headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        unreachable(base, exc)
-    if response.status_code != 200:
-        fail(response.json().get("error", {}))
-    status = response.json()
+    status = ask_node(settings_from(config, data_dir), url, token, "GET", "/api/v1/pool", timeout=10)
     if as_json:
         emit_json(status)
         return

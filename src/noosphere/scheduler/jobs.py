@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from noosphere.agents.model import ChatModel
 from noosphere.config import JobSettings, SchedulerSettings
 from noosphere.node import Node
 from noosphere.pool.checker import Checker
@@ -39,7 +38,7 @@ def worker_checker(checker: Checker) -> JobRun:
     return run
 
 
-def historian(historian: Historian) -> JobRun:
+def compact_conversations(historian: Historian) -> JobRun:
     async def run(_: Mapping[str, Any]) -> str:
         return await historian.run()
 
@@ -47,35 +46,38 @@ def historian(historian: Historian) -> JobRun:
 
 
 def agent_job(runtime: Runtime, spec: JobSettings) -> JobRun:
-    assert spec.agent is not None and spec.task is not None  # the settings require both
+    agent, task = spec.agent, spec.task
+    assert agent is not None and task is not None  # the settings require both
 
     async def run(payload: Mapping[str, Any]) -> str:
-        task = spec.task or ""
+        given = task
         if payload:  # triggered by a message: the agent sees what happened
-            task += "\n\nThe event that triggered this task:\n" + json.dumps(payload, ensure_ascii=False)
-        result = await runtime.run(spec.agent or "", task, session=f"job:{spec.name}")
+            given += "\n\nThe event that triggered this task:\n" + json.dumps(payload, ensure_ascii=False)
+        result = await runtime.run(agent, given, session=f"job:{spec.name}")
         return f"{result.status} after {result.steps} steps: {result.answer[:300]}"
 
     return run
 
 
 def build_jobs(
-    settings: SchedulerSettings,
-    node: Node,
-    model: ChatModel,
-    model_name: str,
-    runtime: Runtime,
-    checker: Checker | None,
+    settings: SchedulerSettings, node: Node, runtime: Runtime, checker: Checker | None
 ) -> list[Job]:
-    """The enabled jobs of ``settings``; the worker checker only where the pool checks workers."""
+    """The enabled jobs of ``settings``; the historian thinks with the runtime's model, and the
+    worker checker runs only where the pool checks workers."""
     jobs = []
     for spec in settings.effective_jobs():
         local = False
         if spec.name == "memory_gc":
             run = memory_gc(node)
         elif spec.name == "historian":
-            principal = job_principal("historian")
-            run = historian(Historian(node.memory, model, model_name, settings.historian, principal))
+            historian = Historian(
+                node.memory,
+                runtime.model,
+                runtime.default_model,
+                settings.historian,
+                job_principal("historian"),
+            )
+            run = compact_conversations(historian)
         elif spec.name == "worker_checker":
             if checker is None:
                 continue
@@ -86,4 +88,4 @@ def build_jobs(
     return jobs
 
 
-__all__ = ["agent_job", "build_jobs", "historian", "memory_gc", "worker_checker"]
+__all__ = ["agent_job", "build_jobs", "compact_conversations", "memory_gc", "worker_checker"]

@@ -26,9 +26,9 @@ from croniter import croniter
 
 from noosphere.auth.principal import Level, Principal, PrincipalKind
 from noosphere.digest import sha256_json
-from noosphere.errors import Conflict, NoosphereError, NotFound, PermissionDenied
+from noosphere.errors import Conflict, NoosphereError, NotFound, PermissionDenied, Unavailable
 from noosphere.governance.gate import Clearance, Gate
-from noosphere.governance.policy import Caller, Policy, ToolCall
+from noosphere.governance.policy import Caller, ToolCall
 from noosphere.node import Node
 from noosphere.store.contract import ApprovalRecord, JobRunRecord
 
@@ -90,10 +90,8 @@ class JobScheduler:
         self.jobs = {job.name: job for job in jobs}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.node_id = node_id or node.settings.node_id  # several processes of one node differ here
+        self.policy = node.settings.governance.policy()  # jobs have no rules of their own
         self._busy: set[str] = set()
-
-    def policy(self) -> Policy:
-        return self.node.settings.governance.policy()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen to the trigger topics and fire cron ticks, until cancelled."""
@@ -131,10 +129,10 @@ class JobScheduler:
         job = self.job(name)
         if name in self._busy:
             raise Conflict(f"job {name!r} is running; try again when it has finished")
-        tick = f"manual:{uuid.uuid4().hex[:12]}"
-        await self.fire(name, tick, {})
-        key = self._key(job, tick)
-        return next(r for r in await self.node.store.job_runs(name, 50) if r.tick == key)
+        run = await self.fire(job.name, f"manual:{uuid.uuid4().hex[:12]}", {})
+        if run is None:  # a fresh tick is never claimed before; only a store failure gets here
+            raise Unavailable(f"the store could not record a run of job {name!r}; see the node's log")
+        return run
 
     def job(self, name: str) -> Job:
         if name not in self.jobs:
@@ -144,28 +142,32 @@ class JobScheduler:
     def _key(self, job: Job, tick: str) -> str:
         return f"{self.node_id}@{tick}" if job.local else tick
 
-    async def fire(self, name: str, tick: str, payload: Mapping[str, Any]) -> None:
-        """Run job ``name`` for ``tick`` unless that tick was claimed already; never raises."""
+    async def fire(self, name: str, tick: str, payload: Mapping[str, Any]) -> JobRunRecord | None:
+        """Run job ``name`` for ``tick`` unless it is running or that tick was claimed already
+        (then None). Its failures are recorded in the run, not raised."""
         job = self.job(name)
         if name in self._busy:
             logger.info("job %s: still running, skipping tick %s", name, tick)
-            return
+            return None
         key = self._key(job, tick)
         self._busy.add(name)
         try:
-            if not await self.node.store.claim_job_run(name, key, self.node_id, self.clock()):
-                return  # another process (or an earlier delivery) ran this tick
+            started = self.clock()
+            if not await self.node.store.claim_job_run(name, key, self.node_id, started):
+                return None  # another process (or an earlier delivery) ran this tick
             try:
                 outcome, detail = await self._execute(job, key, payload)
             except anyio.get_cancelled_exc_class():  # the node is stopping: say so, not "running"
+                outcome, detail = "cancelled", "the node stopped"
                 with anyio.CancelScope(shield=True):
-                    await self.node.store.finish_job_run(
-                        name, key, "cancelled", "the node stopped", self.clock()
-                    )
+                    await self.node.store.finish_job_run(name, key, outcome, detail, self.clock())
                 raise
-            await self.node.store.finish_job_run(name, key, outcome, detail, self.clock())
+            finished = self.clock()
+            await self.node.store.finish_job_run(name, key, outcome, detail, finished)
+            return JobRunRecord(name, key, self.node_id, started, outcome, finished, detail)
         except NoosphereError as exc:
             logger.warning("job %s: recording tick %s: %s (%s)", name, key, exc.message, exc.code)
+            return None
         finally:
             self._busy.discard(name)
 
@@ -182,7 +184,7 @@ class JobScheduler:
         clearance: Clearance | None = None
         try:
             clearance = await self.gate.clear(
-                self.policy(), caller, call, args, session=f"job:{job.name}", on_wait=self._waiting
+                self.policy, caller, call, args, session=f"job:{job.name}", on_wait=self._waiting
             )
             clearance.check(args)
             detail = await job.run(payload)

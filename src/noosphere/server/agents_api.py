@@ -4,10 +4,10 @@ server-sent events or answered whole), and delegated tasks."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -15,23 +15,13 @@ from noosphere.agents.loop import Event, RunResult
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import PrincipalKind, principal_id
-from noosphere.errors import NoosphereError, Unavailable
-from noosphere.server.deps import AdminDep, NodeDep, PrincipalDep
+from noosphere.errors import NoosphereError
+from noosphere.server.deps import AdminDep, NodeDep, PrincipalDep, RuntimeDep
 from noosphere.server.errors import error_body
 from noosphere.server.openai_wire import sse
 from noosphere.store.contract import TaskRecord
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
-
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-    if runtime is None:
-        raise Unavailable("the agent runtime is starting or stopping")
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 class AgentOut(AgentProfile):

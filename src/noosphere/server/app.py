@@ -137,9 +137,7 @@ def create_app(
             )
             app.state.runtime = holder["runtime"] = runtime
             tasks.start_soon(runtime.serve)
-            jobs = build_jobs(
-                settings.scheduler, node, runtime.model, runtime.default_model, runtime, gateway.checker
-            )
+            jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)
             app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
             if settings.scheduler.enabled:
                 await tasks.start(app.state.scheduler.run)

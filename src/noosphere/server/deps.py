@@ -1,4 +1,5 @@
-"""Request dependencies: the node, and the caller's principal from its bearer token."""
+"""Request dependencies: what the running app holds (node, gateway, agent runtime, scheduler),
+and the caller's principal from its bearer token."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import Principal
 from noosphere.errors import PermissionDenied, Unavailable
 from noosphere.node import Node
 from noosphere.pool.gateway import Gateway
+from noosphere.scheduler import JobScheduler
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -19,20 +22,32 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
+def _started(app: Any, name: str, what: str) -> Any:
+    """``app.state.<name>``, set while the app runs; ``Unavailable`` while it starts or stops."""
+    value = getattr(app.state, name, None)
+    if value is None:
+        raise Unavailable(f"{what} is starting or stopping")
+    return value
+
+
 def node_of(app: Any) -> Node:
-    """The app's open node; ``Unavailable`` while it starts or stops."""
-    node: Node | None = app.state.node
-    if node is None:
-        raise Unavailable("the node is starting or stopping")
+    node: Node = _started(app, "node", "the node")
     return node
 
 
 def gateway_of(app: Any) -> Gateway:
-    """The app's gateway; ``Unavailable`` while it starts or stops."""
-    gateway: Gateway | None = app.state.gateway
-    if gateway is None:
-        raise Unavailable("the gateway is starting or stopping")
+    gateway: Gateway = _started(app, "gateway", "the gateway")
     return gateway
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = _started(request.app, "runtime", "the agent runtime")
+    return runtime
+
+
+def get_scheduler(request: Request) -> JobScheduler:
+    scheduler: JobScheduler = _started(request.app, "scheduler", "the scheduler")
+    return scheduler
 
 
 def get_node(request: Request) -> Node:
@@ -52,3 +67,5 @@ async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> 
 NodeDep = Annotated[Node, Depends(get_node)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SchedulerDep = Annotated[JobScheduler, Depends(get_scheduler)]

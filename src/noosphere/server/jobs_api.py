@@ -5,25 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from noosphere.errors import Unavailable
-from noosphere.scheduler import JobScheduler
-from noosphere.server.deps import AdminDep, NodeDep
+from noosphere.server.deps import AdminDep, NodeDep, SchedulerDep
 from noosphere.store.contract import JobRunRecord
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-
-
-def get_scheduler(request: Request) -> JobScheduler:
-    scheduler: JobScheduler | None = getattr(request.app.state, "scheduler", None)
-    if scheduler is None:
-        raise Unavailable("the scheduler is starting or stopping")
-    return scheduler
-
-
-SchedulerDep = Annotated[JobScheduler, Depends(get_scheduler)]
 
 
 class JobOut(BaseModel):
