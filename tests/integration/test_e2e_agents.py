@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from noosphere.embeddings.minilm import MiniLMEmbedder
-from noosphere.pool.backends.llama import LlamaBackend, bundled_smollm2
+from noosphere.pool.backends.llama import bundled_smollm2
 from tests.integration.conftest import Live, serve_live
 from tests.integration.test_cli import noosphere
 
@@ -96,8 +96,7 @@ def test_a_delegated_task_waits_for_a_person_then_completes_and_a_second_times_o
     tmp_path: Path, minilm: MiniLMEmbedder
 ) -> None:
     notes = tmp_path / "notes.txt"
-    backend = LlamaBackend(bundled_smollm2(), MODEL, context_length=2048)
-    with serve_live(tmp_path / "node", minilm, [(MODEL, backend)], **_settings(notes)) as live:
+    with serve_live(tmp_path / "node", minilm, local_model=bundled_smollm2(), **_settings(notes)) as live:
         data = live.settings.data_dir
         headers = {"Authorization": f"Bearer {live.admin_token}"}
         with httpx.Client(base_url=live.url, headers=headers, timeout=60) as http:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
@@ -65,3 +66,14 @@ def gateway(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
         "crashy": FakeModel("crashy", reply="one two three four five", fail_after=2),
     }
     yield from serve(settings, minilm, models)
+
+
+def wait_for_model(url: str, token: str, model: str, seconds: float = 120) -> None:
+    """Poll ``/v1/models`` until a worker serves ``model`` (a worker process takes a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        if any(m["id"] == model and m["workers"] > 0 for m in listed.json()["data"]):
+            return
+        assert time.monotonic() < deadline, f"no worker served {model} within {seconds:g}s"
+        time.sleep(0.1)

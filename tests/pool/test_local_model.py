@@ -1,5 +1,5 @@
-"""The real thing: SmolLM2-135M-Instruct through llama.cpp, behind the gateway, via the official
-openai client over a socket."""
+"""The real thing: SmolLM2-135M-Instruct through llama.cpp in the node's supervised worker
+process, behind the gateway, via the official openai client over a socket."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import uvicorn
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
-from noosphere.pool.backends.llama import LlamaBackend, bundled_smollm2
+from noosphere.pool.backends.llama import bundled_smollm2
 from noosphere.server.app import create_app
 from tests.integration.conftest import free_port
+from tests.pool.conftest import wait_for_model
 
 MODEL = "smollm2-135m-instruct"
 
@@ -26,8 +27,7 @@ MODEL = "smollm2-135m-instruct"
 def smol_url(tmp_path_factory: pytest.TempPathFactory, minilm: MiniLMEmbedder) -> Iterator[tuple[str, str]]:
     port = free_port()
     settings = load_settings(None, data_dir=tmp_path_factory.mktemp("smol"), server={"port": port})
-    backend = LlamaBackend(bundled_smollm2(), MODEL, context_length=2048)
-    app = create_app(settings, embedder=minilm, backends=[(MODEL, backend)])
+    app = create_app(settings, embedder=minilm, local_model=bundled_smollm2())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -36,6 +36,7 @@ def smol_url(tmp_path_factory: pytest.TempPathFactory, minilm: MiniLMEmbedder) -
         assert time.monotonic() < deadline and thread.is_alive(), "node did not start"
         time.sleep(0.05)
     token = (Path(settings.data_dir) / "admin-token").read_text().strip()
+    wait_for_model(f"http://127.0.0.1:{port}", token, MODEL)
     yield f"http://127.0.0.1:{port}/v1", token
     server.should_exit = True
     thread.join(timeout=30)

@@ -110,6 +110,13 @@ class TokenAuthority:
         await self._put(kind, name, None if record.level is None else Level(record.level), token)
         return token
 
+    async def issue(self, kind: PrincipalKind, name: str) -> str:
+        """A new token for ``name``: rotated if it exists, created (without a level) if not."""
+        try:
+            return await self.rotate(kind, name)
+        except NotFound:
+            return (await self.create(kind, name))[1]
+
     async def delete(self, kind: PrincipalKind, name: str) -> None:
         self._cache.clear()
         if not await self._store.delete_principal(principal_id(kind, name)):

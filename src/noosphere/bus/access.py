@@ -12,7 +12,9 @@ from typing import Any
 
 from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.bus.envelope import DEFAULT_PRIORITY, Envelope, Kind, new_id
-from noosphere.errors import PermissionDenied
+from noosphere.errors import InvalidRequest, PermissionDenied
+
+MAX_TTL_SECONDS = 365 * 24 * 3600.0
 
 
 def check_caller(caller: Principal) -> Principal:
@@ -43,6 +45,8 @@ def envelope_from(
     sender: str | None = None,
 ) -> Envelope:
     """A checked envelope sent by ``caller`` (as ``sender`` only if it may name one)."""
+    if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+        raise InvalidRequest(f"ttl_seconds must be more than 0 and at most {MAX_TTL_SECONDS:g} (a year)")
     expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds) if ttl_seconds else None
     return Envelope(
         kind=kind,

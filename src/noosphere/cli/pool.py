@@ -42,4 +42,10 @@ def pool(
             "-" if check is None else f"{check['reason']} ({check['seconds_ago']:.0f}s ago)",
         )
     console.print(table)
+    if (local := status.get("local_worker")) is not None:
+        exited = f"; last {local['last_exit']}" if local["last_exit"] else ""
+        console.print(
+            f"local worker process: {local['state']} (pid {local['pid'] or '-'}, "
+            f"{local['restarts']} restarts{exited})"
+        )
     console.print(f"{status['queued']} requests waiting")

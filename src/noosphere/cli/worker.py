@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -21,9 +22,9 @@ from noosphere.cli.common import (
     emit_json,
     run,
 )
-from noosphere.errors import NotFound
 from noosphere.pool.backends.base import Backend, BackendError
 from noosphere.pool.protocol import ModelOffer
+from noosphere.pool.worker import RemoteWorker
 
 
 def worker(
@@ -46,9 +47,12 @@ def worker(
     proxy_key: Annotated[
         str | None, typer.Option(envvar="NOOSPHERE_PROXY_KEY", help="API key for the proxy.")
     ] = None,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process (the node) is gone.")
+    ] = None,
 ) -> None:
     """Join a node's pool and serve a model: local llama.cpp (default) or a proxy."""
-    from noosphere.pool.worker import RemoteWorker, WorkerRejected
+    from noosphere.pool.worker import WorkerRejected
 
     backend: Backend
     try:
@@ -71,12 +75,30 @@ def worker(
     served = ", ".join(o.name for o in backend.offers())
     console.print(f"worker {remote.name} serving {served}; joining {remote.url} (Ctrl-C to leave)")
     try:
-        anyio.run(remote.run)
+        anyio.run(_serve, remote, parent_pid)
     except WorkerRejected as exc:
         console.print(f"[red]the node refused this worker[/red]: {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("worker stopped")
+
+
+async def _serve(remote: RemoteWorker, parent: int | None) -> None:
+    """Serve until the node rejects the worker, or (``parent`` set) the parent process is gone:
+    a node killed outright leaves no worker behind, reconnecting forever."""
+    async with anyio.create_task_group() as group:
+        if parent is not None:
+            group.start_soon(_exit_with, parent, group.cancel_scope)
+        await remote.run()
+        group.cancel_scope.cancel()
+
+
+async def _exit_with(parent: int, scope: anyio.CancelScope) -> None:
+    while True:  # the kernel sends no event when a parent dies; poll for it
+        if os.getppid() != parent:
+            scope.cancel()
+            return
+        await anyio.sleep(1.0)
 
 
 def worker_token(
@@ -90,10 +112,7 @@ def worker_token(
 
     async def go() -> None:
         async with admin_node(config, data_dir, token, "issuing worker tokens") as node:
-            try:
-                secret = await node.auth.rotate(PrincipalKind.WORKER, name)
-            except NotFound:
-                _, secret = await node.auth.create(PrincipalKind.WORKER, name)
+            secret = await node.auth.issue(PrincipalKind.WORKER, name)
         if as_json:
             emit_json({"id": f"worker:{name}", "token": secret})
         else:

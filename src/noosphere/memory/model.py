@@ -4,17 +4,50 @@ how they ask (``SearchQuery``, ``ListQuery``) and what they get back (``SearchHi
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+THREAD_ID_MAX = 128  # characters of a thread (conversation, session) id
 TAG_PATTERN = re.compile(r"^[\w:./@#+-]{1,64}$")
 METADATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Times a caller may give: wide enough for any real use, narrow enough that the node's own date
+# arithmetic (retention, grace periods) never leaves what every backend can represent.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+INT64_MAX = 2**63 - 1
 
-MetadataValue = str | int | float | bool | None
+
+def _storable_text(value: str) -> str:
+    """Text every backend stores as given: UTF-8 encodable (no lone surrogates), no NUL."""
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
+def _storable_time(value: datetime) -> datetime:
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"times must lie between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+When = Annotated[datetime, AfterValidator(_storable_time)]
+MetadataValue = (
+    Text
+    | Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
 
 
 class Zone(StrEnum):
@@ -58,17 +91,17 @@ def _check_tags(tags: list[str]) -> list[str]:
 class MemoryDraft(_Model):
     """A memory as a caller writes it. The owner is never part of it: it is the caller."""
 
-    content: str = Field(description="The text to remember.")
+    content: Text = Field(description="The text to remember.")
     zone: Zone = Field(Zone.PRIVATE, description="private | shared | federated")
     kind: str = Field("fact", description="fact, decision, pattern, error, observation, message, …")
     tags: list[str] = Field(default_factory=list, max_length=32)
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     importance: float = Field(0.5, ge=0.0, le=1.0)
-    valid_at: datetime | None = Field(None, description="When the memory became true (default now).")
-    expires_at: datetime | None = Field(None, description="Forget automatically after this time.")
-    supersedes: str | None = Field(None, description="Id of a memory this one replaces.")
-    thread_id: str | None = Field(
-        None, max_length=128, description="Conversation or session the memory belongs to."
+    valid_at: When | None = Field(None, description="When the memory became true (default now).")
+    expires_at: When | None = Field(None, description="Forget automatically after this time.")
+    supersedes: Text | None = Field(None, max_length=64, description="Id of a memory this one replaces.")
+    thread_id: Text | None = Field(
+        None, max_length=THREAD_ID_MAX, description="Conversation or session the memory belongs to."
     )
 
     @field_validator("kind")
@@ -126,15 +159,17 @@ class Filters(_Model):
     """Narrowing filters shared by search and list. All given filters must hold (AND)."""
 
     zones: list[Zone] | None = None
-    kinds: list[str] | None = None
+    kinds: list[Annotated[Text, Field(max_length=32)]] | None = None
     tags: list[str] | None = Field(None, description="The memory carries every one of these tags.")
-    owner: str | None = Field(None, description="Only memories of this owner (within your view).")
-    since: datetime | None = None
-    until: datetime | None = None
+    owner: Text | None = Field(
+        None, max_length=200, description="Only memories of this owner (within your view)."
+    )
+    since: When | None = None
+    until: When | None = None
     metadata: dict[str, MetadataValue] | None = Field(
         None, description="Metadata keys that must equal these values."
     )
-    thread_id: str | None = None
+    thread_id: Text | None = Field(None, max_length=THREAD_ID_MAX)
     include_invalid: bool = Field(False, description="Also return superseded memories.")
 
     @field_validator("tags")
@@ -152,13 +187,13 @@ class Filters(_Model):
 
 
 class SearchQuery(Filters):
-    query: str = Field(min_length=1, max_length=4000)
+    query: Text = Field(min_length=1, max_length=4000)
     limit: int = Field(10, ge=1, le=100)
 
 
 class ListQuery(Filters):
     limit: int = Field(50, ge=1, le=1000)
-    cursor: int | None = Field(None, description="Continue after this sequence number.")
+    cursor: int | None = Field(None, ge=0, le=INT64_MAX, description="Continue after this sequence number.")
 
 
 class SearchHit(_Model):

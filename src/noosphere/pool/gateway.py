@@ -18,7 +18,6 @@ from noosphere.errors import (
     InvalidRequest,
     ModelNotFound,
     NoCapacity,
-    NoosphereError,
     RateLimited,
 )
 from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
@@ -27,7 +26,7 @@ from noosphere.pool.checker import Checker
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
-from noosphere.pool.protocol import Failed, JobRequest
+from noosphere.pool.protocol import Failed, JobRequest, ModelOffer
 from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
 from noosphere.pool.tokens import TokenCounter
 
@@ -90,26 +89,42 @@ class Gateway:
         self.memory = memory
         self.checker = checker
         self._after: asyncio.Queue[Finished] = asyncio.Queue()
+        # Models a supervised worker serves, known even while it restarts: requests for them wait
+        # in the queue (up to queue_timeout_seconds) instead of failing with model_not_found.
+        self.expected: dict[str, ModelOffer] = {}
+
+    def expect(self, offer: ModelOffer) -> None:
+        self.expected[offer.name] = offer
 
     def resolve(self, model: str) -> tuple[str, list[Worker]]:
         """The served model a request names (directly or by alias), with the workers serving it.
         Never another model."""
         name = self.settings.aliases.get(model, model)
         served = self.scheduler.models()
-        if name not in served:
-            known = sorted(set(served) | set(self.settings.aliases))
+        if name not in served and name not in self.expected:
+            known = sorted(set(served) | set(self.expected) | set(self.settings.aliases))
             raise ModelNotFound(
                 f"no worker or upstream serves model {model!r}"
                 + (f"; available: {', '.join(known)}" if known else "; no models are available yet")
             )
-        return name, served[name]
+        return name, served.get(name, [])
+
+    def context_length(self, name: str, servers: list[Worker]) -> int:
+        """The largest context any server of ``name`` offers (or will, once it is back)."""
+        offered = [w.models[name].context_length for w in servers]
+        if name in self.expected:
+            offered.append(self.expected[name].context_length)
+        return max(offered)
 
     def models(self) -> list[ModelStatus]:
         aliases: dict[str, list[str]] = {}
         for alias, target in self.settings.aliases.items():
             aliases.setdefault(target, []).append(alias)
         out = []
-        for name, servers in sorted(self.scheduler.models().items()):
+        served = self.scheduler.models()
+        for name in self.expected:
+            served.setdefault(name, [])
+        for name, servers in sorted(served.items()):
             out.append(
                 ModelStatus(
                     id=name,
@@ -118,7 +133,7 @@ class Gateway:
                     upstreams=sum(w.upstream for w in servers),
                     slots=sum(w.capacity for w in servers),
                     free_slots=sum(w.free_slots for w in servers),
-                    context_length=max(w.models[name].context_length for w in servers),
+                    context_length=self.context_length(name, servers),
                 )
             )
         return out
@@ -138,7 +153,7 @@ class Gateway:
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
         )
-        largest = max(w.models[name].context_length for w in servers)
+        largest = self.context_length(name, servers)
         if job.prompt_tokens >= largest:
             error = InvalidRequest(
                 f"the prompt has about {job.prompt_tokens} tokens; the largest context any worker "
@@ -212,7 +227,7 @@ class Gateway:
                     await self.memory.store_many(
                         principal, items[start : start + self.memory.settings.max_batch]
                     )
-                except NoosphereError:
+                except Exception:  # one caller's turns must not stop everyone's accounting
                     logger.exception("could not store conversation turns of %s", principal.id)
 
     async def _admit(self, principal: Principal, prompt_tokens: int) -> None:

@@ -1,11 +1,11 @@
 """``create_app(settings)``: the ASGI app of one node, owning every background task in one
-lifespan (store, memory GC, MCP sessions)."""
+lifespan, each loop supervised (``supervision.py``)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +16,7 @@ from noosphere import __version__
 from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import PoolModel
 from noosphere.agents.runtime import Runtime
+from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.governance.checkpoints import SWEEP_SECONDS
@@ -26,6 +27,7 @@ from noosphere.pool.checker import Checker
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.inprocess import InProcessWorker
 from noosphere.pool.ledger import Ledger
+from noosphere.pool.local_process import LOCAL_WORKER_NAME, LocalWorkerProcess
 from noosphere.pool.protocol import ModelOffer
 from noosphere.pool.scheduler import Scheduler
 from noosphere.pool.tokens import TokenCounter
@@ -45,18 +47,21 @@ from noosphere.server import (
 from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
+from noosphere.supervision import Supervisor
 
-logger = logging.getLogger(__name__)
 
-
-async def _every(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``job`` every ``seconds``, forever; a failure is logged and retried next time."""
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run ``job`` every ``seconds``, forever (a failure ends the run; the supervisor restarts it)."""
     while True:
         await anyio.sleep(seconds)
-        try:
-            await job()
-        except Exception:
-            logger.exception("%s failed; retrying next interval", what)
+        await job()
+
+
+def _local_url(settings: Settings) -> str:
+    """Where a worker process on this machine reaches the node."""
+    host = settings.server.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"ws://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
 
 
 def _gateway(settings: Settings, node: Node) -> Gateway:
@@ -100,10 +105,12 @@ def create_app(
     embedder: Embedder | None = None,
     on_ready: Callable[[Node], None] | None = None,
     backends: Sequence[tuple[str, Backend]] = (),
+    local_model: Path | None = None,
 ) -> FastAPI:
     """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
     where to find it); ``backends`` are (name, backend) pairs served in-process as pool workers
-    (the local model ``noosphere up`` attaches)."""
+    (upstream APIs, fakes in tests); ``local_model`` is a GGUF file the node serves through a
+    supervised ``noosphere worker`` process (``noosphere up`` passes the configured one)."""
     holder: dict[str, Any] = {}
 
     def current_node() -> Node:
@@ -127,31 +134,28 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
+            loops = app.state.supervisor = Supervisor(tasks)
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
             toolbox = McpToolbox(settings.runtime.mcp_servers)
-            await tasks.start(toolbox.serve)
+            await loops.start_ready("mcp_servers", toolbox.serve)
             runtime = Runtime(
                 node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
             )
             app.state.runtime = holder["runtime"] = runtime
-            tasks.start_soon(runtime.serve)
+            loops.start("agent_runtime", runtime.serve)
             jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)
             app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
             if settings.scheduler.enabled:
-                await tasks.start(app.state.scheduler.run)
-            tasks.start_soon(
-                _every,
-                settings.governance.audit_head_interval_seconds,
-                node.audit.sign_head,
-                "signing an audit tree head",
-            )
-            tasks.start_soon(_every, SWEEP_SECONDS, node.checkpoints.expire_due, "timing out approvals")
-            tasks.start_soon(gateway.maintain)
-            tasks.start_soon(gateway.account)
+                await loops.start_ready("scheduler", app.state.scheduler.run)
+            interval = settings.governance.audit_head_interval_seconds
+            loops.start("audit_heads", _every, interval, node.audit.sign_head)
+            loops.start("approval_sweep", _every, SWEEP_SECONDS, node.checkpoints.expire_due)
+            loops.start("pool_maintenance", gateway.maintain)
+            loops.start("accounting", gateway.account)
             if gateway.checker is not None:
-                tasks.start_soon(gateway.checker.run)
+                loops.start("worker_checker", gateway.checker.run)
             for upstream in settings.pool.upstreams:
                 offers = [ModelOffer(name=m, context_length=upstream.context_length) for m in upstream.models]
                 backend = OpenAICompatibleBackend(upstream.base_url, offers, upstream.api_key)
@@ -162,9 +166,23 @@ def create_app(
                     capacity=upstream.max_concurrency,
                     upstream=True,
                 )
-                tasks.start_soon(worker.run)
+                loops.start(f"upstream:{upstream.name}", worker.run)
             for name, local in backends:
-                tasks.start_soon(InProcessWorker(gateway.scheduler, local, name).run)
+                loops.start(f"backend:{name}", InProcessWorker(gateway.scheduler, local, name).run)
+            app.state.local_worker = None
+            if local_model is not None:
+                pool = settings.pool
+                gateway.expect(
+                    ModelOffer(name=pool.local_model_name, context_length=pool.local_context_length)
+                )
+                process = LocalWorkerProcess(
+                    settings,
+                    _local_url(settings),
+                    lambda: node.auth.issue(PrincipalKind.WORKER, LOCAL_WORKER_NAME),
+                    local_model,
+                )
+                app.state.local_worker = process
+                loops.start("local_worker", process.run)
             if on_ready is not None:
                 on_ready(node)
             async with mcp_app.router.lifespan_context(mcp_app):
@@ -185,6 +203,8 @@ def create_app(
     )
     app.state.node = None
     app.state.gateway = None
+    app.state.supervisor = None
+    app.state.local_worker = None
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(memories.router)

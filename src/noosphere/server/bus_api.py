@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 
 from noosphere.auth.principal import Principal
 from noosphere.bus import Delivery, Envelope, Kind, MailboxStats, Sent
-from noosphere.bus.access import check_caller, envelope_from, own_mailbox, visible_scope
+from noosphere.bus.access import (
+    MAX_TTL_SECONDS,
+    check_caller,
+    envelope_from,
+    own_mailbox,
+    visible_scope,
+)
 from noosphere.bus.envelope import DEFAULT_PRIORITY
 from noosphere.server.deps import NodeDep, get_principal
 
@@ -34,7 +40,9 @@ class EnvelopeIn(BaseModel):
     correlation_id: str | None = None
     reply_to: str | None = None
     priority: int = Field(DEFAULT_PRIORITY, description="0 (lowest) to 9.")
-    ttl_seconds: float | None = Field(None, gt=0, description="Undelivered after this long, it expires.")
+    ttl_seconds: float | None = Field(
+        None, gt=0, le=MAX_TTL_SECONDS, description="Undelivered after this long, it expires."
+    )
     sender: str | None = Field(None, description="Admin only: send as another address.")
 
     def envelope(self, caller: Principal) -> Envelope:

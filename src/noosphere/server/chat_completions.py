@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, WorkerFailed
+from noosphere.memory.model import THREAD_ID_MAX
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.jobs import ChatJob
 from noosphere.pool.protocol import Chunk, Failed
@@ -104,10 +105,8 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
         error = InvalidRequest(validation_message(exc.errors()))
         error.status = 422
         raise error from None
-    conversation = (
-        headers.get(CONVERSATION_HEADER.lower())
-        or (body.metadata or {}).get("conversation_id")
-        or "conv_" + uuid.uuid4().hex
+    conversation = _conversation_id(
+        headers.get(CONVERSATION_HEADER.lower()) or (body.metadata or {}).get("conversation_id")
     )
     response_headers = {CONVERSATION_HEADER: conversation}
     transcript = Transcript(model=body.model)
@@ -120,6 +119,18 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
                 await _whole(reply, job, transcript, gateway, response_headers)
         finally:
             watcher.cancel()
+
+
+def _conversation_id(given: str | None) -> str:
+    """The caller's conversation id, checked here so that no later write can trip over it."""
+    if given is None or given == "":
+        return "conv_" + uuid.uuid4().hex
+    if len(given) > THREAD_ID_MAX or not given.isprintable():
+        raise InvalidRequest(
+            f"a conversation id ({CONVERSATION_HEADER} or metadata.conversation_id) is 1-{THREAD_ID_MAX} "
+            "printable characters"
+        )
+    return given
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

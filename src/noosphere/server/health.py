@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from noosphere.errors import NoosphereError
 
 router = APIRouter(tags=["health"])
 
@@ -13,10 +17,30 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The node has opened its store and can serve requests")
+@router.get(
+    "/readyz",
+    summary="The node can serve requests: its store answers; every background loop and the local "
+    "worker process with its state",
+)
 async def readyz(request: Request) -> JSONResponse:
-    node = getattr(request.app.state, "node", None)
+    """``ready`` (200) when the store answers and every background loop runs; ``degraded`` (200)
+    when some loop is restarting after a failure; ``starting`` or ``unavailable`` (503) when the
+    store cannot be used."""
+    state = request.app.state
+    node = getattr(state, "node", None)
     if node is None:
         return JSONResponse({"status": "starting"}, status_code=503)
-    await node.store.count()
-    return JSONResponse({"status": "ready", "node_id": node.settings.node_id})
+    body: dict[str, Any] = {"node_id": node.settings.node_id}
+    supervisor = state.supervisor
+    if supervisor is not None:
+        body["loops"] = {name: loop.as_dict() for name, loop in supervisor.loops.items()}
+    if state.local_worker is not None:
+        body["local_worker"] = state.local_worker.status.as_dict()
+    try:
+        await node.store.count()
+    except NoosphereError as exc:
+        body |= {"status": "unavailable", "store": f"{exc.code}: {exc.message}"}
+        return JSONResponse(body, status_code=503)
+    body["store"] = "ok"
+    body["status"] = "degraded" if supervisor is not None and supervisor.failing() else "ready"
+    return JSONResponse(body)

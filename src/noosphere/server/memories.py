@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from noosphere.errors import InvalidRequest
 from noosphere.memory.model import (
     ListQuery,
     Memory,
@@ -18,6 +19,7 @@ from noosphere.memory.model import (
     Zone,
 )
 from noosphere.server.deps import NodeDep, PrincipalDep
+from noosphere.server.errors import validation_message
 
 router = APIRouter(prefix="/api/v1/memories", tags=["memories"])
 
@@ -66,20 +68,25 @@ async def list_memories(
     until: datetime | None = None,
     include_invalid: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> Page:
-    query = ListQuery(
-        zones=zones,
-        kinds=kinds,
-        tags=tags,
-        owner=owner,
-        thread_id=thread_id,
-        since=since,
-        until=until,
-        include_invalid=include_invalid,
-        limit=limit,
-        cursor=cursor,
-    )
+    try:
+        query = ListQuery(
+            zones=zones,
+            kinds=kinds,
+            tags=tags,
+            owner=owner,
+            thread_id=thread_id,
+            since=since,
+            until=until,
+            include_invalid=include_invalid,
+            limit=limit,
+            cursor=cursor,
+        )
+    except ValidationError as exc:  # the query parameters, checked by the domain model
+        error = InvalidRequest(validation_message(exc.errors()))
+        error.status = 422
+        raise error from None
     return await node.memory.list_memories(principal, query)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from noosphere.server.deps import AdminDep
 from noosphere.server.openai_api import GatewayDep
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["pool"])
 
 
 @router.get("/pool", summary="Workers with their last check, load and models; the queue")
-async def pool_status(gateway: GatewayDep, _: AdminDep) -> dict[str, Any]:
+async def pool_status(request: Request, gateway: GatewayDep, _: AdminDep) -> dict[str, Any]:
     scheduler = gateway.scheduler
     checks = gateway.checker.results if gateway.checker else {}
     now = scheduler.clock()
@@ -44,7 +44,9 @@ async def pool_status(gateway: GatewayDep, _: AdminDep) -> dict[str, Any]:
                 },
             }
         )
+    local = request.app.state.local_worker
     return {
+        "local_worker": None if local is None else local.status.as_dict(),
         "workers": workers,
         "queued": scheduler.queued(),
         "models": [m.__dict__ for m in gateway.models()],

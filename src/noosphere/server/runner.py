@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from rich.console import Console
@@ -11,14 +13,12 @@ from rich.console import Console
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.config import Settings
 from noosphere.node import Node
-from noosphere.pool.backends.base import Backend, BackendError
-from noosphere.pool.backends.llama import LlamaBackend, bundled_smollm2
+from noosphere.pool.backends.base import BackendError
+from noosphere.pool.backends.llama import bundled_smollm2
 from noosphere.server.app import create_app
 
 
-def _announce(
-    settings: Settings, console: Console, backends: list[tuple[str, Backend]]
-) -> Callable[[Node], None]:
+def _announce(settings: Settings, console: Console, model: Path | None) -> Callable[[Node], None]:
     def ready(node: Node) -> None:
         host = settings.server.host
         shown = f"[{host}]" if ":" in host else host
@@ -32,8 +32,11 @@ def _announce(
         console.print(f"  MCP        {base}/mcp   (Streamable HTTP, bearer token)")
         console.print(f"  API docs   {base}/docs")
         console.print(f"  workers    {base.replace('http', 'ws', 1)}/ws/worker")
-        for name, _ in backends:
-            console.print(f"  local model [cyan]{name}[/cyan] (llama.cpp)")
+        if model is not None:
+            console.print(
+                f"  local model [cyan]{settings.pool.local_model_name}[/cyan] "
+                "(llama.cpp, in a supervised worker process)"
+            )
         if node.new_admin_token:
             console.print(
                 "  admin token (shown once; also saved to "
@@ -45,24 +48,30 @@ def _announce(
     return ready
 
 
-def local_backends(settings: Settings, console: Console) -> list[tuple[str, Backend]]:
-    """The local llama.cpp worker ``up`` attaches, unless disabled or impossible (then say why)."""
+def local_model(settings: Settings, console: Console) -> Path | None:
+    """The GGUF file ``up`` serves through its local worker process, unless disabled or missing
+    (then say why)."""
     pool = settings.pool
     if not pool.local_worker:
-        return []
+        return None
     try:
         path = pool.local_model_path or bundled_smollm2()
-        backend = LlamaBackend(path, pool.local_model_name, pool.local_context_length, pool.local_threads)
     except BackendError as exc:
         console.print(f"[yellow]no local worker[/yellow]: {exc.message}")
-        return []
-    return [(pool.local_model_name, backend)]
+        return None
+    if not path.is_file():
+        console.print(f"[yellow]no local worker[/yellow]: no model file at {path}")
+        return None
+    if importlib.util.find_spec("llama_cpp") is None:
+        console.print("[yellow]no local worker[/yellow]: it needs llama-cpp-python (make install)")
+        return None
+    return path
 
 
 def serve(settings: Settings) -> None:
     console = Console(stderr=True)
-    backends = local_backends(settings, console)
-    app = create_app(settings, on_ready=_announce(settings, console, backends), backends=backends)
+    model = local_model(settings, console)
+    app = create_app(settings, on_ready=_announce(settings, console, model), local_model=model)
     config = uvicorn.Config(
         app,
         host=settings.server.host,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, cast
 import anyio.to_thread
 
 from noosphere.pool.backends.base import BackendError
+from noosphere.pool.backends.tool_grammar import ToolChoice, choose, grammar, parse_call, prompt_messages
 from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCallDelta, Usage
 
 _END = object()
@@ -63,72 +63,63 @@ class LlamaBackend:
         with self._lock:
             self._llm.close()
 
-    def _arguments(self, request: JobRequest) -> dict[str, Any]:
-        args: dict[str, Any] = {"messages": request.messages, "max_tokens": request.max_tokens}
+    def _arguments(self, request: JobRequest, choice: ToolChoice | None) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "messages": prompt_messages(request.messages, choice),
+            "max_tokens": request.max_tokens,
+            "stream": True,
+        }
         for key in ("temperature", "top_p", "stop", "seed"):
             value = getattr(request, key)
             if value is not None:
                 args[key] = value
-        if request.tools:
-            args["tools"] = request.tools
-            args["tool_choice"] = request.tool_choice
+        if choice is not None:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            args["grammar"] = LlamaGrammar.from_string(grammar(choice), verbose=False)
         return args
 
     def _generate(self, job_id: str, request: JobRequest, stop: threading.Event) -> Iterator[Chunk | Done]:
-        """Runs in a worker thread."""
+        """Runs in a worker thread. With tools, sampling follows their grammar (``tool_grammar``):
+        the answer is either one well-formed call of an offered tool or, when allowed, text."""
         with self._lock:
             if self._closing.is_set():
                 raise BackendError("the worker is shutting down", "worker_stopping")
-            prompt = sum(
-                len(self._llm.tokenize(str(m.get("content") or "").encode())) for m in request.messages
-            )
-            args = self._arguments(request)
-            if request.tools:  # llama.cpp's tool calling answers whole; emit it as chunks
-                result: Any = self._llm.create_chat_completion(**args, stream=False)
-                choice = result["choices"][0]
-                count = 0
-                for index, call in enumerate(choice["message"].get("tool_calls") or []):
-                    function = call["function"]
-                    yield Chunk(
-                        job_id=job_id,
-                        tool_call=ToolCallDelta(
-                            index=index,
-                            id=call.get("id"),
-                            name=function["name"],
-                            arguments=function.get("arguments") or json.dumps({}),
-                        ),
-                    )
-                    count += 1
-                if not count and choice["message"].get("content"):
-                    yield Chunk(job_id=job_id, content=choice["message"]["content"])
-                    count = 1
-                usage = result.get("usage") or {}
-                if choice["message"].get("tool_calls"):
-                    finish = "tool_calls"
-                else:
-                    finish = "length" if choice.get("finish_reason") == "length" else "stop"
-                yield Done(
-                    job_id=job_id,
-                    finish_reason=finish,
-                    usage=Usage(
-                        prompt_tokens=usage.get("prompt_tokens", prompt),
-                        completion_tokens=usage.get("completion_tokens", count),
-                    ),
-                )
-                return
+            choice = choose(request.tools, request.tool_choice)
+            args = self._arguments(request, choice)
+            prompt = sum(len(self._llm.tokenize(str(m["content"]).encode())) for m in args["messages"])
             finish = "stop"
             produced = 0
-            parts = cast(Iterator[dict[str, Any]], self._llm.create_chat_completion(**args, stream=True))
+            streaming = choice is None  # with tools, output is held until it is clearly not a call
+            pending = ""
+            parts = cast(Iterator[dict[str, Any]], self._llm.create_chat_completion(**args))
             for part in parts:
                 if stop.is_set() or self._closing.is_set():
                     return
-                choice = part["choices"][0]
-                text = choice["delta"].get("content")
-                if text:
-                    produced += 1
+                delta = part["choices"][0]
+                if delta.get("finish_reason"):
+                    finish = "length" if delta["finish_reason"] == "length" else "stop"
+                text = delta["delta"].get("content")
+                if not text:
+                    continue
+                produced += 1
+                if streaming:
                     yield Chunk(job_id=job_id, content=text)
-                if choice.get("finish_reason"):
-                    finish = "length" if choice["finish_reason"] == "length" else "stop"
+                    continue
+                pending += text
+                head = pending.lstrip()
+                if head and not head.startswith("{"):  # the grammar's text branch
+                    streaming = True
+                    yield Chunk(job_id=job_id, content=pending)
+                    pending = ""
+            call = parse_call(pending, choice) if choice is not None and pending else None
+            if call is not None:
+                name, arguments = call
+                tool_call = ToolCallDelta(index=0, id=f"call_{job_id}", name=name, arguments=arguments)
+                yield Chunk(job_id=job_id, tool_call=tool_call)
+                finish = "tool_calls"
+            elif pending:
+                yield Chunk(job_id=job_id, content=pending)
             yield Done(
                 job_id=job_id,
                 finish_reason=finish,
