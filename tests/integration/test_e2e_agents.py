@@ -6,9 +6,9 @@ An L1 planner delegates to a served L2 scribe; the scribe's tool (``notes__add_n
 person's approval. First a person approves it through the API and the task completes; then nobody
 answers, the approval times out (recorded as ``timeout``), and the call does not run.
 
-The agents sample at temperature 0, so the 135M model answers the same way every run; the two
-tasks are worded so that it writes usable tool arguments (for some wordings it loops inside the
-JSON string until its token budget ends, and the call is refused as ``invalid_arguments``)."""
+The local backend constrains sampling to the offered tools' JSON schemas (a llama.cpp grammar), so
+even the 135M model writes a well-formed call whatever the CPU's numerics make of its tokens; each
+agent's plan calls its tool, then replies in text."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _agents(http: httpx.Client) -> None:
         "level": "L1",
         "soul": "You hand every task to the scribe, in the same words.",
         "tools": ["delegate"],
-        "plan": ["delegate"],
+        "plan": ["delegate", "reply"],
         "max_steps": 2,
         "temperature": 0,
     }
@@ -58,7 +58,7 @@ def _agents(http: httpx.Client) -> None:
         "level": "L2",
         "soul": "You write notes.",
         "tools": ["notes__*"],
-        "plan": ["notes__add_note"],
+        "plan": ["notes__add_note", "reply"],
         "max_steps": 2,
         "temperature": 0,
         "serve": True,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import anyio
 
 from noosphere.agents.model import ChatModel, RequestedCall
+from noosphere.agents.profile import REPLY_STEP
 from noosphere.agents.tools import Tool, ToolContext
 from noosphere.digest import sha256_json
 from noosphere.errors import NoosphereError, ToolFailed
@@ -124,15 +125,17 @@ class AgentLoop:
             if tokens >= agent.max_tokens:
                 status = "token_budget_exhausted"
                 break
-            forced = agent.plan[step] if step < len(agent.plan) and agent.plan[step] in self.tools else None
+            planned = agent.plan[step] if step < len(agent.plan) else None
+            forced = planned if planned in self.tools else None
+            tools = None if planned == REPLY_STEP else offered or None
             request = JobRequest(
                 model=self.model_name,
                 messages=messages,
-                tools=offered or None,
+                tools=tools,
                 tool_choice=(
                     {"type": "function", "function": {"name": forced}}
                     if forced
-                    else ("auto" if offered else None)
+                    else ("auto" if tools else None)
                 ),
                 max_tokens=max(16, min(self.limits.reply_tokens, agent.max_tokens - tokens)),
                 temperature=agent.temperature,

@@ -9,9 +9,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from noosphere.auth.principal import Level
+from noosphere.errors import InvalidRequest
+from noosphere.governance.policy import Effect as PolicyEffect
+from noosphere.governance.policy import parse_rule
 from noosphere.memory.model import Zone
 
 Effect = Literal["allow", "ask", "deny"]
+
+
+REPLY_STEP = "reply"  # a plan step that offers no tools: the model answers in text
 
 
 class AgentProfile(BaseModel):
@@ -43,7 +49,8 @@ class AgentProfile(BaseModel):
     plan: list[str] = Field(
         default_factory=list,
         description="Tools it must call on its first steps, in order (for small models that do not "
-        "choose tools reliably); after the plan it chooses freely.",
+        f"choose tools reliably); a `{REPLY_STEP}` step answers in text without tools. After the plan "
+        "it chooses freely.",
     )
     serve: bool = Field(
         False,
@@ -64,6 +71,18 @@ class AgentProfile(BaseModel):
     def _capabilities(cls, value: list[str]) -> list[str]:
         return sorted({c.strip().lower() for c in value if c.strip()})
 
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: dict[Effect, list[str]]) -> dict[Effect, list[str]]:
+        """Rules compile when stored, so a malformed one never reaches a run."""
+        for effect, rules in value.items():
+            for rule in rules:
+                try:
+                    parse_rule(rule, PolicyEffect(effect), "agent")
+                except InvalidRequest as exc:
+                    raise ValueError(exc.message) from None
+        return value
+
     def may_use(self, tool: str) -> bool:
         return any(fnmatchcase(tool, pattern) for pattern in self.tools)
 
@@ -72,4 +91,4 @@ class AgentProfile(BaseModel):
         return set(c.lower() for c in needed) <= set(self.capabilities)
 
 
-__all__ = ["AgentProfile"]
+__all__ = ["REPLY_STEP", "AgentProfile"]

@@ -10,11 +10,12 @@ import typer
 
 from noosphere.cli import approvals, audit, bus, jobs, keys, memory, pool, principals, worker
 from noosphere.cli import run as run_cli
-from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, run, settings_from
+from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, record_command, run, settings_from
 from noosphere.config import Settings
 from noosphere.errors import NoosphereError
 
 app = typer.Typer(
+    callback=record_command,
     help="noosphere: shared memory, models and governance for LLM agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -18,6 +18,7 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    record_command,
     run,
     settings_from,
 )
@@ -25,7 +26,9 @@ from noosphere.governance.checkpoints import Scope, Status, Verdict
 from noosphere.server.approvals_api import ApprovalOut
 from noosphere.store.contract import ApprovalRecord
 
-approvals_app = typer.Typer(help="Human checkpoints: list and decide approvals.", no_args_is_help=True)
+approvals_app = typer.Typer(
+    callback=record_command, help="Human checkpoints: list and decide approvals.", no_args_is_help=True
+)
 
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Why; kept with the decision.")]
 

@@ -13,16 +13,19 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_node,
     console,
     emit_json,
+    opened_node,
+    record_command,
     run,
     settings_from,
 )
 from noosphere.governance.audit import Verification, verify_log
 from noosphere.identity import public_key_from_text
 
-audit_app = typer.Typer(help="The signed, append-only audit log.", no_args_is_help=True)
+audit_app = typer.Typer(
+    callback=record_command, help="The signed, append-only audit log.", no_args_is_help=True
+)
 
 
 @audit_app.command("show")
@@ -37,7 +40,7 @@ def show(
     """List audit entries, oldest first."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "reading the audit log", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             entries = await node.store.audit_entries(start, limit)
         rows = [{"seq": e.seq, "leaf": e.leaf.hex(), **json.loads(e.entry)} for e in entries]
         if as_json:
@@ -67,9 +70,7 @@ def verify(
     consistency between heads and inclusion of entries. Exit code 1 on any problem."""
 
     async def go() -> Verification:
-        async with admin_node(
-            config, data_dir, token, "verifying the audit log", check_embedder=False
-        ) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             try:
                 public = public_key_from_text(public_key) if public_key else node.key.public
             except ValueError as exc:

@@ -28,13 +28,16 @@ from noosphere.cli.common import (
     console,
     emit_json,
     node_as,
+    record_command,
     run,
     settings_from,
 )
 from noosphere.errors import InvalidRequest
 from noosphere.node import Node
 
-bus_app = typer.Typer(help="The message bus: mailboxes, topics, subscriptions.", no_args_is_help=True)
+bus_app = typer.Typer(
+    callback=record_command, help="The message bus: mailboxes, topics, subscriptions.", no_args_is_help=True
+)
 
 KindOpt = Annotated[Kind, typer.Option("--kind", help="Envelope type.")]
 PayloadOpt = Annotated[str, typer.Option("--payload", help="JSON object.")]

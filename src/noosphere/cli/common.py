@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -15,10 +16,11 @@ import httpx
 import typer
 from rich.console import Console
 
+from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.config import Settings, load_settings
-from noosphere.errors import NoosphereError, PermissionDenied, Unauthenticated
+from noosphere.errors import NoosphereError, Unauthenticated
 from noosphere.node import Node, open_node
 
 T = TypeVar("T")
@@ -94,20 +96,40 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 async def node_as(
     settings: Settings, token: str | None, check_embedder: bool = True
 ) -> AsyncIterator[tuple[Node, Principal]]:
-    """Open the node's store directly and authenticate as ``token`` (default: the admin)."""
+    """Open the node's store directly and authenticate as ``token`` (default: the admin), if the
+    authorization table lets that principal run the current command."""
     async with open_node(settings, check_embedder=check_embedder) as node:
         if node.new_admin_token:
             console.print(f"created admin token (saved in {settings.data_dir / ADMIN_TOKEN_FILE})")
-        yield node, await node.authenticate(token or admin_token(settings))
+        caller = await node.authenticate(token or admin_token(settings))
+        authorize("cli", command_name(), caller)
+        yield node, caller
+
+
+_COMMAND: ContextVar[str] = ContextVar("noosphere_command", default="noosphere")
+
+
+def record_command(ctx: typer.Context) -> None:
+    """Callback of every command group: remembers which command runs (``noosphere memory add``),
+    the name the authorization table knows it by."""
+    names = [ctx.invoked_subcommand or ""]
+    level: Any = ctx  # parents are typer's click contexts
+    while level.parent is not None:  # the root's own name is whatever started the program
+        names.append(level.info_name or "")
+        level = level.parent
+    _COMMAND.set(" ".join(["noosphere", *reversed(names)]).strip())
+
+
+def command_name() -> str:
+    return _COMMAND.get()
 
 
 @asynccontextmanager
-async def admin_node(
-    config: Path | None, data_dir: Path | None, token: str | None, what: str, check_embedder: bool = True
+async def opened_node(
+    config: Path | None, data_dir: Path | None, token: str | None, check_embedder: bool = True
 ) -> AsyncIterator[Node]:
-    """Open the node as ``token`` (default: the admin) for an admin-only action named by ``what``."""
-    async with node_as(settings_from(config, data_dir), token, check_embedder) as (node, caller):
-        require_admin(caller, what)
+    """The node, opened as ``token`` (default: the admin) for a command that needs no caller."""
+    async with node_as(settings_from(config, data_dir), token, check_embedder) as (node, _):
         yield node
 
 
@@ -120,11 +142,6 @@ def admin_token(settings: Settings) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
         raise Unauthenticated(f"no --token given and no admin token at {path}") from None
-
-
-def require_admin(caller: Principal, what: str) -> None:
-    if not caller.is_admin:
-        raise PermissionDenied(f"{what} needs the admin token")
 
 
 def emit_json(value: Any) -> None:

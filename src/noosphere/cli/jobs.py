@@ -13,16 +13,19 @@ from noosphere.cli.common import (
     JsonOpt,
     TokenOpt,
     UrlOpt,
-    admin_node,
     ask_node,
     console,
     emit_json,
+    opened_node,
+    record_command,
     run,
     settings_from,
 )
 from noosphere.server.jobs_api import JobRunOut
 
-jobs_app = typer.Typer(help="Scheduled jobs (cron and topic triggers).", no_args_is_help=True)
+jobs_app = typer.Typer(
+    callback=record_command, help="Scheduled jobs (cron and topic triggers).", no_args_is_help=True
+)
 
 
 @jobs_app.command("list")
@@ -58,7 +61,7 @@ def runs(
     """Recent job runs, newest first, with their outcome."""
 
     async def go() -> list[JobRunOut]:
-        async with admin_node(config, data_dir, token, "reading job runs", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             return [JobRunOut.of(r) for r in await node.store.job_runs(job, limit)]
 
     rows = run(go)

@@ -14,13 +14,18 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_node,
     console,
     emit_json,
+    opened_node,
+    record_command,
     run,
 )
 
-key_app = typer.Typer(help="Manage users' API keys for the OpenAI-compatible gateway.", no_args_is_help=True)
+key_app = typer.Typer(
+    callback=record_command,
+    help="Manage users' API keys for the OpenAI-compatible gateway.",
+    no_args_is_help=True,
+)
 
 
 def _limit(value: float | None) -> str:
@@ -42,7 +47,7 @@ def create(
     """Create an API key for USER and print it (once)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing API keys") as node:
+        async with opened_node(config, data_dir, token) as node:
             record, secret = await node.auth.create_api_key(user, name, rpm, tpm, budget)
         if as_json:
             emit_json(
@@ -74,7 +79,7 @@ def list_keys(
     """List API keys (of USER, or all) with their limits and what they spent."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing API keys") as node:
+        async with opened_node(config, data_dir, token) as node:
             keys = await node.auth.api_keys(user)
             spent = {k.id: -await node.store.balance(key_account(k.id)) for k in keys}
         if as_json:
@@ -118,7 +123,7 @@ def revoke(
     """Revoke an API key (its spending history stays in the ledger)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing API keys") as node:
+        async with opened_node(config, data_dir, token) as node:
             await node.auth.revoke_api_key(key_id)
         console.print(f"revoked {key_id}")
 
@@ -136,7 +141,7 @@ def usage(
     """Tokens and credits from the ledger: what callers spent and workers earned."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "reading the ledger") as node:
+        async with opened_node(config, data_dir, token) as node:
             since = None if days is None else datetime.now(UTC) - timedelta(days=days)
             rows = await node.store.usage_summary(by, since)
         if as_json:

@@ -16,17 +16,18 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_node,
     console,
     emit_json,
     node_as,
+    opened_node,
+    record_command,
     run,
     settings_from,
 )
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
 
-app = typer.Typer(help="Store, search and manage memories.", no_args_is_help=True)
+app = typer.Typer(callback=record_command, help="Store, search and manage memories.", no_args_is_help=True)
 
 ZoneOpt = Annotated[Zone, typer.Option("--zone", "-z", help="private, shared or federated.")]
 TagsOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable).")]
@@ -239,7 +240,7 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
     """Re-embed every memory with the configured embedder (after changing embedders)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "re-embedding", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             with _progress() as bar:
                 task = bar.add_task(f"re-embedding with {node.memory.embedder.model_id}", total=None)
 

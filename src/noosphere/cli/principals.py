@@ -16,16 +16,17 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_node,
     console,
     emit_json,
+    opened_node,
+    record_command,
     run,
 )
 from noosphere.errors import InvalidRequest
 from noosphere.memory.model import Zone
 
-agent_app = typer.Typer(help="Manage agents.", no_args_is_help=True)
-user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+agent_app = typer.Typer(callback=record_command, help="Manage agents.", no_args_is_help=True)
+user_app = typer.Typer(callback=record_command, help="Manage users.", no_args_is_help=True)
 
 
 @agent_app.command("create")
@@ -66,7 +67,7 @@ def agent_create(
             profile = AgentProfile.model_validate(fields)
         except ValidationError as exc:
             raise InvalidRequest(str(exc.errors()[0]["msg"])) from None
-        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             _, secret = await node.agents.create(profile)
         if as_json:
             emit_json(
@@ -96,7 +97,7 @@ def agent_show(
     """Show an agent's profile."""
 
     async def go() -> AgentProfile:
-        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             return await node.agents.get(name)
 
     profile = run(go)
@@ -117,7 +118,7 @@ def agent_list(
     """List agents with their level, capabilities and model."""
 
     async def go() -> list[AgentProfile]:
-        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             return await node.agents.every()
 
     profiles = run(go)
@@ -143,7 +144,7 @@ def agent_delete(
     """Delete an agent and its profile (its token stops working; its memories stay until forgotten)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing agents", check_embedder=False) as node:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
             await node.agents.delete(name)
         console.print(f"deleted agent {name}")
 
@@ -161,7 +162,7 @@ def user_create(
     """Create a user and print their token (once)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing users") as node:
+        async with opened_node(config, data_dir, token) as node:
             principal, secret = await node.auth.create(PrincipalKind.USER, name)
         if as_json:
             emit_json({"id": principal.id, "name": name, "kind": "user", "level": None, "token": secret})
@@ -182,7 +183,7 @@ def user_list(
     """List users."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing users") as node:
+        async with opened_node(config, data_dir, token) as node:
             records = await node.auth.list_principals(PrincipalKind.USER)
         if as_json:
             emit_json(
@@ -207,7 +208,7 @@ def user_delete(
     """Delete a user (their token stops working)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing users") as node:
+        async with opened_node(config, data_dir, token) as node:
             await node.auth.delete(PrincipalKind.USER, name)
         console.print(f"deleted user {name}")
 
@@ -218,7 +219,7 @@ def _rotate(
     kind: PrincipalKind, name: str, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool
 ) -> None:
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "managing agents and users") as node:
+        async with opened_node(config, data_dir, token) as node:
             secret = await node.auth.rotate(kind, name)
         if as_json:
             emit_json({"id": f"{kind.value}:{name}", "token": secret})

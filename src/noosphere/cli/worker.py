@@ -17,9 +17,9 @@ from noosphere.cli.common import (
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    admin_node,
     console,
     emit_json,
+    opened_node,
     run,
 )
 from noosphere.pool.backends.base import Backend, BackendError
@@ -111,7 +111,7 @@ def worker_token(
     """Issue a token for a worker named NAME (creating it, or replacing its old token)."""
 
     async def go() -> None:
-        async with admin_node(config, data_dir, token, "issuing worker tokens") as node:
+        async with opened_node(config, data_dir, token) as node:
             secret = await node.auth.issue(PrincipalKind.WORKER, name)
         if as_json:
             emit_json({"id": f"worker:{name}", "token": secret})

@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 from croniter import croniter
 
+from noosphere.auth.permissions import JOB_PREFIX
 from noosphere.auth.principal import Level, Principal, PrincipalKind
 from noosphere.digest import sha256_json
 from noosphere.errors import Conflict, NoosphereError, NotFound, PermissionDenied, Unavailable
@@ -61,7 +62,7 @@ class Job:
 
 def job_principal(name: str) -> Principal:
     """The principal a job acts as: ``job:<name>``, at level L0 (system)."""
-    return Principal(f"job:{name}", PrincipalKind.AGENT, f"job:{name}", Level.L0)
+    return Principal(f"{JOB_PREFIX}{name}", PrincipalKind.AGENT, f"{JOB_PREFIX}{name}", Level.L0)
 
 
 def latest_tick(cron: str, after: datetime, now: datetime) -> datetime | None:

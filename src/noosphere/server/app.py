@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere import __version__
@@ -45,6 +45,7 @@ from noosphere.server import (
     worker_ws,
 )
 from noosphere.server.chat_completions import ChatCompletions
+from noosphere.server.deps import authorize_route
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 from noosphere.supervision import Supervisor
@@ -206,16 +207,21 @@ def create_app(
     app.state.supervisor = None
     app.state.local_worker = None
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(memories.router)
-    app.include_router(principals.router)
-    app.include_router(bus_api.router)
-    app.include_router(approvals_api.router)
-    app.include_router(agents_api.router)
-    app.include_router(jobs_api.router)
-    app.include_router(openai_api.router)
+    # Every route passes the authorization table first (the worker socket checks its own hello).
+    routed = (
+        health,
+        memories,
+        principals,
+        bus_api,
+        approvals_api,
+        agents_api,
+        jobs_api,
+        openai_api,
+        pool_api,
+    )
+    for module in routed:
+        app.include_router(module.router, dependencies=[Depends(authorize_route)])
     app.include_router(worker_ws.router)
-    app.include_router(pool_api.router)
     app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
     app.add_middleware(ChatCompletions)  # POST /v1/chat/completions, outside FastAPI's routing
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from noosphere.agents.runtime import Runtime
+from noosphere.auth.permissions import authorize, permits
 from noosphere.auth.principal import Principal
 from noosphere.errors import PermissionDenied, Unavailable
 from noosphere.node import Node
@@ -55,7 +56,22 @@ def get_node(request: Request) -> Node:
 
 
 async def get_principal(request: Request, node: Annotated[Node, Depends(get_node)]) -> Principal:
-    return await node.authenticate(bearer_token(request.headers.get("authorization")))
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    principal = await node.authenticate(bearer_token(request.headers.get("authorization")))
+    request.state.principal = principal
+    return principal
+
+
+async def authorize_route(request: Request) -> None:
+    """The authorization table (``auth/permissions.py``) for the route being called: every
+    router of the app depends on this, so no route is reachable without its row."""
+    route = request.scope.get("route")
+    name = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    if permits("http", name, None):
+        return
+    authorize("http", name, await get_principal(request, node_of(request.app)))
 
 
 async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere.agents.runtime import Runtime
+from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
 from noosphere.errors import NoosphereError
 from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, SearchQuery
@@ -56,9 +57,12 @@ def build_mcp(
         "with bus_send and read your mailbox with bus_receive (then bus_ack).",
     )
 
-    async def call(ctx: Context, fn: Callable[[Principal], Awaitable[Any]]) -> Any:
+    async def call(ctx: Context, tool: str, fn: Callable[[Principal], Awaitable[Any]]) -> Any:
+        """Run a tool as the transport's principal, if the authorization table lets it."""
         try:
-            return await fn(await principal_of(ctx))
+            principal = await principal_of(ctx)
+            authorize("mcp", tool, principal)
+            return await fn(principal)
         except (NoosphereError, ValidationError) as exc:
             raise _tool_error(exc) from exc
 
@@ -93,7 +97,7 @@ def build_mcp(
             )
             return (await node().memory.store_one(p, draft)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_store", run)
         return result
 
     @server.tool()
@@ -105,7 +109,7 @@ def build_mcp(
             stored = await node().memory.store_many(p, drafts)
             return {"items": [m.model_dump(mode="json") for m in stored]}
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_store_many", run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -145,7 +149,7 @@ def build_mcp(
             hits = await node().memory.search(p, q)
             return {"hits": [h.model_dump(mode="json") for h in hits]}
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_search", run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -155,7 +159,7 @@ def build_mcp(
         async def run(p: Principal) -> dict[str, Any]:
             return (await node().memory.get(p, id)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_get", run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -193,7 +197,7 @@ def build_mcp(
             )
             return (await node().memory.list_memories(p, q)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_list", run)
         return result
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True))
@@ -204,7 +208,7 @@ def build_mcp(
             await node().memory.forget(p, id)
             return {"forgotten": id}
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "memory_forget", run)
         return result
 
     register_bus_tools(server, node, call)
@@ -246,6 +250,7 @@ class McpAuth:
             return
         try:
             principal = await self.node().authenticate(bearer_token(headers.get("authorization")))
+            authorize("http", f"{scope['method']} /mcp", principal)
         except NoosphereError as exc:
             await _reject(send, exc.status, exc.code, exc.message)
             return

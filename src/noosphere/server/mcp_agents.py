@@ -46,5 +46,5 @@ def register_agent_tools(server: MCPServer, runtime: Callable[[], Runtime], call
 
             return asdict(await runtime().run(agent, task, session, emit))
 
-        result: dict[str, Any] = await call(ctx, run)
+        result: dict[str, Any] = await call(ctx, "run_agent", run)
         return result

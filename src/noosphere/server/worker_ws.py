@@ -13,6 +13,7 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from noosphere.auth.permissions import permits
 from noosphere.auth.principal import PrincipalKind
 from noosphere.errors import NoosphereError
 from noosphere.pool.gateway import Gateway
@@ -65,7 +66,7 @@ async def worker_socket(websocket: WebSocket) -> None:
     except NoosphereError as exc:
         await _refuse(websocket, exc.code, exc.message)
         return
-    if principal.kind not in (PrincipalKind.WORKER, PrincipalKind.ADMIN):
+    if not permits("ws", "/ws/worker", principal):
         await _refuse(websocket, "permission_denied", "joining the pool needs a worker token")
         return
 
