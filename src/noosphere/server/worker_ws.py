@@ -93,7 +93,7 @@ async def worker_socket(websocket: WebSocket) -> None:
         if violation is not None:
             scheduler.remove_worker(worker.id, f"broke the protocol ({violation})")
             await _refuse(websocket, "protocol_error", violation)
-    except WebSocketDisconnect:
+    except* WebSocketDisconnect:  # the worker left (raised inside the task group, or after it)
         pass
     finally:
         scheduler.remove_worker(worker.id, "disconnected")
