@@ -68,7 +68,9 @@ def serve_live(
     ``backends`` as its pool workers, ``local_model`` served by a supervised worker process, and
     settings ``sections`` (e.g. ``runtime={...}``); stopped on exit."""
     port = free_port()
-    settings = load_settings(None, data_dir=data, server={"port": port}, pool={"checker": False}, **sections)
+    server = {"port": port, **sections.pop("server", {})}
+    pool = {"checker": False, **sections.pop("pool", {})}
+    settings = load_settings(None, data_dir=data, server=server, pool=pool, **sections)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, embedder=minilm, backends=backends, local_model=local_model),

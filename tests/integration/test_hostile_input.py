@@ -4,7 +4,10 @@ serving everyone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.server.app import create_app
 from noosphere.testing import FakeModel, until
+from tests.integration.conftest import serve_live
 
 
 @pytest.fixture
@@ -133,3 +137,63 @@ def test_what_one_caller_stored_never_breaks_another_callers_reads(client: TestC
         assert client.get(f"/api/v1/memories/{item['id']}", headers=reader).status_code == 200
     until(lambda: client.get("/readyz").json()["status"] == "ready", "the node stays ready")
     json.dumps(listed.json())
+
+
+@pytest.mark.parametrize("path", ["/api/v1/memories", "/v1/chat/completions", "/mcp", "/v1/embeddings"])
+def test_a_chunked_body_is_cut_off_at_the_size_limit(
+    tmp_path: Path, minilm: MiniLMEmbedder, path: str
+) -> None:
+    limit = 64 * 1024
+    settings = load_settings(None, data_dir=tmp_path / "node", server={"max_body_bytes": limit})
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield b'{"content": "'
+        for _ in range(16):
+            yield b"x" * (64 * 1024)
+
+    with TestClient(create_app(settings, embedder=minilm)) as client:
+        token = (settings.data_dir / "admin-token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        if path == "/mcp":
+            headers["Accept"] = "application/json, text/event-stream"
+        refused = client.post(path, content=body(), headers=headers)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"]["code"] == "payload_too_large"
+        assert client.get("/readyz").json()["status"] == "ready"
+
+
+def test_a_node_stops_reading_a_chunked_body_at_the_limit(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    """Over a real socket: the node answers 413 and closes while the client still sends; what it
+    took in stays near the limit, not the 300 MB offered."""
+    with serve_live(tmp_path / "node", minilm, server={"max_body_bytes": 64 * 1024}) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        sent, answer = 0, b""
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            head = (
+                "POST /api/v1/memories HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {live.admin_token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            conn.sendall(head.encode())
+            chunk = b"x" * (64 * 1024)
+            framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+            try:
+                while sent < 300 * 2**20:
+                    conn.sendall(framed)
+                    sent += len(chunk)
+                    readable, _, _ = select.select([conn], [], [], 0)
+                    if readable:
+                        break
+            except OSError:  # the node closed the connection: it will not read the rest
+                pass
+            with contextlib.suppress(OSError):
+                answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert sent < 32 * 2**20, f"{sent} bytes went out before the node answered"
+
+
+def test_an_embeddings_request_has_a_bounded_number_of_inputs(client: TestClient) -> None:
+    refused = client.post("/v1/embeddings", json={"model": "default", "input": ["x"] * 2049})
+    assert refused.status_code == 422
+    refused = client.post("/v1/embeddings", json={"model": "default", "input": []})
+    assert refused.status_code == 422
+    assert client.post("/v1/embeddings", json={"model": "default", "input": ["x"] * 3}).status_code == 200

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noosphere import __version__
 from noosphere.agents.mcp_tools import McpToolbox
@@ -19,6 +19,7 @@ from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
+from noosphere.errors import PayloadTooLarge
 from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
@@ -85,20 +86,49 @@ def _gateway(settings: Settings, node: Node) -> Gateway:
 
 
 class BodyLimit:
-    """Refuse request bodies above ``limit`` bytes with a JSON 413, before reading them."""
+    """Refuse request bodies above ``limit`` bytes with a JSON 413: at once when Content-Length
+    says so, and as soon as a chunked body crosses the limit (the reader gets ``PayloadTooLarge``
+    instead of the next chunk, so at most ``limit`` bytes are ever held)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                message = f"request body exceeds {self.limit} bytes"
-                await send_json(send, 413, error_body("payload_too_large", message))
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body exceeds {self.limit} bytes"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await send_json(send, 413, error_body("payload_too_large", message))
+            return
+        received, over, started = 0, False, False
+
+        async def limited() -> Message:
+            nonlocal received, over
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.limit:
+                    over = True
+                    raise PayloadTooLarge(message)
+            return event
+
+        async def answer(event: Message) -> None:
+            nonlocal started
+            if over:  # whatever the app makes of a body it could not finish reading, 413 replaces it
                 return
-        await self.app(scope, receive, send)
+            started = started or event["type"] == "http.response.start"
+            await send(event)
+
+        try:
+            await self.app(scope, limited, answer)
+        except Exception:  # noqa: BLE001 - only the reader's PayloadTooLarge, however the app wrapped it
+            if not over:
+                raise
+        if over and not started:
+            await send_json(send, 413, error_body("payload_too_large", message))
 
 
 def create_app(

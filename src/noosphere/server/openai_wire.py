@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -81,11 +81,16 @@ class ChatCompletionRequest(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+MAX_EMBEDDING_INPUTS = 2048  # texts in one embeddings request, as OpenAI's API allows
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str
-    input: str | list[str] = Field(description="Text or texts (token arrays are not supported).")
+    input: str | Annotated[list[str], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)] = Field(
+        description=f"Text or up to {MAX_EMBEDDING_INPUTS} texts (token arrays are not supported)."
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
 
