@@ -311,3 +311,66 @@ async def test_a_write_is_all_or_nothing(store: MemoryStore, fake_embedder: Fake
     with pytest.raises(Exception):  # noqa: B017, PT011 - the backend-specific integrity error
         await store.write([good, bad], [])
     assert await store.count() == 0
+
+
+ADVERSARIAL = [
+    Filters(metadata={"x": None}),
+    Filters(metadata={"x": None, "y": None}),
+    Filters(metadata={"x": None}, include_invalid=True),
+    Filters(metadata={"x": "a' OR '1'='1"}),
+    Filters(tags=["secret"], metadata={"x": None}),
+    Filters(owner="agent:a", zones=[Zone.PRIVATE], metadata={"x": None}),
+    Filters(thread_id="t' OR 1=1 --", metadata={"x": None}),
+    Filters(kinds=["fact", "x) OR (1=1"], metadata={"x": None}),
+]
+
+
+@pytest.mark.parametrize("filters", ADVERSARIAL)
+async def test_no_filter_shows_what_the_visibility_rule_hides(
+    store: MemoryStore, fake_embedder: FakeEmbedder, filters: Filters
+) -> None:
+    """Another agent's private, expired or forgotten memories stay hidden from every read path,
+    whatever the filters (a null metadata filter once bypassed visibility on PostgreSQL)."""
+    hidden = await put(
+        store,
+        record(
+            fake_embedder,
+            "secret plan x",
+            owner="agent:a",
+            zone=Zone.PRIVATE,
+            tags=["secret"],
+            metadata={"x": None},
+            thread_id="t",
+        ),
+        record(
+            fake_embedder,
+            "expired plan x",
+            owner="agent:b",
+            zone=Zone.SHARED,
+            tags=["secret"],
+            metadata={"x": None},
+            expires_at=NOW - timedelta(seconds=1),
+        ),
+    )
+    (forgotten,) = await put(
+        store,
+        record(fake_embedder, "forgotten plan x", owner="agent:b", tags=["secret"], metadata={"x": None}),
+    )
+    await store.tombstone([forgotten.id], 99, NOW)
+    (seen,) = await put(
+        store, record(fake_embedder, "shared plan x", owner="agent:a", tags=["secret"], metadata={"x": None})
+    )
+    b = Viewer("agent:b")
+    ids = {m.id for m in hidden} | {forgotten.id}
+    vector = fake_embedder.embed(["secret plan x"])[0]
+    reads = {
+        "list": {m.id for m in await store.list_memories(b, filters, NOW, 50, None)},
+        "vector": {c.id for c in await store.vector_candidates(vector, b, filters, NOW, 50)},
+        "text": {c.id for c in await store.text_candidates(["plan", "secret"], b, filters, NOW, 50)},
+        "fetch": {m.id for m in await store.fetch([*ids, seen.id], b, filters, NOW)},
+        "get": {m.id for i in [*ids, seen.id] if (m := await store.get(i, b)) is not None},
+    }
+    for path, found in reads.items():
+        assert not found & ids, f"{path} showed {found & ids}"
+    every = [m for rows in [r async for r in store.scan(100)] for m, _ in rows]
+    assert {m.id for m in every if b.sees(m, NOW)} == {seen.id}

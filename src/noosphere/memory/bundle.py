@@ -37,10 +37,6 @@ class ImportReport:
     reembedded: int
 
 
-def _visible(principal: Principal, memory: Memory) -> bool:
-    return principal.is_admin or memory.owner == principal.id or memory.zone.value != "private"
-
-
 async def export_lines(service: MemoryService, principal: Principal) -> AsyncIterator[str]:
     """The bundle, line by line: what ``principal`` may read, tombstones excluded."""
     header = {
@@ -52,9 +48,11 @@ async def export_lines(service: MemoryService, principal: Principal) -> AsyncIte
         "exported_at": datetime.now(UTC).isoformat(),
     }
     yield json.dumps(header)
+    viewer = Viewer(None if principal.is_admin else principal.id)
+    now = datetime.now(UTC)
     async for rows in service.store.scan(500):
         for memory, vector in rows:
-            if memory.tombstone or not _visible(principal, memory):
+            if not viewer.sees(memory, now):
                 continue
             item: dict[str, Any] = memory.model_dump(mode="json", exclude={"seq"})
             item["embedding"] = (

@@ -124,7 +124,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited, answer)
-        except Exception:  # noqa: BLE001 - only the reader's PayloadTooLarge, however the app wrapped it
+        except Exception:
             if not over:
                 raise
         if over and not started:

@@ -29,6 +29,16 @@ class Viewer:
 
     principal_id: str | None
 
+    def sees(self, memory: Memory, now: datetime) -> bool:
+        """The visibility rule: not forgotten, not expired, and private only to its owner. Both
+        backends' SQL (``where``) and the vector index's mask say the same; the contract suite
+        checks every read path against this."""
+        if memory.tombstone or (memory.expires_at is not None and memory.expires_at <= now):
+            return False
+        return (
+            self.principal_id is None or memory.zone.value != "private" or memory.owner == self.principal_id
+        )
+
 
 @dataclass(frozen=True)
 class NewRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -157,12 +157,13 @@ def _where(viewer: Viewer, filters: Filters, now: datetime) -> tuple[str, list[A
         params.append(list(filters.tags))
     for key, value in (filters.metadata or {}).items():
         if value is None:
-            clauses.append("(m.metadata -> %s) IS NULL OR (m.metadata -> %s) = 'null'::jsonb")
+            clauses.append("m.metadata -> %s IS NULL OR m.metadata -> %s = 'null'::jsonb")
             params.extend([key, key])
         else:
             clauses.append("m.metadata @> %s")
             params.append(Jsonb({key: value}))
-    return " AND ".join(clauses), params
+    # Each condition in its own parentheses: an OR inside one can never escape the visibility rule.
+    return " AND ".join(f"({c})" for c in clauses), params
 
 
 class PostgresStore:
@@ -615,13 +616,10 @@ class PostgresStore:
 
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
-        sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = %s AND NOT m.tombstone"
-        params: list[Any] = [memory_id]
-        if viewer.principal_id is not None:
-            sql += " AND (m.zone <> 'private' OR m.owner = %s)"
-            params.append(viewer.principal_id)
+        condition, params = _where(viewer, Filters(include_invalid=True), datetime.now(UTC))
+        sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = %s AND {condition}"
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(sql, params)).fetchone()
+            row = await (await conn.execute(sql, [memory_id, *params])).fetchone()
         return None if row is None else _memory(row)
 
     async def fetch(

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -535,13 +535,11 @@ class SQLiteStore:
 
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
+        condition, params = sql.where(viewer, Filters(include_invalid=True), datetime.now(UTC))
+
         def op(conn: sqlite3.Connection) -> Memory | None:
-            query = f"SELECT {sql.COLUMNS} FROM memories m WHERE m.id = ? AND m.tombstone = 0"
-            params: list[Any] = [memory_id]
-            if viewer.principal_id is not None:
-                query += " AND (m.zone != 'private' OR m.owner = ?)"
-                params.append(viewer.principal_id)
-            row = conn.execute(query, params).fetchone()
+            query = f"SELECT {sql.COLUMNS} FROM memories m WHERE m.id = ? AND {condition}"
+            row = conn.execute(query, [memory_id, *params]).fetchone()
             return None if row is None else sql.memory_of(row)
 
         return await self._run(op)

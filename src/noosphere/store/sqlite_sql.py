@@ -102,7 +102,8 @@ def where(viewer: Viewer, filters: Filters, now: datetime, alias: str = "m") -> 
         clauses.append(f"json_extract({a}.metadata, ?) IS ?")
         params.append(f'$."{key}"')
         params.append(int(value) if isinstance(value, bool) else value)
-    return " AND ".join(clauses), params
+    # Each condition in its own parentheses: an OR inside one can never escape the visibility rule.
+    return " AND ".join(f"({c})" for c in clauses), params
 
 
 def needs_sql_prefilter(filters: Filters) -> bool:
