@@ -78,7 +78,7 @@ async def open_node(
         # that never touches the bus should not). `noosphere up` starts it eagerly to fail fast.
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
         try:
-            checkpoints = Checkpoints(store, audit, settings.governance)
+            checkpoints = Checkpoints(store, audit, settings.governance, deciders=agents.deciders)
             yield Node(settings, store, auth, memory, key, audit, bus, checkpoints, agents, new_token)
         finally:
             await bus.close()

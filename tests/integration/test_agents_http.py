@@ -219,3 +219,32 @@ def test_the_historian_summarizes_a_finished_thread_through_the_pool(
             ("decision", "release on Friday"),
             ("summary", "They picked Friday."),
         ]
+
+
+def test_a_user_runs_only_agents_they_own_and_pays_for_the_run(app_client: TestClient) -> None:
+    owner = app_client.post("/api/v1/users", json={"name": "ann"}).json()["token"]
+    stranger = app_client.post("/api/v1/users", json={"name": "bob"}).json()["token"]
+    made = app_client.post("/api/v1/agents", json={"name": "helper", "model": "talker", "owner": "ann"})
+    assert made.status_code == 201, made.text
+    task = {"task": "What is the answer?", "stream": False}
+    refused = app_client.post(
+        "/api/v1/agents/helper/run", json=task, headers={"Authorization": f"Bearer {stranger}"}
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
+    ran = app_client.post(
+        "/api/v1/agents/helper/run", json=task, headers={"Authorization": f"Bearer {owner}"}
+    )
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["answer"] == "The answer is 42."
+    node = app_client.app.state.node  # type: ignore[attr-defined]
+    gateway = app_client.app.state.gateway  # type: ignore[attr-defined]
+    ann = app_client.portal.call(node.auth.by_id, "user:ann")  # type: ignore[union-attr]
+    until(lambda: app_client.portal.call(gateway.ledger.spent, ann) > 0, "the run billed to ann")  # type: ignore[union-attr]
+
+
+def test_a_profile_with_a_malformed_rule_is_refused_when_stored(app_client: TestClient) -> None:
+    for rules in ({"deny": [""]}, {"ask": ["Bash(("]}):
+        refused = app_client.post("/api/v1/agents", json={"name": "odd", "rules": rules})
+        assert refused.status_code == 422, refused.text
+        assert "policy rule" in refused.json()["error"]["message"]
+    assert app_client.get("/api/v1/agents/odd").status_code == 404

@@ -47,15 +47,20 @@ def test_people_list_and_decide_approvals_over_rest(client: TestClient) -> None:
     again = client.post(f"/api/v1/approvals/{first}/reject", json={})
     assert (again.status_code, again.json()["error"]["code"]) == (409, "conflict")
 
-    agent = _token(client, "agents", "coder")
-    as_agent = {"Authorization": f"Bearer {agent}"}
+    made = client.post("/api/v1/agents", json={"name": "coder", "approvers": ["bob"]})
+    as_agent = {"Authorization": f"Bearer {made.json()['token']}"}
     refused = client.post(f"/api/v1/approvals/{second}/approve", json={}, headers=as_agent)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
     assert client.get("/api/v1/approvals", headers=as_agent).status_code == 403
     mine = client.get(f"/api/v1/approvals/{second}", headers=as_agent)  # the agent asked for it
     assert mine.json()["status"] == "pending"
 
-    bob = {"Authorization": f"Bearer {_token(client, 'users', 'bob')}"}
+    eve = {"Authorization": f"Bearer {_token(client, 'users', 'eve')}"}  # named nowhere
+    assert client.get("/api/v1/approvals", headers=eve).json() == []
+    refused = client.post(f"/api/v1/approvals/{second}/approve", json={"scope": "always"}, headers=eve)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
+    bob = {"Authorization": f"Bearer {_token(client, 'users', 'bob')}"}  # coder's named approver
+    assert {a["id"] for a in client.get("/api/v1/approvals", headers=bob).json()} == {first, second}
     escalated = client.post(f"/api/v1/approvals/{second}/escalate", json={"note": "admin?"}, headers=bob)
     assert escalated.json()["status"] == "escalated"
     up = client.get(f"/api/v1/approvals/{second}-up").json()

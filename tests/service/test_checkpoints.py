@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from noosphere.agents.profile import AgentProfile
 from noosphere.auth.principal import ADMIN_ID, Principal, PrincipalKind
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
@@ -38,8 +39,15 @@ def checkpoints(node: Node, clock: Clock, on_timeout: str = "deny") -> Checkpoin
     return Checkpoints(node.store, node.audit, settings, poll_seconds=0.02, now=clock)
 
 
+async def coder_approver(node: Node, name: str) -> Principal:
+    """A user named approver of the agent ``coder``."""
+    person = await make_user(node, name)
+    await node.agents.declare(AgentProfile(name="coder", approvers=[name]))
+    return person
+
+
 async def test_a_person_approves_and_the_waiting_call_goes_ahead(any_node: Node) -> None:
-    alice = await make_user(any_node, "alice")
+    alice = await coder_approver(any_node, "alice")
     ask = await any_node.checkpoints.request("coder", "L2", CALL, ARGS, "impact above 0.7", "s1")
     assert ask.status == Status.PENDING
     assert [a.id for a in await any_node.checkpoints.recent(Status.PENDING)] == [ask.id]
@@ -138,7 +146,7 @@ async def test_a_timeout_escalates_to_the_admin_once_when_policy_says_so(any_nod
 
 
 async def test_a_person_escalates_to_the_admin_and_the_waiter_follows(any_node: Node) -> None:
-    alice = await make_user(any_node, "alice")
+    alice = await coder_approver(any_node, "alice")
     ask = await any_node.checkpoints.request("coder", "L2", CALL, ARGS, "asks", None)
     escalated = await any_node.checkpoints.decide(ask.id, alice, Verdict.ESCALATE, note="your call")
     assert escalated.status == Status.ESCALATED
@@ -171,3 +179,25 @@ async def test_a_pending_approval_survives_a_restart(tmp_path: Path, minilm: Min
         assert [a.id for a in await node.checkpoints.recent(Status.PENDING)] == [ask.id]
         approved = await node.checkpoints.decide(ask.id, ADMIN, Verdict.APPROVE)
         assert approved.status == Status.APPROVED
+
+
+async def test_only_the_admin_the_owner_and_named_approvers_see_and_decide_an_agents_checkpoints(
+    any_node: Node,
+) -> None:
+    owner, approver, stranger = [await make_user(any_node, n) for n in ("olga", "alice", "mallory")]
+    await any_node.agents.declare(AgentProfile(name="coder", owner="olga", approvers=["alice"]))
+    ask = await any_node.checkpoints.request("coder", "L2", CALL, ARGS, "asks", "s1")
+    other = await any_node.checkpoints.request("scribe", "L2", CALL, ARGS, "asks", "s2")
+    assert [a.id for a in await any_node.checkpoints.recent_for(stranger)] == []
+    with pytest.raises(PermissionDenied, match="not yours to see"):
+        await any_node.checkpoints.get_for(stranger, ask.id)
+    with pytest.raises(PermissionDenied, match="not user:mallory's to decide"):
+        await any_node.checkpoints.decide(ask.id, stranger, Verdict.APPROVE, Scope.ALWAYS)
+    assert [a.id for a in await any_node.checkpoints.recent_for(owner)] == [ask.id]
+    assert [a.id for a in await any_node.checkpoints.recent_for(approver)] == [ask.id]
+    assert {a.id for a in await any_node.checkpoints.recent_for(ADMIN)} == {ask.id, other.id}
+    with pytest.raises(PermissionDenied):
+        await any_node.checkpoints.decide(other.id, owner, Verdict.APPROVE)
+    decided = await any_node.checkpoints.decide(ask.id, approver, Verdict.APPROVE, Scope.SESSION)
+    assert decided.decided_by == "user:alice"
+    assert not await any_node.checkpoints.granted("coder", CALL, "s2")

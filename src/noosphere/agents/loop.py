@@ -140,7 +140,7 @@ class AgentLoop:
                 max_tokens=max(16, min(self.limits.reply_tokens, agent.max_tokens - tokens)),
                 temperature=agent.temperature,
             )
-            reply = await self.model.chat(self.ctx.principal, request)
+            reply = await self.model.chat(self.ctx.payer or self.ctx.principal, request)
             steps += 1
             tokens += reply.prompt_tokens + reply.completion_tokens
             answer = reply.text

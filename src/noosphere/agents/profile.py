@@ -4,7 +4,7 @@ the memory zones it works in, its own policy rules and its budgets."""
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,6 +17,7 @@ from noosphere.memory.model import Zone
 Effect = Literal["allow", "ask", "deny"]
 
 
+USER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 REPLY_STEP = "reply"  # a plan step that offers no tools: the model answers in text
 
 
@@ -29,6 +30,17 @@ class AgentProfile(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="Agent name (letters, digits, `-`, `_`)."
     )
     level: Level = Field(Level.L2, description="L0 system, L1 orchestrator, L2 specialist, L3 assistant.")
+    owner: str | None = Field(
+        None,
+        pattern=USER_NAME,
+        description="The user whose agent this is: they may run it and decide its human checkpoints "
+        "(default: only the admin may).",
+    )
+    approvers: list[Annotated[str, Field(pattern=USER_NAME)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Users who may decide this agent's human checkpoints, besides its owner and the admin.",
+    )
     capabilities: list[str] = Field(
         default_factory=list,
         description="What it can do (e.g. `python`, `review`); delegation matches on these.",
@@ -82,6 +94,11 @@ class AgentProfile(BaseModel):
                 except InvalidRequest as exc:
                     raise ValueError(exc.message) from None
         return value
+
+    def deciders(self) -> frozenset[str]:
+        """Principal ids of the users who may decide this agent's checkpoints (the admin always may)."""
+        users = {*self.approvers, *([self.owner] if self.owner else [])}
+        return frozenset(f"user:{name}" for name in users)
 
     def may_use(self, tool: str) -> bool:
         return any(fnmatchcase(tool, pattern) for pattern in self.tools)

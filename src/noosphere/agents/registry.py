@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+
+from pydantic import ValidationError
 
 from noosphere.agents.profile import AgentProfile
 from noosphere.auth.principal import Level, PrincipalKind, principal_id
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.errors import NotFound
 from noosphere.store.contract import MemoryStore
+
+logger = logging.getLogger(__name__)
 
 
 class AgentRegistry:
@@ -40,6 +45,11 @@ class AgentRegistry:
     async def every(self) -> list[AgentProfile]:
         return await self._profiles(None)
 
+    async def deciders(self, requester: str) -> frozenset[str]:
+        """Users who may decide checkpoints ``requester`` (an agent's mailbox) asked for."""
+        found = await self._profiles(requester)
+        return found[0].deciders() if found else frozenset()
+
     async def delete(self, name: str) -> None:
         await self.auth.delete(PrincipalKind.AGENT, name)
         await self.store.delete_agent_profile(name)
@@ -49,9 +59,14 @@ class AgentRegistry:
 
     async def _profiles(self, name: str | None) -> list[AgentProfile]:
         """Stored profiles; an agent created before profiles existed gets a default one."""
-        stored = {
-            p.name: p for p in map(AgentProfile.model_validate_json, await self.store.agent_profiles(name))
-        }
+        stored: dict[str, AgentProfile] = {}
+        for raw in await self.store.agent_profiles(name):
+            try:
+                profile = AgentProfile.model_validate_json(raw)
+            except ValidationError as exc:  # stored before a check existed: run with the defaults
+                logger.warning("a stored agent profile no longer validates (%s); using defaults", exc)
+                continue
+            stored[profile.name] = profile
         out = []
         for record in await self.auth.list_principals(PrincipalKind.AGENT):
             if name is not None and record.name != name:

@@ -68,7 +68,11 @@ class Runtime:
         agent must exist. Checked before a stream starts, so a refusal is a plain HTTP error."""
         if not caller.is_person:
             raise PermissionDenied("people run agents; an agent delegates instead")
-        await self.node.agents.get(name)
+        profile = await self.node.agents.get(name)
+        if not caller.is_admin and profile.owner != caller.name:
+            raise PermissionDenied(
+                f"agent {name} is not {caller.name}'s to run (its owner or the admin runs it)"
+            )
 
     async def run(
         self,
@@ -77,8 +81,11 @@ class Runtime:
         session: str | None = None,
         emit: Emit = no_progress,
         run_id: str | None = None,
+        payer: Principal | None = None,
     ) -> RunResult:
-        """Run agent ``name`` on ``task`` until it answers or a budget runs out."""
+        """Run agent ``name`` on ``task`` until it answers or a budget runs out. Its model calls are
+        billed to ``payer`` — the person who started the run, with their key's limits — or, for
+        delegated and scheduled runs, to the agent itself."""
         if not task.strip():
             raise InvalidRequest("the task is empty")
         everyone = await self.node.agents.every()
@@ -94,6 +101,7 @@ class Runtime:
             session=session or run_id,
             run_id=run_id,
             delegates=tuple(a.name for a in everyone if outranks(profile.level, a.level)),
+            payer=payer,
         )
         policy = self.node.settings.governance.policy({name: {str(k): v for k, v in profile.rules.items()}})
         model = profile.model or self.default_model

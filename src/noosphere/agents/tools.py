@@ -20,6 +20,7 @@ class ToolContext:
     session: str
     run_id: str
     delegates: tuple[str, ...] = ()  # agents of lower levels it may delegate to
+    payer: Principal | None = None  # who the run's model calls are billed to (default: the agent)
 
 
 Runner = Callable[[ToolContext, dict[str, Any]], Awaitable[Any]]

@@ -108,13 +108,8 @@ TABLE: tuple[Grant, ...] = tuple(
         *_rows("http", ADMIN, "", "GET /api/v1/tools", "GET /api/v1/agents", "POST /api/v1/agents"),
         *_rows("http", ADMIN, "", "GET /api/v1/agents/{name}", "DELETE /api/v1/agents/{name}"),
         Grant("http", "POST /api/v1/agents/{name}/run", PEOPLE, _RUN),
-        *_rows(
-            "http",
-            MEMBERS,
-            "people see every task; an agent its own",
-            "GET /api/v1/tasks",
-            "GET /api/v1/tasks/{task_id}",
-        ),
+        Grant("http", "GET /api/v1/tasks", ADMIN),
+        Grant("http", "GET /api/v1/tasks/{task_id}", MEMBERS, "people see every task; an agent its own"),
         *_rows(
             "http", ADMIN, "", "GET /api/v1/jobs", "GET /api/v1/jobs/runs", "POST /api/v1/jobs/{name}/run"
         ),

@@ -43,6 +43,12 @@ def agent_create(
     tool: Annotated[list[str] | None, typer.Option("--tool", help="Allowed tool (glob); repeat.")] = None,
     zone: Annotated[list[Zone] | None, typer.Option("--zone", help="Memory zone; repeat.")] = None,
     serve: Annotated[bool, typer.Option("--serve", help="The node runs it (takes delegated tasks).")] = False,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="User who may run it and decide its approvals.")
+    ] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option("--approver", help="User who may decide its approvals; repeat.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1)] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=64)] = None,
     config: ConfigOpt = None,
@@ -53,7 +59,13 @@ def agent_create(
     """Create an agent with its profile and print its token (once)."""
 
     async def go() -> None:
-        fields: dict[str, Any] = {"name": name, "level": level, "serve": serve, "model": model}
+        fields: dict[str, Any] = {
+            "name": name,
+            "level": level,
+            "serve": serve,
+            "model": model,
+            "owner": owner,
+        }
         if soul_file is not None:
             try:
                 fields["soul"] = soul_file.read_text(encoding="utf-8")
@@ -62,6 +74,7 @@ def agent_create(
         elif soul is not None:
             fields["soul"] = soul
         optional = {"capabilities": capability, "tools": tool, "zones": zone, "max_steps": max_steps}
+        optional["approvers"] = approver
         fields.update({k: v for k, v in {**optional, "max_tokens": max_tokens}.items() if v})
         try:
             profile = AgentProfile.model_validate(fields)

@@ -2,7 +2,8 @@
 
 A request is persisted (who asks, which tool and subject, a digest of the arguments, the estimated
 impact, why, until when) before anyone waits on it, so it survives a restart and can be decided
-from another process (the CLI). People decide (the admin or a user; never an agent):
+from another process (the CLI). People decide, never an agent: the admin any checkpoint, a user
+those of agents whose profile names them ``owner`` or among its ``approvers``:
 
     approve   once, for the session, or always (the last two leave a standing grant)
     reject    the call is refused
@@ -18,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from noosphere.auth.principal import Principal
+from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.config import GovernanceSettings
 from noosphere.digest import sha256_json
 from noosphere.errors import ArgumentsChanged, Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -65,11 +66,11 @@ def check_arguments(record: ApprovalRecord, args: Mapping[str, Any]) -> None:
         )
 
 
-def _check_decider(decider: Principal, record: ApprovalRecord) -> None:
-    if not decider.is_person:
-        raise PermissionDenied("only people decide approvals; an agent escalates instead")
-    if record.escalated_from is not None and not decider.is_admin:
-        raise PermissionDenied(f"approval {record.id} was escalated to the admin")
+Deciders = Callable[[str], Awaitable[frozenset[str]]]  # requester → user ids who may decide
+
+
+async def _nobody(_: str) -> frozenset[str]:
+    return frozenset()
 
 
 class Checkpoints:
@@ -80,8 +81,10 @@ class Checkpoints:
         settings: GovernanceSettings,
         poll_seconds: float = 0.5,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deciders: Deciders = _nobody,
     ) -> None:
         self.store = store
+        self.deciders = deciders  # the users an agent's profile names as its owner and approvers
         self.audit = audit
         self.settings = settings
         self.poll_seconds = poll_seconds  # how often a waiter looks for decisions made elsewhere
@@ -131,20 +134,32 @@ class Checkpoints:
             raise NotFound(f"no approval {approval_id!r}")
         return record
 
+    async def may_decide(self, person: Principal, record: ApprovalRecord) -> bool:
+        """The admin decides every checkpoint; a user those of agents they own or are named
+        approver of (``owner``, ``approvers`` in the agent's profile), unless escalated."""
+        if person.is_admin:
+            return True
+        if person.kind is not PrincipalKind.USER or record.escalated_from is not None:
+            return False
+        return person.id in await self.deciders(record.requester)
+
     async def get_for(self, caller: Principal, approval_id: str) -> ApprovalRecord:
-        """An approval as ``caller`` may see it: people see all, an agent those it asked for."""
+        """An approval as ``caller`` may see it: people those they may decide, an agent those it
+        asked for."""
         record = await self.get(approval_id)
-        if not caller.is_person and record.requester != caller.mailbox:
-            raise PermissionDenied("an agent reads only the approvals it asked for")
+        mine = record.requester == caller.mailbox and not caller.is_person
+        if not mine and not await self.may_decide(caller, record):
+            raise PermissionDenied(f"approval {approval_id} is not yours to see")
         return record
 
     async def recent_for(
         self, caller: Principal, status: Status | None = None, limit: int = 50
     ) -> list[ApprovalRecord]:
-        """``recent``, for people only."""
+        """``recent``, of the approvals ``caller`` may decide (people only)."""
         if not caller.is_person:
             raise PermissionDenied("only people list approvals")
-        return await self.recent(status, limit)
+        records = await self.recent(status, limit if caller.is_admin else max(limit * 10, 500))
+        return [r for r in records if await self.may_decide(caller, r)][:limit]
 
     async def recent(self, status: Status | None = None, limit: int = 50) -> list[ApprovalRecord]:
         """Newest first; pending ones that ran out of time are recorded as timed out first."""
@@ -161,7 +176,11 @@ class Checkpoints:
     ) -> ApprovalRecord:
         """Approve, reject or escalate a pending approval; ``Conflict`` if it is no longer pending."""
         record = await self.get(approval_id)
-        _check_decider(decider, record)
+        if not decider.is_person:
+            raise PermissionDenied("only people decide approvals; an agent escalates instead")
+        if not await self.may_decide(decider, record):
+            whose = "escalated to the admin" if record.escalated_from else f"not {decider.id}'s to decide"
+            raise PermissionDenied(f"approval {record.id} is {whose}")
         if record.status != Status.PENDING:
             raise Conflict(f"approval {approval_id} is already {record.status}")
         if record.expires_at <= self._now():

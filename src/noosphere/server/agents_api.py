@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from noosphere.agents.loop import Event, RunResult
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.runtime import Runtime
-from noosphere.auth.principal import PrincipalKind, principal_id
+from noosphere.auth.principal import Principal, PrincipalKind, principal_id
 from noosphere.errors import NoosphereError
-from noosphere.server.deps import AdminDep, NodeDep, PrincipalDep, RuntimeDep
+from noosphere.server.deps import NodeDep, PrincipalDep, RuntimeDep
 from noosphere.server.errors import error_body
 from noosphere.server.openai_wire import sse
 from noosphere.store.contract import TaskRecord
@@ -52,7 +52,7 @@ def _out(profile: AgentProfile) -> AgentOut:
 
 
 @router.get("/tools", summary="Tools agents may be offered now (built-in and from MCP servers)")
-async def list_tools(runtime: RuntimeDep, _: AdminDep) -> list[ToolOut]:
+async def list_tools(runtime: RuntimeDep) -> list[ToolOut]:
     return [
         ToolOut(
             name=tool.name,
@@ -67,23 +67,23 @@ async def list_tools(runtime: RuntimeDep, _: AdminDep) -> list[ToolOut]:
 
 
 @router.post("/agents", status_code=201, summary="Create an agent; returns its token once")
-async def create_agent(body: AgentProfile, node: NodeDep, _: AdminDep) -> CreatedAgent:
+async def create_agent(body: AgentProfile, node: NodeDep) -> CreatedAgent:
     profile, token = await node.agents.create(body)
     return CreatedAgent(token=token, **_out(profile).model_dump())
 
 
 @router.get("/agents", summary="List agents with their profiles")
-async def list_agents(node: NodeDep, _: AdminDep) -> list[AgentOut]:
+async def list_agents(node: NodeDep) -> list[AgentOut]:
     return [_out(p) for p in await node.agents.every()]
 
 
 @router.get("/agents/{name}", summary="One agent's profile")
-async def get_agent(name: str, node: NodeDep, _: AdminDep) -> AgentOut:
+async def get_agent(name: str, node: NodeDep) -> AgentOut:
     return _out(await node.agents.get(name))
 
 
 @router.delete("/agents/{name}", status_code=204, summary="Delete an agent (revokes its token)")
-async def delete_agent(name: str, node: NodeDep, _: AdminDep) -> None:
+async def delete_agent(name: str, node: NodeDep) -> None:
     await node.agents.delete(name)
 
 
@@ -93,13 +93,15 @@ async def run_agent(
 ) -> StreamingResponse | RunResult:
     await runtime.admit(caller, name)
     if not body.stream:
-        return await runtime.run(name, body.task, body.session)
+        return await runtime.run(name, body.task, body.session, payer=caller)
     return StreamingResponse(
-        _events(runtime, name, body), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        _events(runtime, name, body, caller),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache"},
     )
 
 
-async def _events(runtime: Runtime, name: str, body: RunIn) -> AsyncIterator[bytes]:
+async def _events(runtime: Runtime, name: str, body: RunIn, caller: Principal) -> AsyncIterator[bytes]:
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
 
     async def emit(event: Event) -> None:
@@ -108,7 +110,7 @@ async def _events(runtime: Runtime, name: str, body: RunIn) -> AsyncIterator[byt
     async def work() -> None:
         async with send:
             try:
-                await runtime.run(name, body.task, body.session, emit)
+                await runtime.run(name, body.task, body.session, emit, payer=caller)
             except NoosphereError as exc:
                 await send.send(error_body(exc.code, exc.message))
 
@@ -122,7 +124,6 @@ async def _events(runtime: Runtime, name: str, body: RunIn) -> AsyncIterator[byt
 @router.get("/tasks", summary="Delegated tasks, newest first")
 async def list_tasks(
     runtime: RuntimeDep,
-    _: AdminDep,
     agent: str | None = Query(None, description="Tasks this agent delegated or was given."),
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[TaskRecord]:

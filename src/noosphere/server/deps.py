@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from noosphere.agents.runtime import Runtime
 from noosphere.auth.permissions import authorize, permits
 from noosphere.auth.principal import Principal
-from noosphere.errors import PermissionDenied, Unavailable
+from noosphere.errors import Unavailable
 from noosphere.node import Node
 from noosphere.pool.gateway import Gateway
 from noosphere.scheduler import JobScheduler
@@ -74,14 +74,7 @@ async def authorize_route(request: Request) -> None:
     authorize("http", name, await get_principal(request, node_of(request.app)))
 
 
-async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    if not principal.is_admin:
-        raise PermissionDenied("this needs the admin token")
-    return principal
-
-
 NodeDep = Annotated[Node, Depends(get_node)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-AdminDep = Annotated[Principal, Depends(get_admin)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SchedulerDep = Annotated[JobScheduler, Depends(get_scheduler)]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from noosphere.server.deps import AdminDep, NodeDep, SchedulerDep
+from noosphere.server.deps import NodeDep, SchedulerDep
 from noosphere.store.contract import JobRunRecord
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -37,7 +37,7 @@ class JobRunOut(BaseModel):
 
 
 @router.get("", summary="The jobs this node schedules")
-async def list_jobs(scheduler: SchedulerDep, _: AdminDep) -> list[JobOut]:
+async def list_jobs(scheduler: SchedulerDep) -> list[JobOut]:
     return [
         JobOut(name=j.name, cron=j.cron, topic=j.topic, local=j.local, principal=j.principal.id)
         for j in scheduler.jobs.values()
@@ -47,7 +47,6 @@ async def list_jobs(scheduler: SchedulerDep, _: AdminDep) -> list[JobOut]:
 @router.get("/runs", summary="Recent job runs, newest first")
 async def list_runs(
     node: NodeDep,
-    _: AdminDep,
     job: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[JobRunOut]:
@@ -55,5 +54,5 @@ async def list_runs(
 
 
 @router.post("/{name}/run", summary="Run a job now, outside its schedule; returns the run")
-async def run_job(name: str, scheduler: SchedulerDep, _: AdminDep) -> JobRunOut:
+async def run_job(name: str, scheduler: SchedulerDep) -> JobRunOut:
     return JobRunOut.of(await scheduler.run_now(name))

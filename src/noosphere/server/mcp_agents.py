@@ -44,7 +44,7 @@ def register_agent_tools(server: MCPServer, runtime: Callable[[], Runtime], call
                 steps += event.type == "step"
                 await ctx.report_progress(steps, None, _describe(event))
 
-            return asdict(await runtime().run(agent, task, session, emit))
+            return asdict(await runtime().run(agent, task, session, emit, payer=p))
 
         result: dict[str, Any] = await call(ctx, "run_agent", run)
         return result

@@ -7,14 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from noosphere.server.deps import AdminDep
 from noosphere.server.openai_api import GatewayDep
 
 router = APIRouter(prefix="/api/v1", tags=["pool"])
 
 
 @router.get("/pool", summary="Workers with their last check, load and models; the queue")
-async def pool_status(request: Request, gateway: GatewayDep, _: AdminDep) -> dict[str, Any]:
+async def pool_status(request: Request, gateway: GatewayDep) -> dict[str, Any]:
     scheduler = gateway.scheduler
     checks = gateway.checker.results if gateway.checker else {}
     now = scheduler.clock()

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from noosphere.auth.principal import Level, PrincipalKind
-from noosphere.server.deps import AdminDep, NodeDep
+from noosphere.server.deps import NodeDep
 from noosphere.store.contract import PrincipalRecord
 
 router = APIRouter(prefix="/api/v1", tags=["principals"])
@@ -46,7 +46,7 @@ async def _create(node: NodeDep, kind: PrincipalKind, body: CreatePrincipal) -> 
 
 
 @router.post("/users", status_code=201, summary="Create a user; returns its token once")
-async def create_user(body: CreatePrincipal, node: NodeDep, _: AdminDep) -> Created:
+async def create_user(body: CreatePrincipal, node: NodeDep) -> Created:
     return await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
 
 
@@ -58,10 +58,10 @@ def _out(records: list[PrincipalRecord]) -> list[PrincipalOut]:
 
 
 @router.get("/users", summary="List users")
-async def list_users(node: NodeDep, _: AdminDep) -> list[PrincipalOut]:
+async def list_users(node: NodeDep) -> list[PrincipalOut]:
     return _out(await node.auth.list_principals(PrincipalKind.USER))
 
 
 @router.delete("/users/{name}", status_code=204, summary="Delete a user (revokes its token)")
-async def delete_user(name: str, node: NodeDep, _: AdminDep) -> None:
+async def delete_user(name: str, node: NodeDep) -> None:
     await node.auth.delete(PrincipalKind.USER, name)
