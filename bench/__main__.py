@@ -16,6 +16,7 @@ BENCHES = {
     "gateway": "bench.gateway",
     "policy": "bench.policy",
     "bus": "bench.bus",
+    "llama_builds": "bench.llama_builds",
 }
 
 

@@ -245,6 +245,11 @@ class McpServerSettings(_Section):
     tools: list[str] = Field(
         default_factory=lambda: ["*"], description="Globs of the server's tools to offer agents."
     )
+    trusted: bool = Field(
+        False,
+        description="Believe the server's `readOnlyHint`s (its read-only tools then run without asking). "
+        "Untrusted servers' tools all count as writes; `destructiveHint` is always heeded.",
+    )
     timeout_seconds: float = Field(60.0, gt=0, description="Longest a connection or a tool call may take.")
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ NOTES_SERVER = Path(__file__).parents[1] / "service" / "notes_mcp_server.py"
 def test_a_node_offers_its_mcp_servers_tools_to_agents(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("standup at 9:30\n")
-    server = {"name": "notes", "command": sys.executable, "args": [str(NOTES_SERVER)]}
+    server = {"name": "notes", "command": sys.executable, "args": [str(NOTES_SERVER)], "trusted": True}
     server["env"] = {"NOTES_FILE": str(notes)}  # type: ignore[assignment]
     backends = [("reader", FakeModel(model="reader", tool_calls=[("notes__list_notes", "{}")]))]
     with serve_live(tmp_path / "node", minilm, backends, runtime={"mcp_servers": [server]}) as live:

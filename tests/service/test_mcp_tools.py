@@ -33,7 +33,12 @@ ADMIN = Principal(ADMIN_ID, PrincipalKind.ADMIN, ADMIN_ID)
 
 def notes_server(notes: Path, **extra: Any) -> McpServerSettings:
     return McpServerSettings(
-        name="notes", command=sys.executable, args=[str(SERVER)], env={"NOTES_FILE": str(notes)}, **extra
+        name="notes",
+        command=sys.executable,
+        args=[str(SERVER)],
+        env={"NOTES_FILE": str(notes)},
+        trusted=True,
+        **extra,
     )
 
 
@@ -63,20 +68,22 @@ def _tool(**hints: bool) -> McpTool:
 
 
 @pytest.mark.parametrize(
-    ("hints", "impact", "expected"),
+    ("hints", "impact", "trusted", "expected"),
     [
-        ({}, 0.5, (True, 0.5)),
-        ({"read_only_hint": True}, 0.5, (False, 0.2)),
-        ({"read_only_hint": True}, 0.1, (False, 0.1)),
-        ({"destructive_hint": True}, 0.5, (True, 0.8)),
-        ({"destructive_hint": True}, 0.9, (True, 0.9)),
-        ({"destructive_hint": False}, 0.4, (True, 0.4)),
+        ({}, 0.5, True, (True, 0.5)),
+        ({"read_only_hint": True}, 0.5, True, (False, 0.2)),
+        ({"read_only_hint": True}, 0.1, True, (False, 0.1)),
+        ({"read_only_hint": True}, 0.5, False, (True, 0.5)),  # an untrusted server's word is not taken
+        ({"read_only_hint": True, "destructive_hint": True}, 0.5, True, (True, 0.8)),
+        ({"destructive_hint": True}, 0.5, False, (True, 0.8)),
+        ({"destructive_hint": True}, 0.9, True, (True, 0.9)),
+        ({"destructive_hint": False}, 0.4, True, (True, 0.4)),
     ],
 )
 def test_hints_decide_how_a_tool_is_governed(
-    hints: dict[str, bool], impact: float, expected: tuple[bool, float]
+    hints: dict[str, bool], impact: float, trusted: bool, expected: tuple[bool, float]
 ) -> None:
-    server = McpServerSettings(name="s", url="http://127.0.0.1:1/mcp", impact=impact)
+    server = McpServerSettings(name="s", url="http://127.0.0.1:1/mcp", impact=impact, trusted=trusted)
     assert governed(server, _tool(**hints)) == expected
 
 

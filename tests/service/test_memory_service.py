@@ -162,6 +162,24 @@ async def test_import_rejects_bad_bundles_before_writing(any_node: Node) -> None
     assert (await any_node.memory.list_memories(agent, ListQuery())).items == []
 
 
+async def test_an_import_writes_only_to_zones_the_importer_may_write(any_node: Node) -> None:
+    """An L3 agent may write only its private zone: a bundle of its own shared memory (hand-edited,
+    or from an export made when it had another level) is refused whole, nothing written."""
+    agent = await make_agent(any_node, "a")
+    await any_node.memory.store_many(
+        agent, [MemoryDraft(content="mine"), MemoryDraft(content="for everyone", zone=Zone.SHARED)]
+    )
+    lines = [line async for line in export_lines(any_node.memory, agent)]
+    assistant = await make_agent(any_node, "helper", Level.L3)
+    edited = [
+        lines[0],
+        *(line.replace('"owner": "agent:a"', '"owner": "agent:helper"') for line in lines[1:]),
+    ]
+    with pytest.raises(PermissionDenied, match=r"line \d: .*may not write to the shared zone"):
+        await import_bundle(any_node.memory, assistant, io.StringIO("\n".join(edited)))
+    assert (await any_node.memory.list_memories(assistant, ListQuery(owner="agent:helper"))).items == []
+
+
 async def test_a_different_embedder_is_refused_until_reembed(any_node: Node) -> None:
     agent = await make_agent(any_node, "a")
     await any_node.memory.store_many(

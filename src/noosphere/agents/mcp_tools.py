@@ -41,12 +41,14 @@ RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def governed(server: McpServerSettings, tool: types.Tool) -> tuple[bool, float]:
-    """(writes, impact) of ``tool`` from its hints and the server's default impact."""
+    """(writes, impact) of ``tool`` from its hints and the server's default impact. A hint that
+    lowers the bar (read-only) counts only from a server the config marks ``trusted``: anyone can
+    write a server that calls its ``delete_everything`` read-only. One that raises it always counts."""
     hints = tool.annotations
-    if hints is not None and hints.read_only_hint:
-        return False, min(server.impact, READ_ONLY_IMPACT)
     if hints is not None and hints.destructive_hint:
         return True, max(server.impact, DESTRUCTIVE_IMPACT)
+    if hints is not None and hints.read_only_hint and server.trusted:
+        return False, min(server.impact, READ_ONLY_IMPACT)
     return True, server.impact
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from noosphere.auth.principal import Principal
 from noosphere.errors import InvalidRequest, PermissionDenied
+from noosphere.memory.access import check_write
 from noosphere.memory.model import Memory
 from noosphere.memory.service import MemoryService
 from noosphere.store.contract import NewRecord, Vector, Viewer
@@ -107,6 +108,10 @@ async def import_bundle(
             ) from exc
         if not principal.is_admin and memory.owner != principal.id:
             raise PermissionDenied(f"line {number}: only the admin may import memories of other owners")
+        try:
+            check_write(principal, memory.zone)  # an import writes like any store
+        except PermissionDenied as exc:
+            raise PermissionDenied(f"line {number}: {exc.message}") from None
         vector = None
         if encoded is not None and same_model:
             vector = np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
