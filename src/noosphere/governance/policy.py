@@ -3,7 +3,9 @@
 Rules use the ``Tool(pattern)`` grammar:
 
     Bash               every call of the tool Bash
-    Bash(git:*)        Bash whose subject is ``git`` or starts with ``git `` (a command prefix)
+    Bash(git:*)        Bash whose command is ``git`` or starts with ``git `` (a command prefix): a
+                       line of several commands (``git status; rm -rf ~``) is allowed only when
+                       each one is, and denied or asked when any one is (``command_line.py``)
     FileEdit(*.md)     FileEdit whose subject matches the glob (``*`` spans ``/`` too)
     memory_*(*)        any tool whose name matches the glob, any subject
 
@@ -33,6 +35,7 @@ from fnmatch import translate
 
 from noosphere.auth.principal import Level
 from noosphere.errors import InvalidRequest
+from noosphere.governance.command_line import split
 
 AUTO_BELOW = 0.3
 HUMAN_ABOVE = 0.7
@@ -55,13 +58,22 @@ class Rule:
     tool: re.Pattern[str]
     literal: str | None  # the tool's exact name when it has no wildcard (looked up, not matched)
     subject: re.Pattern[str] | None  # None: any subject, including none
+    prefix: str | None = None  # set for command rules (``Tool(cmd:*)``): the command prefix
 
     def matches(self, call: ToolCall) -> bool:
         if self.tool.fullmatch(call.tool) is None:
             return False
         if self.subject is None:
             return True
-        return self.subject.fullmatch(call.subject or "") is not None
+        if self.prefix is None:
+            return self.subject.fullmatch(call.subject or "") is not None
+        line = split(call.subject or "")
+        if self.effect is Effect.ALLOW:  # every command it runs must be allowed
+            covered = all(self.subject.fullmatch(c) for c in line.commands)
+            return not line.opaque and bool(line.commands) and covered
+        if line.opaque:  # cannot tell where commands start: the command appearing anywhere counts
+            return self.prefix in (call.subject or "")
+        return any(self.subject.fullmatch(c) for c in line.commands)
 
 
 def parse_rule(text: str, effect: Effect, scope: str = "node") -> Rule:
@@ -72,14 +84,24 @@ def parse_rule(text: str, effect: Effect, scope: str = "node") -> Rule:
     tool = re.compile(translate(found["tool"]).removesuffix(r"\Z"), re.DOTALL)
     pattern = found["pattern"]
     subject: re.Pattern[str] | None = None
+    prefix: str | None = None
     if pattern is not None and pattern.strip() not in ("", "*"):
         pattern = pattern.strip()
         if pattern.endswith(":*"):  # a command prefix: the word(s) before, then anything
-            subject = re.compile(re.escape(pattern[:-2]) + r"(?:\s.*)?", re.DOTALL)
+            prefix = " ".join(pattern[:-2].split())
+            subject = re.compile(re.escape(prefix) + r"(?:\s.*)?", re.DOTALL)
         else:
             subject = re.compile(translate(pattern).removesuffix(r"\Z"), re.DOTALL)
     literal = None if any(c in found["tool"] for c in "*?[") else found["tool"]
-    return Rule(text=text.strip(), effect=effect, scope=scope, tool=tool, literal=literal, subject=subject)
+    return Rule(
+        text=text.strip(),
+        effect=effect,
+        scope=scope,
+        tool=tool,
+        literal=literal,
+        subject=subject,
+        prefix=prefix,
+    )
 
 
 @dataclass(frozen=True)
