@@ -110,6 +110,23 @@ async def test_conversations_are_ciphertext_to_everyone_but_their_owner(any_node
         await any_node.memory.store_one(ann, MemoryDraft(content="x", kind="conversation", zone=Zone.SHARED))
 
 
+async def test_a_conversation_sealed_under_another_credential_never_breaks_a_read(any_node: Node) -> None:
+    """After a token rotation (or with an API key instead of the token) an owner's older
+    conversations cannot be opened: they are shown sealed, and the rest of the page still reads."""
+    _, token = await any_node.auth.create(PrincipalKind.USER, "ann")
+    before = await any_node.authenticate(token)
+    sealed = await any_node.memory.store_one(before, MemoryDraft(content="old secret", kind="conversation"))
+    after = await any_node.authenticate(await any_node.auth.rotate(PrincipalKind.USER, "ann"))
+    fresh = await any_node.memory.store_one(after, MemoryDraft(content="new secret", kind="conversation"))
+    await any_node.memory.store_one(after, MemoryDraft(content="a plain fact"))
+    page = await any_node.memory.list_memories(after, ListQuery())
+    contents = {m.id: (m.content, m.encrypted) for m in page.items}
+    assert contents[fresh.id] == ("new secret", True)
+    assert contents[sealed.id][0] != "old secret" and contents[sealed.id][1]
+    assert "a plain fact" in {c for c, _ in contents.values()}
+    assert (await any_node.memory.get(after, sealed.id)).content == contents[sealed.id][0]
+
+
 async def test_forget_owner_erases_everything_of_that_owner(any_node: Node) -> None:
     ann = await make_user(any_node, "ann")
     bob = await make_user(any_node, "bob")

@@ -221,9 +221,14 @@ class MemoryService:
         return texts
 
     def _reveal(self, principal: Principal, memory: Memory) -> Memory:
-        """Decrypt an L2 memory for its owner; others (and key-less callers) see ciphertext."""
+        """Decrypt an L2 memory for its owner; others (and key-less callers) see ciphertext, and so
+        does the owner for one sealed under another credential (an older token, another API key):
+        one such memory never fails the read it is part of."""
         if memory.encrypted and memory.owner == principal.id and principal.l2_key is not None:
-            plain = crypto.open_sealed(principal.l2_key, memory.content, memory.id)
+            try:
+                plain = crypto.open_sealed(principal.l2_key, memory.content, memory.id)
+            except PermissionDenied:
+                return memory
             return memory.model_copy(update={"content": plain})
         return memory
 
