@@ -128,6 +128,12 @@ class PoolSettings(_Section):
         5.0, gt=0, description="Worker heartbeat period; three missed beats drop the worker."
     )
     max_queued: int = Field(1000, ge=1, description="Most requests waiting at once (then 429).")
+    stall_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A running request whose worker sends no token for this long ends with "
+        "`worker_stalled` (a worker that heartbeats but produces nothing).",
+    )
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra model names: alias → served model name."
     )

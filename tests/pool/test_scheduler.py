@@ -206,3 +206,26 @@ def test_an_idle_user_returns_at_the_active_minimum(scheduler: Scheduler, clock:
     scheduler.counters["user:idle"] = 0.0
     scheduler.submit(job(clock, "user:idle", prompt=1))
     assert scheduler.counters["user:idle"] == scheduler.counters["user:busy"]
+
+
+def test_a_stream_with_no_token_for_too_long_ends_as_stalled(clock: Clock) -> None:
+    scheduler = Scheduler(heartbeat_interval=5.0, clock=clock, stall_after=30.0)
+    a = worker("a", "smol", capacity=2)
+    scheduler.add_worker(a)
+    quiet, chatty = job(clock), job(clock)
+    scheduler.submit(quiet)
+    scheduler.submit(chatty)
+    sent(a)
+    for _ in range(4):  # the worker heartbeats (seen) and streams one job, never the other
+        clock.now += 10
+        scheduler.seen("a")
+        scheduler.on_chunk("a", Chunk(job_id=chatty.id, content="x"))
+        scheduler.expire_stalled()
+    assert scheduler.expire_stalled() == []  # already ended
+    events = []
+    while not quiet.events.empty():
+        events.append(quiet.events.get_nowait())
+    (failed,) = events
+    assert isinstance(failed, Failed) and failed.code == "worker_stalled"
+    assert [f.job_id for f in sent(a) if isinstance(f, Cancel)] == [quiet.id]
+    assert chatty.state is JobState.RUNNING and a.running.keys() == {chatty.id}

@@ -260,10 +260,11 @@ class Gateway:
         return event
 
     async def maintain(self, period: float = 0.25) -> None:
-        """Expire overdue queued jobs and silent workers, forever."""
+        """Expire overdue queued jobs, stalled streams and silent workers, forever."""
         while True:
             await anyio.sleep(period)
             self.scheduler.expire_queued()
+            self.scheduler.expire_stalled()
             self.scheduler.expire_silent_workers()
 
 

@@ -36,4 +36,5 @@ class ChatJob:
     reported: Usage | None = None  # the worker's own usage figures
     outcome: str = "pending"  # ok | failed:<code> | cancelled
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
+    progressed_at: float = 0.0  # monotonic time it started or last streamed a token
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -69,10 +69,12 @@ class Scheduler:
         spill_after: float = 2.0,
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        stall_after: float = 120.0,
     ) -> None:
         self.max_queued = max_queued
         self.spill_after = spill_after
         self.heartbeat_interval = heartbeat_interval
+        self.stall_after = stall_after  # a running job with no token for this long has stalled
         self.clock = clock
         self.workers: dict[str, Worker] = {}
         self.queues: dict[str, deque[ChatJob]] = {}
@@ -121,6 +123,22 @@ class Scheduler:
         for worker_id in silent:
             self.remove_worker(worker_id, "stopped sending heartbeats")
         return silent
+
+    def expire_stalled(self) -> list[str]:
+        """End running jobs whose worker sent nothing for ``stall_after`` seconds — one that
+        heartbeats but produces no tokens — with ``worker_stalled``, and tell it to stop."""
+        cutoff = self.clock() - self.stall_after
+        stalled = [
+            (worker, job)
+            for worker in self.workers.values()
+            for job in worker.running.values()
+            if job.progressed_at < cutoff
+        ]
+        for worker, job in stalled:
+            worker.outbox.put_nowait(Cancel(job_id=job.id))
+            message = f"the worker sent nothing for {self.stall_after:g}s"
+            self._finish(job, Failed(job_id=job.id, code="worker_stalled", message=message))
+        return [job.id for _, job in stalled]
 
     def models(self) -> dict[str, list[Worker]]:
         """Every model a connected worker or upstream serves, with its servers."""
@@ -184,6 +202,7 @@ class Scheduler:
         if job is None:
             return
         job.completion_tokens += 1
+        job.progressed_at = self.clock()
         job.output.append(chunk.content or "")
         if chunk.tool_call is not None:
             job.output.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
@@ -245,6 +264,7 @@ class Scheduler:
 
     def _start(self, job: ChatJob, worker: Worker) -> None:
         job.state = JobState.RUNNING
+        job.progressed_at = self.clock()
         job.worker_id = worker.id
         job.worker_account = worker.account
         job.spilled = worker.upstream

@@ -72,6 +72,7 @@ def _gateway(settings: Settings, node: Node) -> Gateway:
         max_queued=pool.max_queued,
         spill_after=pool.spill_after_seconds,
         heartbeat_interval=pool.heartbeat_interval_seconds,
+        stall_after=pool.stall_timeout_seconds,
     )
     counter = TokenCounter()
     checker = None
