@@ -128,6 +128,15 @@ class PoolSettings(_Section):
         5.0, gt=0, description="Worker heartbeat period; three missed beats drop the worker."
     )
     max_queued: int = Field(1000, ge=1, description="Most requests waiting at once (then 429).")
+    conversations: Literal["opted_in", "off"] = Field(
+        "opted_in",
+        description="Keep chat exchanges as encrypted conversation memories for callers who opted in "
+        "(`user create --conversations`, `key create --conversations`); `off`: the node keeps no "
+        "prompt or reply, whoever asks.",
+    )
+    conversation_ttl_days: float | None = Field(
+        30.0, gt=0, description="Captured conversation turns expire after this many days (null: never)."
+    )
     stall_timeout_seconds: float = Field(
         120.0,
         gt=0,

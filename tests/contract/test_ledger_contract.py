@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,3 +98,32 @@ async def test_unbalanced_entries_are_refused_and_nothing_is_written(store: Memo
 async def test_usage_groups_are_whitelisted(store: MemoryStore) -> None:
     with pytest.raises(InvalidRequest):
         await store.usage_summary("credits; DROP TABLE usage_requests", None)
+
+
+async def test_running_balances_follow_the_ledger_per_budget_period(store: MemoryStore) -> None:
+    """Admission reads one balance row per account and period; the rows must always equal the sum
+    of the entries they stand for."""
+    day = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    next_day = day + timedelta(minutes=2)  # also the next month
+    await store.put_api_key(replace(key("key_p", token_hash="hp"), budget_period="daily", capture=True))
+    found = await store.api_key_by_token_hash("hp")
+    assert found is not None and (found.budget_period, found.capture) == ("daily", True)
+    await store.record_usage(
+        [
+            (usage("r1", "key_p", "worker:w", 10.0, day), [("key:key_p", -10.0), ("worker:w", 10.0)]),
+            (usage("r2", "key_p", "worker:w", 4.0, day), [("key:key_p", -4.0), ("worker:w", 4.0)]),
+        ]
+    )
+    await store.record_usage(
+        [(usage("r3", "key_p", "worker:w", 1.5, next_day), [("key:key_p", -1.5), ("worker:w", 1.5)])]
+    )
+    assert await store.balance("key:key_p") == -15.5
+    assert await store.balance("key:key_p", "day:2026-11-30") == -14.0
+    assert await store.balance("key:key_p", "day:2026-12-01") == -1.5
+    assert await store.balance("key:key_p", "month:2026-11") == -14.0
+    assert await store.balance("key:key_p", "month:2026-12") == -1.5
+    assert await store.balance("worker:w", "total") == 15.5
+    assert await store.balance("nobody") == 0.0
+    with pytest.raises(ValueError, match="sum to zero"):
+        await store.record_usage([(usage("r4", None, "worker:w", 1.0, day), [("key:key_p", -1.0)])])
+    assert await store.balance("key:key_p") == -15.5  # nothing of a refused batch counts

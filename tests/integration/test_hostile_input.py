@@ -50,7 +50,7 @@ def _agent(client: TestClient, name: str) -> dict[str, str]:
         ({"X-Conversation-Id": "line\nbreak"}, {}),
     ],
 )
-def test_an_oversized_conversation_id_is_refused_and_accounting_goes_on(
+def test_an_oversized_conversation_id_is_refused_and_the_node_goes_on(
     client: TestClient, headers: dict[str, str], extra: dict[str, Any]
 ) -> None:
     refused = _chat(client, headers, **extra)
@@ -60,7 +60,7 @@ def test_an_oversized_conversation_id_is_refused_and_accounting_goes_on(
     assert _chat(client).status_code == 200
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
-    assert ready["loops"]["accounting"] == {
+    assert ready["loops"]["pool_maintenance"] == {
         "state": "running",
         "restarts": 0,
         "last_error": None,

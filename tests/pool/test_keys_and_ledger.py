@@ -89,14 +89,18 @@ def test_tokens_per_minute_are_limited(node: Gateway) -> None:
         client.chat.completions.create(model="fake", messages=long_prompt)
 
 
-def test_a_spent_budget_is_refused_with_403(node: Gateway) -> None:
-    key = new_key(node, "--budget", "20")
+def test_a_budget_is_never_overspent_and_its_last_answer_is_cut_to_fit(node: Gateway) -> None:
+    key = new_key(node, "--budget", "24")
     with api(node, key) as client:
-        client.chat.completions.create(model="fake", messages=HELLO)  # 6 prompt + 2 x 4 completion credits
-        client.chat.completions.create(model="fake", messages=HELLO)
+        whole = client.chat.completions.create(model="fake", messages=HELLO)  # 6 prompt + 2 x 4 credits
+        assert whole.choices[0].finish_reason == "stop"
+        cut = client.chat.completions.create(model="fake", messages=HELLO)  # 10 left: 6 + 2 x 2
+        assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == ("four words", "length")
         with pytest.raises(openai.PermissionDeniedError) as caught:
             client.chat.completions.create(model="fake", messages=HELLO)
     assert caught.value.code == "budget_exhausted"
+    (row,) = json.loads(cli(node, "key", "list", "--json").stdout)
+    assert row["spent"] == 24
 
 
 def test_a_revoked_key_stops_working(node: Gateway) -> None:
@@ -150,8 +154,8 @@ class FakeEmbedderForReading:
         pass
 
 
-def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -> None:
-    created = cli(node, "user", "create", "bea", "--json")
+def test_a_conversation_is_kept_for_a_user_who_opted_in_as_encrypted_memory(node: Gateway) -> None:
+    created = cli(node, "user", "create", "bea", "--conversations", "--json")
     token = json.loads(created.stdout)["token"]
     with api(node, token) as client:
         for question in ("first question", "first question"):
@@ -170,7 +174,7 @@ def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -
         ).json()["items"]
         return items
 
-    until(lambda: len(mine()) == 4, "both exchanges are stored (written off the request path)")
+    assert len(mine()) == 4, "both exchanges were stored before their answers completed"
     assert [(m["metadata"]["role"], m["content"]) for m in mine()] == [
         ("user", "first question"),
         ("assistant", "four words of reply"),
@@ -178,6 +182,7 @@ def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -
         ("assistant", "four words of reply"),
     ]
     assert all(m["kind"] == "conversation" and m["zone"] == "private" for m in mine())
+    assert all(m["expires_at"] is not None for m in mine())  # pool.conversation_ttl_days
     admin_view = httpx.get(
         node.url + "/api/v1/memories",
         params={"thread_id": "conv-42"},
@@ -185,3 +190,43 @@ def test_a_conversation_is_kept_as_the_callers_encrypted_memory(node: Gateway) -
     ).json()["items"]
     assert len(admin_view) == 4
     assert all(m["encrypted"] and "question" not in m["content"] for m in admin_view)
+
+
+def test_nothing_is_kept_of_a_conversation_without_opting_in(node: Gateway) -> None:
+    key = new_key(node)  # a key (of ann) without --conversations
+    token = json.loads(cli(node, "user", "create", "cy", "--json").stdout)["token"]
+    for credential in (token, key, node.token):
+        with api(node, credential) as client:
+            client.chat.completions.create(
+                model="fake", messages=HELLO, extra_headers={"X-Conversation-Id": "conv-7"}
+            )
+    kept = httpx.get(
+        node.url + "/api/v1/memories",
+        params={"thread_id": "conv-7"},
+        headers={"Authorization": f"Bearer {node.token}"},
+    ).json()["items"]
+    assert kept == []
+
+
+def test_concurrent_requests_never_spend_past_a_budget(node: Gateway) -> None:
+    key = new_key(node, "--budget", "150")
+    outcomes: list[str] = []
+
+    async def one(client: httpx.AsyncClient) -> None:
+        body = {"model": "fake", "messages": HELLO, "max_tokens": 4}
+        answer = await client.post("/v1/chat/completions", json=body)
+        outcomes.append("ok" if answer.status_code == 200 else answer.json()["error"]["code"])
+
+    async def burst() -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=node.url, headers=headers, timeout=30) as client:
+            for _ in range(4):  # waves of 10 at once, until the budget is gone
+                async with anyio.create_task_group() as group:
+                    for _ in range(10):
+                        group.start_soon(one, client)
+
+    anyio.run(burst)
+    (row,) = json.loads(cli(node, "key", "list", "--json").stdout)
+    # 14 credits each: ten fit in 150, and an eleventh cut to the 10 credits left; never more.
+    assert (row["spent"], outcomes.count("ok")) == (150, 11)
+    assert set(outcomes) <= {"ok", "budget_exhausted", "rate_limited"}

@@ -93,7 +93,7 @@ def test_a_crashed_local_worker_ends_its_stream_with_an_error_and_is_restarted(
     ready = _ready(url)
     assert ready["status"] == "ready"
     assert ready["store"] == "ok"
-    assert ready["loops"]["accounting"]["state"] == "running"
+    assert ready["loops"]["pool_maintenance"]["state"] == "running"
 
 
 def _alive(pid: int) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from noosphere.pool.budget import BudgetPeriod
+
 
 class PrincipalKind(StrEnum):
     ADMIN = "admin"
@@ -28,6 +30,7 @@ class KeyLimits:
     rpm: int | None = None
     tpm: int | None = None
     budget: float | None = None
+    budget_period: BudgetPeriod = "total"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Principal:
     # never stored. None when the caller did not present a token (e.g. the local stdio server).
     l2_key: bytes | None = None
     key: KeyLimits | None = None  # set when the caller used a user API key
+    capture: bool = False  # its chat exchanges are kept as conversation memories (opted in)
 
     @property
     def account(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from noosphere.memory.crypto import derive_key
+from noosphere.pool.budget import BudgetPeriod
 from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 
 TOKEN_PREFIX = "ns_"
@@ -58,7 +59,9 @@ class TokenAuthority:
             handle.write(token + "\n")
         return token
 
-    async def _put(self, kind: PrincipalKind, name: str, level: Level | None, token: str) -> PrincipalRecord:
+    async def _put(
+        self, kind: PrincipalKind, name: str, level: Level | None, token: str, capture: bool = False
+    ) -> PrincipalRecord:
         record = PrincipalRecord(
             id=principal_id(kind, name),
             kind=kind.value,
@@ -67,6 +70,7 @@ class TokenAuthority:
             token_hash=hash_token(token),
             key_salt=secrets.token_bytes(16),
             created_at=datetime.now(UTC),
+            capture=capture,
         )
         await self._store.put_principal(record)
         self._cache.clear()
@@ -107,8 +111,17 @@ class TokenAuthority:
         if record is None:
             raise NotFound(f"no {kind.value} named {name!r}")
         token = new_token()
-        await self._put(kind, name, None if record.level is None else Level(record.level), token)
+        level = None if record.level is None else Level(record.level)
+        await self._put(kind, name, level, token, record.capture)
         return token
+
+    async def set_capture(self, name: str, capture: bool) -> None:
+        """Opt a user in to (or out of) keeping their chat exchanges as conversation memories."""
+        record = await self._store.principal(principal_id(PrincipalKind.USER, name))
+        if record is None:
+            raise NotFound(f"no user named {name!r}")
+        await self._store.put_principal(replace(record, capture=capture))
+        self._cache.clear()
 
     async def issue(self, kind: PrincipalKind, name: str) -> str:
         """A new token for ``name``: rotated if it exists, created (without a level) if not."""
@@ -150,7 +163,8 @@ class TokenAuthority:
                 # An API key acts as its user; its L2 key derives from the API key itself.
                 return replace(
                     self._principal(replace(owner, key_salt=key.key_salt), token),
-                    key=KeyLimits(key.id, key.rpm, key.tpm, key.budget),
+                    key=KeyLimits(key.id, key.rpm, key.tpm, key.budget, key.budget_period),
+                    capture=key.capture,
                 )
         raise Unauthenticated("invalid or revoked token")
 
@@ -161,6 +175,8 @@ class TokenAuthority:
         rpm: int | None = None,
         tpm: int | None = None,
         budget: float | None = None,
+        budget_period: BudgetPeriod = "total",
+        capture: bool = False,
     ) -> tuple[ApiKeyRecord, str]:
         """A new API key for an existing user (returned once, stored only as a hash)."""
         if await self._store.principal(principal_id(PrincipalKind.USER, user)) is None:
@@ -179,6 +195,8 @@ class TokenAuthority:
             tpm=tpm,
             budget=budget,
             created_at=datetime.now(UTC),
+            budget_period=budget_period,
+            capture=capture,
         )
         await self._store.put_api_key(record)
         self._cache.clear()
@@ -207,4 +225,5 @@ class TokenAuthority:
             name=record.name,
             level=None if record.level is None else Level(record.level),
             l2_key=None if token is None else derive_key(token, record.key_salt),
+            capture=record.capture,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,12 +21,19 @@ from noosphere.cli.common import (
     record_command,
     run,
 )
+from noosphere.pool.budget import period_key
 
 key_app = typer.Typer(
     callback=record_command,
     help="Manage users' API keys for the OpenAI-compatible gateway.",
     no_args_is_help=True,
 )
+
+
+class Period(StrEnum):
+    TOTAL = "total"
+    DAILY = "daily"
+    MONTHLY = "monthly"
 
 
 def _limit(value: float | None) -> str:
@@ -38,7 +46,13 @@ def create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
     rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
-    budget: Annotated[float | None, typer.Option(help="Credits it may spend in total.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Credits it may spend (per --budget-period).")] = None,
+    budget_period: Annotated[
+        Period, typer.Option("--budget-period", help="When the budget starts again.")
+    ] = Period.TOTAL,
+    conversations: Annotated[
+        bool, typer.Option("--conversations", help="Keep its chat exchanges as conversation memories.")
+    ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
@@ -48,7 +62,9 @@ def create(
 
     async def go() -> None:
         async with opened_node(config, data_dir, token) as node:
-            record, secret = await node.auth.create_api_key(user, name, rpm, tpm, budget)
+            record, secret = await node.auth.create_api_key(
+                user, name, rpm, tpm, budget, budget_period.value, conversations
+            )
         if as_json:
             emit_json(
                 {
@@ -58,6 +74,8 @@ def create(
                     "rpm": rpm,
                     "tpm": tpm,
                     "budget": budget,
+                    "budget_period": record.budget_period,
+                    "conversations": record.capture,
                     "key": secret,
                 }
             )
@@ -81,7 +99,11 @@ def list_keys(
     async def go() -> None:
         async with opened_node(config, data_dir, token) as node:
             keys = await node.auth.api_keys(user)
-            spent = {k.id: -await node.store.balance(key_account(k.id)) for k in keys}
+            now = datetime.now(UTC)
+            spent = {
+                k.id: -await node.store.balance(key_account(k.id), period_key(k.budget_period, now))
+                for k in keys
+            }
         if as_json:
             emit_json(
                 [
@@ -92,14 +114,16 @@ def list_keys(
                         "rpm": k.rpm,
                         "tpm": k.tpm,
                         "budget": k.budget,
+                        "budget_period": k.budget_period,
                         "spent": spent[k.id],
+                        "conversations": k.capture,
                         "revoked": k.revoked,
                     }
                     for k in keys
                 ]
             )
             return
-        table = Table("id", "user", "name", "rpm", "tpm", "budget", "spent", "state")
+        table = Table("id", "user", "name", "rpm", "tpm", "budget", "spent", "state")  # spent: this period
         for k in keys:
             table.add_row(
                 k.id,
@@ -107,7 +131,7 @@ def list_keys(
                 k.name,
                 _limit(k.rpm),
                 _limit(k.tpm),
-                _limit(k.budget),
+                _limit(k.budget) + ("" if k.budget_period == "total" else f" {k.budget_period}"),
                 f"{spent[k.id]:g}",
                 "revoked" if k.revoked else "active",
             )

@@ -167,6 +167,10 @@ def agent_delete(
 @user_app.command("create")
 def user_create(
     name: str,
+    conversations: Annotated[
+        bool,
+        typer.Option("--conversations", help="Keep their chat exchanges as conversation memories."),
+    ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
@@ -177,8 +181,19 @@ def user_create(
     async def go() -> None:
         async with opened_node(config, data_dir, token) as node:
             principal, secret = await node.auth.create(PrincipalKind.USER, name)
+            if conversations:
+                await node.auth.set_capture(name, True)
         if as_json:
-            emit_json({"id": principal.id, "name": name, "kind": "user", "level": None, "token": secret})
+            emit_json(
+                {
+                    "id": principal.id,
+                    "name": name,
+                    "kind": "user",
+                    "level": None,
+                    "conversations": conversations,
+                    "token": secret,
+                }
+            )
         else:
             console.print(f"created {principal.id}; its token (shown once):")
             print(secret)

@@ -3,11 +3,11 @@ names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import anyio
 
@@ -19,10 +19,13 @@ from noosphere.errors import (
     ModelNotFound,
     NoCapacity,
     RateLimited,
+    StorageUnavailable,
 )
+from noosphere.groupcommit import GroupCommit
 from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
 from noosphere.memory.service import MemoryService
 from noosphere.pool.checker import Checker
+from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
 from noosphere.pool.limits import RateLimiter
@@ -34,12 +37,24 @@ logger = logging.getLogger(__name__)
 
 
 _WRITE_BATCH = 1000  # finished requests accounted for in one transaction, at most
-_WRITE_DELAY = 0.1  # seconds between a request finishing and its accounting pass
-# A finished request awaiting accounting: who asked, what, the job, and its conversation id.
-Finished = tuple[Principal, JobRequest, ChatJob, str | None]
 
 
-def _turns(request: JobRequest, job: ChatJob, conversation: str) -> list[MemoryDraft]:
+@dataclass(frozen=True)
+class Admitted:
+    """A running request as its settlement needs it: who pays, what was asked, what was reserved."""
+
+    principal: Principal
+    request: JobRequest
+    conversation: str | None
+    reserved: float
+
+
+Finished = tuple[Admitted, ChatJob]
+
+
+def _turns(
+    request: JobRequest, job: ChatJob, conversation: str, expires_at: datetime | None
+) -> list[MemoryDraft]:
     """The exchange's new user turn and the reply, as conversation (L2) memories."""
     asked = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
     texts = []
@@ -54,6 +69,7 @@ def _turns(request: JobRequest, job: ChatJob, conversation: str) -> list[MemoryD
             kind=CONVERSATION_KIND,
             thread_id=conversation,
             metadata={"role": role, "model": job.model},
+            expires_at=expires_at,
         )
         for role, text in texts
     ]
@@ -88,7 +104,10 @@ class Gateway:
         self.limiter = limiter or RateLimiter()
         self.memory = memory
         self.checker = checker
-        self._after: asyncio.Queue[Finished] = asyncio.Queue()
+        # Every finished request is written (ledger entries, captured conversation turns) before
+        # its answer completes; concurrent requests share one transaction.
+        self._books: GroupCommit[Finished, Exception | None] = GroupCommit(self._write, _WRITE_BATCH)
+        self._open: dict[str, Admitted] = {}
         # Models a supervised worker serves, known even while it restarts: requests for them wait
         # in the queue (up to queue_timeout_seconds) instead of failing with model_not_found.
         self.expected: dict[str, ModelOffer] = {}
@@ -142,9 +161,10 @@ class Gateway:
     async def run(
         self, principal: Principal, request: JobRequest, conversation: str | None = None
     ) -> AsyncIterator[ChatJob]:
-        """Schedule ``request``; the job is cancelled if the caller leaves before it finishes, and
-        its usage is recorded in the ledger either way. With a ``conversation`` id, a completed
-        exchange is kept as the caller's encrypted (L2) conversation memory."""
+        """Schedule ``request``; the job is cancelled if the caller leaves before it finishes.
+        Its usage is in the ledger by the time this exits (``settle`` writes it earlier, so an
+        answer is never complete before it is paid for). With a ``conversation`` id, a completed
+        exchange of a caller that opted in is kept as its encrypted (L2) conversation memory."""
         name, servers = self.resolve(request.model)
         job = ChatJob(
             user=principal.id,
@@ -161,88 +181,125 @@ class Gateway:
             )
             error.code = "context_length_exceeded"
             raise error
-        await self._admit(principal, job.prompt_tokens)
+        admitted = await self._admit(principal, job, largest, conversation)
         try:
             self.scheduler.submit(job)
         except QueueFull as exc:
+            self.ledger.release(principal, admitted.reserved)
             raise RateLimited(f"the gateway is saturated: {exc}", retry_after=5) from exc
+        self._open[job.id] = admitted
         try:
             yield job
         finally:
             self.scheduler.cancel(job.id)
-            # Accounting happens after the response, off the request's path (see ``account``).
-            prompt, completion = self.ledger.tokens(job)
-            self.ledger.hold(principal, job, prompt, completion)
-            self._after.put_nowait((principal, request, job, conversation))
-            if principal.key is not None:
-                self.limiter.charge(principal.key.id, completion)
+            with anyio.CancelScope(shield=True):
+                await self.settle(job)
 
-    async def account(self) -> None:
-        """Write finished requests to the ledger and conversations to memory, forever. A pass starts
-        a moment after a request finishes and takes everything finished by then: one transaction
-        per batch instead of per request, and no write work between a request and the next.
-        Budgets stay exact meanwhile: the ledger holds unwritten credits in memory."""
-        while True:
-            batch = [await self._after.get()]
-            await anyio.sleep(_WRITE_DELAY)
-            await self._write(self._drain(batch))
+    async def settle(self, job: ChatJob) -> None:
+        """Write the finished ``job``'s usage (and captured turns) durably; once per job. Called
+        before the last byte of an answer goes out, so a node killed at any moment has recorded
+        every answer it completed. ``StorageUnavailable`` when the write fails."""
+        admitted = self._open.pop(job.id, None)
+        if admitted is None:
+            return
+        prompt, completion = self.ledger.tokens(job)
+        self.ledger.release(admitted.principal, admitted.reserved)
+        self.ledger.hold(admitted.principal, job, prompt, completion)
+        if admitted.principal.key is not None:
+            self.limiter.charge(admitted.principal.key.id, completion)
+        (failure,) = await self._books.submit([(admitted, job)])
+        if failure is not None:
+            raise StorageUnavailable(f"the usage of this request could not be recorded: {failure}")
 
     async def flush(self) -> None:
-        """Write whatever finished requests are still waiting (on shutdown)."""
-        while not self._after.empty():
-            await self._write(self._drain([]))
+        """Wait for every settlement in flight (on shutdown)."""
+        await self._books.close()
 
-    def _drain(self, batch: list[Finished]) -> list[Finished]:
-        while len(batch) < _WRITE_BATCH and not self._after.empty():
-            batch.append(self._after.get_nowait())
-        return batch
-
-    async def _write(self, batch: list[Finished]) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.ledger.record([(principal, job) for principal, _, job, _ in batch])
-            except Exception:
-                # Keep what can be kept: one request at a time, so one bad row loses only itself.
-                logger.warning("a batched usage write failed; writing one by one", exc_info=True)
-                for principal, _, job, _ in batch:
-                    try:
-                        await self.ledger.record([(principal, job)])
-                    except Exception:
-                        logger.exception("could not record the usage of %s", job.id)
-            await self._remember(batch)
+    async def _write(self, batch: list[Finished]) -> list[Exception | None]:
+        """One transaction for the batch's ledger entries; a failing batch is retried one request
+        at a time, so one bad row fails only its own request."""
+        try:
+            await self.ledger.record([(a.principal, job) for a, job in batch])
+            results: list[Exception | None] = [None] * len(batch)
+        except Exception:
+            logger.warning("a batched usage write failed; writing one by one", exc_info=True)
+            results = []
+            for admitted, job in batch:
+                try:
+                    await self.ledger.record([(admitted.principal, job)])
+                    results.append(None)
+                except Exception as exc:
+                    logger.exception("could not record the usage of %s", job.id)
+                    results.append(exc)
+        await self._remember(batch)
+        return results
 
     async def _remember(self, batch: list[Finished]) -> None:
-        """Store each new user turn and its reply in the caller's conversation thread."""
-        if self.memory is None:
+        """Store each new user turn and its reply in the caller's conversation thread, for callers
+        that opted in (``noosphere user create --conversations``, ``key create --conversations``)
+        unless the node keeps no conversations (``pool.conversations: off``)."""
+        if self.memory is None or self.settings.conversations == "off":
             return
+        ttl = self.settings.conversation_ttl_days
+        expires = datetime.now(UTC) + timedelta(days=ttl) if ttl else None
         drafts: dict[tuple[str, bytes], tuple[Principal, list[MemoryDraft]]] = {}
-        for principal, request, job, conversation in batch:
-            if conversation is None or job.outcome != "ok" or principal.l2_key is None:
+        for admitted, job in batch:
+            principal, conversation = admitted.principal, admitted.conversation
+            if (
+                conversation is None
+                or job.outcome != "ok"
+                or not principal.capture
+                or principal.l2_key is None
+            ):
                 continue
             mine = drafts.setdefault((principal.id, principal.l2_key), (principal, []))[1]
-            mine.extend(_turns(request, job, conversation))
+            mine.extend(_turns(admitted.request, job, conversation, expires))
         for principal, items in drafts.values():
             for start in range(0, len(items), self.memory.settings.max_batch):
                 try:
                     await self.memory.store_many(
                         principal, items[start : start + self.memory.settings.max_batch]
                     )
-                except Exception:  # one caller's turns must not stop everyone's accounting
+                except Exception:  # one caller's turns must not fail everyone's accounting
                     logger.exception("could not store conversation turns of %s", principal.id)
 
-    async def _admit(self, principal: Principal, prompt_tokens: int) -> None:
+    async def _admit(
+        self, principal: Principal, job: ChatJob, context: int, conversation: str | None
+    ) -> Admitted:
+        """Rate limits, then the budget: the request reserves what it may cost (its prompt and
+        as many completion tokens as it may produce), so concurrent requests cannot overshoot. A
+        key near the end of its budget gets ``max_tokens`` lowered to what the budget covers."""
         key = principal.key
-        if key is None:
-            return
-        if key.budget is not None:
+        reserved = 0.0
+        if key is not None:
+            decision = self.limiter.check(key.id, key.rpm, key.tpm, job.prompt_tokens)
+            if not decision.allowed:
+                raise RateLimited(
+                    f"API key {key.id} is limited to {decision.reason}", retry_after=decision.retry_after
+                )
+        if key is not None and key.budget is not None:
             spent = await self.ledger.spent(principal)
-            if spent + prompt_tokens > key.budget:
-                raise BudgetExhausted(f"API key {key.id} has used {spent:g} of its {key.budget:g} credits")
-        decision = self.limiter.check(key.id, key.rpm, key.tpm, prompt_tokens)
-        if not decision.allowed:
-            raise RateLimited(
-                f"API key {key.id} is limited to {decision.reason}", retry_after=decision.retry_after
-            )
+            smallest = weighted_tokens(job.prompt_tokens, 1)
+            if key.budget - spent < smallest:
+                period = "" if key.budget_period == "total" else f" this {key.budget_period[:-2]}"
+                raise BudgetExhausted(
+                    f"API key {key.id} has used {spent:g} of its {key.budget:g} credits{period}"
+                )
+            left = key.budget - spent - self.ledger.reserved(principal)
+            if left < smallest:  # what is left is held by requests still running: wait for them
+                raise RateLimited(
+                    f"the rest of API key {key.id}'s budget is held by its requests in flight",
+                    retry_after=1,
+                )
+            room = context - job.prompt_tokens
+            wanted = min(job.request.max_tokens or room, room)
+            affordable = int((left - job.prompt_tokens) // 2)
+            if affordable < wanted:
+                job.request = job.request.model_copy(update={"max_tokens": affordable})
+                wanted = affordable
+            reserved = weighted_tokens(job.prompt_tokens, wanted)
+            self.ledger.reserve(principal, reserved)
+        return Admitted(principal, job.request, conversation, reserved)
 
     def usage(self, job: ChatJob) -> tuple[int, int]:
         """(prompt, completion) tokens as the gateway counts them."""

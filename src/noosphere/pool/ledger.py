@@ -5,10 +5,11 @@ the VTC weights: one per prompt token, two per completion token, counted by the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from noosphere.auth.principal import Principal
+from noosphere.pool.budget import TOTAL, period_key
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
@@ -16,17 +17,29 @@ from noosphere.store.contract import Charge, MemoryStore, UsageRecord
 
 
 class Ledger:
-    def __init__(self, store: MemoryStore, counter: TokenCounter) -> None:
+    def __init__(
+        self,
+        store: MemoryStore,
+        counter: TokenCounter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.store = store
         self.counter = counter
-        # Credits of requests that finished but are not written yet, per paying account, so
-        # budgets stay exact while the writer catches up.
+        self.clock = clock
+        # Per paying account: credits of finished requests not written yet, and credits reserved
+        # by requests still running, so concurrent requests can never spend past a budget.
         self._pending: dict[str, float] = {}
+        self._reserved: dict[str, float] = {}
 
     def hold(self, principal: Principal, job: ChatJob, prompt: int, completion: int) -> None:
         if job.worker_account is not None:
-            account = principal.account
-            self._pending[account] = self._pending.get(account, 0.0) + weighted_tokens(prompt, completion)
+            _add(self._pending, principal.account, weighted_tokens(prompt, completion))
+
+    def reserve(self, principal: Principal, credits: float) -> None:
+        _add(self._reserved, principal.account, credits)
+
+    def release(self, principal: Principal, credits: float) -> None:
+        _add(self._reserved, principal.account, -credits)
 
     def tokens(self, job: ChatJob) -> tuple[int, int]:
         """(prompt, completion) tokens as the gateway counts them."""
@@ -65,9 +78,26 @@ class Ledger:
         finally:
             for (principal, _), (usage, _) in zip(finished, batch, strict=True):
                 if usage.worker is not None:
-                    account = principal.account
-                    self._pending[account] = self._pending.get(account, 0.0) - usage.credits
+                    _add(self._pending, principal.account, -usage.credits)
         return [usage for usage, _ in batch]
 
     async def spent(self, principal: Principal) -> float:
-        return -await self.store.balance(principal.account) + self._pending.get(principal.account, 0.0)
+        """What the caller has spent in its budget's current period, counting requests finished
+        but not written yet: one balance row, O(1)."""
+        key = principal.key
+        period = period_key(key.budget_period, self.clock()) if key else TOTAL
+        written = -await self.store.balance(principal.account, period)
+        return written + self._pending.get(principal.account, 0.0)
+
+    def reserved(self, principal: Principal) -> float:
+        """Credits held by the caller's requests still running."""
+        return self._reserved.get(principal.account, 0.0)
+
+
+def _add(totals: dict[str, float], account: str, credits: float) -> None:
+    """Add to a running total, dropping it at zero (the maps hold only accounts in flight)."""
+    value = totals.get(account, 0.0) + credits
+    if abs(value) < 1e-9:
+        totals.pop(account, None)
+    else:
+        totals[account] = value

@@ -185,7 +185,6 @@ def create_app(
             loops.start("audit_heads", _every, interval, node.audit.sign_head)
             loops.start("approval_sweep", _every, SWEEP_SECONDS, node.checkpoints.expire_due)
             loops.start("pool_maintenance", gateway.maintain)
-            loops.start("accounting", gateway.account)
             if gateway.checker is not None:
                 loops.start("worker_checker", gateway.checker.run)
             for upstream in settings.pool.upstreams:

@@ -182,6 +182,7 @@ async def _whole(
     if isinstance(event, Failed):
         raise _failure(event)
     completion = transcript.completion(event.finish_reason, usage(*gateway.usage(job)))
+    await gateway.settle(job)  # paid for before it is answered
     await reply.json(200, completion, headers)
 
 
@@ -216,6 +217,7 @@ async def _stream(
     if include_usage:
         out.append(sse(transcript.usage_chunk(usage(*gateway.usage(job)))))
     out.append(sse("[DONE]"))
+    await gateway.settle(job)  # paid for before the answer completes
     await reply.body(b"".join(out), more=False)
 
 

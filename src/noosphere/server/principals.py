@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from noosphere.auth.principal import Level, PrincipalKind
 from noosphere.server.deps import NodeDep
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["principals"])
 class CreatePrincipal(BaseModel):
     name: str
     level: Level | None = None
+    conversations: bool = Field(False, description="Users: keep their chat exchanges as conversations.")
 
 
 class PrincipalOut(BaseModel):
@@ -47,7 +48,10 @@ async def _create(node: NodeDep, kind: PrincipalKind, body: CreatePrincipal) -> 
 
 @router.post("/users", status_code=201, summary="Create a user; returns its token once")
 async def create_user(body: CreatePrincipal, node: NodeDep) -> Created:
-    return await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
+    created = await _create(node, PrincipalKind.USER, body.model_copy(update={"level": None}))
+    if body.conversations:
+        await node.auth.set_capture(body.name, True)
+    return created
 
 
 def _out(records: list[PrincipalRecord]) -> list[PrincipalOut]:

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from noosphere.memory.model import Filters, Memory
+from noosphere.pool.budget import BudgetPeriod, periods_of
 
 Vector = NDArray[np.float32]
 
@@ -70,6 +71,7 @@ class PrincipalRecord:
     key_salt: bytes
     created_at: datetime
     disabled: bool = False
+    capture: bool = False  # keeps its chat exchanges as conversation memories (users opt in)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ApiKeyRecord:
     budget: float | None  # credits; None = unlimited
     created_at: datetime
     revoked: bool = False
+    budget_period: BudgetPeriod = "total"
+    capture: bool = False  # keep this key's chat exchanges as conversation memories
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,16 @@ def check_balanced(batch: Sequence[Charge]) -> None:
             raise ValueError(f"ledger entries of request {usage.id} must sum to zero")
 
 
+def balance_deltas(batch: Sequence[Charge]) -> list[tuple[str, str, float]]:
+    """(account, period, amount) to add to the running balances for ``batch``'s entries."""
+    sums: dict[tuple[str, str], float] = {}
+    for usage, entries in batch:
+        for period in periods_of(usage.at):
+            for account, amount in entries:
+                sums[account, period] = sums.get((account, period), 0.0) + amount
+    return [(account, period, amount) for (account, period), amount in sums.items()]
+
+
 @dataclass(frozen=True)
 class UsageSummary:
     group: str
@@ -252,7 +266,8 @@ class MemoryStore(Protocol):
         """Store requests' usage and ledger entries in one transaction. Each request's entries
         must sum to zero; if any does not, nothing is written."""
 
-    async def balance(self, account: str) -> float: ...
+    async def balance(self, account: str, period: str = "total") -> float:
+        """The account's running balance for ``period`` ('total', 'day:…', 'month:…'): one row."""
 
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
         """Totals grouped ``by`` one of: principal, key_id, worker, model."""

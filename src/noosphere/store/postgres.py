@@ -95,6 +95,7 @@ def _principal(row: Row) -> PrincipalRecord:
         key_salt=bytes(row["key_salt"]),
         created_at=row["created_at"],
         disabled=row["disabled"],
+        capture=row["capture"],
     )
 
 
@@ -266,11 +267,11 @@ class PostgresStore:
     async def put_principal(self, record: PrincipalRecord) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled, "
+                "capture) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
                 "kind = excluded.kind, name = excluded.name, level = excluded.level, "
                 "token_hash = excluded.token_hash, key_salt = excluded.key_salt, "
-                "disabled = excluded.disabled",
+                "disabled = excluded.disabled, capture = excluded.capture",
                 (
                     record.id,
                     record.kind,
@@ -280,6 +281,7 @@ class PostgresStore:
                     record.key_salt,
                     record.created_at,
                     record.disabled,
+                    record.capture,
                 ),
             )
 
@@ -330,9 +332,9 @@ class PostgresStore:
         async with self.pool.connection() as conn:
             await ledger.record_usage(conn, batch)
 
-    async def balance(self, account: str) -> float:
+    async def balance(self, account: str, period: str = "total") -> float:
         async with self.pool.connection() as conn:
-            return await ledger.balance(conn, account)
+            return await ledger.balance(conn, account, period)
 
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
         async with self.pool.connection() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, check_balanced
+from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, balance_deltas, check_balanced
 
 Row = dict[str, Any]
 GROUPS = {"principal", "key_id", "worker", "model"}
@@ -27,17 +27,32 @@ def _key(row: Row) -> ApiKeyRecord:
         budget=row["budget"],
         created_at=row["created_at"],
         revoked=row["revoked"],
+        budget_period=row["budget_period"],
+        capture=row["capture"],
     )
 
 
 async def put_api_key(conn: AsyncConnection[Row], k: ApiKeyRecord) -> None:
     await conn.execute(
         "INSERT INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, created_at, "
-        "revoked) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+        "revoked, budget_period, capture) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
         "name = excluded.name, rpm = excluded.rpm, tpm = excluded.tpm, budget = excluded.budget, "
-        "revoked = excluded.revoked",
-        (k.id, k.user_id, k.name, k.token_hash, k.key_salt, k.rpm, k.tpm, k.budget, k.created_at, k.revoked),
+        "revoked = excluded.revoked, budget_period = excluded.budget_period, capture = excluded.capture",
+        (
+            k.id,
+            k.user_id,
+            k.name,
+            k.token_hash,
+            k.key_salt,
+            k.rpm,
+            k.tpm,
+            k.budget,
+            k.created_at,
+            k.revoked,
+            k.budget_period,
+            k.capture,
+        ),
     )
 
 
@@ -88,14 +103,20 @@ async def record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> N
             "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (%s, %s, %s, %s)",
             [(u.id, u.at, account, amount) for u, entries in batch for account, amount in entries],
         )
+        # Sorted, so concurrent batches lock the balance rows in one order (no deadlocks).
+        await cur.executemany(
+            "INSERT INTO account_balances (account, period, amount) VALUES (%s, %s, %s) "
+            "ON CONFLICT (account, period) DO UPDATE SET amount = account_balances.amount + excluded.amount",
+            sorted(balance_deltas(batch)),
+        )
 
 
-async def balance(conn: AsyncConnection[Row], account: str) -> float:
+async def balance(conn: AsyncConnection[Row], account: str, period: str) -> float:
     cur = await conn.execute(
-        "SELECT coalesce(sum(amount), 0) AS b FROM ledger_entries WHERE account = %s", (account,)
+        "SELECT amount FROM account_balances WHERE account = %s AND period = %s", (account, period)
     )
     row = await cur.fetchone()
-    return float(row["b"]) if row else 0.0
+    return float(row["amount"]) if row else 0.0
 
 
 async def usage_summary(conn: AsyncConnection[Row], by: str, since: datetime | None) -> list[UsageSummary]:

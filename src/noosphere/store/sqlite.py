@@ -206,7 +206,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO principals (id, kind, name, level, token_hash, key_salt, "
-                "created_at, disabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, disabled, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.kind,
@@ -216,6 +216,7 @@ class SQLiteStore:
                     record.key_salt,
                     record.created_at.timestamp(),
                     int(record.disabled),
+                    int(record.capture),
                 ),
             )
 
@@ -267,8 +268,8 @@ class SQLiteStore:
     async def record_usage(self, batch: Sequence[Charge]) -> None:
         await self._run(lambda conn: self._transaction(conn, lambda: ledger.record_usage(conn, batch)))
 
-    async def balance(self, account: str) -> float:
-        return await self._run(lambda conn: ledger.balance(conn, account))
+    async def balance(self, account: str, period: str = "total") -> float:
+        return await self._run(lambda conn: ledger.balance(conn, account, period))
 
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
         return await self._run(lambda conn: ledger.usage_summary(conn, by, since))

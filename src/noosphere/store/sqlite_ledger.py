@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, check_balanced
+from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, balance_deltas, check_balanced
 
 GROUPS = {"principal", "key_id", "worker", "model"}
 
@@ -24,13 +24,15 @@ def _key(row: sqlite3.Row) -> ApiKeyRecord:
         budget=row["budget"],
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         revoked=bool(row["revoked"]),
+        budget_period=row["budget_period"],
+        capture=bool(row["capture"]),
     )
 
 
 def put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, "
-        "created_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_at, revoked, budget_period, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             k.id,
             k.user_id,
@@ -42,6 +44,8 @@ def put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
             k.budget,
             k.created_at.timestamp(),
             int(k.revoked),
+            k.budget_period,
+            int(k.capture),
         ),
     )
 
@@ -95,13 +99,18 @@ def record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
         "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (?, ?, ?, ?)",
         [(u.id, u.at.timestamp(), account, amount) for u, entries in batch for account, amount in entries],
     )
+    conn.executemany(
+        "INSERT INTO account_balances (account, period, amount) VALUES (?, ?, ?) "
+        "ON CONFLICT (account, period) DO UPDATE SET amount = amount + excluded.amount",
+        sorted(balance_deltas(batch)),
+    )
 
 
-def balance(conn: sqlite3.Connection, account: str) -> float:
+def balance(conn: sqlite3.Connection, account: str, period: str) -> float:
     row = conn.execute(
-        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account = ?", (account,)
+        "SELECT amount FROM account_balances WHERE account = ? AND period = ?", (account, period)
     ).fetchone()
-    return float(row[0])
+    return 0.0 if row is None else float(row[0])
 
 
 def usage_summary(conn: sqlite3.Connection, by: str, since: datetime | None) -> list[UsageSummary]:

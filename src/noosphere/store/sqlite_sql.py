@@ -63,6 +63,7 @@ def principal_of(row: sqlite3.Row) -> PrincipalRecord:
         key_salt=bytes(row["key_salt"]),
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         disabled=bool(row["disabled"]),
+        capture=bool(row["capture"]),
     )
 
 
