@@ -60,9 +60,7 @@ def test_a_node_killed_under_load_has_recorded_every_answer_it_completed(tmp_pat
             async with anyio.create_task_group() as group:
                 for _ in range(STREAMS):
                     group.start_soon(client, stop_at)
-                with anyio.move_on_after(3):
-                    while True:
-                        await anyio.sleep(0.1)
+                await anyio.sleep(3)
                 node.send_signal(signal.SIGKILL)  # mid-load: requests in every state
 
         anyio.run(load_then_kill)
