@@ -17,6 +17,7 @@ BENCHES = {
     "policy": "bench.policy",
     "bus": "bench.bus",
     "llama_builds": "bench.llama_builds",
+    "soak": "bench.soak",
 }
 
 

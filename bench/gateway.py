@@ -1,6 +1,8 @@
 """Gateway overhead: the same fast mock OpenAI-compatible backend called directly, through a
-noosphere node (as a configured upstream), and through LiteLLM's proxy, in the same run, at 1, 50
-and 200 concurrent streams. Also SmolLM2 tokens/s through the gateway versus llama.cpp directly.
+noosphere node (as a configured upstream) with a metered user API key — rate limits and a budget —
+on an empty ledger and on one of 1,000,000 entries, with the admin token as a reference, and
+through LiteLLM's proxy, in the same run, at 1, 50 and 200 concurrent streams. Also SmolLM2
+tokens/s through the gateway versus llama.cpp directly.
 
 Every server runs in its own process on loopback; one asyncio load generator (aiohttp, whose C
 HTTP parser leaves the servers most of the two cores) drives all targets the same way, reading
@@ -131,13 +133,74 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+LEDGER_ENTRIES = 1_000_000
+
+
+def _metered_key(config: Path, data_dir: Path, env: dict[str, str]) -> str:
+    """A user and an API key with limits that the load never reaches but admission checks."""
+    base = [sys.executable, "-m", "noosphere"]
+    where = ["--config", str(config), "--data-dir", str(data_dir)]
+    subprocess.run([*base, "user", "create", "bench", *where], env=env, check=True, capture_output=True)
+    limits = ["--rpm", "1000000", "--tpm", "1000000000", "--budget", "1e15", "--budget-period", "monthly"]
+    made = subprocess.run(
+        [*base, "key", "create", "bench", *limits, "--json", *where],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key: str = json.loads(made.stdout)["key"]
+    return key
+
+
+async def _fill_ledger(config: Path, data_dir: Path, entries: int) -> None:
+    """Write ``entries`` ledger entries (half of them the bench key's) through the store, as the
+    key's past usage over the last two months."""
+    from datetime import UTC, datetime, timedelta
+
+    from noosphere.auth.principal import key_account
+    from noosphere.config import load_settings
+    from noosphere.store import create_store
+    from noosphere.store.contract import UsageRecord
+
+    settings = load_settings(config, data_dir=data_dir)
+    store = create_store(settings)
+    await store.open()
+    try:
+        (record,) = [k for k in await store.api_keys() if k.user_id == "user:bench"]
+        account = key_account(record.id)
+        start = datetime.now(UTC) - timedelta(days=60)
+        for first in range(0, entries // 2, 5000):
+            batch = []
+            for n in range(first, min(first + 5000, entries // 2)):
+                at = start + timedelta(seconds=n * 10)
+                usage = UsageRecord(
+                    id=f"req_fill_{n}",
+                    at=at,
+                    principal="user:bench",
+                    key_id=record.id,
+                    model="mock",
+                    worker="upstream:mock",
+                    prompt_tokens=6,
+                    completion_tokens=20,
+                    reported_prompt=6,
+                    reported_completion=20,
+                    credits=46.0,
+                    status="ok",
+                )
+                batch.append((usage, [(account, -46.0), ("upstream:mock", 46.0)]))
+            await store.record_usage(batch)
+    finally:
+        await store.close()
+
+
 def _start_node(config: Path, data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     up = ["noosphere", "up", "--config", str(config), "--data-dir", str(data_dir), "--port", str(port)]
     return _start([sys.executable, "-m", *up], env)
 
 
 async def _overhead(tmp: Path) -> list[Result]:
-    mock_port, node_port, litellm_port = _port(), _port(), _port()
+    mock_port, node_port, full_port, litellm_port = _port(), _port(), _port(), _port()
     processes = [_start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])]
     config = tmp / "node.yaml"
     config.write_text(
@@ -146,10 +209,19 @@ async def _overhead(tmp: Path) -> list[Result]:
         "max_concurrency: 1000}\n"
     )
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
+    key = _metered_key(config, tmp / "node", env)
+    full_key = _metered_key(config, tmp / "full", env)
+    filled = time.perf_counter()
+    await _fill_ledger(config, tmp / "full", LEDGER_ENTRIES)
+    print(f"ledger of {LEDGER_ENTRIES:,} entries written in {time.perf_counter() - filled:.0f} s")
     processes.append(_start_node(config, tmp / "node", node_port, env))
+    processes.append(_start_node(config, tmp / "full", full_port, env))
+    node, full = f"http://127.0.0.1:{node_port}/v1", f"http://127.0.0.1:{full_port}/v1"
     targets = [
         ("direct", f"http://127.0.0.1:{mock_port}/v1", {}),
-        ("noosphere", f"http://127.0.0.1:{node_port}/v1", {"Authorization": "Bearer ns_bench"}),
+        ("noosphere admin", node, {"Authorization": "Bearer ns_bench"}),
+        ("noosphere key, empty ledger", node, {"Authorization": f"Bearer {key}"}),
+        ("noosphere key, 1M-entry ledger", full, {"Authorization": f"Bearer {full_key}"}),
     ]
     if LITELLM.exists():
         lconfig = tmp / "litellm.yaml"
@@ -169,14 +241,14 @@ async def _overhead(tmp: Path) -> list[Result]:
     else:
         print("LiteLLM not installed (make bench-deps): its rows are skipped")
     try:
-        for (_, url, headers), process in zip(targets, processes, strict=True):
+        for (_, url, headers), process in zip([targets[0], *targets[2:]], processes, strict=True):
             _wait(url + "/models", headers, process)
         results = []
         for streams, total in LEVELS:
             for name, url, headers in targets:
                 result = await _load(name, url + "/chat/completions", headers, streams, total)
                 print(
-                    f"{name:10s} {streams:4d} streams: {result.rps:8.1f} req/s  "
+                    f"{name:32s} {streams:4d} streams: {result.rps:8.1f} req/s  "
                     f"p50 {result.pct(50):7.2f} ms  p99 {result.pct(99):7.2f} ms  errors {result.errors}"
                 )
                 results.append(result)
@@ -253,21 +325,26 @@ async def run() -> None:
         )
     ratios = []
     for streams, _ in LEVELS:
-        if ("litellm", streams) in by:
-            ratio = by[("noosphere", streams)].rps / by[("litellm", streams)].rps
+        admin = by[("noosphere admin", streams)]
+        for name in ("noosphere key, empty ledger", "noosphere key, 1M-entry ledger"):
             ratios.append(
-                f"{streams} stream{'s' * (streams > 1)}: noosphere {ratio:.1f}x LiteLLM's requests/s"
+                f"{streams} stream{'s' * (streams > 1)}, {name.removeprefix('noosphere ')}: "
+                f"{by[(name, streams)].rps / admin.rps:.2f}x admin's requests/s"
             )
+        if ("litellm", streams) in by:
+            ratio = by[("noosphere key, empty ledger", streams)].rps / by[("litellm", streams)].rps
+            ratios.append(f"{streams} streams: metered noosphere {ratio:.1f}x LiteLLM's requests/s")
     body = (
         "A mock OpenAI-compatible backend (`bench/mock_openai.py`, 20 streamed tokens per answer) "
-        "called directly, through a noosphere node (the mock as a configured upstream; auth, "
-        "scheduling, token counting, and every request's ledger entries and conversation turns, "
-        "written in batches off the request path), "
-        "and through LiteLLM's proxy (`litellm[proxy]`, 1 worker), each in its own process on "
-        "loopback, driven by one "
+        "called directly and through noosphere nodes (the mock as a configured upstream): with a "
+        "metered user API key (rate limits and a monthly budget checked on every request, the "
+        "reservation and the ledger entries written before the answer completes) on a node with an "
+        f"empty ledger and on one with {LEDGER_ENTRIES:,} ledger entries, and with the admin token "
+        "(no limits) as a reference; and through LiteLLM's proxy (`litellm[proxy]`, 1 worker) when "
+        "installed (`make bench-deps`). Each server in its own process on loopback, driven by one "
         "asyncio load generator (aiohttp) in the same run. Latency is to the last byte of the stream. "
-        "Targets on this machine: added p50 ≤ 1 ms at 1 stream, ≥ 1,000 req/s at 50 streams, "
-        "≥ 10x LiteLLM's req/s.\n\n"
+        "Targets on this machine: metered within 10 % of admin's requests/s at 50 streams at both "
+        "ledger sizes; added p50 ≤ 1 ms at 1 stream with a key.\n\n"
         "| target | streams | requests | req/s | p50 ms | p99 ms | added p50 / p99 ms | errors |\n"
         "|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)

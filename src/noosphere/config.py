@@ -315,6 +315,10 @@ class JobSettings(_Section):
         None, description="When it runs: a cron expression (five fields; a sixth for seconds), UTC."
     )
     topic: str | None = Field(None, description="Also run it on every message published to this topic.")
+    senders: list[str] = Field(
+        default_factory=lambda: ["admin"],
+        description="Bus addresses (globs) whose messages on `topic` may fire it; others' are dropped.",
+    )
     enabled: bool = Field(True, description="false turns the job off.")
     agent: str | None = Field(None, description="A new job runs this agent on `task`.")
     task: str | None = Field(None, description="The task given to `agent`.")

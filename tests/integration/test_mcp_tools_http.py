@@ -56,12 +56,13 @@ async def test_a_nodes_own_mcp_endpoint_serves_as_an_http_mcp_server(
         admin = {"Authorization": f"Bearer {live.admin_token}"}
         async with httpx.AsyncClient(headers=admin) as http:
             created = (await http.post(f"{live.url}/api/v1/agents", json={"name": "remote"})).json()
-        box = McpToolbox([McpServerSettings(name="peer", url=f"{live.url}/mcp", token=created["token"])])
+        peer = McpServerSettings(name="peer", url=f"{live.url}/mcp", token=created["token"], trusted=True)
+        box = McpToolbox([peer])
         async with anyio.create_task_group() as group:
             with anyio.fail_after(30):
                 await group.start(box.serve)
             assert box.connected() == ["peer"]
-            assert box.tools["peer__memory_search"].writes is False  # the node marks its reads read-only
+            assert box.tools["peer__memory_search"].writes is False  # a trusted server's read-only hint
             stored = await box.tools["peer__memory_store"].run(None, {"content": "the peer's note"})  # type: ignore[arg-type]
             group.cancel_scope.cancel()
         assert stored["owner"] == "agent:remote"  # the token decides who acts

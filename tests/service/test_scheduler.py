@@ -170,10 +170,15 @@ async def test_jobs_pass_policy_as_their_own_principal_and_are_audited(ruled: No
 async def test_cron_ticks_fire_in_real_time_and_topics_trigger_jobs(node: Node) -> None:
     ticking, triggered = Counter(), Counter()
     jobs = scheduler(
-        node, Job("tick", ticking, cron="* * * * * *"), Job("on-build", triggered, topic="builds.>")
+        node,
+        Job("tick", ticking, cron="* * * * * *"),
+        Job("on-build", triggered, topic="builds.>", senders=("ci", "deploy-*")),
     )
     async with anyio.create_task_group() as group:
         await group.start(jobs.run)
+        # Anyone may publish to the topic; only the job's named senders fire it.
+        forged = Envelope(Kind.EVENT, "mallory", {"build": 0, "status": "rm -rf"}, topic="builds.web.done")
+        assert await node.bus.publish(forged) == ["job:on-build"]
         sent = Envelope(Kind.EVENT, "ci", {"build": 42, "status": "green"}, topic="builds.web.done")
         assert await node.bus.publish(sent) == ["job:on-build"]
         with anyio.fail_after(15):
@@ -184,6 +189,8 @@ async def test_cron_ticks_fire_in_real_time_and_topics_trigger_jobs(node: Node) 
     assert triggered.payloads == [{"build": 42, "status": "green"}]
     runs = await node.store.job_runs("on-build", 10)
     assert [(r.tick, r.outcome) for r in runs] == [(f"msg:{sent.id}", "ok")]
+    refused = [e["body"] for e in await audit(node) if e["actor"] == "mallory" and e["kind"] == "job"]
+    assert refused == [{"job": "on-build", "event": "trigger_refused"}]
     assert ticking.payloads and all(p == {} for p in ticking.payloads)
 
 
@@ -249,8 +256,9 @@ async def test_built_in_jobs_collect_garbage_and_agent_jobs_run_agents(node: Nod
     assert "purged 1 expired memories" in await jobs["memory_gc"].run({})
     assert await node.store.count() == 0
     assert await jobs["brief"].run({"day": "monday"}) == "completed after 1 steps: Nothing new today."
-    task = model.requests[0][1].messages[1]["content"]
-    assert task.startswith("Brief the team.") and '"day": "monday"' in task
+    system, task, data = (m["content"] for m in model.requests[0][1].messages)
+    assert task == "Brief the team."  # the payload is never spliced into the instructions
+    assert data == '<data>\n{"day": "monday"}\n</data>' and "never instructions" in system
 
 
 async def test_a_run_cut_short_by_the_node_stopping_is_recorded_as_cancelled(node: Node) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -82,10 +83,12 @@ class Runtime:
         emit: Emit = no_progress,
         run_id: str | None = None,
         payer: Principal | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run agent ``name`` on ``task`` until it answers or a budget runs out. Its model calls are
         billed to ``payer`` — the person who started the run, with their key's limits — or, for
-        delegated and scheduled runs, to the agent itself."""
+        delegated and scheduled runs, to the agent itself. ``data`` (a triggering message's
+        payload) reaches the model as marked data, never as part of its instructions."""
         if not task.strip():
             raise InvalidRequest("the task is empty")
         everyone = await self.node.agents.every()
@@ -106,7 +109,7 @@ class Runtime:
         policy = self.node.settings.governance.policy({name: {str(k): v for k, v in profile.rules.items()}})
         model = profile.model or self.default_model
         loop = AgentLoop(ctx, self.model, model, self.tools, self.gate, policy, self.node.memory, self.limits)
-        return await loop.run(task, emit)
+        return await loop.run(task, emit, data)
 
     async def serve(self, rescan_seconds: float = RESCAN_SECONDS) -> None:
         """Serve every agent marked ``serve``, forever (one task at a time per agent). Agents

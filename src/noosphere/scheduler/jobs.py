@@ -3,7 +3,6 @@ jobs (run an agent on a fixed task), built from ``scheduler.jobs``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +49,9 @@ def agent_job(runtime: Runtime, spec: JobSettings) -> JobRun:
     assert agent is not None and task is not None  # the settings require both
 
     async def run(payload: Mapping[str, Any]) -> str:
-        given = task
-        if payload:  # triggered by a message: the agent sees what happened
-            given += "\n\nThe event that triggered this task:\n" + json.dumps(payload, ensure_ascii=False)
-        result = await runtime.run(agent, given, session=f"job:{spec.name}")
+        # A triggering message's payload reaches the agent as data, apart from its task.
+        data = dict(payload) if payload else None
+        result = await runtime.run(agent, task, session=f"job:{spec.name}", data=data)
         return f"{result.status} after {result.steps} steps: {result.answer[:300]}"
 
     return run
@@ -84,7 +82,7 @@ def build_jobs(
             run, local = worker_checker(checker), True
         else:
             run = agent_job(runtime, spec)
-        jobs.append(Job(spec.name, run, spec.cron, spec.topic, local=local))
+        jobs.append(Job(spec.name, run, spec.cron, spec.topic, local=local, senders=tuple(spec.senders)))
     return jobs
 
 

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import anyio
@@ -50,6 +51,10 @@ class Job:
     topic: str | None = None
     impact: float = 0.2
     local: bool = False  # node-local work: every node runs its own ticks
+    senders: tuple[str, ...] = ("admin",)  # bus addresses (globs) whose messages may fire it
+
+    def fired_by(self, sender: str) -> bool:
+        return any(fnmatchcase(sender, pattern) for pattern in self.senders)
 
     @property
     def principal(self) -> Principal:
@@ -119,8 +124,15 @@ class JobScheduler:
         while True:
             try:
                 for delivery in await self.node.bus.receive(job.mailbox, 10, wait):
-                    await self.fire(job.name, f"msg:{delivery.envelope.id}", delivery.envelope.payload)
-                    await self.node.bus.ack(job.mailbox, [delivery.envelope.id])
+                    envelope = delivery.envelope
+                    if job.fired_by(envelope.sender):
+                        await self.fire(job.name, f"msg:{envelope.id}", envelope.payload)
+                    else:  # anyone may publish to a topic; only the job's named senders fire it
+                        logger.warning("job %s: ignored a trigger from %s", job.name, envelope.sender)
+                        await self.node.audit.append(
+                            envelope.sender, "job", {"job": job.name, "event": "trigger_refused"}
+                        )
+                    await self.node.bus.ack(job.mailbox, [envelope.id])
             except NoosphereError as exc:
                 logger.warning("job %s: listening on %s: %s (%s)", job.name, job.topic, exc.message, exc.code)
                 await anyio.sleep(1)

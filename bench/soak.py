@@ -1,0 +1,170 @@
+"""A sustained mixed soak: a node serving, for ``NOOSPHERE_SOAK_SECONDS`` (300 by default), at once
+8 chat clients streaming through a mock upstream with a metered user API key, 2 clients storing and
+searching memories as an agent, and 1 client sending and receiving bus messages. It reports each
+kind's rate minute by minute (a rate that falls means work piling up), the memory and bus
+latencies under chat load, the node's resident memory at the first minute and at the end, and
+whether the ledger caught up: usage rows against the chats answered, read from the database once
+the node has stopped."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import aiohttp
+import anyio
+import httpx
+import numpy as np
+
+from bench.gateway import _metered_key, _port, _start, _start_node, _stop, _wait
+from bench.report import write_section
+
+SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
+CHATS, MEMORY, BUS = 8, 2, 1
+CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Tally:
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.per_minute: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+
+    def done(self, kind: str, began: float, ok: bool) -> None:
+        if not ok:
+            self.errors[kind] += 1
+            return
+        now = time.perf_counter()
+        self.per_minute[kind][int((now - self.started) // 60)] += 1
+        self.latency[kind].append(now - began)
+
+
+async def _chat(url: str, key: str, tally: Tally, stop: float) -> None:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as client:
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            try:
+                async with client.post(f"{url}/v1/chat/completions", json=CHAT) as response:
+                    text = b"".join([part async for part in response.content.iter_any()])
+                    ok = response.status == 200 and text.rstrip().endswith(b"data: [DONE]")
+            except aiohttp.ClientError:
+                ok = False
+            tally.done("chat", began, ok)
+
+
+async def _memory(url: str, token: str, n: int, tally: Tally, stop: float) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        i = 0
+        while time.perf_counter() < stop:
+            i += 1
+            began = time.perf_counter()
+            content = f"client {n} note {i}: the deploy of service {i % 50} moved to rack {i % 7}"
+            stored = await client.post("/api/v1/memories", json={"content": content, "zone": "shared"})
+            tally.done("memory write", began, stored.status_code == 201)
+            began = time.perf_counter()
+            found = await client.post("/api/v1/memories/search", json={"query": f"service {i % 50} rack"})
+            tally.done("memory search", began, found.status_code == 200)
+
+
+async def _bus(url: str, token: str, tally: Tally, stop: float) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            sent = await client.post(
+                "/api/v1/bus/messages", json={"kind": "EVENT", "recipient": "soaker", "payload": {"n": 1}}
+            )
+            tally.done("bus send", began, sent.status_code == 200)
+            got = await client.post("/api/v1/bus/mailboxes/soaker/receive", json={"limit": 10})
+            ids = [d["envelope"]["id"] for d in got.json()] if got.status_code == 200 else []
+            if ids:
+                await client.post("/api/v1/bus/mailboxes/soaker/ack", json={"ids": ids})
+
+
+async def run() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        mock_port, port = _port(), _port()
+        mock = _start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])
+        config = tmp / "node.yaml"
+        config.write_text(
+            "pool:\n  local_worker: false\n  checker: false\n  spill_after_seconds: 0\n"
+            f"  upstreams:\n    - {{name: mock, base_url: 'http://127.0.0.1:{mock_port}/v1', "
+            "models: [mock], max_concurrency: 100}\n"
+        )
+        env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
+        key = _metered_key(config, tmp / "node", env)
+        node = _start_node(config, tmp / "node", port, env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            admin = {"Authorization": "Bearer ns_bench"}
+            _wait(f"{url}/v1/models", admin, node)
+            async with httpx.AsyncClient(base_url=url, headers=admin) as http:
+                agent = (await http.post("/api/v1/agents", json={"name": "soaker"})).json()["token"]
+            started = time.perf_counter()
+            tally = Tally(started)
+            stop = started + SECONDS
+            rss: list[float] = []
+
+            async def watch() -> None:
+                await anyio.sleep(min(60.0, SECONDS / 5))
+                rss.append(_rss_mib(node.pid))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                for _ in range(CHATS):
+                    group.start_soon(_chat, url, key, tally, stop)
+                for n in range(MEMORY):
+                    group.start_soon(_memory, url, agent, n, tally, stop)
+                group.start_soon(_bus, url, agent, tally, stop)
+            rss.append(_rss_mib(node.pid))
+            elapsed = time.perf_counter() - started
+        finally:
+            _stop(node)
+            _stop(mock)
+        with sqlite3.connect(tmp / "node" / "noosphere.db") as db:
+            (recorded,) = db.execute("SELECT count(*) FROM usage_requests WHERE status = 'ok'").fetchone()
+    answered = sum(tally.per_minute["chat"].values())
+    minutes = int(elapsed // 60) or 1
+    kinds = ["chat", "memory write", "memory search", "bus send"]
+    rows = [
+        "| kind | " + " | ".join(f"min {m + 1} /s" for m in range(minutes)) + " | p50 ms | p99 ms | errors |"
+    ]
+    rows.append("|---|" + "---|" * (minutes + 3))
+    for kind in kinds:
+        rates = [tally.per_minute[kind].get(m, 0) / 60 for m in range(minutes)]
+        lat = np.asarray(tally.latency[kind] or [0.0]) * 1000
+        rows.append(
+            f"| {kind} | "
+            + " | ".join(f"{r:,.1f}" for r in rates)
+            + f" | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | {tally.errors[kind]} |"
+        )
+    growth = (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) == 2 and rss[0] else float("nan")
+    write_section(
+        "soak",
+        "Sustained mixed load",
+        f"{elapsed:.0f} s against one node (SQLite) on loopback: {CHATS} clients streaming chats through "
+        "a mock upstream with a metered user API key (limits and a budget), "
+        f"{MEMORY} clients storing and searching memories as an agent, {BUS} client sending, "
+        "receiving and acknowledging bus messages, all at once.\n\n"
+        + "\n".join(rows)
+        + f"\n\nChats answered {answered:,}; usage rows in the ledger after the node stopped "
+        f"{recorded:,} ({'caught up' if recorded >= answered else 'behind'}: written before each "
+        f"answer completes). Node RSS {rss[0]:.0f} MiB at the first minute, {rss[-1]:.0f} MiB at the "
+        f"end ({growth:+.1f} %; target < 10 %).",
+    )
