@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from noosphere.pool.limits import Admission, RateLimiter, admit
+from noosphere.pool.limits import Admission, RateLimiter, Window, admit
 
 
 @pytest.mark.parametrize(
@@ -30,9 +30,16 @@ from noosphere.pool.limits import Admission, RateLimiter, admit
     ],
 )
 def test_admission(
-    window: list[tuple[float, int]], rpm: int | None, tpm: int | None, tokens: int, expected: Admission
+    window: list[tuple[float, int, bool]], rpm: int | None, tpm: int | None, tokens: int, expected: Admission
 ) -> None:
-    assert admit(window, 100.0, rpm, tpm, tokens) == expected
+    assert admit(Window.of(window, 100.0), 100.0, rpm, tpm, tokens) == expected
+
+
+def test_a_window_keeps_its_sums_as_entries_come_and_go() -> None:
+    window = Window.of([(10.0, 5, True), (20.0, 7, False), (65.0, 3, True)], now=75.0)
+    assert (window.requests, window.tokens, len(window.entries)) == (1, 10, 2)
+    window.expire(125.1)
+    assert (window.requests, window.tokens, len(window.entries)) == (0, 0, 0)
 
 
 def test_the_limiter_remembers_and_forgets() -> None:

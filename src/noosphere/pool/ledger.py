@@ -4,6 +4,7 @@ the VTC weights: one per prompt token, two per completion token, counted by the 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,9 @@ from noosphere.pool.budget import TOTAL, period_key
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
-from noosphere.store.contract import Charge, MemoryStore, UsageRecord
+from noosphere.store.contract import Charge, MemoryStore, UsageRecord, balance_deltas
+
+BALANCE_CACHE_SECONDS = 1.0
 
 
 class Ledger:
@@ -30,6 +33,9 @@ class Ledger:
         # by requests still running, so concurrent requests can never spend past a budget.
         self._pending: dict[str, float] = {}
         self._reserved: dict[str, float] = {}
+        # Written balances as last read, kept current with this process's own writes and read
+        # again after BALANCE_CACHE_SECONDS (other processes sharing the store write too).
+        self._balances: dict[tuple[str, str], tuple[float, float]] = {}
 
     def hold(self, principal: Principal, job: ChatJob, prompt: int, completion: int) -> None:
         if job.worker_account is not None:
@@ -73,8 +79,13 @@ class Ledger:
             )
             entries = [(principal.account, -credits), (job.worker_account or "", credits)] if credits else []
             batch.append((usage, entries))
+        started = time.monotonic()
         try:
             await self.store.record_usage(batch)
+            for account, period, amount in balance_deltas(batch):
+                cached = self._balances.get((account, period))
+                if cached is not None and cached[1] < started:  # read before this write: add it
+                    self._balances[account, period] = (cached[0] + amount, cached[1])
         finally:
             for (principal, _), (usage, _) in zip(finished, batch, strict=True):
                 if usage.worker is not None:
@@ -86,8 +97,19 @@ class Ledger:
         but not written yet: one balance row, O(1)."""
         key = principal.key
         period = period_key(key.budget_period, self.clock()) if key else TOTAL
-        written = -await self.store.balance(principal.account, period)
+        written = -await self._balance(principal.account, period)
         return written + self._pending.get(principal.account, 0.0)
+
+    async def _balance(self, account: str, period: str) -> float:
+        now = time.monotonic()
+        cached = self._balances.get((account, period))
+        if cached is not None and now - cached[1] < BALANCE_CACHE_SECONDS:
+            return cached[0]
+        value = await self.store.balance(account, period)
+        if len(self._balances) > 100_000:  # accounts seen long ago: read them again when they return
+            self._balances.clear()
+        self._balances[account, period] = (value, now)
+        return value
 
     def reserved(self, principal: Principal) -> float:
         """Credits held by the caller's requests still running."""

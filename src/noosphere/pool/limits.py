@@ -1,12 +1,16 @@
 """Per-key rate limits as a pure decision over a one-minute window, and the limiter that keeps
-the windows (in process memory: limits protect this node; the ledger is what persists)."""
+the windows (in process memory: limits protect this node; the ledger is what persists).
+
+A window keeps its entries and their running sums, so admitting a request costs the same with ten
+entries in the last minute as with a hundred thousand; only a refusal walks the entries, to say
+when to retry."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 WINDOW_S = 60.0
 
@@ -18,14 +22,40 @@ class Admission:
     reason: str = ""
 
 
-def admit(
-    window: Sequence[tuple[float, int, bool]], now: float, rpm: int | None, tpm: int | None, tokens: int
-) -> Admission:
-    """May a request costing ``tokens`` start now, given the last minute's (time, tokens,
-    is_request) entries? (Completion tokens arrive later as entries that are not requests.)"""
-    recent = [(t, n) for t, n, _ in window if t > now - WINDOW_S]
-    requests = [t for t, _, is_request in window if is_request and t > now - WINDOW_S]
-    if rpm is not None and len(requests) >= rpm:
+@dataclass
+class Window:
+    """The last minute of one key: (time, tokens, is_request) entries, oldest first, and their
+    sums. Completion tokens arrive after a request as entries that are not requests."""
+
+    entries: deque[tuple[float, int, bool]] = field(default_factory=deque)
+    requests: int = 0
+    tokens: int = 0
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[float, int, bool]], now: float) -> Window:
+        window = cls()
+        for entry in entries:
+            window.add(*entry)
+        window.expire(now)
+        return window
+
+    def add(self, at: float, tokens: int, is_request: bool) -> None:
+        self.entries.append((at, tokens, is_request))
+        self.requests += is_request
+        self.tokens += tokens
+
+    def expire(self, now: float) -> None:
+        while self.entries and self.entries[0][0] <= now - WINDOW_S:
+            _, tokens, is_request = self.entries.popleft()
+            self.requests -= is_request
+            self.tokens -= tokens
+
+
+def admit(window: Window, now: float, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
+    """May a request costing ``tokens`` start now, given the last minute (``window``, expired
+    entries already dropped)?"""
+    if rpm is not None and window.requests >= rpm:
+        requests = [t for t, _, is_request in window.entries if is_request]
         oldest = requests[len(requests) - rpm]
         return Admission(False, oldest + WINDOW_S - now, f"{rpm} requests per minute")
     if tpm is not None:
@@ -33,12 +63,11 @@ def admit(
             return Admission(
                 False, WINDOW_S, f"one request of {tokens} tokens exceeds {tpm} tokens per minute"
             )
-        used = sum(n for _, n in recent)
-        if used + tokens > tpm:
+        if window.tokens + tokens > tpm:
             freed = 0
-            for t, n in recent:  # oldest first: when has enough left the window?
+            for t, n, _ in window.entries:  # oldest first: when has enough left the window?
                 freed += n
-                if used - freed + tokens <= tpm:
+                if window.tokens - freed + tokens <= tpm:
                     return Admission(False, t + WINDOW_S - now, f"{tpm} tokens per minute")
     return Admission(True)
 
@@ -46,19 +75,18 @@ def admit(
 class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._windows: dict[str, deque[tuple[float, int, bool]]] = {}
+        self._windows: dict[str, Window] = {}
 
     def check(self, key: str, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
         now = self.clock()
-        window = self._windows.setdefault(key, deque())
-        while window and window[0][0] <= now - WINDOW_S:
-            window.popleft()
+        window = self._windows.setdefault(key, Window())
+        window.expire(now)
         decision = admit(window, now, rpm, tpm, tokens)
         if decision.allowed:
-            window.append((now, tokens, True))
+            window.add(now, tokens, True)
         return decision
 
     def charge(self, key: str, tokens: int) -> None:
         """Add tokens known only after the request (its completion) to the current window."""
         if tokens > 0:
-            self._windows.setdefault(key, deque()).append((self.clock(), tokens, False))
+            self._windows.setdefault(key, Window()).add(self.clock(), tokens, False)
