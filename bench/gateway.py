@@ -199,15 +199,20 @@ def _start_node(config: Path, data_dir: Path, port: int, env: dict[str, str]) ->
     return _start([sys.executable, "-m", *up], env)
 
 
+def _mock_node_config(path: Path, mock_port: int, concurrency: int) -> Path:
+    """A node config serving the mock as its only model (``mock``), with no local worker."""
+    path.write_text(
+        "pool:\n  local_worker: false\n  checker: false\n  spill_after_seconds: 0\n  max_queued: 100000\n"
+        f"  upstreams:\n    - {{name: mock, base_url: 'http://127.0.0.1:{mock_port}/v1', models: [mock], "
+        f"max_concurrency: {concurrency}}}\n"
+    )
+    return path
+
+
 async def _overhead(tmp: Path) -> list[Result]:
     mock_port, node_port, full_port, litellm_port = _port(), _port(), _port(), _port()
     processes = [_start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])]
-    config = tmp / "node.yaml"
-    config.write_text(
-        "pool:\n  local_worker: false\n  checker: false\n  spill_after_seconds: 0\n  max_queued: 100000\n"
-        f"  upstreams:\n    - {{name: mock, base_url: 'http://127.0.0.1:{mock_port}/v1', models: [mock], "
-        "max_concurrency: 1000}\n"
-    )
+    config = _mock_node_config(tmp / "node.yaml", mock_port, 1000)
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
     key = _metered_key(config, tmp / "node", env)
     full_key = _metered_key(config, tmp / "full", env)

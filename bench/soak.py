@@ -21,7 +21,7 @@ import anyio
 import httpx
 import numpy as np
 
-from bench.gateway import _metered_key, _port, _start, _start_node, _stop, _wait
+from bench.gateway import _metered_key, _mock_node_config, _port, _start, _start_node, _stop, _wait
 from bench.report import write_section
 
 SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
@@ -101,12 +101,7 @@ async def run() -> None:
         tmp = Path(tmp_name)
         mock_port, port = _port(), _port()
         mock = _start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])
-        config = tmp / "node.yaml"
-        config.write_text(
-            "pool:\n  local_worker: false\n  checker: false\n  spill_after_seconds: 0\n"
-            f"  upstreams:\n    - {{name: mock, base_url: 'http://127.0.0.1:{mock_port}/v1', "
-            "models: [mock], max_concurrency: 100}\n"
-        )
+        config = _mock_node_config(tmp / "node.yaml", mock_port, 100)
         env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
         key = _metered_key(config, tmp / "node", env)
         node = _start_node(config, tmp / "node", port, env)
