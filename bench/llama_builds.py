@@ -43,7 +43,7 @@ print(json.dumps({"prompt_tps": len(tokens) / prompt_s, "gen_tps": n / gen_s, "t
 def _builds() -> dict[str, str]:
     builds = {"portable AVX2 (scripts/llama-wheel, shipped)": sys.executable}
     for item in filter(None, os.environ.get("NOOSPHERE_BENCH_BUILDS", "").split(",")):
-        name, _, python = item.partition("=")
+        name, _, python = item.rpartition("=")  # the path is after the last "="
         builds[name.strip()] = python.strip()
     return builds
 
