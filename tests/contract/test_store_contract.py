@@ -374,3 +374,22 @@ async def test_no_filter_shows_what_the_visibility_rule_hides(
         assert not found & ids, f"{path} showed {found & ids}"
     every = [m for rows in [r async for r in store.scan(100)] for m, _ in rows]
     assert {m.id for m in every if b.sees(m, NOW)} == {seen.id}
+
+
+async def test_thread_turns_after_one_are_found_and_reindexed(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    first, second, third = await put(
+        store,
+        *(
+            record(fake_embedder, text, owner="agent:a", thread_id="t", hlc=hlc)
+            for text, hlc in (("alpha", 1), ("bravo", 2), ("charlie", 3))
+        ),
+    )
+    await put(store, record(fake_embedder, "delta", owner="agent:b", thread_id="t", hlc=4))
+    assert [m.content for m in await store.thread_after("t", "agent:a", 1, 5)] == ["bravo", "charlie"]
+    assert [m.content for m in await store.thread_after("t", "agent:a", 2, 1)] == ["charlie"]
+    await store.reindex([(third.id, "zulu charlie"), (second.id, None)])
+    assert [c.id for c in await store.text_candidates(["zulu"], ALL, Filters(), NOW, 10)] == [third.id]
+    assert await store.text_candidates(["bravo"], ALL, Filters(), NOW, 10) == []  # out of the index
+    assert [c.id for c in await store.text_candidates(["alpha"], ALL, Filters(), NOW, 10)] == [first.id]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from noosphere.config import Settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
-from noosphere.memory.model import MemoryDraft, Zone
+from noosphere.memory.model import MemoryDraft, SearchQuery, Zone
 from noosphere.node import open_node
 from tests.service.conftest import make_agent
 
@@ -36,4 +36,29 @@ async def test_gdpr_erasure_leaves_no_bytes(settings: Settings, minilm: MiniLMEm
         agent = await make_agent(node, "a")
         await node.memory.store_many(agent, [MemoryDraft(content=f"{MARKER} fact {i}") for i in range(5)])
         assert await node.memory.forget_owner(agent, agent.id) == 5
+    assert MARKER.encode() not in _on_disk(settings.data_dir)
+
+
+async def test_a_forgotten_turn_leaves_no_copy_in_its_neighbours_index_entries(
+    settings: Settings, minilm: MiniLMEmbedder
+) -> None:
+    """A thread turn's full-text entry holds the turns before it as context: forgetting one turn
+    reaches those copies too."""
+    async with open_node(settings, embedder=minilm) as node:
+        agent = await make_agent(node, "a")
+        turns = [
+            MemoryDraft(content=text, kind="message", thread_id="standup")
+            for text in ("good morning", f"the vault code is {MARKER}", "noted", "see you at noon")
+        ]
+        stored = await node.memory.store_many(agent, turns)
+        found = await node.memory.search(agent, SearchQuery(query=MARKER))
+        assert {h.memory.content for h in found} >= {"noted"}  # a neighbour matched through context
+        await node.memory.forget(agent, stored[1].id)
+        assert MARKER.encode() not in _on_disk(settings.data_dir)
+        after = await node.memory.search(agent, SearchQuery(query=MARKER))
+        assert all(MARKER not in h.memory.content for h in after)
+        # the neighbours are still found by their own words and the context that remains
+        assert "noted" in {
+            h.memory.content for h in await node.memory.search(agent, SearchQuery(query="noted morning"))
+        }
     assert MARKER.encode() not in _on_disk(settings.data_dir)

@@ -298,10 +298,32 @@ class MemoryService:
             raise NotFound(f"no memory {memory_id}")
         if not can_modify(principal, memory.owner):
             raise PermissionDenied("only the owner of a memory (or the admin) may forget it")
+        later = await self._successors(memory)
         if memory.zone is Zone.FEDERATED:
             await self.store.tombstone([memory_id], self.clock.now(), _now())
         else:
             await self.store.delete([memory_id])
+        await self._reindex(later)
+
+    async def _successors(self, memory: Memory) -> list[Memory]:
+        """The thread turns whose full-text entry holds ``memory``'s text as context."""
+        turns = self.settings.context_turns
+        if memory.thread_id is None or memory.encrypted or turns == 0:
+            return []
+        return await self.store.thread_after(memory.thread_id, memory.owner, memory.hlc, turns)
+
+    async def _reindex(self, memories: Sequence[Memory]) -> None:
+        """Index these turns again from the thread as it is now: a forgotten turn leaves no copy
+        in its neighbours' full-text entries."""
+        texts = []
+        for memory in memories:
+            assert memory.thread_id is not None
+            earlier = await self.store.thread_context(
+                memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
+            )
+            texts.append((memory.id, "\n".join([*(m.content for m in earlier), memory.content])))
+        if texts:
+            await self.store.reindex(texts)
 
     async def forget_owner(self, principal: Principal, owner: str) -> int:
         """Erase every memory of ``owner`` (GDPR). The owner themself or the admin."""

@@ -420,6 +420,13 @@ class MemoryStore(Protocol):
     ) -> list[Candidate]:
         """Up to ``k`` visible live memories matching any of ``terms`` by BM25 (higher = better)."""
 
+    async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
+        """The owner's next ``turns`` live, unencrypted memories of the thread after ``after_hlc``,
+        oldest first: the turns whose full-text entry includes the one at ``after_hlc``."""
+
+    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
+        """Replace what full-text search indexes for these memories (id, new index text)."""
+
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         """The ``turns`` latest plaintext memories of ``owner`` in a thread, created before
         ``before_hlc``, oldest first."""

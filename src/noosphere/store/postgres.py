@@ -714,6 +714,21 @@ class PostgresStore:
                 self._df_cache[row["term"]] = int(row["n"])
         return prune_terms({t: self._df_cache[t] for t in terms})
 
+    async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc > %s "
+                "AND NOT tombstone AND NOT encrypted ORDER BY hlc LIMIT %s",
+                (thread_id, owner, after_hlc, turns),
+            )
+            return [_memory(r) for r in await cur.fetchall()]
+
+    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
+        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(  # tsv is generated from index_text
+                "UPDATE memories SET index_text = %s WHERE id = %s", [(t, i) for i, t in texts]
+            )
+
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(

@@ -652,6 +652,32 @@ class SQLiteStore:
                 self._df_cache[term] = 0 if row is None else int(row[0])
         return prune_terms({t: self._df_cache[t] for t in terms})
 
+    async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            rows = conn.execute(
+                f"SELECT {sql.COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc > ? "
+                "AND tombstone = 0 AND encrypted = 0 ORDER BY hlc LIMIT ?",
+                (thread_id, owner, after_hlc, turns),
+            ).fetchall()
+            return [sql.memory_of(r) for r in rows]
+
+        return await self._run(op)
+
+    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            def body() -> None:
+                # Out of the index, then back in: the memories_fts triggers fire one at a time (an
+                # UPDATE from text to text would run both in an order FTS5 cannot follow).
+                ids = [(memory_id,) for memory_id, _ in texts]
+                conn.executemany("UPDATE memories SET index_text = NULL WHERE id = ?", ids)
+                rows = [(text, memory_id) for memory_id, text in texts if text is not None]
+                conn.executemany("UPDATE memories SET index_text = ? WHERE id = ?", rows)
+
+            self._transaction(conn, body)
+            self._erase_traces(conn)  # the old entries' terms leave the index and the disk
+
+        await self._run(op)
+
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
