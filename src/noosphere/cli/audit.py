@@ -20,6 +20,7 @@ from noosphere.cli.common import (
     run,
     settings_from,
 )
+from noosphere.governance import head_file
 from noosphere.governance.audit import Verification, verify_log
 from noosphere.identity import public_key_from_text
 
@@ -61,13 +62,19 @@ def verify(
         str | None, typer.Option(help="The node's public key (base64); default: this node's own.")
     ] = None,
     sample: Annotated[int, typer.Option(help="Inclusion proofs to check, spread over the log.")] = 256,
+    trusted_head: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-head", help="SIZE:ROOT of a head you kept (from `audit heads`); repeat."),
+    ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every entry against its leaf, every signed tree head (root and Ed25519 signature),
-    consistency between heads and inclusion of entries. Exit code 1 on any problem."""
+    consistency between heads and inclusion of entries, and that the log still produces every head
+    in the head file beside the database and every --trusted-head. Exit code 1 on any problem,
+    and for a log that no signed head covers."""
 
     async def go() -> Verification:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
@@ -78,7 +85,9 @@ def verify(
                 raise typer.Exit(2) from None
             entries = await node.store.audit_entries()
             heads = await node.store.tree_heads()
-        return verify_log(entries, heads, public, sample)
+            anchors = head_file.read(node.settings.data_dir / head_file.HEAD_FILE)
+        kept = [head_file.trusted(text) for text in trusted_head or []]
+        return verify_log(entries, heads, public, sample, anchors, kept)
 
     report = run(go)
     if as_json:
@@ -96,6 +105,25 @@ def verify(
             console.print("[green]the audit log verifies[/green]")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("heads")
+def heads(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Print the signed tree heads of the head file, one JSON line each: keep the newest somewhere
+    else, and pass it to `audit verify --trusted-head SIZE:ROOT` later."""
+
+    async def go() -> list[str]:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
+            return [
+                head_file.to_line(h) for h in head_file.read(node.settings.data_dir / head_file.HEAD_FILE)
+            ]
+
+    for line in run(go):
+        print(line)
 
 
 @audit_app.command("public-key")

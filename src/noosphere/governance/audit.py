@@ -14,11 +14,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from noosphere.governance import merkle
+from noosphere.governance import head_file, merkle
 from noosphere.groupcommit import GroupCommit
 from noosphere.identity import NodeKey, verify
 from noosphere.store.contract import AuditEntry, MemoryStore, TreeHead
@@ -41,9 +43,10 @@ def _millis(at: datetime) -> datetime:
 
 
 class AuditLog:
-    def __init__(self, store: MemoryStore, key: NodeKey) -> None:
+    def __init__(self, store: MemoryStore, key: NodeKey, head_file: Path | None = None) -> None:
         self.store = store
         self.key = key
+        self.head_file = head_file  # every signed head is appended here too (``head_file.py``)
         self._frontier = merkle.Frontier()  # over the entries read so far
         self._signed: int | None = None  # size of the newest head, once read
         self._writes: GroupCommit[tuple[str, bytes], int] = GroupCommit(self._write)
@@ -84,6 +87,8 @@ class AuditLog:
             signature=self.key.sign(head_message(self._frontier.size, root, at)),
         )
         await self.store.put_tree_head(head)
+        if self.head_file is not None:
+            await anyio.to_thread.run_sync(head_file.append, self.head_file, head)
         self._signed = head.size
         return head
 
@@ -103,10 +108,20 @@ class Verification:
 
 
 def verify_log(
-    entries: Sequence[AuditEntry], heads: Sequence[TreeHead], public: Ed25519PublicKey, sample: int = 256
+    entries: Sequence[AuditEntry],
+    heads: Sequence[TreeHead],
+    public: Ed25519PublicKey,
+    sample: int = 256,
+    anchors: Sequence[TreeHead] = (),
+    trusted: Sequence[TreeHead] = (),
 ) -> Verification:
     """Check the log from its stored data and the node's public key (see the module docstring).
-    ``sample`` bounds the inclusion proofs checked (spread evenly; every entry when fewer)."""
+    ``sample`` bounds the inclusion proofs checked (spread evenly; every entry when fewer).
+
+    ``anchors`` are signed heads kept outside the database (the head file) and ``trusted`` heads
+    a reader kept (size and root, no signature): the entries must still produce each of them, so a
+    log cut short, or edited with its heads deleted, fails. A log with entries and no signed head
+    at all fails too: nothing could tell a truncated one from a whole one."""
     report = Verification(entries=len(entries), heads=len(heads))
     leaves: list[bytes] = []
     for position, entry in enumerate(entries):
@@ -118,6 +133,24 @@ def verify_log(
             report.problems.append(f"entry {entry.seq} was altered: its text no longer hashes to its leaf")
         leaves.append(computed)
     tree = merkle.Tree(leaves)
+    for head in anchors:
+        if not verify(public, head.signature, head_message(head.size, head.root, head.at)):
+            report.problems.append(f"the head of size {head.size} in the head file is not signed by this key")
+    for source, kept in (("the head file", anchors), ("the trusted head", trusted)):
+        for head in kept:
+            if head.size > len(leaves):
+                report.problems.append(
+                    f"TRUNCATED: {source} covers {head.size} entries; the database holds {len(leaves)}"
+                )
+            elif tree.root(0, head.size) != head.root:
+                report.problems.append(
+                    f"REWRITTEN: the entries no longer produce the root of size {head.size} in {source}"
+                )
+    if leaves and not heads and not anchors:
+        report.problems.append(
+            "UNSIGNED: no signed tree head covers this log, so a truncated or edited log cannot be told "
+            "from a whole one"
+        )
     previous: TreeHead | None = None
     for head in heads:
         if head.size > len(leaves):
