@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noosphere.agents.registry import AgentRegistry
-from noosphere.auth.principal import Principal
+from noosphere.auth.principal import ADMIN_ID, Principal, PrincipalKind, principal_id
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.bus import Bus, create_transport
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
+from noosphere.errors import NotFound
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.checkpoints import Checkpoints
 from noosphere.governance.head_file import HEAD_FILE
@@ -41,6 +42,26 @@ class Node:
 
     async def authenticate(self, token: str | None) -> Principal:
         return await self.auth.authenticate(token)
+
+    async def remove(self, kind: PrincipalKind, name: str, by: str = ADMIN_ID) -> int:
+        """Delete a user, agent or worker with everything it owned — its memories (erased from
+        disk), standing approval grants, mailbox, subscriptions and API keys — so a principal
+        created later under the same name starts with nothing. Audited; returns the records gone."""
+        principal = principal_id(kind, name)
+        if await self.store.principal(principal) is None:
+            raise NotFound(f"no {kind.value} named {name!r}")
+        if kind is PrincipalKind.AGENT:
+            await self.agents.delete(name)
+        else:
+            await self.auth.delete(kind, name)
+        mailbox = name if kind is PrincipalKind.AGENT else principal
+        removed = await self.store.delete_owner(principal) + await self.store.forget_principal(
+            principal, mailbox
+        )
+        await self.audit.append(
+            by, "principal", {"event": "deleted", "principal": principal, "records": removed}
+        )
+        return removed
 
 
 def private_directory(path: Path) -> None:

@@ -154,11 +154,11 @@ def agent_list(
 def agent_delete(
     name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
 ) -> None:
-    """Delete an agent and its profile (its token stops working; its memories stay until forgotten)."""
+    """Delete an agent with everything it owned: profile, token, memories, grants, mailbox."""
 
     async def go() -> None:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
-            await node.agents.delete(name)
+            await node.remove(PrincipalKind.AGENT, name)
         console.print(f"deleted agent {name}")
 
     run(go)
@@ -233,11 +233,11 @@ def user_list(
 def user_delete(
     name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
 ) -> None:
-    """Delete a user (their token stops working)."""
+    """Delete a user with everything they owned: token, API keys, memories, mailbox."""
 
     async def go() -> None:
         async with opened_node(config, data_dir, token) as node:
-            await node.auth.delete(PrincipalKind.USER, name)
+            await node.remove(PrincipalKind.USER, name)
         console.print(f"deleted user {name}")
 
     run(go)

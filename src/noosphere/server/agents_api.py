@@ -82,9 +82,9 @@ async def get_agent(name: str, node: NodeDep) -> AgentOut:
     return _out(await node.agents.get(name))
 
 
-@router.delete("/agents/{name}", status_code=204, summary="Delete an agent (revokes its token)")
+@router.delete("/agents/{name}", status_code=204, summary="Delete an agent with everything it owned")
 async def delete_agent(name: str, node: NodeDep) -> None:
-    await node.agents.delete(name)
+    await node.remove(PrincipalKind.AGENT, name)
 
 
 @router.post("/agents/{name}/run", summary="Run an agent on a task (people only)", response_model=None)

@@ -66,6 +66,6 @@ async def list_users(node: NodeDep) -> list[PrincipalOut]:
     return _out(await node.auth.list_principals(PrincipalKind.USER))
 
 
-@router.delete("/users/{name}", status_code=204, summary="Delete a user (revokes its token)")
+@router.delete("/users/{name}", status_code=204, summary="Delete a user with everything they owned")
 async def delete_user(name: str, node: NodeDep) -> None:
-    await node.auth.delete(PrincipalKind.USER, name)
+    await node.remove(PrincipalKind.USER, name)

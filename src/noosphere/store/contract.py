@@ -253,6 +253,11 @@ class MemoryStore(Protocol):
 
     async def delete_principal(self, principal_id: str) -> bool: ...
 
+    async def forget_principal(self, principal_id: str, mailbox: str) -> int:
+        """What a deleted principal leaves besides its memories, gone in one transaction: its
+        standing approval grants, its mailbox and subscriptions, its API keys (revoked). Returns
+        how many records went."""
+
     # -- API keys, usage and the ledger ---------------------------------------------------------
     async def put_api_key(self, record: ApiKeyRecord) -> None: ...
 

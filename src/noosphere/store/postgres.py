@@ -264,6 +264,18 @@ class PostgresStore:
         self._dimension = dim
 
     # -- principals ----------------------------------------------------------------------------
+    async def forget_principal(self, principal_id: str, mailbox: str) -> int:
+        removed = 0
+        async with self.pool.connection() as conn, conn.transaction():
+            for statement, value in (
+                ("DELETE FROM approval_grants WHERE requester = %s", mailbox),
+                ("DELETE FROM mailbox WHERE mailbox = %s", mailbox),
+                ("DELETE FROM subscriptions WHERE subscriber = %s", mailbox),
+                ("UPDATE api_keys SET revoked = true WHERE user_id = %s AND NOT revoked", principal_id),
+            ):
+                removed += (await conn.execute(statement, (value,))).rowcount
+        return removed
+
     async def put_principal(self, record: PrincipalRecord) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(

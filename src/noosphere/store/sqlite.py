@@ -202,6 +202,23 @@ class SQLiteStore:
         await self._run(op)
 
     # -- principals ----------------------------------------------------------------------------
+    async def forget_principal(self, principal_id: str, mailbox: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            def body() -> int:
+                return sum(
+                    conn.execute(statement, (value,)).rowcount
+                    for statement, value in (
+                        ("DELETE FROM approval_grants WHERE requester = ?", mailbox),
+                        ("DELETE FROM mailbox WHERE mailbox = ?", mailbox),
+                        ("DELETE FROM subscriptions WHERE subscriber = ?", mailbox),
+                        ("UPDATE api_keys SET revoked = 1 WHERE user_id = ? AND revoked = 0", principal_id),
+                    )
+                )
+
+            return self._transaction(conn, body)
+
+        return await self._run(op)
+
     async def put_principal(self, record: PrincipalRecord) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
