@@ -55,3 +55,20 @@ async def test_tasks_are_listed_newest_first_for_either_side(store: MemoryStore)
     assert [t.id for t in await store.tasks(None, 10)] == ["t3", "t2", "t1"]
     assert [t.id for t in await store.tasks("coder", 10)] == ["t2", "t1"]
     assert [t.id for t in await store.tasks("planner", 1)] == ["t3"]
+
+
+async def test_an_accepted_task_holds_a_lease_and_a_lapsed_one_is_reclaimed_once(store: MemoryStore) -> None:
+    await store.put_task(delegated("t9"))
+    assert await store.lease_task("t9", NOW) is False  # only accepted tasks hold a lease
+    assert await store.move_task("t9", ["delegated"], "accepted", None, NOW)
+    assert await store.lease_task("t9", NOW + timedelta(seconds=60))
+    assert await store.lapsed_tasks(NOW + timedelta(seconds=30), 10) == []  # still held
+    later = NOW + timedelta(seconds=61)
+    (lapsed,) = await store.lapsed_tasks(later, 10)
+    assert (lapsed.id, lapsed.lease_until, lapsed.attempts) == ("t9", NOW + timedelta(seconds=60), 0)
+    assert await store.reclaim_task("t9", later, "delegated", None, later)
+    assert await store.reclaim_task("t9", later, "delegated", None, later) is False  # once
+    record = await store.task("t9")
+    assert record is not None
+    assert (record.status, record.attempts, record.lease_until) == ("delegated", 1, None)
+    assert await store.lapsed_tasks(later, 10) == []

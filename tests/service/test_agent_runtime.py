@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -337,3 +338,43 @@ async def test_an_agent_marked_serve_while_the_node_runs_starts_taking_tasks(nod
     assert result.status == "completed"
     (task,) = await rt.delegation.recent("planner")
     assert (task.status, task.result) == ("completed", "fixed")
+
+
+async def test_a_task_whose_node_died_mid_run_is_resumed_then_given_up_and_the_delegator_hears(
+    node: Node,
+) -> None:
+    """An accepted task stays accepted forever if its runner's node is killed: its lease lapses,
+    and recovery delegates it again (the served agent takes it) or, after three lapsed runs, fails
+    it; every step is a message to the delegator."""
+    planner = AgentProfile(name="planner", level=Level.L1)
+    await node.agents.create(planner)
+    await node.agents.create(AgentProfile(name="coder", level=Level.L2, serve=True))
+    rt, _ = runtime(node, {"coder": [Reply("done after the restart")]})
+    record = await rt.delegation.delegate(planner, "coder", "fix the test")
+    await node.bus.receive("coder", 10)  # taken by a runner...
+    await rt.delegation.accept(record.id, "coder")
+    await node.store.lease_task(record.id, datetime.now(UTC) - timedelta(seconds=1))  # ...that died
+    await node.bus.receive("planner", 10)  # the TASK_ACCEPT
+
+    (resumed,) = await rt.delegation.recover()
+    assert (resumed.status, resumed.attempts) == ("delegated", 1)
+    (told,) = await node.bus.receive("planner", 10)
+    assert (told.envelope.kind.value, told.envelope.payload["status"]) == ("STATUS", "resumed")
+    async with anyio.create_task_group() as group:  # the served agent takes it again and finishes
+        group.start_soon(rt.serve)
+        with anyio.fail_after(20):
+            finished = await rt.delegation.wait(record.id, 20)
+        group.cancel_scope.cancel()
+    assert (finished.status, finished.result) == ("completed", "done after the restart")
+
+    again = await rt.delegation.delegate(planner, "coder", "another one")
+    for _ in range(3):  # three runs that all die
+        await node.bus.receive("coder", 10)
+        await node.store.move_task(again.id, ["delegated"], "accepted", None, datetime.now(UTC))
+        await node.store.lease_task(again.id, datetime.now(UTC) - timedelta(seconds=1))
+        await rt.delegation.recover()
+    gave_up = await rt.delegation.get(again.id)
+    assert (gave_up.status, gave_up.attempts) == ("failed", 3)
+    assert "stopped 3 times" in (gave_up.result or "")
+    kinds = [d.envelope.kind.value for d in await node.bus.receive("planner", 20)]
+    assert kinds[-1] == "TASK_COMPLETE" and kinds.count("STATUS") >= 2

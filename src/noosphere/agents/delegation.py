@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import anyio
@@ -22,6 +22,8 @@ from noosphere.errors import Conflict, NotFound, PermissionDenied, TimedOut
 from noosphere.store.contract import MemoryStore, TaskRecord
 
 HUMANS = "admin"  # the mailbox escalations from L0 and L1 go to
+LEASE_SECONDS = 60.0  # an accepted task's runner renews its lease every third of this
+MAX_ATTEMPTS = 3  # runs of one task that may lapse (their node stopped) before it fails
 
 
 class TaskStatus(StrEnum):
@@ -109,6 +111,50 @@ class Delegation:
         return await self._move(
             task_id, by, [TaskStatus.ACCEPTED], TaskStatus.FAILED, Kind.TASK_COMPLETE, reason
         )
+
+    async def hold(self, task_id: str) -> bool:
+        """Renew the lease of an accepted task its runner is working on."""
+        return await self.store.lease_task(task_id, datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
+
+    async def recover(self) -> list[TaskRecord]:
+        """Tasks whose runner is gone (their lease lapsed: the node stopped mid-run) are delegated
+        again, up to ``MAX_ATTEMPTS`` runs, then failed; the delegator hears either way."""
+        now = datetime.now(UTC)
+        settled = []
+        for record in await self.store.lapsed_tasks(now, 100):
+            attempt = record.attempts + 1
+            if attempt < MAX_ATTEMPTS:
+                status, note = TaskStatus.DELEGATED, None
+            else:
+                status = TaskStatus.FAILED
+                note = f"the node running it stopped {attempt} times; given up"
+            if not await self.store.reclaim_task(record.id, now, status, note, now):
+                continue  # renewed or settled meanwhile
+            if status is TaskStatus.DELEGATED:
+                payload = {"task_id": record.id, "task": record.task, "needs": [], "attempt": attempt + 1}
+                await self.bus.send(
+                    Envelope(
+                        Kind.TASK_DELEGATE,
+                        record.delegator,
+                        payload,
+                        recipient=record.assignee,
+                        correlation_id=record.id,
+                    )
+                )
+                kind, update = (
+                    Kind.STATUS,
+                    {"task_id": record.id, "status": "resumed", "attempt": attempt + 1},
+                )
+            else:
+                kind, update = (
+                    Kind.TASK_COMPLETE,
+                    {"task_id": record.id, "status": str(status), "result": note},
+                )
+            await self.bus.send(
+                Envelope(kind, record.assignee, update, recipient=record.delegator, correlation_id=record.id)
+            )
+            settled.append(replace(record, status=status, attempts=attempt, lease_until=None))
+        return settled
 
     async def get(self, task_id: str) -> TaskRecord:
         record = await self.store.task(task_id)

@@ -13,7 +13,7 @@ import anyio
 import anyio.abc
 
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
-from noosphere.agents.delegation import Delegation, TaskStatus, outranks
+from noosphere.agents.delegation import LEASE_SECONDS, Delegation, TaskStatus, outranks
 from noosphere.agents.loop import AgentLoop, Emit, Limits, RunResult, no_progress
 from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import ChatModel
@@ -160,7 +160,10 @@ class Runtime:
             return
         await self.delegation.accept(task_id, profile.name)
         try:
-            result = await self.run(profile.name, record.task, session=task_id)
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keep_lease, task_id)
+                result = await self.run(profile.name, record.task, session=task_id)
+                group.cancel_scope.cancel()
         except NoosphereError as exc:
             await self.delegation.fail(task_id, profile.name, f"{exc.code}: {exc.message}")
             return
@@ -168,6 +171,22 @@ class Runtime:
             await self.delegation.complete(task_id, profile.name, result.answer)
         else:
             await self.delegation.fail(task_id, profile.name, f"{result.status}: {result.answer}")
+
+    async def _keep_lease(self, task_id: str) -> None:
+        """Renew the lease of the task being worked on, so no one takes it for abandoned."""
+        while True:  # a lease is renewed on a clock, not on an event
+            if not await self.delegation.hold(task_id):
+                return
+            await anyio.sleep(LEASE_SECONDS / 3)
+
+    async def recover(self, every: float = LEASE_SECONDS / 2) -> None:
+        """Resume or fail tasks whose runner is gone, forever (a node killed mid-task)."""
+        while True:
+            for record in await self.delegation.recover():
+                logger.warning(
+                    "task %s of %s: its runner was gone; now %s", record.id, record.assignee, record.status
+                )
+            await anyio.sleep(every)
 
 
 __all__ = ["Runtime"]

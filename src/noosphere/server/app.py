@@ -177,6 +177,7 @@ def create_app(
             )
             app.state.runtime = holder["runtime"] = runtime
             loops.start("agent_runtime", runtime.serve)
+            loops.start("task_recovery", runtime.recover)
             jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)
             app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
             if settings.scheduler.enabled:

@@ -183,6 +183,8 @@ class TaskRecord:
     updated_at: datetime
     result: str | None = None  # the answer, or why it was rejected or failed
     session: str | None = None  # the delegator's session
+    lease_until: datetime | None = None  # an accepted task's runner renews this while it works
+    attempts: int = 0  # runs whose lease lapsed (their node stopped)
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,18 @@ class MemoryStore(Protocol):
 
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
         """Newest first; with ``agent``, the tasks it delegated or was given."""
+
+    async def lease_task(self, task_id: str, until: datetime) -> bool:
+        """Hold an accepted task until ``until`` (its runner renews); False if it is not accepted."""
+
+    async def lapsed_tasks(self, now: datetime, limit: int) -> list[TaskRecord]:
+        """Accepted tasks whose lease ran out before ``now``: their runner is gone."""
+
+    async def reclaim_task(
+        self, task_id: str, lapsed_before: datetime, status: str, result: str | None, at: datetime
+    ) -> bool:
+        """Move an accepted task whose lease lapsed before ``lapsed_before`` to ``status``,
+        counting the attempt and dropping the lease; False if it was renewed or moved meanwhile."""
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime

@@ -12,7 +12,9 @@ from noosphere.store.contract import TaskRecord
 
 Row = dict[str, Any]
 
-_TASK_COLUMNS = "id, delegator, assignee, task, status, result, session, created_at, updated_at"
+_TASK_COLUMNS = (
+    "id, delegator, assignee, task, status, result, session, created_at, updated_at, lease_until, attempts"
+)
 
 
 async def put_profile(conn: AsyncConnection[Row], name: str, profile: str, at: datetime) -> None:
@@ -37,8 +39,20 @@ async def delete_profile(conn: AsyncConnection[Row], name: str) -> bool:
 
 async def put_task(conn: AsyncConnection[Row], t: TaskRecord) -> None:
     await conn.execute(
-        f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (t.id, t.delegator, t.assignee, t.task, t.status, t.result, t.session, t.created_at, t.updated_at),
+        f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            t.id,
+            t.delegator,
+            t.assignee,
+            t.task,
+            t.status,
+            t.result,
+            t.session,
+            t.created_at,
+            t.updated_at,
+            t.lease_until,
+            t.attempts,
+        ),
     )
 
 
@@ -69,5 +83,38 @@ async def move_task(
         "UPDATE agent_tasks SET status = %s, result = COALESCE(%s, result), updated_at = %s "
         "WHERE id = %s AND status = ANY(%s)",
         (status, result, at, task_id, list(before)),
+    )
+    return cur.rowcount == 1
+
+
+async def lease_task(conn: AsyncConnection[Row], task_id: str, until: datetime) -> bool:
+    cur = await conn.execute(
+        "UPDATE agent_tasks SET lease_until = %s WHERE id = %s AND status = 'accepted'", (until, task_id)
+    )
+    return cur.rowcount == 1
+
+
+async def lapsed_tasks(conn: AsyncConnection[Row], now: datetime, limit: int) -> list[TaskRecord]:
+    cur = await conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status = 'accepted' AND lease_until < %s "
+        "ORDER BY lease_until LIMIT %s",
+        (now, limit),
+    )
+    return [TaskRecord(**r) for r in await cur.fetchall()]
+
+
+async def reclaim_task(
+    conn: AsyncConnection[Row],
+    task_id: str,
+    lapsed_before: datetime,
+    status: str,
+    result: str | None,
+    at: datetime,
+) -> bool:
+    cur = await conn.execute(
+        "UPDATE agent_tasks SET status = %s, result = COALESCE(%s, result), updated_at = %s, "
+        "lease_until = NULL, attempts = attempts + 1 "
+        "WHERE id = %s AND status = 'accepted' AND lease_until < %s",
+        (status, result, at, task_id, lapsed_before),
     )
     return cur.rowcount == 1

@@ -356,6 +356,19 @@ class SQLiteStore:
     ) -> bool:
         return await self._run(lambda conn: agents_sql.move_task(conn, task_id, before, status, result, at))
 
+    async def lease_task(self, task_id: str, until: datetime) -> bool:
+        return await self._run(lambda conn: agents_sql.lease_task(conn, task_id, until))
+
+    async def lapsed_tasks(self, now: datetime, limit: int) -> list[TaskRecord]:
+        return await self._run(lambda conn: agents_sql.lapsed_tasks(conn, now, limit))
+
+    async def reclaim_task(
+        self, task_id: str, lapsed_before: datetime, status: str, result: str | None, at: datetime
+    ) -> bool:
+        return await self._run(
+            lambda conn: agents_sql.reclaim_task(conn, task_id, lapsed_before, status, result, at)
+        )
+
     # -- scheduled jobs -------------------------------------------------------------------------
     async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
         return await self._run(lambda conn: jobs_sql.claim(conn, job, tick, node, at))

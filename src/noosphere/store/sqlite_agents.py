@@ -9,7 +9,9 @@ from datetime import datetime
 from noosphere.store.contract import TaskRecord
 from noosphere.store.sqlite_sql import dt
 
-_TASK_COLUMNS = "id, delegator, assignee, task, status, result, session, created_at, updated_at"
+_TASK_COLUMNS = (
+    "id, delegator, assignee, task, status, result, session, created_at, updated_at, lease_until, attempts"
+)
 
 
 def _task(r: sqlite3.Row) -> TaskRecord:
@@ -25,6 +27,8 @@ def _task(r: sqlite3.Row) -> TaskRecord:
         session=r["session"],
         created_at=created,
         updated_at=updated,
+        lease_until=dt(r["lease_until"]),
+        attempts=r["attempts"],
     )
 
 
@@ -49,7 +53,7 @@ def delete_profile(conn: sqlite3.Connection, name: str) -> bool:
 
 def put_task(conn: sqlite3.Connection, t: TaskRecord) -> None:
     conn.execute(
-        f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             t.id,
             t.delegator,
@@ -60,6 +64,8 @@ def put_task(conn: sqlite3.Connection, t: TaskRecord) -> None:
             t.session,
             t.created_at.timestamp(),
             t.updated_at.timestamp(),
+            None if t.lease_until is None else t.lease_until.timestamp(),
+            t.attempts,
         ),
     )
 
@@ -91,5 +97,39 @@ def move_task(
         f"UPDATE agent_tasks SET status = ?, result = COALESCE(?, result), updated_at = ? "
         f"WHERE id = ? AND status IN ({marks})",
         (status, result, at.timestamp(), task_id, *before),
+    )
+    return cur.rowcount == 1
+
+
+def lease_task(conn: sqlite3.Connection, task_id: str, until: datetime) -> bool:
+    cur = conn.execute(
+        "UPDATE agent_tasks SET lease_until = ? WHERE id = ? AND status = 'accepted'",
+        (until.timestamp(), task_id),
+    )
+    return cur.rowcount == 1
+
+
+def lapsed_tasks(conn: sqlite3.Connection, now: datetime, limit: int) -> list[TaskRecord]:
+    rows = conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status = 'accepted' AND lease_until < ? "
+        "ORDER BY lease_until LIMIT ?",
+        (now.timestamp(), limit),
+    ).fetchall()
+    return [_task(r) for r in rows]
+
+
+def reclaim_task(
+    conn: sqlite3.Connection,
+    task_id: str,
+    lapsed_before: datetime,
+    status: str,
+    result: str | None,
+    at: datetime,
+) -> bool:
+    cur = conn.execute(
+        "UPDATE agent_tasks SET status = ?, result = COALESCE(?, result), updated_at = ?, "
+        "lease_until = NULL, attempts = attempts + 1 "
+        "WHERE id = ? AND status = 'accepted' AND lease_until < ?",
+        (status, result, at.timestamp(), task_id, lapsed_before.timestamp()),
     )
     return cur.rowcount == 1
