@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from noosphere.errors import StorageUnavailable
 from noosphere.memory.model import Filters, Memory, Zone
@@ -52,6 +54,7 @@ from noosphere.store.contract import (
 from noosphere.store.pgserver import EmbeddedPostgres
 
 Row = dict[str, Any]
+CONNECT_TIMEOUT_S = 5.0  # waiting longer for a pooled connection: the server is not there
 _COLUMNS = (
     "id, seq, zone, owner, kind, content, tags, metadata, content_hash, importance, created_at, "
     "valid_at, invalid_at, expires_at, supersedes, thread_id, embed_model, encrypted, hlc, origin, "
@@ -182,6 +185,17 @@ class PostgresStore:
             raise StorageUnavailable("the PostgreSQL store is not open")
         return self._pool
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Row]]:
+        """A pooled connection; a server that is down, restarting or unreachable is
+        ``StorageUnavailable`` (503 with Retry-After), and the pool replaces broken connections
+        when it comes back, so the node needs no restart."""
+        try:
+            async with self.pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}", retry_after=2) from exc
+
     async def open(self) -> None:
         url = self._url or (self._embedded.start() if self._embedded else None)
         if url is None:
@@ -193,6 +207,7 @@ class PostgresStore:
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
+            check=AsyncConnectionPool.check_connection,  # a connection from before a restart is replaced
         )
         try:
             await pool.open(wait=True, timeout=30)
@@ -213,7 +228,7 @@ class PostgresStore:
     async def _migrate(self) -> None:
         folder = resources.files("noosphere.store") / "migrations" / "postgres"
         scripts = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(7263001)")  # one migrator at a time
             try:
                 await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
@@ -231,7 +246,7 @@ class PostgresStore:
 
     # -- metadata ------------------------------------------------------------------------------
     async def embedder_info(self) -> EmbedderInfo | None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (await conn.execute("SELECT value FROM meta WHERE key = 'embedder'")).fetchone()
         if row is None:
             return None
@@ -240,7 +255,7 @@ class PostgresStore:
 
     async def set_embedder_info(self, info: EmbedderInfo) -> None:
         dim = int(info.dimension)
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('embedder', %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -266,7 +281,7 @@ class PostgresStore:
     # -- principals ----------------------------------------------------------------------------
     async def forget_principal(self, principal_id: str, mailbox: str) -> int:
         removed = 0
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             for statement, value in (
                 ("DELETE FROM approval_grants WHERE requester = %s", mailbox),
                 ("DELETE FROM mailbox WHERE mailbox = %s", mailbox),
@@ -277,7 +292,7 @@ class PostgresStore:
         return removed
 
     async def put_principal(self, record: PrincipalRecord) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled, "
                 "capture) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
@@ -298,7 +313,7 @@ class PostgresStore:
             )
 
     async def _one_principal(self, where: str, value: str) -> PrincipalRecord | None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (
                 await conn.execute(f"SELECT * FROM principals WHERE {where} = %s", (value,))
             ).fetchone()
@@ -311,7 +326,7 @@ class PostgresStore:
         return await self._one_principal("id", principal_id)
 
     async def principals(self, kind: str | None = None) -> list[PrincipalRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             if kind is None:
                 cur = await conn.execute("SELECT * FROM principals ORDER BY id")
             else:
@@ -319,188 +334,188 @@ class PostgresStore:
             return [_principal(r) for r in await cur.fetchall()]
 
     async def delete_principal(self, principal_id: str) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute("DELETE FROM principals WHERE id = %s", (principal_id,))
             return cur.rowcount > 0
 
     # -- API keys, usage and the ledger ---------------------------------------------------------
     async def put_api_key(self, record: ApiKeyRecord) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await ledger.put_api_key(conn, record)
 
     async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await ledger.api_key_by_token_hash(conn, token_hash)
 
     async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await ledger.api_keys(conn, user_id)
 
     async def revoke_api_key(self, key_id: str) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await ledger.revoke_api_key(conn, key_id)
 
     async def record_usage(self, batch: Sequence[Charge]) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await ledger.record_usage(conn, batch)
 
     async def balance(self, account: str, period: str = "total") -> float:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await ledger.balance(conn, account, period)
 
     async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await ledger.usage_summary(conn, by, since)
 
     # -- audit log -----------------------------------------------------------------------------
     async def append_audit(self, entries: Sequence[tuple[str, bytes]]) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await audit.append(conn, entries)
 
     async def audit_entries(self, start: int = 0, limit: int | None = None) -> list[AuditEntry]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await audit.entries(conn, start, limit)
 
     async def put_tree_head(self, head: TreeHead) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await audit.put_head(conn, head)
 
     async def tree_heads(self) -> list[TreeHead]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await audit.heads(conn)
 
     # -- approvals -----------------------------------------------------------------------------
     async def put_approval(self, record: ApprovalRecord) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await approvals_sql.put(conn, record)
 
     async def approval(self, approval_id: str) -> ApprovalRecord | None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await approvals_sql.get(conn, approval_id)
 
     async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await approvals_sql.listing(conn, status, limit)
 
     async def settle_approval(
         self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
     ) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await approvals_sql.settle(conn, approval_id, status, by, at, scope, note)
 
     async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await approvals_sql.due(conn, now)
 
     async def put_grant(
         self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
     ) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await approvals_sql.put_grant(conn, requester, tool, subject, session, by, at)
 
     async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await approvals_sql.has_grant(conn, requester, tool, subject, session)
 
     # -- agents ---------------------------------------------------------------------------------
     async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await agents_sql.put_profile(conn, name, profile, at)
 
     async def agent_profiles(self, name: str | None = None) -> list[str]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.profiles(conn, name)
 
     async def delete_agent_profile(self, name: str) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.delete_profile(conn, name)
 
     async def put_task(self, record: TaskRecord) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await agents_sql.put_task(conn, record)
 
     async def task(self, task_id: str) -> TaskRecord | None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.get_task(conn, task_id)
 
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.tasks(conn, agent, limit)
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
     ) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.move_task(conn, task_id, before, status, result, at)
 
     async def lease_task(self, task_id: str, until: datetime) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.lease_task(conn, task_id, until)
 
     async def lapsed_tasks(self, now: datetime, limit: int) -> list[TaskRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.lapsed_tasks(conn, now, limit)
 
     async def reclaim_task(
         self, task_id: str, lapsed_before: datetime, status: str, result: str | None, at: datetime
     ) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await agents_sql.reclaim_task(conn, task_id, lapsed_before, status, result, at)
 
     # -- scheduled jobs -------------------------------------------------------------------------
     async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await jobs_sql.claim(conn, job, tick, node, at)
 
     async def finish_job_run(
         self, job: str, tick: str, outcome: str, detail: str | None, at: datetime
     ) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await jobs_sql.finish(conn, job, tick, outcome, detail, at)
 
     async def job_runs(self, job: str | None, limit: int) -> list[JobRunRecord]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await jobs_sql.runs(conn, job, limit)
 
     # -- message bus ---------------------------------------------------------------------------
     async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:
         if not rows:
             return []
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.enqueue(conn, rows, now)
 
     async def claim_mail(
         self, mailbox: str, now: float, lease: float, limit: int, max_attempts: int
     ) -> list[ClaimedMail]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.claim(conn, mailbox, now, lease, limit, max_attempts)
 
     async def ack_mail(self, mailbox: str, ids: Sequence[str], now: float) -> list[str]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.ack(conn, mailbox, ids, now)
 
     async def release_mail(self, mailbox: str, ids: Sequence[str], visible_at: float, now: float) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.release(conn, mailbox, ids, visible_at, now)
 
     async def subscribe(self, subscriber: str, pattern: str) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await mail.subscribe(conn, subscriber, pattern)
 
     async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.unsubscribe(conn, subscriber, pattern)
 
     async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.subscriptions(conn, subscriber)
 
     async def mail_counts(self, mailbox: str | None, now: float) -> list[MailCounts]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.counts(conn, mailbox, now)
 
     async def purge_mail(self, now: float, settled_before: float) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             return await mail.purge(conn, now, settled_before)
 
     # -- writes --------------------------------------------------------------------------------
@@ -509,7 +524,7 @@ class PostgresStore:
     ) -> list[Memory]:
         # A constant number of round trips per batch: lock the batch's dedup keys, find the live
         # duplicates, reserve sequence numbers, insert everything with one INSERT ... unnest.
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             for memory_id, at in invalidate:
                 await conn.execute(
                     "UPDATE memories SET invalid_at = %s, seq = nextval('memory_seq') "
@@ -601,7 +616,7 @@ class PostgresStore:
         return {key: memory for (key, _), (memory, _) in zip(items, rows, strict=True)}
 
     async def _delete_where(self, where: str, params: Sequence[Any]) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(f"DELETE FROM memories WHERE {where}", params)
             count = cur.rowcount
             if count:
@@ -612,7 +627,7 @@ class PostgresStore:
         return await self._delete_where("id = ANY(%s)", [list(ids)]) if ids else 0
 
     async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, tags = '{}', "
                 "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
@@ -634,7 +649,7 @@ class PostgresStore:
         return await self._delete_where("tombstone AND invalid_at <= %s", [before])
 
     async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             for memory_id, vector in items:
                 await conn.execute(
                     "UPDATE memories SET embedding = %s::vector, embed_model = %s, "
@@ -646,7 +661,7 @@ class PostgresStore:
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
         condition, params = _where(viewer, Filters(include_invalid=True), datetime.now(UTC))
         sql = f"SELECT {_COLUMNS} FROM memories m WHERE m.id = %s AND {condition}"
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (await conn.execute(sql, [memory_id, *params])).fetchone()
         return None if row is None else _memory(row)
 
@@ -656,7 +671,7 @@ class PostgresStore:
         if not ids:
             return []
         where, params = _where(viewer, filters, now)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM memories m WHERE m.id = ANY(%s) AND {where}",
                 [list(ids), *params],
@@ -670,7 +685,7 @@ class PostgresStore:
         if after_seq is not None:
             where += " AND m.seq > %s"
             params.append(after_seq)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM memories m WHERE {where} ORDER BY m.seq LIMIT %s",
                 [*params, limit],
@@ -685,7 +700,7 @@ class PostgresStore:
         dim = self._dimension
         where, params = _where(viewer, filters, now)
         literal = _vector_literal(vector)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT m.id, m.valid_at, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
                 f"FROM memories m WHERE m.embedding IS NOT NULL AND {where} "
@@ -706,7 +721,7 @@ class PostgresStore:
         if not terms:
             return []
         where, params = _where(viewer, filters, now)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             kept = await self._prune_terms(conn, terms)
             if not kept:
                 return []
@@ -741,7 +756,7 @@ class PostgresStore:
         return prune_terms({t: self._df_cache[t] for t in terms})
 
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc > %s "
                 "AND NOT tombstone AND NOT encrypted ORDER BY hlc LIMIT %s",
@@ -750,13 +765,13 @@ class PostgresStore:
             return [_memory(r) for r in await cur.fetchall()]
 
     async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
-        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(  # tsv is generated from index_text
                 "UPDATE memories SET index_text = %s WHERE id = %s", [(t, i) for i, t in texts]
             )
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc < %s "
                 "AND NOT tombstone AND NOT encrypted ORDER BY hlc DESC LIMIT %s",
@@ -766,7 +781,7 @@ class PostgresStore:
         return [_memory(r) for r in reversed(rows)]
 
     async def changes_since(self, seq: int, limit: int) -> list[Memory]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM memories WHERE seq > %s ORDER BY seq LIMIT %s",
                 (seq, limit),
@@ -776,7 +791,7 @@ class PostgresStore:
     async def scan(self, batch: int) -> AsyncIterator[list[tuple[Memory, Vector | None]]]:
         after = ""
         while True:
-            async with self.pool.connection() as conn:
+            async with self._connection() as conn:
                 cur = await conn.execute(
                     f"SELECT {_COLUMNS}, embedding::text AS embedding_text FROM memories "
                     "WHERE id > %s ORDER BY id LIMIT %s",
@@ -789,7 +804,7 @@ class PostgresStore:
             after = rows[-1]["id"]
 
     async def count(self) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (
                 await conn.execute("SELECT count(*) AS n FROM memories WHERE NOT tombstone")
             ).fetchone()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -53,6 +54,7 @@ from noosphere.store.contract import (
 from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
 
 T = TypeVar("T")
+_UNAVAILABLE = re.compile(r"locked|busy|disk|unable to open|readonly", re.IGNORECASE)
 
 
 class SQLiteStore:
@@ -72,7 +74,13 @@ class SQLiteStore:
             with self._lock:
                 if self._conn is None:
                     raise StorageUnavailable("the SQLite store is not open")
-                return fn(self._conn)
+                try:
+                    return fn(self._conn)
+                except sqlite3.OperationalError as exc:
+                    if _UNAVAILABLE.search(str(exc)) is None:
+                        raise
+                    # Locked by another process past busy_timeout, the disk full or failing.
+                    raise StorageUnavailable(f"the database is unavailable: {exc}", retry_after=1) from exc
 
         return await anyio.to_thread.run_sync(call)
 
