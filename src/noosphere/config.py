@@ -287,6 +287,12 @@ class RuntimeSettings(_Section):
     delegation_timeout_minutes: float = Field(
         90.0, gt=0, description="How long `delegate` waits for the other agent to finish the task."
     )
+    run_timeout_minutes: float = Field(
+        120.0,
+        gt=0,
+        description="Longest one agent run may take, waits for people and other agents included; "
+        "then it ends as `deadline_exceeded`.",
+    )
     mcp_servers: list[McpServerSettings] = Field(
         default_factory=list, description="MCP servers whose tools agents may use (see docs/agents.md)."
     )
@@ -351,6 +357,9 @@ class HistorianSettings(_Section):
 
 class SchedulerSettings(_Section):
     enabled: bool = Field(True, description="Run scheduled jobs on this node.")
+    job_timeout_minutes: float = Field(
+        150.0, gt=0, description="Longest one job run may take; then it is recorded as failed."
+    )
     jobs: list[JobSettings] = Field(
         default_factory=list,
         description="Jobs: adjust the built-in ones by name, or add agent jobs (see docs/scheduler.md).",

@@ -378,3 +378,17 @@ async def test_a_task_whose_node_died_mid_run_is_resumed_then_given_up_and_the_d
     assert "stopped 3 times" in (gave_up.result or "")
     kinds = [d.envelope.kind.value for d in await node.bus.receive("planner", 20)]
     assert kinds[-1] == "TASK_COMPLETE" and kinds.count("STATUS") >= 2
+
+
+async def test_a_run_past_its_deadline_ends_as_deadline_exceeded(node: Node) -> None:
+    async def hang(ctx: ToolContext, args: dict[str, Any]) -> Any:
+        await anyio.sleep_forever()
+
+    await node.agents.create(AgentProfile(name="waiter", level=Level.L2, rules={"allow": ["hang"]}))
+    stuck = Tool("hang", "Never returns.", schema(), hang, impact=0.1)
+    settings = node.settings.runtime.model_copy(update={"run_timeout_minutes": 0.005})  # 0.3 s
+    model = ScriptedModel({"waiter": [Reply("", [call("hang", {})]), Reply("unreachable")]})
+    rt = Runtime(node, model, "fake", settings, [stuck])
+    with anyio.fail_after(10):
+        result = await rt.run("waiter", "wait for it")
+    assert (result.status, result.steps) == ("deadline_exceeded", 1)

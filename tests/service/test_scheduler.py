@@ -277,3 +277,16 @@ async def test_a_run_cut_short_by_the_node_stopping_is_recorded_as_cancelled(nod
         group.cancel_scope.cancel()
     (run,) = await node.store.job_runs("long", 10)
     assert (run.outcome, run.detail) == ("cancelled", "the node stopped")
+
+
+async def test_a_job_run_past_its_deadline_is_recorded_as_failed(node: Node) -> None:
+    async def forever(_: Mapping[str, Any]) -> str:
+        await anyio.sleep_forever()
+        return "never"
+
+    jobs = scheduler(node, Job("stuck", forever, impact=0.1))
+    jobs.timeout = 0.2  # scheduler.job_timeout_minutes, shortened
+    with anyio.fail_after(10):
+        run = await jobs.fire("stuck", "t1", {})
+    assert run is not None
+    assert (run.outcome, run.detail) == ("failed", "timeout: the run took longer than 0.2s")

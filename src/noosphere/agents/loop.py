@@ -31,7 +31,7 @@ from noosphere.store.contract import ApprovalRecord
 
 logger = logging.getLogger(__name__)
 
-RunStatus = Literal["completed", "step_budget_exhausted", "token_budget_exhausted"]
+RunStatus = Literal["completed", "step_budget_exhausted", "token_budget_exhausted", "deadline_exceeded"]
 # Data a run was given (a triggering message's payload) goes in its own turn, JSON between markers
 # the system prompt names, so text in it is never read as the task.
 DATA_OPEN, DATA_CLOSE = "<data>\n", "\n</data>"
@@ -76,6 +76,7 @@ class Limits:
     max_parallel_tools: int = 10
     memories_in_prompt: int = 5
     reply_tokens: int = 512
+    run_timeout_minutes: float = 120.0
 
 
 def batches(tools: Sequence[Tool | None]) -> list[list[int]]:
@@ -134,51 +135,54 @@ class AgentLoop:
         answer = ""
         status: RunStatus = "step_budget_exhausted"
         steps = 0
-        for step in range(agent.max_steps):
-            if tokens >= agent.max_tokens:
-                status = "token_budget_exhausted"
-                break
-            planned = agent.plan[step] if step < len(agent.plan) else None
-            forced = planned if planned in self.tools else None
-            tools = None if planned == REPLY_STEP else offered or None
-            request = JobRequest(
-                model=self.model_name,
-                messages=messages,
-                tools=tools,
-                tool_choice=(
-                    {"type": "function", "function": {"name": forced}}
-                    if forced
-                    else ("auto" if tools else None)
-                ),
-                max_tokens=max(16, min(self.limits.reply_tokens, agent.max_tokens - tokens)),
-                temperature=agent.temperature,
-            )
-            reply = await self.model.chat(self.ctx.payer or self.ctx.principal, request)
-            steps += 1
-            tokens += reply.prompt_tokens + reply.completion_tokens
-            answer = reply.text
-            await emit(Event("step", run_id, {"step": steps, "tokens": tokens, "text": reply.text}))
-            if not reply.calls:
-                status = "completed"
-                break
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": reply.text,
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        }
-                        for c in reply.calls
-                    ],
-                }
-            )
-            results = await self._run_calls(reply.calls, emit)
-            for call, result in zip(reply.calls, results, strict=True):
-                content = json.dumps(result, ensure_ascii=False, default=str)
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        with anyio.move_on_after(self.limits.run_timeout_minutes * 60) as deadline:
+            for step in range(agent.max_steps):
+                if tokens >= agent.max_tokens:
+                    status = "token_budget_exhausted"
+                    break
+                planned = agent.plan[step] if step < len(agent.plan) else None
+                forced = planned if planned in self.tools else None
+                tools = None if planned == REPLY_STEP else offered or None
+                request = JobRequest(
+                    model=self.model_name,
+                    messages=messages,
+                    tools=tools,
+                    tool_choice=(
+                        {"type": "function", "function": {"name": forced}}
+                        if forced
+                        else ("auto" if tools else None)
+                    ),
+                    max_tokens=max(16, min(self.limits.reply_tokens, agent.max_tokens - tokens)),
+                    temperature=agent.temperature,
+                )
+                reply = await self.model.chat(self.ctx.payer or self.ctx.principal, request)
+                steps += 1
+                tokens += reply.prompt_tokens + reply.completion_tokens
+                answer = reply.text
+                await emit(Event("step", run_id, {"step": steps, "tokens": tokens, "text": reply.text}))
+                if not reply.calls:
+                    status = "completed"
+                    break
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": reply.text,
+                        "tool_calls": [
+                            {
+                                "id": c.id,
+                                "type": "function",
+                                "function": {"name": c.name, "arguments": c.arguments},
+                            }
+                            for c in reply.calls
+                        ],
+                    }
+                )
+                results = await self._run_calls(reply.calls, emit)
+                for call, result in zip(reply.calls, results, strict=True):
+                    content = json.dumps(result, ensure_ascii=False, default=str)
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        if deadline.cancelled_caught:  # waits for people and other agents count too
+            status = "deadline_exceeded"
         result = RunResult(run_id, agent.name, status, answer, steps, tokens, list(self.calls))
         await emit(Event("finished", run_id, {k: v for k, v in asdict(result).items() if k != "calls"}))
         return result

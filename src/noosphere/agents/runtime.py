@@ -56,7 +56,12 @@ class Runtime:
         ]
         self.builtin = {tool.name: tool for tool in tools}
         self.toolbox = toolbox
-        self.limits = Limits(settings.max_parallel_tools, settings.memories_in_prompt, settings.reply_tokens)
+        self.limits = Limits(
+            settings.max_parallel_tools,
+            settings.memories_in_prompt,
+            settings.reply_tokens,
+            settings.run_timeout_minutes,
+        )
 
     @property
     def tools(self) -> dict[str, Tool]:

@@ -97,6 +97,7 @@ class JobScheduler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.node_id = node_id or node.settings.node_id  # several processes of one node differ here
         self.policy = node.settings.governance.policy()  # jobs have no rules of their own
+        self.timeout = node.settings.scheduler.job_timeout_minutes * 60
         self._busy: set[str] = set()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -200,8 +201,11 @@ class JobScheduler:
                 self.policy, caller, call, args, session=f"job:{job.name}", on_wait=self._waiting
             )
             clearance.check(args)
-            detail = await job.run(payload)
+            with anyio.fail_after(self.timeout):
+                detail = await job.run(payload)
             outcome = "ok"
+        except TimeoutError:
+            outcome, detail = "failed", f"timeout: the run took longer than {self.timeout:g}s"
         except PermissionDenied as exc:
             outcome, detail = "denied", f"{exc.code}: {exc.message}"
         except NoosphereError as exc:
