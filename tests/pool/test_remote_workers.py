@@ -191,3 +191,32 @@ def test_a_worker_process_killed_mid_stream_ends_the_stream_with_an_error(
             process.kill()
         process.wait(timeout=30)
     assert received
+
+
+def test_a_worker_token_serves_only_the_models_it_was_issued_for(
+    node: Gateway, portal: BlockingPortal
+) -> None:
+    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(node.settings.data_dir)}
+    issued = subprocess.run(
+        [sys.executable, "-m", "noosphere", "worker-token", "lab", "--model", "qwen-7b", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    token = json.loads(issued.stdout)["token"]
+    impostor = RemoteWorker(node.url.replace("http", "ws"), token, FakeModel("gpt-4o"), "lab")
+    with pytest.raises(WorkerRejected, match="may serve qwen-7b, not gpt-4o") as caught:
+        anyio.run(lambda: impostor.run(reconnect=False))
+    assert caught.value.code == "permission_denied"
+    running = join(portal, node, FakeModel("qwen-7b"), token)
+    until(lambda: "qwen-7b" in models(node), "the worker joined with its own model")
+    assert "gpt-4o" not in models(node)
+    running.cancel()
+    chat = httpx.post(
+        node.url + "/v1/chat/completions",
+        json={"model": "qwen-7b", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert chat.status_code == 403  # a worker token is not served chat

@@ -44,6 +44,7 @@ class Principal:
     l2_key: bytes | None = None
     key: KeyLimits | None = None  # set when the caller used a user API key
     capture: bool = False  # its chat exchanges are kept as conversation memories (opted in)
+    models: tuple[str, ...] | None = None  # a worker: the model names it may serve (None: any)
 
     @property
     def account(self) -> str:

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,13 @@ class TokenAuthority:
         return token
 
     async def _put(
-        self, kind: PrincipalKind, name: str, level: Level | None, token: str, capture: bool = False
+        self,
+        kind: PrincipalKind,
+        name: str,
+        level: Level | None,
+        token: str,
+        capture: bool = False,
+        models: tuple[str, ...] | None = None,
     ) -> PrincipalRecord:
         record = PrincipalRecord(
             id=principal_id(kind, name),
@@ -71,6 +78,7 @@ class TokenAuthority:
             key_salt=secrets.token_bytes(16),
             created_at=datetime.now(UTC),
             capture=capture,
+            models=models,
         )
         await self._store.put_principal(record)
         self._cache.clear()
@@ -112,7 +120,7 @@ class TokenAuthority:
             raise NotFound(f"no {kind.value} named {name!r}")
         token = new_token()
         level = None if record.level is None else Level(record.level)
-        await self._put(kind, name, level, token, record.capture)
+        await self._put(kind, name, level, token, record.capture, record.models)
         return token
 
     async def set_capture(self, name: str, capture: bool) -> None:
@@ -123,12 +131,19 @@ class TokenAuthority:
         await self._store.put_principal(replace(record, capture=capture))
         self._cache.clear()
 
-    async def issue(self, kind: PrincipalKind, name: str) -> str:
-        """A new token for ``name``: rotated if it exists, created (without a level) if not."""
+    async def issue(self, kind: PrincipalKind, name: str, models: Sequence[str] | None = None) -> str:
+        """A new token for ``name``: rotated if it exists, created (without a level) if not. For a
+        worker, ``models`` are the model names the token may announce (None: any)."""
         try:
-            return await self.rotate(kind, name)
+            token = await self.rotate(kind, name)
         except NotFound:
-            return (await self.create(kind, name))[1]
+            token = (await self.create(kind, name))[1]
+        if models is not None:
+            record = await self._store.principal(principal_id(kind, name))
+            assert record is not None
+            await self._store.put_principal(replace(record, models=tuple(models)))
+            self._cache.clear()
+        return token
 
     async def delete(self, kind: PrincipalKind, name: str) -> None:
         self._cache.clear()
@@ -226,4 +241,5 @@ class TokenAuthority:
             level=None if record.level is None else Level(record.level),
             l2_key=None if token is None else derive_key(token, record.key_salt),
             capture=record.capture,
+            models=record.models,
         )

@@ -103,6 +103,10 @@ async def _exit_with(parent: int, scope: anyio.CancelScope) -> None:
 
 def worker_token(
     name: str,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="A model name the worker may serve; repeat (default: any)."),
+    ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
@@ -112,9 +116,9 @@ def worker_token(
 
     async def go() -> None:
         async with opened_node(config, data_dir, token) as node:
-            secret = await node.auth.issue(PrincipalKind.WORKER, name)
+            secret = await node.auth.issue(PrincipalKind.WORKER, name, model)
         if as_json:
-            emit_json({"id": f"worker:{name}", "token": secret})
+            emit_json({"id": f"worker:{name}", "models": model, "token": secret})
         else:
             console.print(f"token for worker {name} (shown once):")
             print(secret)

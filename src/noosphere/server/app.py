@@ -210,7 +210,7 @@ def create_app(
                 process = LocalWorkerProcess(
                     settings,
                     _local_url(settings),
-                    lambda: node.auth.issue(PrincipalKind.WORKER, LOCAL_WORKER_NAME),
+                    lambda: node.auth.issue(PrincipalKind.WORKER, LOCAL_WORKER_NAME, [pool.local_model_name]),
                     local_model,
                 )
                 app.state.local_worker = process

@@ -69,6 +69,12 @@ async def worker_socket(websocket: WebSocket) -> None:
     if not permits("ws", "/ws/worker", principal):
         await _refuse(websocket, "permission_denied", "joining the pool needs a worker token")
         return
+    announced = {m.name for m in hello.models}
+    if principal.models is not None and not announced <= set(principal.models):
+        allowed = ", ".join(sorted(principal.models)) or "none"
+        refused = ", ".join(sorted(announced - set(principal.models)))
+        await _refuse(websocket, "permission_denied", f"this token may serve {allowed}, not {refused}")
+        return
 
     scheduler = gateway.scheduler
     worker = Worker(

@@ -72,6 +72,7 @@ class PrincipalRecord:
     created_at: datetime
     disabled: bool = False
     capture: bool = False  # keeps its chat exchanges as conversation memories (users opt in)
+    models: tuple[str, ...] | None = None  # workers: the model names it may serve (None: any)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def _principal(row: Row) -> PrincipalRecord:
         created_at=row["created_at"],
         disabled=row["disabled"],
         capture=row["capture"],
+        models=None if row["models"] is None else tuple(row["models"]),
     )
 
 
@@ -295,10 +296,10 @@ class PostgresStore:
         async with self._connection() as conn:
             await conn.execute(
                 "INSERT INTO principals (id, kind, name, level, token_hash, key_salt, created_at, disabled, "
-                "capture) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
-                "kind = excluded.kind, name = excluded.name, level = excluded.level, "
+                "capture, models) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                "SET kind = excluded.kind, name = excluded.name, level = excluded.level, "
                 "token_hash = excluded.token_hash, key_salt = excluded.key_salt, "
-                "disabled = excluded.disabled, capture = excluded.capture",
+                "disabled = excluded.disabled, capture = excluded.capture, models = excluded.models",
                 (
                     record.id,
                     record.kind,
@@ -309,6 +310,7 @@ class PostgresStore:
                     record.created_at,
                     record.disabled,
                     record.capture,
+                    None if record.models is None else list(record.models),
                 ),
             )
 

@@ -231,7 +231,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO principals (id, kind, name, level, token_hash, key_salt, "
-                "created_at, disabled, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, disabled, capture, models) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.kind,
@@ -242,6 +242,7 @@ class SQLiteStore:
                     record.created_at.timestamp(),
                     int(record.disabled),
                     int(record.capture),
+                    None if record.models is None else json.dumps(list(record.models)),
                 ),
             )
 

@@ -64,6 +64,7 @@ def principal_of(row: sqlite3.Row) -> PrincipalRecord:
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         disabled=bool(row["disabled"]),
         capture=bool(row["capture"]),
+        models=None if row["models"] is None else tuple(json.loads(row["models"])),
     )
 
 
