@@ -157,3 +157,28 @@ def test_the_scheduled_gc_job_purges_expired_memories(tmp_path: Path, minilm: Mi
         assert (now["job"], now["outcome"], now["tick"][:7]) == ("historian", "ok", "manual:")
         assert now["detail"] == "compacted 0 conversations, promoted 0 decisions"
         assert client.post("/api/v1/jobs/nope/run").json()["error"]["code"] == "not_found"
+
+
+def test_the_openapi_spec_documents_chat_completions_and_every_error_answer(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    chat = spec["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ChatCompletionRequest"
+    )
+    assert {"200", "401", "403", "404", "413", "422", "429", "503"} <= set(chat["responses"])
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if path in ("/healthz", "/readyz"):
+                continue
+            documented = set(operation["responses"])
+            assert {"401", "403", "422", "503"} <= documented, (method, path)
+            if "{" in path:
+                assert "404" in documented, (method, path)
+    assert "ErrorBody" in spec["components"]["schemas"]
+
+
+def test_an_unsupported_method_is_405_and_an_unknown_path_404(client: TestClient) -> None:
+    assert client.request("TRACE", "/api/v1/memories").status_code == 405
+    assert client.request("PATCH", "/api/v1/memories").status_code == 405
+    missing = client.get("/api/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noosphere import __version__
@@ -49,6 +50,7 @@ from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.deps import authorize_route
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
+from noosphere.server.openapi import install_openapi
 from noosphere.supervision import Supervisor
 
 
@@ -253,7 +255,9 @@ def create_app(
     for module in routed:
         app.include_router(module.router, dependencies=[Depends(authorize_route)])
     app.include_router(worker_ws.router)
-    app.mount("/", McpAuth(mcp_app, current_node))  # last: only /mcp falls through to it
+    # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
+    app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
+    install_openapi(app)
     app.add_middleware(ChatCompletions)  # POST /v1/chat/completions, outside FastAPI's routing
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app
