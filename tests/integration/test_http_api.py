@@ -178,7 +178,8 @@ def test_the_openapi_spec_documents_chat_completions_and_every_error_answer(clie
 
 
 def test_an_unsupported_method_is_405_and_an_unknown_path_404(client: TestClient) -> None:
-    assert client.request("TRACE", "/api/v1/memories").status_code == 405
-    assert client.request("PATCH", "/api/v1/memories").status_code == 405
+    refused = client.request("TRACE", "/api/v1/memories")
+    assert (refused.status_code, refused.headers["allow"]) == (405, "DELETE, GET, POST")
+    assert client.request("PATCH", "/api/v1/memories/m1").headers["allow"] == "DELETE, GET"
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

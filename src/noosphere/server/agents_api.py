@@ -87,7 +87,17 @@ async def delete_agent(name: str, node: NodeDep) -> None:
     await node.remove(PrincipalKind.AGENT, name)
 
 
-@router.post("/agents/{name}/run", summary="Run an agent on a task (people only)", response_model=None)
+@router.post(
+    "/agents/{name}/run",
+    summary="Run an agent on a task (people only)",
+    response_model=None,
+    responses={
+        200: {
+            "description": "Progress as server-sent events (`stream: true`), or the run's result as JSON",
+            "content": {"text/event-stream": {}, "application/json": {}},
+        }
+    },
+)
 async def run_agent(
     name: str, body: RunIn, runtime: RuntimeDep, caller: PrincipalDep
 ) -> StreamingResponse | RunResult:

@@ -31,8 +31,11 @@ _ERRORS = {
     "400": "Invalid request (code `invalid_request`, …)",
     "401": "No valid bearer token (`unauthenticated`)",
     "403": "The caller may not do this (`permission_denied`, `budget_exhausted`, …)",
+    "404": "Not found (`not_found`, `model_not_found`)",
+    "409": "In conflict with what is stored (`conflict`: exists already, decided already, …)",
     "413": "The body is over `server.max_body_bytes` (`payload_too_large`)",
     "422": "A field is invalid (`invalid_request`, naming the field)",
+    "429": "A rate limit, or the queue is full (`rate_limited`); see Retry-After",
     "503": "Starting, stopping, or storage away (`unavailable`, `storage_unavailable`); see Retry-After",
 }
 
@@ -87,8 +90,6 @@ def install_openapi(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 for status, description in _ERRORS.items():
                     responses.setdefault(status, _error(description))
-                if "{" in path:
-                    responses.setdefault("404", _error("Not found (`not_found`)"))
         app.openapi_schema = spec
         return spec
 
