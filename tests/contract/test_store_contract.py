@@ -393,3 +393,15 @@ async def test_thread_turns_after_one_are_found_and_reindexed(
     assert [c.id for c in await store.text_candidates(["zulu"], ALL, Filters(), NOW, 10)] == [third.id]
     assert await store.text_candidates(["bravo"], ALL, Filters(), NOW, 10) == []  # out of the index
     assert [c.id for c in await store.text_candidates(["alpha"], ALL, Filters(), NOW, 10)] == [first.id]
+
+
+async def test_expired_thread_turns_are_listed_until_purged(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    past = NOW - timedelta(seconds=1)
+    (gone,) = await put(store, record(fake_embedder, "brief", thread_id="t", expires_at=past, hlc=1))
+    await put(store, record(fake_embedder, "no thread", expires_at=past, hlc=2))
+    await put(store, record(fake_embedder, "still valid", thread_id="t", hlc=3))
+    assert [m.id for m in await store.expired_turns(NOW, 10)] == [gone.id]
+    await store.purge_expired(NOW)
+    assert await store.expired_turns(NOW, 10) == []

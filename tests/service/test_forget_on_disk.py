@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from noosphere.config import Settings
@@ -62,3 +63,24 @@ async def test_a_forgotten_turn_leaves_no_copy_in_its_neighbours_index_entries(
             h.memory.content for h in await node.memory.search(agent, SearchQuery(query="noted morning"))
         }
     assert MARKER.encode() not in _on_disk(settings.data_dir)
+
+
+async def test_an_expired_turn_leaves_no_copy_in_its_neighbours_index_entries(
+    settings: Settings, minilm: MiniLMEmbedder
+) -> None:
+    """Expiry is deletion too: the memory GC re-indexes the turns that held an expired one."""
+    async with open_node(settings, embedder=minilm) as node:
+        agent = await make_agent(node, "a")
+        soon = datetime.now(UTC) + timedelta(seconds=30)
+        turns = [
+            MemoryDraft(content="hello", kind="message", thread_id="chat"),
+            MemoryDraft(content=f"temporary {MARKER}", kind="message", thread_id="chat", expires_at=soon),
+            MemoryDraft(content="understood", kind="message", thread_id="chat"),
+        ]
+        await node.memory.store_many(agent, turns)
+        assert MARKER.encode() in _on_disk(settings.data_dir)
+        report = await node.memory.collect_garbage(now=soon + timedelta(seconds=1))
+        assert report.expired == 1
+        assert MARKER.encode() not in _on_disk(settings.data_dir)
+        kept = await node.memory.search(agent, SearchQuery(query="understood hello"))
+        assert "understood" in {h.memory.content for h in kept}

@@ -333,7 +333,12 @@ class MemoryService:
 
     async def collect_garbage(self, now: datetime | None = None) -> GcReport:
         at = now or _now()
+        # Expiry is deletion too: the turns after an expired one held its text as context.
+        gone = await self.store.expired_turns(at, 10_000)
+        gone_ids = {m.id for m in gone}
+        later = {m.id: m for turn in gone for m in await self._successors(turn) if m.id not in gone_ids}
         expired = await self.store.purge_expired(at)
+        await self._reindex(list(later.values()))
         cutoff = at - timedelta(days=self.settings.tombstone_retention_days)
         tombstones = await self.store.purge_tombstones(cutoff)
         if expired or tombstones:

@@ -440,6 +440,9 @@ class MemoryStore(Protocol):
     ) -> list[Candidate]:
         """Up to ``k`` visible live memories matching any of ``terms`` by BM25 (higher = better)."""
 
+    async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
+        """Expired, unencrypted thread memories not purged yet (their neighbours hold their text)."""
+
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
         """The owner's next ``turns`` live, unencrypted memories of the thread after ``after_hlc``,
         oldest first: the turns whose full-text entry includes the one at ``after_hlc``."""

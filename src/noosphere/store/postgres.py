@@ -757,6 +757,15 @@ class PostgresStore:
                 self._df_cache[row["term"]] = int(row["n"])
         return prune_terms({t: self._df_cache[t] for t in terms})
 
+    async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE expires_at <= %s AND thread_id IS NOT NULL "
+                "AND NOT tombstone AND NOT encrypted LIMIT %s",
+                (now, limit),
+            )
+            return [_memory(r) for r in await cur.fetchall()]
+
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
         async with self._connection() as conn:
             cur = await conn.execute(

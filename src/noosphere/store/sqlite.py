@@ -691,6 +691,17 @@ class SQLiteStore:
                 self._df_cache[term] = 0 if row is None else int(row[0])
         return prune_terms({t: self._df_cache[t] for t in terms})
 
+    async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            rows = conn.execute(
+                f"SELECT {sql.COLUMNS} FROM memories WHERE expires_at <= ? AND thread_id IS NOT NULL "
+                "AND tombstone = 0 AND encrypted = 0 LIMIT ?",
+                (now.timestamp(), limit),
+            ).fetchall()
+            return [sql.memory_of(r) for r in rows]
+
+        return await self._run(op)
+
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
