@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 THREAD_ID_MAX = 128  # characters of a thread (conversation, session) id
@@ -81,6 +82,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The checks below give their own messages; these put the same rules into the JSON schemas
+# (OpenAPI, MCP tool inputs) so clients can see them before they call.
+_KIND_SCHEMA: JsonDict = {"pattern": KIND_PATTERN.pattern}
+_TAGS_SCHEMA: JsonDict = {"items": {"type": "string", "pattern": TAG_PATTERN.pattern}}
+_METADATA_SCHEMA: JsonDict = {"propertyNames": {"pattern": METADATA_KEY_PATTERN.pattern}}
+
+
 def _check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         if not TAG_PATTERN.match(tag):
@@ -91,11 +99,18 @@ def _check_tags(tags: list[str]) -> list[str]:
 class MemoryDraft(_Model):
     """A memory as a caller writes it. The owner is never part of it: it is the caller."""
 
-    content: Text = Field(description="The text to remember.")
+    content: Text = Field(
+        description="The text to remember.",
+        json_schema_extra={"pattern": r"\S"},  # not blank
+    )
     zone: Zone = Field(Zone.PRIVATE, description="private | shared | federated")
-    kind: str = Field("fact", description="fact, decision, pattern, error, observation, message, …")
-    tags: list[str] = Field(default_factory=list, max_length=32)
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    kind: str = Field(
+        "fact",
+        description="fact, decision, pattern, error, observation, message, …",
+        json_schema_extra=_KIND_SCHEMA,
+    )
+    tags: list[str] = Field(default_factory=list, max_length=32, json_schema_extra=_TAGS_SCHEMA)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict, json_schema_extra=_METADATA_SCHEMA)
     importance: float = Field(0.5, ge=0.0, le=1.0)
     valid_at: When | None = Field(None, description="When the memory became true (default now).")
     expires_at: When | None = Field(None, description="Forget automatically after this time.")
@@ -160,14 +175,16 @@ class Filters(_Model):
 
     zones: list[Zone] | None = None
     kinds: list[Annotated[Text, Field(max_length=32)]] | None = None
-    tags: list[str] | None = Field(None, description="The memory carries every one of these tags.")
+    tags: list[str] | None = Field(
+        None, description="The memory carries every one of these tags.", json_schema_extra=_TAGS_SCHEMA
+    )
     owner: Text | None = Field(
         None, max_length=200, description="Only memories of this owner (within your view)."
     )
     since: When | None = None
     until: When | None = None
     metadata: dict[str, MetadataValue] | None = Field(
-        None, description="Metadata keys that must equal these values."
+        None, description="Metadata keys that must equal these values.", json_schema_extra=_METADATA_SCHEMA
     )
     thread_id: Text | None = Field(None, max_length=THREAD_ID_MAX)
     include_invalid: bool = Field(False, description="Also return superseded memories.")

@@ -104,7 +104,10 @@ class NackIn(AckIn):
 
 
 class SubscriptionIn(BaseModel):
-    pattern: str = Field(description="Topic pattern: `*` one token, `>` the rest (e.g. `tasks.>`).")
+    pattern: str = Field(
+        description="Topic pattern: `*` one token, `>` the rest (e.g. `tasks.>`).",
+        json_schema_extra={"pattern": r"^([A-Za-z0-9_-]{1,64}|\*|>)(\.([A-Za-z0-9_-]{1,64}|\*|>)){0,15}$"},
+    )
 
 
 class Subscription(BaseModel):

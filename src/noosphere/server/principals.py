@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.auth.tokens import NAME_PATTERN
 from noosphere.server.deps import NodeDep
 from noosphere.store.contract import PrincipalRecord
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["principals"])
 
 
 class CreatePrincipal(BaseModel):
-    name: str
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
     level: Level | None = None
     conversations: bool = Field(False, description="Users: keep their chat exchanges as conversations.")
 
