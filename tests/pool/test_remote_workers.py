@@ -88,17 +88,23 @@ def test_workers_need_a_worker_or_admin_token(node: Gateway) -> None:
         assert caught.value.code == code
 
 
-def test_a_worker_token_from_the_cli_joins(node: Gateway, portal: BlockingPortal) -> None:
+def worker_token(node: Gateway, *args: str) -> str:
+    """``noosphere worker-token ARGS`` as a real process; the token it prints."""
     env = {**os.environ, "NOOSPHERE_DATA_DIR": str(node.settings.data_dir)}
     issued = subprocess.run(
-        [sys.executable, "-m", "noosphere", "worker-token", "gpu-box", "--json"],
+        [sys.executable, "-m", "noosphere", "worker-token", *args, "--json"],
         env=env,
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    token = json.loads(issued.stdout)["token"]
+    token: str = json.loads(issued.stdout)["token"]
+    return token
+
+
+def test_a_worker_token_from_the_cli_joins(node: Gateway, portal: BlockingPortal) -> None:
+    token = worker_token(node, "gpu-box")
     running = join(portal, node, FakeModel("cli-token-model"), token)
     until(lambda: "cli-token-model" in models(node), "the worker joined")
     running.cancel()
@@ -196,16 +202,7 @@ def test_a_worker_process_killed_mid_stream_ends_the_stream_with_an_error(
 def test_a_worker_token_serves_only_the_models_it_was_issued_for(
     node: Gateway, portal: BlockingPortal
 ) -> None:
-    env = {**os.environ, "NOOSPHERE_DATA_DIR": str(node.settings.data_dir)}
-    issued = subprocess.run(
-        [sys.executable, "-m", "noosphere", "worker-token", "lab", "--model", "qwen-7b", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    token = json.loads(issued.stdout)["token"]
+    token = worker_token(node, "lab", "--model", "qwen-7b")
     impostor = RemoteWorker(node.url.replace("http", "ws"), token, FakeModel("gpt-4o"), "lab")
     with pytest.raises(WorkerRejected, match="may serve qwen-7b, not gpt-4o") as caught:
         anyio.run(lambda: impostor.run(reconnect=False))
