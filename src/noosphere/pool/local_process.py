@@ -4,8 +4,8 @@ Native model code (llama.cpp) never runs inside the node: a crash there — a se
 instruction on a CPU the build did not expect, the kernel's OOM killer — costs the streams that
 process was serving, not the node's memory, bus, approvals and audit log. ``noosphere up`` starts
 the process, which joins the pool over the ordinary worker protocol (``/ws/worker``) with a worker
-credential the node issues on each start, and restarts it with backoff when it dies. Its state is
-shown in ``/readyz``, ``GET /api/v1/pool`` and ``noosphere pool``.
+credential the node issues on each start; the node's ``Supervisor`` restarts it with backoff when
+it dies. Its state is shown in ``/readyz``, ``GET /api/v1/pool`` and ``noosphere pool``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ import anyio
 from anyio.abc import Process
 
 from noosphere.config import Settings
-from noosphere.supervision import backoff_delay
 
 logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 5.0
-STABLE_SECONDS = 60.0
 LOCAL_WORKER_NAME = "local"
 
 
@@ -42,6 +40,10 @@ def describe_exit(returncode: int) -> str:
     return f"exit {returncode}"
 
 
+class WorkerExited(Exception):
+    """The local worker process ended; the supervisor starts it again."""
+
+
 @dataclass
 class ProcessStatus:
     state: Literal["starting", "running", "restarting", "stopped"] = "starting"
@@ -49,7 +51,6 @@ class ProcessStatus:
     restarts: int = 0
     last_exit: str | None = None
     last_exit_at: float | None = None  # wall-clock time
-    next_start_in: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,39 +106,28 @@ class LocalWorkerProcess:
         ]
 
     async def run(self) -> None:
-        """Keep the worker process running until cancelled; then stop it (SIGTERM, then SIGKILL)."""
+        """One life of the worker process: start it and wait for it. Its exit is raised as
+        ``WorkerExited``, so the node's ``Supervisor`` restarts it with the backoff every loop
+        gets; cancelled (the node stopping), it stops the process (SIGTERM, then SIGKILL)."""
+        env = {**os.environ, "NOOSPHERE_WORKER_TOKEN": await self.credential()}
+        self.status.state = "starting" if self.status.restarts == 0 else "restarting"
+        process = await anyio.open_process(self.command(), env=env, stdin=None, stdout=None, stderr=None)
+        self.status.pid, self.status.state = process.pid, "running"
+        logger.info("local worker process %d started (%s)", process.pid, self.model)
         try:
-            await self._keep_running()
+            returncode = await process.wait()
+        except BaseException:
+            self.status.state = "stopped"
+            raise
         finally:
-            self.status.state, self.status.pid = "stopped", None
-
-    async def _keep_running(self) -> None:
-        token = await self.credential()
-        env = {**os.environ, "NOOSPHERE_WORKER_TOKEN": token}
-        failures = 0
-        while True:
-            self.status.state = "starting" if self.status.restarts == 0 else "restarting"
-            started = time.monotonic()
-            process = await anyio.open_process(self.command(), env=env, stdin=None, stdout=None, stderr=None)
-            self.status.pid = process.pid
-            self.status.state = "running"
-            self.status.next_start_in = None
-            logger.info("local worker process %d started (%s)", process.pid, self.model)
-            try:
-                returncode = await process.wait()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await _stop(process)
             self.status.pid = None
-            self.status.last_exit = describe_exit(returncode)
-            self.status.last_exit_at = time.time()
-            failures = 1 if time.monotonic() - started >= STABLE_SECONDS else failures + 1
-            delay = backoff_delay(failures)
-            self.status.restarts += 1
-            self.status.state = "restarting"
-            self.status.next_start_in = delay
-            logger.warning("local worker process %s; restarting in %gs", self.status.last_exit, delay)
-            await anyio.sleep(delay)
+            with anyio.CancelScope(shield=True):
+                await _stop(process)
+        self.status.last_exit = describe_exit(returncode)
+        self.status.last_exit_at = time.time()
+        self.status.restarts += 1
+        self.status.state = "restarting"
+        raise WorkerExited(f"the local worker process ended ({self.status.last_exit})")
 
 
 async def _stop(process: Process) -> None:
@@ -151,4 +141,4 @@ async def _stop(process: Process) -> None:
     await process.wait()
 
 
-__all__ = ["LOCAL_WORKER_NAME", "LocalWorkerProcess", "ProcessStatus", "describe_exit"]
+__all__ = ["LOCAL_WORKER_NAME", "LocalWorkerProcess", "ProcessStatus", "WorkerExited", "describe_exit"]
