@@ -162,6 +162,13 @@ def test_a_chunked_body_is_cut_off_at_the_size_limit(
         assert client.get("/readyz").json()["status"] == "ready"
 
 
+def test_readiness_shows_loop_errors_to_the_admin_only(client: TestClient) -> None:
+    admin_view = client.get("/readyz").json()["loops"]["pool_maintenance"]
+    assert "last_error" in admin_view
+    anonymous = client.get("/readyz", headers={"Authorization": ""}).json()["loops"]["pool_maintenance"]
+    assert "last_error" not in anonymous and anonymous["state"] == "running"
+
+
 def test_a_node_stops_reading_a_chunked_body_at_the_limit(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
     """Over a real socket: the node answers 413 and closes while the client still sends; what it
     took in stays near the limit, not the 300 MB offered."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from noosphere.errors import NoosphereError
+from noosphere.server.deps import bearer_token
 
 router = APIRouter(tags=["health"])
 
@@ -15,6 +16,14 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+async def _is_admin(node: Any, request: Request) -> bool:
+    try:
+        principal = await node.authenticate(bearer_token(request.headers.get("authorization")))
+    except NoosphereError:
+        return False
+    return bool(principal.is_admin)
 
 
 @router.get(
@@ -33,7 +42,12 @@ async def readyz(request: Request) -> JSONResponse:
     body: dict[str, Any] = {"node_id": node.settings.node_id}
     supervisor = state.supervisor
     if supervisor is not None:
-        body["loops"] = {name: loop.as_dict() for name, loop in supervisor.loops.items()}
+        # Anyone may ask; what a loop's last error said (paths, SQL, hosts) is for the admin only.
+        admin = await _is_admin(node, request)
+        body["loops"] = {
+            name: {k: v for k, v in loop.as_dict().items() if admin or k != "last_error"}
+            for name, loop in supervisor.loops.items()
+        }
     if state.local_worker is not None:
         body["local_worker"] = state.local_worker.status.as_dict()
     try:
