@@ -188,6 +188,14 @@ class GovernanceSettings(_Section):
     approval_timeout_minutes: float = Field(
         60.0, gt=0, description="How long a human checkpoint waits for a decision before it times out."
     )
+    caller_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="How long a call from outside the node (MCP, REST, CLI) that a rule sends to a "
+        "person waits for the decision before it answers `approval_required` with the approval's "
+        "id; the caller repeats the same call once it is approved.",
+    )
     on_timeout: Literal["deny", "escalate"] = Field(
         "deny",
         description="What a timed-out approval becomes: `deny` refuses the call; `escalate` passes it "

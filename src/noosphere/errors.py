@@ -7,7 +7,8 @@
     ├── Unauthenticated                 unauthenticated   401
     ├── PermissionDenied                permission_denied 403
     │   ├── BudgetExhausted             budget_exhausted  403
-    │   └── ApprovalDenied              approval_denied   403  (rejected, or timed out)
+    │   ├── ApprovalDenied              approval_denied   403  (rejected, or timed out)
+    │   └── ApprovalRequired            approval_required 403  (a person decides; ``approval_id``)
     ├── NotFound                        not_found         404
     │   └── ModelNotFound               model_not_found   404
     ├── Conflict                        conflict          409
@@ -21,8 +22,9 @@
         ├── EmbedderUnavailable         embedder_unavailable 503
         └── StorageUnavailable          storage_unavailable  503
 
-The HTTP layer answers every one of them as ``{"error": {"code", "message"}}`` with its status;
-MCP tools answer them as tool errors carrying the same code and message.
+The HTTP layer answers every one of them as ``{"error": {"code", "message"}}`` with its status
+(plus the error's ``details``, such as ``approval_id``); MCP tools answer them as tool errors
+carrying the same code and message.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class NoosphereError(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after  # seconds; sent as Retry-After where set
+        self.details: dict[str, str] = {}  # more fields of the error object, for clients to act on
 
 
 class InvalidRequest(NoosphereError):
@@ -70,6 +73,16 @@ class BudgetExhausted(PermissionDenied):
 
 class ApprovalDenied(PermissionDenied):
     code = "approval_denied"
+
+
+class ApprovalRequired(PermissionDenied):
+    """A person must approve the call first; the caller repeats it, unchanged, once they have."""
+
+    code = "approval_required"
+
+    def __init__(self, message: str, approval_id: str, expires_at: str) -> None:
+        super().__init__(message)
+        self.details = {"approval_id": approval_id, "expires_at": expires_at}
 
 
 class NotFound(NoosphereError):

@@ -19,8 +19,10 @@ from noosphere.bus import Bus, create_transport
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
 from noosphere.errors import NotFound
+from noosphere.governance.actions import Governor
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.checkpoints import Checkpoints
+from noosphere.governance.gate import Gate
 from noosphere.governance.head_file import HEAD_FILE
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
@@ -38,6 +40,7 @@ class Node:
     bus: Bus
     checkpoints: Checkpoints  # human approvals
     agents: AgentRegistry
+    governor: Governor  # the gate for calls from outside the node (MCP, REST, CLI)
     new_admin_token: str | None = None  # set when this start created the admin credential
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -101,7 +104,12 @@ async def open_node(
         bus = Bus(create_transport(settings.bus, store), settings.bus, audit)
         try:
             checkpoints = Checkpoints(store, audit, settings.governance, deciders=agents.deciders)
-            yield Node(settings, store, auth, memory, key, audit, bus, checkpoints, agents, new_token)
+            governor = Governor(
+                Gate(checkpoints, audit), settings.governance, agents, settings.governance.caller_wait_seconds
+            )
+            yield Node(
+                settings, store, auth, memory, key, audit, bus, checkpoints, agents, governor, new_token
+            )
         finally:
             await bus.close()
             await audit.close()

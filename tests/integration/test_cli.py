@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -62,6 +63,12 @@ def test_memory_commands_round_trip(tmp_path: Path) -> None:
     exported = noosphere(data, "memory", "export", "--output", str(bundle))
     assert exported.returncode == 0, exported.stderr
     assert "exported 1 memories" in exported.stderr
+    # Forgetting (impact 0.6) by an agent waits for a person, from the CLI as from inside the node.
+    asked = noosphere(data, "memory", "forget", memory_id, token=token)
+    assert asked.returncode == 1 and "(approval_required)" in asked.stderr, asked.stderr
+    approval = re.search(r"approval ([0-9a-f]{16})", asked.stderr)
+    assert approval is not None
+    assert noosphere(data, "approvals", "approve", approval[1]).returncode == 0
     assert noosphere(data, "memory", "forget", memory_id, token=token).returncode == 0
     assert noosphere(data, "memory", "get", memory_id, token=token).returncode == 1
     imported = noosphere(data, "memory", "import", str(bundle))

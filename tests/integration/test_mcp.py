@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,10 @@ def _agent(live: Live, name: str) -> str:
     return token
 
 
-async def _exercise(client: Client) -> dict[str, Any]:
+Approve = Callable[[str], Awaitable[None]]
+
+
+async def _exercise(client: Client, approve: Approve) -> dict[str, Any]:
     tools = {t.name for t in (await client.list_tools()).tools}
     assert tools >= TOOLS
     stored = await client.call_tool(
@@ -70,12 +75,24 @@ async def _exercise(client: Client) -> dict[str, Any]:
     bad = await client.call_tool("memory_store", {"content": "x", "zone": "everyone"})
     assert bad.is_error
     assert "invalid_request" in bad.content[0].text  # type: ignore[union-attr]
+    # Forgetting (impact 0.6) by an agent's token waits for a person, as inside the node.
+    asked = await client.call_tool("memory_forget", {"id": memory["id"]})
+    assert asked.is_error
+    found_id = re.search(r"approval ([0-9a-f]{16})", asked.content[0].text)  # type: ignore[union-attr]
+    assert found_id is not None, asked.content
+    await approve(found_id[1])
     forgotten = await client.call_tool("memory_forget", {"id": memory["id"]})
-    assert not forgotten.is_error
+    assert not forgotten.is_error, forgotten.content
     missing = await client.call_tool("memory_get", {"id": memory["id"]})
     assert missing.is_error
     assert "not_found" in missing.content[0].text  # type: ignore[union-attr]
     return memory
+
+
+async def _approve(live: Live, approval: str) -> None:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {live.admin_token}"}) as http:
+        response = await http.post(f"{live.url}/api/v1/approvals/{approval}/approve", json={})
+        assert response.status_code == 200, response.text
 
 
 async def test_tools_over_streamable_http_with_bearer_auth(live: Live) -> None:
@@ -84,7 +101,7 @@ async def test_tools_over_streamable_http_with_bearer_auth(live: Live) -> None:
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
         Client(streamable_http_client(f"{live.url}/mcp", http_client=http)) as client,
     ):
-        memory = await _exercise(client)
+        memory = await _exercise(client, lambda approval: _approve(live, approval))
     assert memory["owner"] == "agent:claude"
 
 
@@ -149,8 +166,18 @@ async def test_tools_over_stdio(tmp_path: Path) -> None:
         args=["-m", "noosphere", "mcp"],
         env={**env, "NOOSPHERE_TOKEN": token},
     )
+
+    async def approve(approval: str) -> None:
+        subprocess.run(  # noqa: ASYNC221 - the CLI, as a person runs it
+            [sys.executable, "-m", "noosphere", "approvals", "approve", approval],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
     async with Client(params) as client:
-        memory = await _exercise(client)
+        memory = await _exercise(client, approve)
     assert memory["owner"] == "agent:cursor"
 
 

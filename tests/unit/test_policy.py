@@ -77,8 +77,12 @@ PERSON = Caller("user:ann")
         (L3, ToolCall("memory_add", None, impact=0.1), ASK, "L3"),
         (L3, ToolCall("memory_get", "m", impact=0.1, writes=False), ALLOW, "below 0.3"),
         (SCRIBE, ToolCall("FileEdit", "docs/guide.txt"), ALLOW, "FileEdit(docs/*)"),
-        # people and jobs have no level: node rules and thresholds only
-        (PERSON, ToolCall("memory_add", None, impact=0.1), ALLOW, "below 0.3"),
+        # people have no level: node rules bind them, impact estimates do not
+        (PERSON, ToolCall("memory_add", None, impact=0.1), ALLOW, "own authority"),
+        (PERSON, ToolCall("memory_store", "private", impact=0.6), ALLOW, "own authority"),
+        (PERSON, ToolCall("Bash", "ls", impact=0.9), ALLOW, "own authority"),
+        (PERSON, ToolCall("Bash", "git log", impact=0.9), ALLOW, "Bash(git:*)"),
+        (PERSON, ToolCall("memory_forget", "m", impact=0.6), ASK, "memory_forget(*)"),
         (PERSON, ToolCall("Bash", "rm x"), DENY, "Bash(rm:*)"),
     ],
 )

@@ -23,7 +23,6 @@ from noosphere.auth.principal import Principal, PrincipalKind, principal_id
 from noosphere.bus import Delivery, Kind
 from noosphere.config import RuntimeSettings
 from noosphere.errors import InvalidRequest, NoosphereError, NotFound, PermissionDenied
-from noosphere.governance.gate import Gate
 from noosphere.node import Node
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class Runtime:
         self.default_model = default_model
         self.settings = settings
         self.delegation = Delegation(node.store, node.bus, node.agents, node.settings.bus.poll_seconds)
-        self.gate = Gate(node.checkpoints, node.audit)
+        self.gate = node.governor.gate
         within = settings.delegation_timeout_minutes * 60
         tools = [
             *memory_tools(node.memory),

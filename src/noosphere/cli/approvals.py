@@ -60,7 +60,13 @@ def approvals_list(
 
     async def go() -> list[ApprovalRecord]:
         async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            return await node.checkpoints.recent_for(caller, None if every else status, limit)
+            wanted = None if every else status
+            return await node.governor.run(
+                caller,
+                "approvals_list",
+                {"status": wanted, "limit": limit},
+                lambda: node.checkpoints.recent_for(caller, wanted, limit),
+            )
 
     records = run(go)
     if as_json:
@@ -92,7 +98,12 @@ def approvals_show(
 
     async def go() -> ApprovalRecord:
         async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            return await node.checkpoints.get_for(caller, approval_id)
+            return await node.governor.run(
+                caller,
+                "approval_get",
+                {"id": approval_id},
+                lambda: node.checkpoints.get_for(caller, approval_id),
+            )
 
     record = run(go)
     emit_json(_as_dict(record)) if as_json else _show(record)
@@ -110,7 +121,12 @@ def _decide(
 
     async def go() -> ApprovalRecord:
         async with node_as(settings_from(config, data_dir), token, check_embedder=False) as (node, caller):
-            return await node.checkpoints.decide(approval_id, caller, verdict, scope, note)
+            return await node.governor.run(
+                caller,
+                "approval_decide",
+                {"id": approval_id, "verdict": verdict, "scope": scope, "note": note},
+                lambda: node.checkpoints.decide(approval_id, caller, verdict, scope, note),
+            )
 
     record = run(go)
     if as_json:

@@ -89,7 +89,11 @@ def _deliver(
                 ttl_seconds=ttl,
                 sender=sender,
             )
-            return await node.bus.deliver(envelope)
+            args = dict(
+                kind=kind, payload=body, recipient=recipient, topic=topic, priority=priority, ttl_seconds=ttl
+            )
+            args["sender"] = sender
+            return await node.governor.run(caller, "bus_send", args, lambda: node.bus.deliver(envelope))
 
     return run(go)
 
@@ -151,9 +155,15 @@ def receive(
     async def go() -> None:
         async with _bus_node(config, data_dir, token) as (node, caller):
             box = own_mailbox(caller, mailbox)
-            got = await node.bus.receive(box, limit, wait, lease)
+            args = {"mailbox": box, "limit": limit, "wait_seconds": wait, "lease_seconds": lease}
+            got = await node.governor.run(
+                caller, "bus_receive", args, lambda: node.bus.receive(box, limit, wait, lease)
+            )
             if ack:
-                await node.bus.ack(box, [d.envelope.id for d in got])
+                ids = [d.envelope.id for d in got]
+                await node.governor.run(
+                    caller, "bus_ack", {"mailbox": box, "ids": ids}, lambda: node.bus.ack(box, ids)
+                )
         rows = [{"attempt": d.attempt, "envelope": d.envelope.as_dict()} for d in got]
         if as_json:
             emit_json(rows)
@@ -176,7 +186,10 @@ def ack_(
 
     async def go() -> None:
         async with _bus_node(config, data_dir, token) as (node, caller):
-            settled = await node.bus.ack(own_mailbox(caller, mailbox), ids)
+            box = own_mailbox(caller, mailbox)
+            settled = await node.governor.run(
+                caller, "bus_ack", {"mailbox": box, "ids": ids}, lambda: node.bus.ack(box, ids)
+            )
         console.print(f"settled {settled} of {len(ids)}")
 
     run(go)
@@ -214,7 +227,13 @@ def subscribe(
 
     async def go() -> None:
         async with _bus_node(config, data_dir, token) as (node, caller):
-            await node.bus.subscribe(sender_for(caller, subscriber), pattern)
+            box = sender_for(caller, subscriber)
+            await node.governor.run(
+                caller,
+                "bus_subscribe",
+                {"pattern": pattern, "subscriber": box},
+                lambda: node.bus.subscribe(box, pattern),
+            )
 
     run(go)
 
@@ -231,7 +250,13 @@ def unsubscribe(
 
     async def go() -> bool:
         async with _bus_node(config, data_dir, token) as (node, caller):
-            return await node.bus.unsubscribe(sender_for(caller, subscriber), pattern)
+            box = sender_for(caller, subscriber)
+            return await node.governor.run(
+                caller,
+                "bus_unsubscribe",
+                {"pattern": pattern, "subscriber": box},
+                lambda: node.bus.unsubscribe(box, pattern),
+            )
 
     if not run(go):
         console.print("no such subscription")

@@ -24,7 +24,7 @@ from noosphere.cli.common import (
     run,
     settings_from,
 )
-from noosphere.memory.bundle import export_lines, import_bundle
+from noosphere.memory.bundle import ImportReport, export_lines, import_bundle
 from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
 
 app = typer.Typer(callback=record_command, help="Store, search and manage memories.", no_args_is_help=True)
@@ -76,7 +76,12 @@ def add(
                 supersedes=supersedes,
                 expires_at=expires_at,
             )
-            memory = await node.memory.store_one(principal, draft)
+            memory = await node.governor.run(
+                principal,
+                "memory_store",
+                draft.model_dump(mode="json"),
+                lambda: node.memory.store_one(principal, draft),
+            )
         emit_json(memory.model_dump(mode="json")) if as_json else print(memory.id)
 
     run(go)
@@ -98,9 +103,12 @@ def search(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            hits = await node.memory.search(
+            q = SearchQuery(query=query, limit=limit, zones=zones, kinds=kinds, tags=tags)
+            hits = await node.governor.run(
                 principal,
-                SearchQuery(query=query, limit=limit, zones=zones, kinds=kinds, tags=tags),
+                "memory_search",
+                q.model_dump(mode="json"),
+                lambda: node.memory.search(principal, q),
             )
         if as_json:
             emit_json([h.model_dump(mode="json") for h in hits])
@@ -118,7 +126,10 @@ def get(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            emit_json((await node.memory.get(principal, memory_id)).model_dump(mode="json"))
+            memory = await node.governor.run(
+                principal, "memory_get", {"id": memory_id}, lambda: node.memory.get(principal, memory_id)
+            )
+            emit_json(memory.model_dump(mode="json"))
 
     run(go)
 
@@ -138,8 +149,12 @@ def list_(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            page = await node.memory.list_memories(
-                principal, ListQuery(limit=limit, zones=zones, kinds=kinds, cursor=cursor)
+            q = ListQuery(limit=limit, zones=zones, kinds=kinds, cursor=cursor)
+            page = await node.governor.run(
+                principal,
+                "memory_list",
+                q.model_dump(mode="json"),
+                lambda: node.memory.list_memories(principal, q),
             )
         if as_json:
             emit_json(page.model_dump(mode="json"))
@@ -167,11 +182,21 @@ def forget(
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             if owner is not None:
-                count = await node.memory.forget_owner(principal, owner)
+                count = await node.governor.run(
+                    principal,
+                    "memory_forget_owner",
+                    {"owner": owner},
+                    lambda: node.memory.forget_owner(principal, owner),
+                )
                 console.print(f"forgot {count} memories of {owner}")
             else:
                 assert memory_id is not None
-                await node.memory.forget(principal, memory_id)
+                await node.governor.run(
+                    principal,
+                    "memory_forget",
+                    {"id": memory_id},
+                    lambda: node.memory.forget(principal, memory_id),
+                )
                 console.print(f"forgot {memory_id}")
 
     run(go)
@@ -189,18 +214,23 @@ def export(
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
             total = await node.store.count()
-            sink = output.open("w", encoding="utf-8") if output else sys.stdout
-            try:
-                with _progress() as bar:
-                    task = bar.add_task("exporting", total=total)
-                    count = -1
-                    async for line in export_lines(node.memory, principal):
-                        sink.write(line + "\n")
-                        count += 1
-                        bar.update(task, completed=count)
-            finally:
-                if output:
-                    sink.close()
+
+            async def write() -> int:
+                sink = output.open("w", encoding="utf-8") if output else sys.stdout
+                try:
+                    with _progress() as bar:
+                        task = bar.add_task("exporting", total=total)
+                        count = -1
+                        async for line in export_lines(node.memory, principal):
+                            sink.write(line + "\n")
+                            count += 1
+                            bar.update(task, completed=count)
+                finally:
+                    if output:
+                        sink.close()
+                return count
+
+            count = await node.governor.run(principal, "memory_export", {"output": str(output or "-")}, write)
         console.print(f"exported {count} memories")
 
     run(go)
@@ -217,16 +247,20 @@ def import_(
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            handle = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
-            try:
-                with _progress() as bar:
-                    task = bar.add_task("importing", total=None)
-                    report = await import_bundle(
-                        node.memory, principal, handle, lambda n: bar.advance(task, n)
-                    )
-            finally:
-                if handle is not sys.stdin:
-                    handle.close()
+
+            async def read() -> ImportReport:
+                handle = sys.stdin if str(source) == "-" else source.open(encoding="utf-8")
+                try:
+                    with _progress() as bar:
+                        task = bar.add_task("importing", total=None)
+                        return await import_bundle(
+                            node.memory, principal, handle, lambda n: bar.advance(task, n)
+                        )
+                finally:
+                    if handle is not sys.stdin:
+                        handle.close()
+
+            report = await node.governor.run(principal, "memory_import", {"source": str(source)}, read)
         console.print(
             f"imported {report.imported}, skipped {report.skipped} already present, "
             f"re-embedded {report.reembedded}"

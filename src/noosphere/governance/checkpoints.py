@@ -144,10 +144,10 @@ class Checkpoints:
         return person.id in await self.deciders(record.requester)
 
     async def get_for(self, caller: Principal, approval_id: str) -> ApprovalRecord:
-        """An approval as ``caller`` may see it: people those they may decide, an agent those it
-        asked for."""
+        """An approval as ``caller`` may see it: those it asked for, and a person those they may
+        decide."""
         record = await self.get(approval_id)
-        mine = record.requester == caller.mailbox and not caller.is_person
+        mine = record.requester == caller.mailbox
         if not mine and not await self.may_decide(caller, record):
             raise PermissionDenied(f"approval {approval_id} is not yours to see")
         return record

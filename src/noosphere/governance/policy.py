@@ -13,11 +13,12 @@ A call's *subject* is the argument its tool names as the one rules look at (the 
 tool, the path of a file tool, the id of a memory); a tool without one is matched on ``*`` only.
 
 Rules come in three effects and three scopes: the node's, a level's (``L0``..``L3``) and an
-agent's own; a call is checked against the union of the ones that apply to its caller. The
-decision, in order:
+agent's own; a call is checked against the union of the ones that apply to its caller. Node rules
+bind people too (the admin and users calling through MCP, REST or the CLI). The decision, in order:
 
     1. a matching deny rule                        → deny
     2. a matching ask rule                         → ask a human
+       (a person, no rule denying or asking       → allow: the steps below govern agents)
     3. estimated impact above ``HUMAN_ABOVE`` (0.7) → ask a human
     4. a matching allow rule                       → allow
     5. a write by an L3 agent                      → ask a human
@@ -116,8 +117,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Caller:
-    name: str  # agent name (or a principal id for people and jobs)
-    level: Level | None = None  # None: not an agent (a user, the admin, a job)
+    name: str  # the caller's bus address: an agent's name, a person's principal id (admin, user:bob)
+    level: Level | None = None  # None: a person (a user, the admin); jobs act as L0
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,10 @@ def decide(policy: Policy, caller: Caller, call: ToolCall) -> Decision:
             allow = allow or rule
     if ask is not None:
         return Decision(Effect.ASK, f"{ask.scope} rule {ask.text} asks a human", ask.text)
+    if caller.level is None:  # a person acts on their own authority: only rules bind them
+        if allow is not None:
+            return Decision(Effect.ALLOW, f"allowed by {allow.scope} rule {allow.text}", allow.text)
+        return Decision(Effect.ALLOW, "no rule denies or asks; people act on their own authority")
     if call.impact > HUMAN_ABOVE:
         return Decision(
             Effect.ASK, f"estimated impact {call.impact:.2f} is above {HUMAN_ABOVE}: a human decides"

@@ -101,9 +101,16 @@ async def delete_agent(name: str, node: NodeDep) -> None:
 async def run_agent(
     name: str, body: RunIn, runtime: RuntimeDep, caller: PrincipalDep
 ) -> StreamingResponse | RunResult:
-    await runtime.admit(caller, name)
+    args = {"agent": name, "task": body.task, "session": body.session}
     if not body.stream:
-        return await runtime.run(name, body.task, body.session, payer=caller)
+
+        async def whole() -> RunResult:
+            await runtime.admit(caller, name)
+            return await runtime.run(name, body.task, body.session, payer=caller)
+
+        return await runtime.node.governor.run(caller, "run_agent", args, whole)
+    # Streamed: the run is cleared and audited as it starts; its own tool calls are audited one by one.
+    await runtime.node.governor.run(caller, "run_agent", args, lambda: runtime.admit(caller, name))
     return StreamingResponse(
         _events(runtime, name, body, caller),
         media_type="text/event-stream",

@@ -51,18 +51,33 @@ async def list_approvals(
     status: Status | None = None,
     limit: int = Query(50, ge=1, le=1000),
 ) -> list[ApprovalOut]:
-    return [ApprovalOut.of(r) for r in await node.checkpoints.recent_for(caller, status, limit)]
+    records = await node.governor.run(
+        caller,
+        "approvals_list",
+        {"status": status, "limit": limit},
+        lambda: node.checkpoints.recent_for(caller, status, limit),
+    )
+    return [ApprovalOut.of(r) for r in records]
 
 
 @router.get("/{approval_id}", summary="One approval (people, or the agent that asked)")
 async def get_approval(approval_id: str, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
-    return ApprovalOut.of(await node.checkpoints.get_for(caller, approval_id))
+    record = await node.governor.run(
+        caller, "approval_get", {"id": approval_id}, lambda: node.checkpoints.get_for(caller, approval_id)
+    )
+    return ApprovalOut.of(record)
 
 
 async def _decide(
     node: NodeDep, caller: PrincipalDep, approval_id: str, verdict: Verdict, body: DecisionIn
 ) -> ApprovalOut:
-    return ApprovalOut.of(await node.checkpoints.decide(approval_id, caller, verdict, body.scope, body.note))
+    record = await node.governor.run(
+        caller,
+        "approval_decide",
+        {"id": approval_id, "verdict": verdict, **body.model_dump(mode="json")},
+        lambda: node.checkpoints.decide(approval_id, caller, verdict, body.scope, body.note),
+    )
+    return ApprovalOut.of(record)
 
 
 @router.post("/{approval_id}/approve", summary="Approve: once, for the session, or always")

@@ -117,30 +117,55 @@ class Subscription(BaseModel):
 
 @router.post("/messages", summary="Send to a mailbox or publish to a topic")
 async def send(body: EnvelopeIn, node: NodeDep, caller: CallerDep) -> Sent:
-    return await node.bus.deliver(body.envelope(caller))
+    envelope = body.envelope(caller)
+    return await node.governor.run(
+        caller, "bus_send", body.model_dump(mode="json"), lambda: node.bus.deliver(envelope)
+    )
 
 
 @router.post("/requests", summary="Send a request and wait for its response (504 on timeout)")
 async def request(body: RequestIn, node: NodeDep, caller: CallerDep) -> EnvelopeOut:
-    return _out(await node.bus.request(body.envelope(caller), body.timeout_seconds))
+    envelope = body.envelope(caller)
+    answer = await node.governor.run(
+        caller,
+        "bus_send",
+        body.model_dump(mode="json"),
+        lambda: node.bus.request(envelope, body.timeout_seconds),
+    )
+    return _out(answer)
 
 
 @router.post("/mailboxes/{mailbox}/receive", summary="Lease messages from a mailbox")
 async def receive(mailbox: str, body: ReceiveIn, node: NodeDep, caller: CallerDep) -> list[DeliveryOut]:
-    got: list[Delivery] = await node.bus.receive(
-        own_mailbox(caller, mailbox), body.limit, body.wait_seconds, body.lease_seconds
+    box = own_mailbox(caller, mailbox)
+    got: list[Delivery] = await node.governor.run(
+        caller,
+        "bus_receive",
+        {"mailbox": box, **body.model_dump(mode="json")},
+        lambda: node.bus.receive(box, body.limit, body.wait_seconds, body.lease_seconds),
     )
     return [DeliveryOut(attempt=d.attempt, envelope=_out(d.envelope)) for d in got]
 
 
 @router.post("/mailboxes/{mailbox}/ack", summary="Settle received messages for good")
 async def ack(mailbox: str, body: AckIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
-    return {"settled": await node.bus.ack(own_mailbox(caller, mailbox), body.ids)}
+    box = own_mailbox(caller, mailbox)
+    settled = await node.governor.run(
+        caller, "bus_ack", {"mailbox": box, "ids": body.ids}, lambda: node.bus.ack(box, body.ids)
+    )
+    return {"settled": settled}
 
 
 @router.post("/mailboxes/{mailbox}/nack", summary="Give received messages back for redelivery")
 async def nack(mailbox: str, body: NackIn, node: NodeDep, caller: CallerDep) -> dict[str, int]:
-    return {"released": await node.bus.nack(own_mailbox(caller, mailbox), body.ids, body.delay_seconds)}
+    box = own_mailbox(caller, mailbox)
+    released = await node.governor.run(
+        caller,
+        "bus_nack",
+        {"mailbox": box, **body.model_dump(mode="json")},
+        lambda: node.bus.nack(box, body.ids, body.delay_seconds),
+    )
+    return {"released": released}
 
 
 @router.get("/mailboxes", summary="Ready, in-flight and dead counts (the admin sees every mailbox)")
@@ -156,9 +181,16 @@ async def subscriptions(node: NodeDep, caller: CallerDep) -> list[Subscription]:
 
 @router.put("/subscriptions", status_code=204, summary="Subscribe the caller's mailbox to a topic pattern")
 async def subscribe(body: SubscriptionIn, node: NodeDep, caller: CallerDep) -> None:
-    await node.bus.subscribe(caller.mailbox, body.pattern)
+    await node.governor.run(
+        caller,
+        "bus_subscribe",
+        {"pattern": body.pattern},
+        lambda: node.bus.subscribe(caller.mailbox, body.pattern),
+    )
 
 
 @router.delete("/subscriptions", status_code=204, summary="Remove one of the caller's subscriptions")
 async def unsubscribe(pattern: str, node: NodeDep, caller: CallerDep) -> None:
-    await node.bus.unsubscribe(caller.mailbox, pattern)
+    await node.governor.run(
+        caller, "bus_unsubscribe", {"pattern": pattern}, lambda: node.bus.unsubscribe(caller.mailbox, pattern)
+    )

@@ -19,9 +19,9 @@ from noosphere.errors import NoosphereError
 logger = logging.getLogger(__name__)
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+def error_body(code: str, message: str, **details: str) -> dict[str, dict[str, str]]:
     # "type" mirrors "code" so OpenAI clients, which read error.type, understand it too.
-    return {"error": {"code": code, "message": message, "type": code}}
+    return {"error": {"code": code, "message": message, "type": code, **details}}
 
 
 async def send_json(
@@ -63,7 +63,8 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NoosphereError)
     async def domain_error(_: Request, exc: NoosphereError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=error_headers(exc))
+        body = error_body(exc.code, exc.message, **exc.details)
+        return JSONResponse(body, exc.status, headers=error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

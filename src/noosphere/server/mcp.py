@@ -8,7 +8,7 @@ the token given to ``noosphere mcp`` for stdio), never from tool arguments.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere.agents.runtime import Runtime
@@ -57,12 +58,17 @@ def build_mcp(
         "with bus_send and read your mailbox with bus_receive (then bus_ack).",
     )
 
-    async def call(ctx: Context, tool: str, fn: Callable[[Principal], Awaitable[Any]]) -> Any:
-        """Run a tool as the transport's principal, if the authorization table lets it."""
+    async def call(
+        ctx: Context, tool: str, args: Mapping[str, Any], fn: Callable[[Principal], Awaitable[Any]]
+    ) -> Any:
+        """Run a tool as the transport's principal, if the authorization table lets it, through
+        the governance gate (policy, a person's approval where a rule asks, audit)."""
         try:
             principal = await principal_of(ctx)
             authorize("mcp", tool, principal)
-            return await fn(principal)
+            return await node().governor.run(
+                principal, tool, to_jsonable_python(args), lambda: fn(principal), _session(ctx)
+            )
         except (NoosphereError, ValidationError) as exc:
             raise _tool_error(exc) from exc
 
@@ -97,7 +103,22 @@ def build_mcp(
             )
             return (await node().memory.store_one(p, draft)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, "memory_store", run)
+        result: dict[str, Any] = await call(
+            ctx,
+            "memory_store",
+            dict(
+                content=content,
+                zone=zone,
+                kind=kind,
+                tags=tags,
+                metadata=metadata,
+                expires_at=expires_at,
+                supersedes=supersedes,
+                thread_id=thread_id,
+                importance=importance,
+            ),
+            run,
+        )
         return result
 
     @server.tool()
@@ -109,7 +130,7 @@ def build_mcp(
             stored = await node().memory.store_many(p, drafts)
             return {"items": [m.model_dump(mode="json") for m in stored]}
 
-        result: dict[str, Any] = await call(ctx, "memory_store_many", run)
+        result: dict[str, Any] = await call(ctx, "memory_store_many", {"items": items}, run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -149,7 +170,24 @@ def build_mcp(
             hits = await node().memory.search(p, q)
             return {"hits": [h.model_dump(mode="json") for h in hits]}
 
-        result: dict[str, Any] = await call(ctx, "memory_search", run)
+        result: dict[str, Any] = await call(
+            ctx,
+            "memory_search",
+            dict(
+                query=query,
+                limit=limit,
+                zones=zones,
+                kinds=kinds,
+                tags=tags,
+                since=since,
+                until=until,
+                metadata=metadata,
+                thread_id=thread_id,
+                owner=owner,
+                include_invalid=include_invalid,
+            ),
+            run,
+        )
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -159,7 +197,7 @@ def build_mcp(
         async def run(p: Principal) -> dict[str, Any]:
             return (await node().memory.get(p, id)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, "memory_get", run)
+        result: dict[str, Any] = await call(ctx, "memory_get", {"id": id}, run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -197,7 +235,24 @@ def build_mcp(
             )
             return (await node().memory.list_memories(p, q)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, "memory_list", run)
+        result: dict[str, Any] = await call(
+            ctx,
+            "memory_list",
+            dict(
+                limit=limit,
+                cursor=cursor,
+                zones=zones,
+                kinds=kinds,
+                tags=tags,
+                thread_id=thread_id,
+                since=since,
+                until=until,
+                owner=owner,
+                metadata=metadata,
+                include_invalid=include_invalid,
+            ),
+            run,
+        )
         return result
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True))
@@ -208,7 +263,7 @@ def build_mcp(
             await node().memory.forget(p, id)
             return {"forgotten": id}
 
-        result: dict[str, Any] = await call(ctx, "memory_forget", run)
+        result: dict[str, Any] = await call(ctx, "memory_forget", {"id": id}, run)
         return result
 
     register_bus_tools(server, node, call)
@@ -216,6 +271,14 @@ def build_mcp(
     if runtime is not None:
         register_agent_tools(server, runtime, call)
     return server
+
+
+def _session(ctx: Context) -> str | None:
+    """The MCP session of a Streamable HTTP call ("approve for the session" covers it); None on
+    stdio."""
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None)
+    return None if headers is None else headers.get("mcp-session-id")
 
 
 async def principal_from_http(ctx: Context) -> Principal:

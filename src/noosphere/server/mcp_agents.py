@@ -46,5 +46,7 @@ def register_agent_tools(server: MCPServer, runtime: Callable[[], Runtime], call
 
             return asdict(await runtime().run(agent, task, session, emit, payer=p))
 
-        result: dict[str, Any] = await call(ctx, "run_agent", run)
+        result: dict[str, Any] = await call(
+            ctx, "run_agent", {"agent": agent, "task": task, "session": session}, run
+        )
         return result

@@ -27,7 +27,7 @@ def register_approval_tools(server: MCPServer, node: Callable[[], Node], call: C
             records = await node().checkpoints.recent_for(p, status, limit)
             return {"approvals": [ApprovalOut.of(r).model_dump(mode="json") for r in records]}
 
-        result: dict[str, Any] = await call(ctx, "approvals_list", run)
+        result: dict[str, Any] = await call(ctx, "approvals_list", {"status": status, "limit": limit}, run)
         return result
 
     @server.tool()
@@ -41,5 +41,7 @@ def register_approval_tools(server: MCPServer, node: Callable[[], Node], call: C
             record = await node().checkpoints.decide(id, p, verdict, scope, note)
             return ApprovalOut.of(record).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(ctx, "approval_decide", run)
+        result: dict[str, Any] = await call(
+            ctx, "approval_decide", {"id": id, "verdict": verdict, "scope": scope, "note": note}, run
+        )
         return result

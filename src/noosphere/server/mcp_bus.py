@@ -3,7 +3,7 @@ principal of its token, through the same access rules as REST (``noosphere.bus.a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ from noosphere.bus.access import check_caller, envelope_from, own_mailbox
 from noosphere.bus.envelope import DEFAULT_PRIORITY
 from noosphere.node import Node
 
-Call = Callable[[Context, str, Callable[[Principal], Awaitable[Any]]], Awaitable[Any]]
+Call = Callable[[Context, str, Mapping[str, Any], Callable[[Principal], Awaitable[Any]]], Awaitable[Any]]
 
 
 def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) -> None:
@@ -47,7 +47,20 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
             sent = await node().bus.deliver(envelope)
             return {"id": sent.id, "delivered_to": sent.delivered_to}
 
-        result: dict[str, Any] = await call(ctx, "bus_send", run)
+        result: dict[str, Any] = await call(
+            ctx,
+            "bus_send",
+            dict(
+                kind=kind,
+                payload=payload,
+                recipient=recipient,
+                topic=topic,
+                priority=priority,
+                ttl_seconds=ttl_seconds,
+                correlation_id=correlation_id,
+            ),
+            run,
+        )
         return result
 
     @server.tool()
@@ -60,7 +73,9 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
             got = await node().bus.receive(box, limit, wait_seconds)
             return {"messages": [{"attempt": d.attempt, **orjson.loads(d.envelope.to_json())} for d in got]}
 
-        result: dict[str, Any] = await call(ctx, "bus_receive", run)
+        result: dict[str, Any] = await call(
+            ctx, "bus_receive", {"limit": limit, "wait_seconds": wait_seconds}, run
+        )
         return result
 
     @server.tool()
@@ -70,7 +85,7 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
         async def run(p: Principal) -> dict[str, int]:
             return {"settled": await node().bus.ack(own_mailbox(p, p.mailbox), ids)}
 
-        result: dict[str, int] = await call(ctx, "bus_ack", run)
+        result: dict[str, int] = await call(ctx, "bus_ack", {"ids": ids}, run)
         return result
 
     @server.tool()
@@ -81,5 +96,5 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
             await node().bus.subscribe(check_caller(p).mailbox, pattern)
             return {"subscribed": pattern}
 
-        result: dict[str, str] = await call(ctx, "bus_subscribe", run)
+        result: dict[str, str] = await call(ctx, "bus_subscribe", {"pattern": pattern}, run)
         return result

@@ -42,17 +42,32 @@ class Forgotten(BaseModel):
 
 @router.post("", status_code=201, summary="Store one memory")
 async def store(draft: MemoryDraft, node: NodeDep, principal: PrincipalDep) -> Memory:
-    return await node.memory.store_one(principal, draft)
+    args = draft.model_dump(mode="json")
+    return await node.governor.run(
+        principal, "memory_store", args, lambda: node.memory.store_one(principal, draft)
+    )
 
 
 @router.post("/batch", status_code=201, summary="Store many memories in one transaction")
 async def store_many(body: StoreMany, node: NodeDep, principal: PrincipalDep) -> Stored:
-    return Stored(items=await node.memory.store_many(principal, body.items))
+    stored = await node.governor.run(
+        principal,
+        "memory_store_many",
+        body.model_dump(mode="json"),
+        lambda: node.memory.store_many(principal, body.items),
+    )
+    return Stored(items=stored)
 
 
 @router.post("/search", summary="Hybrid search (vector + BM25, fused)")
 async def search(query: SearchQuery, node: NodeDep, principal: PrincipalDep) -> SearchResults:
-    return SearchResults(hits=await node.memory.search(principal, query))
+    hits = await node.governor.run(
+        principal,
+        "memory_search",
+        query.model_dump(mode="json"),
+        lambda: node.memory.search(principal, query),
+    )
+    return SearchResults(hits=hits)
 
 
 @router.get("", summary="List memories in write order")
@@ -87,19 +102,31 @@ async def list_memories(
         error = InvalidRequest(validation_message(exc.errors()))
         error.status = 422
         raise error from None
-    return await node.memory.list_memories(principal, query)
+    return await node.governor.run(
+        principal,
+        "memory_list",
+        query.model_dump(mode="json"),
+        lambda: node.memory.list_memories(principal, query),
+    )
 
 
 @router.get("/{memory_id}", summary="Get one memory")
 async def get(memory_id: str, node: NodeDep, principal: PrincipalDep) -> Memory:
-    return await node.memory.get(principal, memory_id)
+    return await node.governor.run(
+        principal, "memory_get", {"id": memory_id}, lambda: node.memory.get(principal, memory_id)
+    )
 
 
 @router.delete("/{memory_id}", status_code=204, summary="Forget a memory for good")
 async def forget(memory_id: str, node: NodeDep, principal: PrincipalDep) -> None:
-    await node.memory.forget(principal, memory_id)
+    await node.governor.run(
+        principal, "memory_forget", {"id": memory_id}, lambda: node.memory.forget(principal, memory_id)
+    )
 
 
 @router.delete("", summary="Forget every memory of an owner (GDPR erasure)")
 async def forget_owner(owner: str, node: NodeDep, principal: PrincipalDep) -> Forgotten:
-    return Forgotten(deleted=await node.memory.forget_owner(principal, owner))
+    deleted = await node.governor.run(
+        principal, "memory_forget_owner", {"owner": owner}, lambda: node.memory.forget_owner(principal, owner)
+    )
+    return Forgotten(deleted=deleted)

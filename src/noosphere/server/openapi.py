@@ -21,6 +21,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     type: str
+    approval_id: str | None = None  # approval_required: the approval a person decides
+    expires_at: str | None = None  # approval_required: until when it waits for them
 
 
 class ErrorBody(BaseModel):
@@ -30,7 +32,8 @@ class ErrorBody(BaseModel):
 _ERRORS = {
     "400": "Invalid request (code `invalid_request`, …)",
     "401": "No valid bearer token (`unauthenticated`)",
-    "403": "The caller may not do this (`permission_denied`, `budget_exhausted`, …)",
+    "403": "The caller may not do this (`permission_denied`, `budget_exhausted`, …), or a person "
+    "must approve it first (`approval_required`, with `approval_id`: repeat the call once approved)",
     "404": "Not found (`not_found`, `model_not_found`)",
     "409": "In conflict with what is stored (`conflict`: exists already, decided already, …)",
     "413": "The body is over `server.max_body_bytes` (`payload_too_large`)",

@@ -169,6 +169,7 @@ class ApprovalRecord:
     scope: str | None = None  # once | session | always, when approved
     note: str | None = None
     escalated_from: str | None = None  # the approval this one escalates; only the admin decides it
+    used_at: datetime | None = None  # when the call it cleared ran, or its refusal was reported
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,13 @@ class MemoryStore(Protocol):
 
     async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
         """Pending approvals whose time ran out."""
+
+    async def open_approval(self, requester: str, tool: str, args_digest: str) -> ApprovalRecord | None:
+        """The newest approval of this exact call not used yet, unless it was escalated (its
+        successor is the one to look at): pending, or decided and waiting to be used."""
+
+    async def use_approval(self, approval_id: str, at: datetime) -> bool:
+        """Mark a decided approval used (compare and set); False if it was used already."""
 
     async def put_grant(
         self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime

@@ -409,6 +409,14 @@ class PostgresStore:
         async with self._connection() as conn:
             return await approvals_sql.due(conn, now)
 
+    async def open_approval(self, requester: str, tool: str, args_digest: str) -> ApprovalRecord | None:
+        async with self._connection() as conn:
+            return await approvals_sql.open_for(conn, requester, tool, args_digest)
+
+    async def use_approval(self, approval_id: str, at: datetime) -> bool:
+        async with self._connection() as conn:
+            return await approvals_sql.use(conn, approval_id, at)
+
     async def put_grant(
         self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
     ) -> None:

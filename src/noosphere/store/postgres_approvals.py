@@ -13,7 +13,7 @@ Row = dict[str, Any]
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note, escalated_from"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at"
 )
 
 
@@ -24,10 +24,10 @@ def _record(r: Row) -> ApprovalRecord:
 async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
     await conn.execute(
         f"INSERT INTO approvals ({_COLUMNS}) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decided_by = EXCLUDED.decided_by, "
         "decided_at = EXCLUDED.decided_at, scope = EXCLUDED.scope, note = EXCLUDED.note, "
-        "expires_at = EXCLUDED.expires_at",
+        "expires_at = EXCLUDED.expires_at, used_at = EXCLUDED.used_at",
         (
             a.id,
             a.requester,
@@ -46,6 +46,7 @@ async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
             a.scope,
             a.note,
             a.escalated_from,
+            a.used_at,
         ),
     )
 
@@ -88,6 +89,26 @@ async def due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]
         (now,),
     )
     return [_record(r) for r in await cur.fetchall()]
+
+
+async def open_for(
+    conn: AsyncConnection[Row], requester: str, tool: str, digest: str
+) -> ApprovalRecord | None:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE requester = %s AND tool = %s AND args_digest = %s "
+        "AND used_at IS NULL AND status <> 'escalated' ORDER BY created_at DESC, id DESC LIMIT 1",
+        (requester, tool, digest),
+    )
+    row = await cur.fetchone()
+    return _record(row) if row else None
+
+
+async def use(conn: AsyncConnection[Row], approval_id: str, at: datetime) -> bool:
+    cur = await conn.execute(
+        "UPDATE approvals SET used_at = %s WHERE id = %s AND used_at IS NULL AND status <> 'pending'",
+        (at, approval_id),
+    )
+    return cur.rowcount == 1
 
 
 async def put_grant(

@@ -333,6 +333,12 @@ class SQLiteStore:
     async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
         return await self._run(lambda conn: approvals_sql.due(conn, now))
 
+    async def open_approval(self, requester: str, tool: str, args_digest: str) -> ApprovalRecord | None:
+        return await self._run(lambda conn: approvals_sql.open_for(conn, requester, tool, args_digest))
+
+    async def use_approval(self, approval_id: str, at: datetime) -> bool:
+        return await self._run(lambda conn: approvals_sql.use(conn, approval_id, at))
+
     async def put_grant(
         self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
     ) -> None:

@@ -10,7 +10,7 @@ from noosphere.store.sqlite_sql import dt, ts
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note, escalated_from"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at"
 )
 
 
@@ -35,12 +35,13 @@ def _record(r: sqlite3.Row) -> ApprovalRecord:
         scope=r["scope"],
         note=r["note"],
         escalated_from=r["escalated_from"],
+        used_at=dt(r["used_at"]),
     )
 
 
 def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
     conn.execute(
-        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
         (
             a.id,
             a.requester,
@@ -59,6 +60,7 @@ def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
             a.scope,
             a.note,
             a.escalated_from,
+            ts(a.used_at),
         ),
     )
 
@@ -100,6 +102,23 @@ def due(conn: sqlite3.Connection, now: datetime) -> list[ApprovalRecord]:
         (now.timestamp(),),
     ).fetchall()
     return [_record(r) for r in rows]
+
+
+def open_for(conn: sqlite3.Connection, requester: str, tool: str, digest: str) -> ApprovalRecord | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM approvals WHERE requester = ? AND tool = ? AND args_digest = ? "
+        "AND used_at IS NULL AND status <> 'escalated' ORDER BY created_at DESC, id DESC LIMIT 1",
+        (requester, tool, digest),
+    ).fetchone()
+    return _record(row) if row else None
+
+
+def use(conn: sqlite3.Connection, approval_id: str, at: datetime) -> bool:
+    cur = conn.execute(
+        "UPDATE approvals SET used_at = ? WHERE id = ? AND used_at IS NULL AND status <> 'pending'",
+        (at.timestamp(), approval_id),
+    )
+    return cur.rowcount == 1
 
 
 def put_grant(
