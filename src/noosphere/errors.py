@@ -8,7 +8,8 @@
     ├── PermissionDenied                permission_denied 403
     │   ├── BudgetExhausted             budget_exhausted  403
     │   ├── ApprovalDenied              approval_denied   403  (rejected, or timed out)
-    │   └── ApprovalRequired            approval_required 403  (a person decides; ``approval_id``)
+    │   ├── ApprovalRequired            approval_required 403  (a person decides; ``approval_id``)
+    │   └── WrongSecret                 wrong_secret      403  (not the conversation secret)
     ├── NotFound                        not_found         404
     │   └── ModelNotFound               model_not_found   404
     ├── Conflict                        conflict          409
@@ -83,6 +84,12 @@ class ApprovalRequired(PermissionDenied):
     def __init__(self, message: str, approval_id: str, expires_at: str) -> None:
         super().__init__(message)
         self.details = {"approval_id": approval_id, "expires_at": expires_at}
+
+
+class WrongSecret(PermissionDenied):
+    """The conversation secret given is not the one the principal's conversations are sealed with."""
+
+    code = "wrong_secret"
 
 
 class NotFound(NoosphereError):

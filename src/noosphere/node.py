@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from noosphere.agents.registry import AgentRegistry
+from noosphere.auth.conversation_key import ConversationKeys
 from noosphere.auth.principal import ADMIN_ID, Principal, PrincipalKind, principal_id
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.bus import Bus, create_transport
@@ -41,10 +42,13 @@ class Node:
     checkpoints: Checkpoints  # human approvals
     agents: AgentRegistry
     governor: Governor  # the gate for calls from outside the node (MCP, REST, CLI)
+    keys: ConversationKeys  # conversation keys, from secrets people send with their requests
     new_admin_token: str | None = None  # set when this start created the admin credential
 
-    async def authenticate(self, token: str | None) -> Principal:
-        return await self.auth.authenticate(token)
+    async def authenticate(self, token: str | None, secret: str | None = None) -> Principal:
+        """The caller of ``token``; with ``secret``, holding its conversation key."""
+        principal = await self.auth.authenticate(token)
+        return principal if secret is None else await self.keys.unlock(principal, secret)
 
     async def remove(self, kind: PrincipalKind, name: str, by: str = ADMIN_ID) -> int:
         """Delete a user, agent or worker with everything it owned — its memories (erased from
@@ -107,8 +111,9 @@ async def open_node(
             governor = Governor(
                 Gate(checkpoints, audit), settings.governance, agents, settings.governance.caller_wait_seconds
             )
+            keys = ConversationKeys(store, settings.auth.cache_seconds)
             yield Node(
-                settings, store, auth, memory, key, audit, bus, checkpoints, agents, governor, new_token
+                settings, store, auth, memory, key, audit, bus, checkpoints, agents, governor, keys, new_token
             )
         finally:
             await bus.close()

@@ -154,6 +154,9 @@ class FakeEmbedderForReading:
         pass
 
 
+SECRET = "bea's own conversation secret"
+
+
 def test_a_conversation_is_kept_for_a_user_who_opted_in_as_encrypted_memory(node: Gateway) -> None:
     created = cli(node, "user", "create", "bea", "--conversations", "--json")
     token = json.loads(created.stdout)["token"]
@@ -162,15 +165,21 @@ def test_a_conversation_is_kept_for_a_user_who_opted_in_as_encrypted_memory(node
             raw = client.chat.completions.with_raw_response.create(
                 model="fake",
                 messages=[{"role": "user", "content": question}],
-                extra_headers={"X-Conversation-Id": "conv-42"},
+                extra_headers={"X-Conversation-Id": "conv-42", "X-Noosphere-Secret": SECRET},
             )
             assert raw.headers["x-conversation-id"] == "conv-42"
+        # Without her secret, nothing of an exchange can be sealed for her: it is not kept.
+        client.chat.completions.create(
+            model="fake",
+            messages=[{"role": "user", "content": "not kept"}],
+            extra_headers={"X-Conversation-Id": "conv-42"},
+        )
 
     def mine() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = httpx.get(
             node.url + "/api/v1/memories",
             params={"thread_id": "conv-42"},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}", "X-Noosphere-Secret": SECRET},
         ).json()["items"]
         return items
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from noosphere.auth.principal import Level, PrincipalKind
-from noosphere.errors import EmbedderMismatch, InvalidRequest, PayloadTooLarge, PermissionDenied
+from noosphere.errors import EmbedderMismatch, InvalidRequest, PayloadTooLarge, PermissionDenied, WrongSecret
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, MemoryDraft, SearchQuery, Zone
 from noosphere.memory.service import MemoryService, content_hash
@@ -84,9 +84,12 @@ async def test_messages_expire_and_gc_purges_them(any_node: Node) -> None:
     assert later.expired == 1
 
 
+SECRET = "correct horse battery staple"
+
+
 async def test_conversations_are_ciphertext_to_everyone_but_their_owner(any_node: Node) -> None:
     _, token = await any_node.auth.create(PrincipalKind.USER, "ann")
-    ann = await any_node.authenticate(token)
+    ann = await any_node.authenticate(token, SECRET)
     stored = await any_node.memory.store_one(
         ann, MemoryDraft(content="I told the bot about my divorce", kind="conversation")
     )
@@ -103,28 +106,39 @@ async def test_conversations_are_ciphertext_to_everyone_but_their_owner(any_node
         ann, MemoryDraft(content="I told the bot about my divorce", kind="conversation")
     )
     assert again.id == stored.id  # de-duplication still works for the owner
-    # Without the token (e.g. a principal loaded by id), the owner gets ciphertext, not an error.
-    keyless = await any_node.auth.by_id(ann.id)
+    # Without the secret, the owner's own token gets ciphertext, not an error, and cannot store one.
+    keyless = await any_node.authenticate(token)
     assert "divorce" not in (await any_node.memory.get(keyless, stored.id)).content
+    with pytest.raises(PermissionDenied):
+        await any_node.memory.store_one(keyless, MemoryDraft(content="x", kind="conversation"))
     with pytest.raises(InvalidRequest):
         await any_node.memory.store_one(ann, MemoryDraft(content="x", kind="conversation", zone=Zone.SHARED))
 
 
-async def test_a_conversation_sealed_under_another_credential_never_breaks_a_read(any_node: Node) -> None:
-    """After a token rotation (or with an API key instead of the token) an owner's older
-    conversations cannot be opened: they are shown sealed, and the rest of the page still reads."""
+async def test_the_secret_not_the_token_opens_conversations(any_node: Node) -> None:
+    """A token rotation or an API key leaves a person's conversations readable with their secret;
+    a wrong secret is refused, never used to seal; a reset starts over with older ones sealed."""
     _, token = await any_node.auth.create(PrincipalKind.USER, "ann")
-    before = await any_node.authenticate(token)
+    before = await any_node.authenticate(token, SECRET)
     sealed = await any_node.memory.store_one(before, MemoryDraft(content="old secret", kind="conversation"))
-    after = await any_node.authenticate(await any_node.auth.rotate(PrincipalKind.USER, "ann"))
-    fresh = await any_node.memory.store_one(after, MemoryDraft(content="new secret", kind="conversation"))
-    await any_node.memory.store_one(after, MemoryDraft(content="a plain fact"))
-    page = await any_node.memory.list_memories(after, ListQuery())
+    rotated = await any_node.auth.rotate(PrincipalKind.USER, "ann")
+    _, key = await any_node.auth.create_api_key("ann")
+    for credential in (rotated, key):
+        after = await any_node.authenticate(credential, SECRET)
+        assert (await any_node.memory.get(after, sealed.id)).content == "old secret"
+    with pytest.raises(WrongSecret):
+        await any_node.authenticate(rotated, "not the right secret at all")
+    with pytest.raises(InvalidRequest):
+        await any_node.authenticate(rotated, "short")
+
+    assert await any_node.keys.reset("user:ann")
+    fresh = await any_node.authenticate(rotated, "a brand new secret, chosen again")
+    await any_node.memory.store_one(fresh, MemoryDraft(content="new secret", kind="conversation"))
+    await any_node.memory.store_one(fresh, MemoryDraft(content="a plain fact"))
+    page = await any_node.memory.list_memories(fresh, ListQuery())  # one sealed memory breaks nothing
     contents = {m.id: (m.content, m.encrypted) for m in page.items}
-    assert contents[fresh.id] == ("new secret", True)
     assert contents[sealed.id][0] != "old secret" and contents[sealed.id][1]
-    assert "a plain fact" in {c for c, _ in contents.values()}
-    assert (await any_node.memory.get(after, sealed.id)).content == contents[sealed.id][0]
+    assert {"new secret", "a plain fact"} <= {c for c, _ in contents.values()}
 
 
 async def test_forget_owner_erases_everything_of_that_owner(any_node: Node) -> None:

@@ -159,6 +159,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere user list",
             "noosphere user delete",
             "noosphere user token",
+            "noosphere user reset-secret",
             "noosphere key create",
             "noosphere key list",
             "noosphere key revoke",

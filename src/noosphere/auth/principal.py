@@ -39,8 +39,8 @@ class Principal:
     kind: PrincipalKind
     name: str
     level: Level | None = None
-    # Key for L2 (encrypted) memories, derived from the caller's own token at authentication;
-    # never stored. None when the caller did not present a token (e.g. the local stdio server).
+    # Key for L2 (encrypted) memories, derived from the secret the caller sent with this request
+    # (``auth/conversation_key.py``); never stored. None when it sent none.
     l2_key: bytes | None = None
     key: KeyLimits | None = None  # set when the caller used a user API key
     capture: bool = False  # its chat exchanges are kept as conversation memories (opted in)

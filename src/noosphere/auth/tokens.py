@@ -14,7 +14,6 @@ from pathlib import Path
 
 from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
-from noosphere.memory.crypto import derive_key
 from noosphere.pool.budget import BudgetPeriod
 from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 
@@ -100,7 +99,7 @@ class TokenAuthority:
             raise Conflict(f"{kind.value} {name!r} already exists")
         token = new_token()
         record = await self._put(kind, name, level, token)
-        return self._principal(record, token), token
+        return self._principal(record), token
 
     async def set_level(self, name: str, level: Level) -> None:
         """Move an existing agent to another level; its token stays valid."""
@@ -113,8 +112,7 @@ class TokenAuthority:
     async def rotate(self, kind: PrincipalKind, name: str) -> str:
         """Issue a new token for an existing agent or user; the old one stops working.
 
-        The L2 key derives from the token, so conversations sealed under the old token can no
-        longer be opened."""
+        Conversations stay readable: their key derives from the person's own secret, not the token."""
         record = await self._store.principal(principal_id(kind, name))
         if record is None:
             raise NotFound(f"no {kind.value} named {name!r}")
@@ -170,14 +168,14 @@ class TokenAuthority:
     async def _lookup(self, token: str, digest: str) -> Principal:
         record = await self._store.principal_by_token_hash(digest)
         if record is not None and not record.disabled:
-            return self._principal(record, token)
+            return self._principal(record)
         key = await self._store.api_key_by_token_hash(digest)
         if key is not None and not key.revoked:
             owner = await self._store.principal(key.user_id)
             if owner is not None and not owner.disabled:
-                # An API key acts as its user; its L2 key derives from the API key itself.
+                # An API key acts as its user.
                 return replace(
-                    self._principal(replace(owner, key_salt=key.key_salt), token),
+                    self._principal(owner),
                     key=KeyLimits(key.id, key.rpm, key.tpm, key.budget, key.budget_period),
                     capture=key.capture,
                 )
@@ -226,20 +224,19 @@ class TokenAuthority:
             raise NotFound(f"no active API key {key_id!r}")
 
     async def by_id(self, principal_id_: str) -> Principal:
-        """A principal without its L2 key (for local, already-trusted callers such as stdio)."""
+        """A principal by id (for local, already-trusted callers such as stdio)."""
         record = await self._store.principal(principal_id_)
         if record is None:
             raise NotFound(f"no principal {principal_id_!r}")
-        return self._principal(record, None)
+        return self._principal(record)
 
     @staticmethod
-    def _principal(record: PrincipalRecord, token: str | None) -> Principal:
+    def _principal(record: PrincipalRecord) -> Principal:
         return Principal(
             id=record.id,
             kind=PrincipalKind(record.kind),
             name=record.name,
             level=None if record.level is None else Level(record.level),
-            l2_key=None if token is None else derive_key(token, record.key_salt),
             capture=record.capture,
             models=record.models,
         )

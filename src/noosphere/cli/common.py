@@ -16,6 +16,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from noosphere.auth.conversation_key import SECRET_ENV
 from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
@@ -101,7 +102,9 @@ async def node_as(
     async with open_node(settings, check_embedder=check_embedder) as node:
         if node.new_admin_token:
             console.print(f"created admin token (saved in {settings.data_dir / ADMIN_TOKEN_FILE})")
-        caller = await node.authenticate(token or admin_token(settings))
+        # The conversation secret only ever comes from the environment: a command line is visible
+        # to every user of the machine (ps).
+        caller = await node.authenticate(token or admin_token(settings), os.environ.get(SECRET_ENV) or None)
         authorize("cli", command_name(), caller)
         yield node, caller
 

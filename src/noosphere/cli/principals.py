@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from noosphere.agents.profile import AgentProfile
-from noosphere.auth.principal import Level, PrincipalKind, principal_id
+from noosphere.auth.principal import ADMIN_ID, Level, PrincipalKind, principal_id
 from noosphere.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -252,13 +252,30 @@ def _rotate(
         if as_json:
             emit_json({"id": f"{kind.value}:{name}", "token": secret})
         else:
-            console.print(
-                f"new token for {kind.value} {name} (the old one no longer works; "
-                "conversations sealed under it can no longer be opened):"
-            )
+            console.print(f"new token for {kind.value} {name} (the old one no longer works):")
             print(secret)
 
     run(go)
+
+
+@user_app.command("reset-secret")
+def user_reset_secret(
+    name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
+) -> None:
+    """Let a user who lost their conversation secret choose a new one. What was sealed under the
+    old one stays sealed for good (nobody can open it); `memory forget --owner` erases it."""
+
+    async def go() -> bool:
+        async with opened_node(config, data_dir, token) as node:
+            reset = await node.keys.reset(principal_id(PrincipalKind.USER, name))
+            if reset:
+                await node.audit.append(ADMIN_ID, "principal", {"event": "secret_reset", "principal": name})
+            return reset
+
+    if run(go):
+        console.print(f"{name}'s next conversation secret becomes theirs; older conversations stay sealed")
+    else:
+        console.print(f"{name} has no conversation secret yet")
 
 
 @agent_app.command("token")

@@ -1,7 +1,5 @@
-"""L2 encryption: conversations are sealed with a key derived from the owner's own token.
-
-The node stores only a SHA-256 hash of each token, so an admin with the database (or the node
-itself, between requests) cannot derive the key. AES-256-GCM with the memory id as associated
+"""L2 encryption: conversations are sealed with a key derived from a secret only their owner
+holds (``auth/conversation_key.py``), never stored. AES-256-GCM with the memory id as associated
 data, so a ciphertext cannot be moved to another record unnoticed.
 """
 
@@ -13,20 +11,27 @@ import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from noosphere.errors import PermissionDenied
 
 _PREFIX = "l2v1:"
 
 
-def derive_key(token: str, salt: bytes) -> bytes:
-    # Tokens are 256 random bits, so HKDF (not a slow password KDF) is the right tool.
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"noosphere L2 v1").derive(
-        token.encode("utf-8")
-    )
+_CHECK = b"noosphere L2 check v1"
+
+
+def derive_key(secret: str, salt: bytes) -> bytes:
+    """The key from the owner's secret: scrypt (2^15, 8, 1: 32 MiB, tens of milliseconds), because
+    a secret a person chose may be guessable, and whoever holds the database may try guesses."""
+    return Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(secret.encode("utf-8"))
+
+
+def check_value(key: bytes) -> str:
+    """What the node keeps to tell the right secret from a wrong one. It confirms a guess no better
+    than a sealed conversation does (each guess still costs a scrypt)."""
+    return hmac.new(key, _CHECK, hashlib.sha256).hexdigest()
 
 
 def seal(key: bytes, plaintext: str, memory_id: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize
 from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, WorkerFailed
 from noosphere.memory.model import THREAD_ID_MAX
@@ -98,7 +99,9 @@ class _Reply:
 async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
     node, gateway = node_of(scope["app"]), gateway_of(scope["app"])
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    principal = await node.authenticate(bearer_token(headers.get("authorization")))
+    principal = await node.authenticate(
+        bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
+    )
     authorize("http", f"POST {PATH}", principal)
     raw = await _read_body(receive, node.settings.server.max_body_bytes)
     try:

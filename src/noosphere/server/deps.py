@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from noosphere.agents.runtime import Runtime
+from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize, permits
 from noosphere.auth.principal import Principal
 from noosphere.errors import Unavailable
@@ -59,7 +60,10 @@ async def get_principal(request: Request, node: Annotated[Node, Depends(get_node
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:
         return known
-    principal = await node.authenticate(bearer_token(request.headers.get("authorization")))
+    headers = request.headers
+    principal = await node.authenticate(
+        bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
+    )
     request.state.principal = principal
     return principal
 

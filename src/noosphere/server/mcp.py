@@ -20,6 +20,7 @@ from pydantic_core import to_jsonable_python
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere.agents.runtime import Runtime
+from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
 from noosphere.errors import NoosphereError
@@ -312,7 +313,9 @@ class McpAuth:
             await _reject(send, 403, "forbidden_origin", "MCP requests from this origin are refused")
             return
         try:
-            principal = await self.node().authenticate(bearer_token(headers.get("authorization")))
+            principal = await self.node().authenticate(
+                bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
+            )
             authorize("http", f"{scope['method']} /mcp", principal)
         except NoosphereError as exc:
             await _reject(send, exc.status, exc.code, exc.message)

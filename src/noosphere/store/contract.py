@@ -324,6 +324,16 @@ class MemoryStore(Protocol):
     async def purge_mail(self, now: float, settled_before: float) -> int:
         """Delete expired envelopes and those settled (acked or dead) before ``settled_before``."""
 
+    # -- conversation keys -----------------------------------------------------------------------
+    async def conversation_key(self, principal_id: str) -> tuple[bytes, str] | None:
+        """The salt and check value of a principal's conversation key, once it has one."""
+
+    async def put_conversation_key(self, principal_id: str, salt: bytes, check: str, at: datetime) -> bool:
+        """Record them, unless the principal has some already (then False)."""
+
+    async def delete_conversation_key(self, principal_id: str) -> bool:
+        """Forget them (the owner lost the secret); False if there were none."""
+
     # -- approvals -----------------------------------------------------------------------------
     async def put_approval(self, record: ApprovalRecord) -> None: ...
 

@@ -288,6 +288,7 @@ class PostgresStore:
                 ("DELETE FROM mailbox WHERE mailbox = %s", mailbox),
                 ("DELETE FROM subscriptions WHERE subscriber = %s", mailbox),
                 ("UPDATE api_keys SET revoked = true WHERE user_id = %s AND NOT revoked", principal_id),
+                ("DELETE FROM conversation_keys WHERE principal_id = %s", principal_id),
             ):
                 removed += (await conn.execute(statement, (value,))).rowcount
         return removed
@@ -385,6 +386,29 @@ class PostgresStore:
     async def tree_heads(self) -> list[TreeHead]:
         async with self._connection() as conn:
             return await audit.heads(conn)
+
+    # -- conversation keys -----------------------------------------------------------------------
+    async def conversation_key(self, principal_id: str) -> tuple[bytes, str] | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT salt, check_value FROM conversation_keys WHERE principal_id = %s", (principal_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else (bytes(row["salt"]), str(row["check_value"]))
+
+    async def put_conversation_key(self, principal_id: str, salt: bytes, check: str, at: datetime) -> bool:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO conversation_keys (principal_id, salt, check_value, created_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (principal_id) DO NOTHING",
+                (principal_id, salt, check, at),
+            )
+            return cur.rowcount == 1
+
+    async def delete_conversation_key(self, principal_id: str) -> bool:
+        async with self._connection() as conn:
+            cur = await conn.execute("DELETE FROM conversation_keys WHERE principal_id = %s", (principal_id,))
+            return cur.rowcount == 1
 
     # -- approvals -----------------------------------------------------------------------------
     async def put_approval(self, record: ApprovalRecord) -> None:

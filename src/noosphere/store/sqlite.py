@@ -220,6 +220,7 @@ class SQLiteStore:
                         ("DELETE FROM mailbox WHERE mailbox = ?", mailbox),
                         ("DELETE FROM subscriptions WHERE subscriber = ?", mailbox),
                         ("UPDATE api_keys SET revoked = 1 WHERE user_id = ? AND revoked = 0", principal_id),
+                        ("DELETE FROM conversation_keys WHERE principal_id = ?", principal_id),
                     )
                 )
 
@@ -312,6 +313,34 @@ class SQLiteStore:
 
     async def tree_heads(self) -> list[TreeHead]:
         return await self._run(audit.heads)
+
+    # -- conversation keys -----------------------------------------------------------------------
+    async def conversation_key(self, principal_id: str) -> tuple[bytes, str] | None:
+        def op(conn: sqlite3.Connection) -> tuple[bytes, str] | None:
+            row = conn.execute(
+                "SELECT salt, check_value FROM conversation_keys WHERE principal_id = ?", (principal_id,)
+            ).fetchone()
+            return None if row is None else (bytes(row[0]), str(row[1]))
+
+        return await self._run(op)
+
+    async def put_conversation_key(self, principal_id: str, salt: bytes, check: str, at: datetime) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO conversation_keys (principal_id, salt, check_value, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (principal_id, salt, check, at.timestamp()),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(op)
+
+    async def delete_conversation_key(self, principal_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM conversation_keys WHERE principal_id = ?", (principal_id,))
+            return cur.rowcount == 1
+
+        return await self._run(op)
 
     # -- approvals -----------------------------------------------------------------------------
     async def put_approval(self, record: ApprovalRecord) -> None:
