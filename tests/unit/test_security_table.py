@@ -79,4 +79,4 @@ def test_the_security_page_shows_the_table() -> None:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         granted = frozenset(Role(role) for role, mark in zip(roles, cells[2:-1], strict=True) if mark)
         documented.append((cells[0], cells[1].strip("`"), granted, cells[-1]))
-    assert documented == [(g.surface, g.name, g.roles, g.rule) for g in TABLE]
+    assert documented == [(g.surface, g.name, g.roles, g.rule) for g in TABLE], "run scripts/security-table"
