@@ -90,36 +90,23 @@ def build_mcp(
         Storing the exact same content again returns the existing memory. Pass `supersedes`
         with the id of an older memory this one corrects."""
 
+        args = dict(
+            content=content,
+            zone=zone,
+            kind=kind,
+            tags=tags,
+            metadata=metadata,
+            expires_at=expires_at,
+            supersedes=supersedes,
+            thread_id=thread_id,
+            importance=importance,
+        )
+
         async def run(p: Principal) -> dict[str, Any]:
-            draft = MemoryDraft(
-                content=content,
-                zone=zone,
-                kind=kind,
-                tags=tags or [],
-                metadata=metadata or {},
-                expires_at=expires_at,
-                supersedes=supersedes,
-                thread_id=thread_id,
-                importance=importance,
-            )
+            draft = MemoryDraft.model_validate({**args, "tags": tags or [], "metadata": metadata or {}})
             return (await node().memory.store_one(p, draft)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(
-            ctx,
-            "memory_store",
-            dict(
-                content=content,
-                zone=zone,
-                kind=kind,
-                tags=tags,
-                metadata=metadata,
-                expires_at=expires_at,
-                supersedes=supersedes,
-                thread_id=thread_id,
-                importance=importance,
-            ),
-            run,
-        )
+        result: dict[str, Any] = await call(ctx, "memory_store", args, run)
         return result
 
     @server.tool()
@@ -152,43 +139,26 @@ def build_mcp(
         """Find memories by meaning and keywords. Filters narrow the search (all must hold);
         include_invalid also returns memories that newer ones superseded."""
 
+        args = dict(
+            query=query,
+            limit=limit,
+            zones=zones,
+            kinds=kinds,
+            tags=tags,
+            since=since,
+            until=until,
+            metadata=metadata,
+            thread_id=thread_id,
+            owner=owner,
+            include_invalid=include_invalid,
+        )
+
         async def run(p: Principal) -> dict[str, Any]:
-            q = SearchQuery.model_validate(
-                dict(
-                    query=query,
-                    limit=limit,
-                    zones=zones,
-                    kinds=kinds,
-                    tags=tags,
-                    since=since,
-                    until=until,
-                    metadata=metadata,
-                    thread_id=thread_id,
-                    owner=owner,
-                    include_invalid=include_invalid,
-                )
-            )
+            q = SearchQuery.model_validate(args)
             hits = await node().memory.search(p, q)
             return {"hits": [h.model_dump(mode="json") for h in hits]}
 
-        result: dict[str, Any] = await call(
-            ctx,
-            "memory_search",
-            dict(
-                query=query,
-                limit=limit,
-                zones=zones,
-                kinds=kinds,
-                tags=tags,
-                since=since,
-                until=until,
-                metadata=metadata,
-                thread_id=thread_id,
-                owner=owner,
-                include_invalid=include_invalid,
-            ),
-            run,
-        )
+        result: dict[str, Any] = await call(ctx, "memory_search", args, run)
         return result
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -218,42 +188,25 @@ def build_mcp(
     ) -> dict[str, Any]:
         """List memories in the order they were written; pass next_cursor to continue."""
 
+        args = dict(
+            limit=limit,
+            cursor=cursor,
+            zones=zones,
+            kinds=kinds,
+            tags=tags,
+            thread_id=thread_id,
+            since=since,
+            until=until,
+            owner=owner,
+            metadata=metadata,
+            include_invalid=include_invalid,
+        )
+
         async def run(p: Principal) -> dict[str, Any]:
-            q = ListQuery.model_validate(
-                dict(
-                    limit=limit,
-                    cursor=cursor,
-                    zones=zones,
-                    kinds=kinds,
-                    tags=tags,
-                    thread_id=thread_id,
-                    since=since,
-                    until=until,
-                    owner=owner,
-                    metadata=metadata,
-                    include_invalid=include_invalid,
-                )
-            )
+            q = ListQuery.model_validate(args)
             return (await node().memory.list_memories(p, q)).model_dump(mode="json")
 
-        result: dict[str, Any] = await call(
-            ctx,
-            "memory_list",
-            dict(
-                limit=limit,
-                cursor=cursor,
-                zones=zones,
-                kinds=kinds,
-                tags=tags,
-                thread_id=thread_id,
-                since=since,
-                until=until,
-                owner=owner,
-                metadata=metadata,
-                include_invalid=include_invalid,
-            ),
-            run,
-        )
+        result: dict[str, Any] = await call(ctx, "memory_list", args, run)
         return result
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True))

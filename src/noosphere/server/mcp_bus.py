@@ -33,6 +33,16 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
         """Send a message to a mailbox (an agent's name) or publish it to a topic (give exactly
         one). priority: 0-9, higher first. Returns the message id and the mailboxes it reached."""
 
+        args = dict(
+            kind=kind,
+            payload=payload,
+            recipient=recipient,
+            topic=topic,
+            priority=priority,
+            ttl_seconds=ttl_seconds,
+            correlation_id=correlation_id,
+        )
+
         async def run(p: Principal) -> dict[str, Any]:
             envelope = envelope_from(
                 p,
@@ -47,20 +57,7 @@ def register_bus_tools(server: MCPServer, node: Callable[[], Node], call: Call) 
             sent = await node().bus.deliver(envelope)
             return {"id": sent.id, "delivered_to": sent.delivered_to}
 
-        result: dict[str, Any] = await call(
-            ctx,
-            "bus_send",
-            dict(
-                kind=kind,
-                payload=payload,
-                recipient=recipient,
-                topic=topic,
-                priority=priority,
-                ttl_seconds=ttl_seconds,
-                correlation_id=correlation_id,
-            ),
-            run,
-        )
+        result: dict[str, Any] = await call(ctx, "bus_send", args, run)
         return result
 
     @server.tool()
