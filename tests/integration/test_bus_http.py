@@ -89,7 +89,7 @@ def test_topic_subscriptions_over_rest(client: TestClient) -> None:
 def test_bad_envelopes_get_structured_errors_and_send_nothing(client: TestClient) -> None:
     for body, status, word in [
         ({"kind": "EVENT", "recipient": "a", "topic": "t"}, 400, "exactly one of recipient or topic"),
-        ({"kind": "EVENT", "recipient": "a", "priority": 12}, 400, "priority"),
+        ({"kind": "EVENT", "recipient": "a", "priority": 12}, 422, "priority"),  # the schema too
         ({"kind": "SHOUT", "recipient": "a"}, 422, "kind"),  # refused by the schema
         ({"kind": "EVENT", "topic": "a.*"}, 400, "invalid topic"),
         ({"kind": "EVENT", "recipient": "has space"}, 400, "invalid mailbox address"),

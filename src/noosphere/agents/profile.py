@@ -73,6 +73,7 @@ class AgentProfile(BaseModel):
         None,
         ge=0,
         le=2,
+        strict=True,
         description="Sampling temperature; 0 answers alike every time. Default: the model's.",
     )
     max_steps: int = Field(8, ge=1, le=200, description="Most model calls in one run.")

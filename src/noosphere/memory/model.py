@@ -40,8 +40,16 @@ def _storable_time(value: datetime) -> datetime:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable_text)]
-When = Annotated[datetime, AfterValidator(_storable_time)]
+# The same rules as JSON Schema patterns, so OpenAPI and MCP clients see them before they call.
+TEXT_SCHEMA_PATTERN = r"^[^\x00\ud800-\udfff]*$"
+# Years 1901 to 8998: inside the range the check takes whatever the time zone offset.
+WHEN_SCHEMA_PATTERN = r"^(190[1-9]|19[1-9][0-9]|[2-7][0-9]{3}|8[0-8][0-9]{2}|89[0-8][0-9]|899[0-8])-"
+Text = Annotated[
+    str, AfterValidator(_storable_text), Field(json_schema_extra={"pattern": TEXT_SCHEMA_PATTERN})
+]
+When = Annotated[
+    datetime, AfterValidator(_storable_time), Field(json_schema_extra={"pattern": WHEN_SCHEMA_PATTERN})
+]
 MetadataValue = (
     Text
     | Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
@@ -101,7 +109,7 @@ class MemoryDraft(_Model):
 
     content: Text = Field(
         description="The text to remember.",
-        json_schema_extra={"pattern": r"\S"},  # not blank
+        json_schema_extra={"pattern": r"^[^\x00\ud800-\udfff]*\S[^\x00\ud800-\udfff]*$"},  # not blank
     )
     zone: Zone = Field(Zone.PRIVATE, description="private | shared | federated")
     kind: str = Field(

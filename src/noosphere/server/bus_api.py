@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from noosphere.auth.principal import Principal
 from noosphere.bus import Delivery, Envelope, Kind, MailboxStats, Sent
@@ -31,7 +32,24 @@ async def bus_caller(principal: Annotated[Principal, Depends(get_principal)]) ->
 CallerDep = Annotated[Principal, Depends(bus_caller)]
 
 
+_TOPIC_SCHEMA: JsonDict = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,15}$"}
+
+
 class EnvelopeIn(BaseModel):
+    # Exactly one of recipient and topic, as the schema states it for clients.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["recipient"], "properties": {"recipient": {"type": "string", "minLength": 1}}},
+                {"required": ["topic"], "properties": {"topic": _TOPIC_SCHEMA}},
+            ],
+            "not": {
+                "required": ["recipient", "topic"],
+                "properties": {"recipient": {"type": "string"}, "topic": {"type": "string"}},
+            },
+        }
+    )
+
     kind: Kind
     recipient: str | None = Field(None, description="A mailbox; or give a topic.")
     topic: str | None = Field(None, description="A topic to publish to; or give a recipient.")
@@ -39,9 +57,9 @@ class EnvelopeIn(BaseModel):
     id: str | None = Field(None, description="Sending the same id twice delivers once (default: new).")
     correlation_id: str | None = None
     reply_to: str | None = None
-    priority: int = Field(DEFAULT_PRIORITY, description="0 (lowest) to 9.")
+    priority: int = Field(DEFAULT_PRIORITY, ge=0, le=9, description="0 (lowest) to 9.")
     ttl_seconds: float | None = Field(
-        None, gt=0, le=MAX_TTL_SECONDS, description="Undelivered after this long, it expires."
+        None, gt=0, le=MAX_TTL_SECONDS, strict=True, description="Undelivered after this long, it expires."
     )
     sender: str | None = Field(None, description="Admin only: send as another address.")
 
@@ -91,8 +109,10 @@ class DeliveryOut(BaseModel):
 
 class ReceiveIn(BaseModel):
     limit: int = Field(10, ge=1, le=1000)
-    wait_seconds: float = Field(0.0, ge=0, description="Long-poll: wait this long for a first message.")
-    lease_seconds: float | None = Field(None, gt=0, description="Default: bus setting.")
+    wait_seconds: float = Field(
+        0.0, ge=0, strict=True, description="Long-poll: wait this long for a first message."
+    )
+    lease_seconds: float | None = Field(None, gt=0, strict=True, description="Default: bus setting.")
 
 
 class AckIn(BaseModel):
@@ -100,13 +120,18 @@ class AckIn(BaseModel):
 
 
 class NackIn(AckIn):
-    delay_seconds: float = Field(0.0, ge=0)
+    delay_seconds: float = Field(0.0, ge=0, strict=True)
+
+
+_WORD = r"([A-Za-z0-9_-]{1,64}|\*)"
+_SUBSCRIPTION_PATTERN = rf"^(>|{_WORD}(\.{_WORD}){{0,14}}(\.({_WORD}|>))?)$"
 
 
 class SubscriptionIn(BaseModel):
     pattern: str = Field(
         description="Topic pattern: `*` one token, `>` the rest (e.g. `tasks.>`).",
-        json_schema_extra={"pattern": r"^([A-Za-z0-9_-]{1,64}|\*|>)(\.([A-Za-z0-9_-]{1,64}|\*|>)){0,15}$"},
+        # Tokens or `*`, then at most 16 in all, `>` only as the last one.
+        json_schema_extra={"pattern": _SUBSCRIPTION_PATTERN},
     )
 
 

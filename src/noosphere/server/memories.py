@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from noosphere.errors import InvalidRequest
 from noosphere.memory.model import (
+    KIND_PATTERN,
+    TAG_PATTERN,
     ListQuery,
     Memory,
     MemoryDraft,
@@ -75,8 +77,12 @@ async def list_memories(
     node: NodeDep,
     principal: PrincipalDep,
     zones: Annotated[list[Zone] | None, Query()] = None,
-    kinds: Annotated[list[str] | None, Query()] = None,
-    tags: Annotated[list[str] | None, Query()] = None,
+    kinds: Annotated[
+        list[Annotated[str, StringConstraints(pattern=KIND_PATTERN.pattern)]] | None, Query()
+    ] = None,
+    tags: Annotated[
+        list[Annotated[str, StringConstraints(pattern=TAG_PATTERN.pattern)]] | None, Query()
+    ] = None,
     owner: str | None = None,
     thread_id: str | None = None,
     since: datetime | None = None,

@@ -43,6 +43,12 @@ _ERRORS = {
 }
 
 
+# Answers only some routes give.
+_ROUTE_ERRORS = {
+    "POST /api/v1/bus/requests": {"504": "No response came within the timeout (`timeout`)"},
+}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -92,6 +98,8 @@ def install_openapi(app: FastAPI) -> None:
                     continue
                 responses = operation.setdefault("responses", {})
                 for status, description in _ERRORS.items():
+                    responses.setdefault(status, _error(description))
+                for status, description in _ROUTE_ERRORS.get(f"{method.upper()} {path}", {}).items():
                     responses.setdefault(status, _error(description))
         app.openapi_schema = spec
         return spec
