@@ -148,3 +148,12 @@ async def test_an_agents_token_outside_is_held_to_what_the_agent_is_held_to_insi
     assert await gov.run(helper, "memory_store", {"zone": "private"}, store)  # the standing grant
     # A search is read-only and harmless: no person is needed.
     await gov.run(helper, "memory_search", {"query": "x"}, lambda: anyio.lowlevel.checkpoint())
+
+
+async def test_a_call_whose_caller_leaves_is_audited_as_cancelled(any_node: Node) -> None:
+    bob = await make_user(any_node, "bob")
+    with anyio.move_on_after(0.2):
+        await governor(any_node).run(bob, "memory_search", {"query": "slow"}, lambda: anyio.sleep(30))
+    entries = [json.loads(e.entry) for e in await any_node.store.audit_entries(0, 1000)]
+    outcomes = [e["body"]["outcome"] for e in entries if e["kind"] == "tool"]
+    assert outcomes == ["cancelled"]

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
+
 from noosphere.agents.registry import AgentRegistry
 from noosphere.auth.principal import Level, Principal, PrincipalKind
 from noosphere.config import GovernanceSettings
@@ -122,11 +124,15 @@ class Governor:
         )
         try:
             result = await act()
-        except NoosphereError as exc:
-            await self.gate.record(caller, call, clearance, exc.code, None)
-            raise
-        except BaseException:
-            await self.gate.record(caller, call, clearance, "internal_error", None)
+        except BaseException as exc:
+            if isinstance(exc, NoosphereError):
+                outcome = exc.code
+            elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                outcome = "cancelled"  # the caller went away
+            else:
+                outcome = "internal_error"
+            with anyio.CancelScope(shield=True):
+                await self.gate.record(caller, call, clearance, outcome, None)
             raise
         await self.gate.record(caller, call, clearance, "ok", None)
         return result

@@ -9,8 +9,9 @@ it is marked used when the call runs (or its refusal is reported), so it is neve
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ class Clearance:
     digest: str  # of the arguments cleared
     approval: ApprovalRecord | None = None  # the approval a person gave, when one was needed
     granted: bool = False  # a standing grant (session/always) covered it
+    # The policy entry of an allowed call, written while the call runs; ``record`` waits for it,
+    # so the log holds the decision before the outcome.
+    logged: asyncio.Future[int] | None = field(default=None, compare=False)
 
     def check(self, args: Mapping[str, Any]) -> None:
         """Refuse to run if the arguments are not the ones cleared."""
@@ -108,24 +112,27 @@ class Gate:
         """Decide and audit; a clearance when no person is needed, else the "ask" to put to one."""
         decision = decide(policy, caller, call)
         digest = sha256_json(args)
-        await self.audit.append(
-            caller.name,
-            "policy",
-            {
-                "tool": call.tool,
-                "subject": call.subject,
-                "impact": call.impact,
-                "writes": call.writes,
-                "effect": str(decision.effect),
-                "reason": decision.reason,
-                "rule": decision.rule,
-                "args_sha256": digest,
-            },
+        entry = asyncio.ensure_future(
+            self.audit.append(
+                caller.name,
+                "policy",
+                {
+                    "tool": call.tool,
+                    "subject": call.subject,
+                    "impact": call.impact,
+                    "writes": call.writes,
+                    "effect": str(decision.effect),
+                    "reason": decision.reason,
+                    "rule": decision.rule,
+                    "args_sha256": digest,
+                },
+            )
         )
+        if decision.effect is Effect.ALLOW:  # the call need not wait for its entry to be written
+            return Clearance(decision, digest, logged=entry)
+        await entry
         if decision.effect is Effect.DENY:
             raise PermissionDenied(f"{call.tool}: {decision.reason}")
-        if decision.effect is Effect.ALLOW:
-            return Clearance(decision, digest)
         if await self.checkpoints.granted(caller.name, call, session):
             return Clearance(decision, digest, granted=True)
         return decision, digest
@@ -151,6 +158,8 @@ class Gate:
         self, caller: Caller, call: ToolCall, clearance: Clearance, outcome: str, result_digest: str | None
     ) -> None:
         """Audit one finished (or refused) call: ``outcome`` is ``ok`` or an error code."""
+        if clearance.logged is not None:
+            await clearance.logged
         await self.audit.append(
             caller.name,
             "tool",
