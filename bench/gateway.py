@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 LEVELS = ((1, 300), (50, 3000), (200, 4000))  # (concurrent streams, requests)
 MAX_SECONDS = 45.0
+FLOOR = "minimal Python proxy (floor)"
 BODY = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
 
 
@@ -210,8 +211,10 @@ def _mock_node_config(path: Path, mock_port: int, concurrency: int) -> Path:
 
 
 async def _overhead(tmp: Path) -> list[Result]:
-    mock_port, node_port, full_port, litellm_port = _port(), _port(), _port(), _port()
+    mock_port, node_port, full_port, litellm_port, floor_port = _port(), _port(), _port(), _port(), _port()
     processes = [_start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])]
+    mock_chat = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+    floor = _start([sys.executable, "-m", "bench.min_proxy", mock_chat, str(floor_port)])
     config = _mock_node_config(tmp / "node.yaml", mock_port, 1000)
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
     key = _metered_key(config, tmp / "node", env)
@@ -224,6 +227,7 @@ async def _overhead(tmp: Path) -> list[Result]:
     node, full = f"http://127.0.0.1:{node_port}/v1", f"http://127.0.0.1:{full_port}/v1"
     targets = [
         ("direct", f"http://127.0.0.1:{mock_port}/v1", {}),
+        (FLOOR, f"http://127.0.0.1:{floor_port}/v1", {}),
         ("noosphere admin", node, {"Authorization": "Bearer ns_bench"}),
         ("noosphere key, empty ledger", node, {"Authorization": f"Bearer {key}"}),
         ("noosphere key, 1M-entry ledger", full, {"Authorization": f"Bearer {full_key}"}),
@@ -245,9 +249,11 @@ async def _overhead(tmp: Path) -> list[Result]:
         )
     else:
         print("LiteLLM not installed (make bench-deps): its rows are skipped")
+    waits = [targets[0], *targets[3:]]  # the admin row shares its node with the first key row
     try:
-        for (_, url, headers), process in zip([targets[0], *targets[2:]], processes, strict=True):
+        for (_, url, headers), process in zip(waits, processes, strict=True):
             _wait(url + "/models", headers, process)
+        _wait_port(floor_port, floor)
         results = []
         for streams, total in LEVELS:
             for name, url, headers in targets:
@@ -259,8 +265,21 @@ async def _overhead(tmp: Path) -> list[Result]:
                 results.append(result)
         return results
     finally:
-        for process in processes:
+        for process in [*processes, floor]:
             _stop(process)
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until something listens on ``port`` (the minimal proxy answers only chat completions)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 async def _smollm2_tokens_per_second(tmp: Path) -> tuple[float, float]:
@@ -330,6 +349,12 @@ async def run() -> None:
         )
     ratios = []
     for streams, _ in LEVELS:
+        floor_p50 = by[(FLOOR, streams)].pct(50)
+        key_p50 = by[("noosphere key, empty ledger", streams)].pct(50)
+        ratios.append(
+            f"{streams} stream{'s' * (streams > 1)}: a metered key adds {key_p50 - floor_p50:+.2f} ms p50 "
+            "over the minimal proxy"
+        )
         admin = by[("noosphere admin", streams)]
         for name in ("noosphere key, empty ledger", "noosphere key, 1M-entry ledger"):
             ratios.append(
@@ -346,7 +371,9 @@ async def run() -> None:
         "reservation and the ledger entries written before the answer completes) on a node with an "
         f"empty ledger and on one with {LEDGER_ENTRIES:,} ledger entries, and with the admin token "
         "(no limits) as a reference; and through LiteLLM's proxy (`litellm[proxy]`, 1 worker) when "
-        "installed (`make bench-deps`). Each server in its own process on loopback, driven by one "
+        "installed (`make bench-deps`); and, as the floor, through the least a Python streaming proxy "
+        "can do (`bench/min_proxy.py`: uvicorn and aiohttp, each chunk parsed and re-encoded, no "
+        "authentication, limits or accounting). Each server in its own process on loopback, driven by one "
         "asyncio load generator (aiohttp) in the same run. Latency is to the last byte of the stream. "
         "Targets on this machine: metered within 10 % of admin's requests/s at 50 streams at both "
         "ledger sizes; added p50 ≤ 1 ms at 1 stream with a key.\n\n"
