@@ -256,13 +256,31 @@ async def _overhead(tmp: Path) -> list[Result]:
         _wait_port(floor_port, floor)
         results = []
         for streams, total in LEVELS:
-            for name, url, headers in targets:
-                result = await _load(name, url + "/chat/completions", headers, streams, total)
+            # Each target twice, in order and then in reverse (A B C C B A), half the requests each
+            # time: a machine that gets busier or quieter during the run favours no target.
+            halves: dict[str, Result] = {}
+            level: list[Result] = []
+            for name, url, headers in [*targets, *reversed(targets)]:
+                half = await _load(name, url + "/chat/completions", headers, streams, total // 2)
+                first = halves.pop(name, None)
+                if first is None:
+                    halves[name] = half
+                    continue
+                result = Result(
+                    name,
+                    streams,
+                    first.requests + half.requests,
+                    first.seconds + half.seconds,
+                    first.latencies + half.latencies,
+                    first.errors + half.errors,
+                )
                 print(
                     f"{name:32s} {streams:4d} streams: {result.rps:8.1f} req/s  "
                     f"p50 {result.pct(50):7.2f} ms  p99 {result.pct(99):7.2f} ms  errors {result.errors}"
                 )
-                results.append(result)
+                level.append(result)
+            order = [name for name, _, _ in targets]
+            results.extend(sorted(level, key=lambda r: order.index(r.target)))
         return results
     finally:
         for process in [*processes, floor]:
@@ -374,7 +392,8 @@ async def run() -> None:
         "installed (`make bench-deps`); and, as the floor, through the least a Python streaming proxy "
         "can do (`bench/min_proxy.py`: uvicorn and aiohttp, each chunk parsed and re-encoded, no "
         "authentication, limits or accounting). Each server in its own process on loopback, driven by one "
-        "asyncio load generator (aiohttp) in the same run. Latency is to the last byte of the stream. "
+        "asyncio load generator (aiohttp) in the same run, each target twice per level (in order, then "
+        "in reverse, half the requests each time). Latency is to the last byte of the stream. "
         "Targets on this machine: metered within 10 % of admin's requests/s at 50 streams at both "
         "ledger sizes; added p50 ≤ 1 ms at 1 stream with a key.\n\n"
         "| target | streams | requests | req/s | p50 ms | p99 ms | added p50 / p99 ms | errors |\n"
