@@ -15,6 +15,7 @@ from pathlib import Path
 from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from noosphere.pool.budget import BudgetPeriod
+from noosphere.singleflight import SingleFlight
 from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 
 TOKEN_PREFIX = "ns_"
@@ -39,6 +40,7 @@ class TokenAuthority:
         # token hash -> (principal, monotonic expiry): saves a store read and a key derivation on
         # every request. Cleared whenever this authority changes a credential.
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lookups: SingleFlight[str, Principal] = SingleFlight()  # one read per token at a time
         self._cache_seconds = cache_seconds
 
     async def ensure_admin(self, configured: str | None, data_dir: Path) -> str | None:
@@ -158,7 +160,7 @@ class TokenAuthority:
         cached = self._cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        principal = await self._lookup(token, digest)
+        principal = await self._lookups.do(digest, lambda: self._lookup(token, digest))
         if self._cache_seconds > 0:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()

@@ -14,6 +14,7 @@ from noosphere.pool.budget import TOTAL, period_key
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
+from noosphere.singleflight import SingleFlight
 from noosphere.store.contract import Charge, MemoryStore, UsageRecord, balance_deltas
 
 BALANCE_CACHE_SECONDS = 1.0
@@ -36,6 +37,7 @@ class Ledger:
         # Written balances as last read, kept current with this process's own writes and read
         # again after BALANCE_CACHE_SECONDS (other processes sharing the store write too).
         self._balances: dict[tuple[str, str], tuple[float, float]] = {}
+        self._reads: SingleFlight[tuple[str, str], float] = SingleFlight()  # one read per balance
 
     def hold(self, principal: Principal, job: ChatJob, prompt: int, completion: int) -> None:
         if job.worker_account is not None:
@@ -105,7 +107,7 @@ class Ledger:
         cached = self._balances.get((account, period))
         if cached is not None and now - cached[1] < BALANCE_CACHE_SECONDS:
             return cached[0]
-        value = await self.store.balance(account, period)
+        value = await self._reads.do((account, period), lambda: self.store.balance(account, period))
         if len(self._balances) > 100_000:  # accounts seen long ago: read them again when they return
             self._balances.clear()
         self._balances[account, period] = (value, now)
