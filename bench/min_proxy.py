@@ -12,6 +12,8 @@ import aiohttp
 import orjson
 import uvicorn
 
+from bench.mock_openai import read_body
+
 
 class MinimalProxy:
     def __init__(self, upstream: str) -> None:
@@ -22,13 +24,7 @@ class MinimalProxy:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        request = orjson.loads(body)
+        request = orjson.loads(await read_body(receive))
         assert self.session is not None
         async with self.session.post(self.upstream, json=request) as answer:
             headers = [(b"content-type", b"text/event-stream")]

@@ -57,18 +57,23 @@ _MODELS = json.dumps(
 ).encode()
 
 
+async def read_body(receive: Any) -> bytes:
+    """A whole ASGI request body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     if scope["path"].endswith("/models"):
         payload, kind = _MODELS, b"application/json"
     elif json.loads(body or b"{}").get("stream"):
