@@ -799,13 +799,22 @@ class PostgresStore:
             return [_memory(r) for r in await cur.fetchall()]
 
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
+        return await self._thread_turns(thread_id, owner, after_hlc, turns, later=True)
+
+    async def _thread_turns(
+        self, thread_id: str, owner: str, hlc: int, turns: int, later: bool
+    ) -> list[Memory]:
+        """The owner's ``turns`` plaintext turns of a thread nearest ``hlc``, after it or before it,
+        oldest first."""
+        compare, order = (">", "ASC") if later else ("<", "DESC")
         async with self._connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc > %s "
-                "AND NOT tombstone AND NOT encrypted ORDER BY hlc LIMIT %s",
-                (thread_id, owner, after_hlc, turns),
+                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc {compare} %s "
+                f"AND NOT tombstone AND NOT encrypted ORDER BY hlc {order} LIMIT %s",
+                (thread_id, owner, hlc, turns),
             )
-            return [_memory(r) for r in await cur.fetchall()]
+            rows = await cur.fetchall()
+        return [_memory(r) for r in (rows if later else reversed(rows))]
 
     async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -814,14 +823,7 @@ class PostgresStore:
             )
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
-        async with self._connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE thread_id = %s AND owner = %s AND hlc < %s "
-                "AND NOT tombstone AND NOT encrypted ORDER BY hlc DESC LIMIT %s",
-                (thread_id, owner, before_hlc, turns),
-            )
-            rows = await cur.fetchall()
-        return [_memory(r) for r in reversed(rows)]
+        return await self._thread_turns(thread_id, owner, before_hlc, turns, later=False)
 
     async def changes_since(self, seq: int, limit: int) -> list[Memory]:
         async with self._connection() as conn:

@@ -738,13 +738,22 @@ class SQLiteStore:
         return await self._run(op)
 
     async def thread_after(self, thread_id: str, owner: str, after_hlc: int, turns: int) -> list[Memory]:
+        return await self._thread_turns(thread_id, owner, after_hlc, turns, later=True)
+
+    async def _thread_turns(
+        self, thread_id: str, owner: str, hlc: int, turns: int, later: bool
+    ) -> list[Memory]:
+        """The owner's ``turns`` plaintext turns of a thread nearest ``hlc``, after it or before it,
+        oldest first."""
+        compare, order = (">", "ASC") if later else ("<", "DESC")
+
         def op(conn: sqlite3.Connection) -> list[Memory]:
             rows = conn.execute(
-                f"SELECT {sql.COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc > ? "
-                "AND tombstone = 0 AND encrypted = 0 ORDER BY hlc LIMIT ?",
-                (thread_id, owner, after_hlc, turns),
+                f"SELECT {sql.COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc {compare} ? "
+                f"AND tombstone = 0 AND encrypted = 0 ORDER BY hlc {order} LIMIT ?",
+                (thread_id, owner, hlc, turns),
             ).fetchall()
-            return [sql.memory_of(r) for r in rows]
+            return [sql.memory_of(r) for r in (rows if later else reversed(rows))]
 
         return await self._run(op)
 
@@ -764,15 +773,7 @@ class SQLiteStore:
         await self._run(op)
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
-        def op(conn: sqlite3.Connection) -> list[Memory]:
-            rows = conn.execute(
-                f"SELECT {sql.COLUMNS} FROM memories WHERE thread_id = ? AND owner = ? AND hlc < ? "
-                "AND tombstone = 0 AND encrypted = 0 ORDER BY hlc DESC LIMIT ?",
-                (thread_id, owner, before_hlc, turns),
-            ).fetchall()
-            return [sql.memory_of(r) for r in reversed(rows)]
-
-        return await self._run(op)
+        return await self._thread_turns(thread_id, owner, before_hlc, turns, later=False)
 
     async def changes_since(self, seq: int, limit: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
