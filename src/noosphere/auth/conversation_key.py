@@ -31,6 +31,7 @@ SECRET_ENV = "NOOSPHERE_SECRET"
 MIN_SECRET_CHARS = 16
 MAX_SECRET_CHARS = 1024
 _CACHE_LIMIT = 10_000
+KDF_AT_ONCE = 2
 
 
 class ConversationKeys:
@@ -38,6 +39,9 @@ class ConversationKeys:
         self._store = store
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[bytes, float]] = {}  # digest of (principal, secret) → key
+        # Each derivation holds 32 MiB for tens of milliseconds: at most two at once, so that a
+        # caller sending many (wrong) secrets cannot take the node's memory or every thread.
+        self._derivations = anyio.CapacityLimiter(KDF_AT_ONCE)
 
     async def unlock(self, principal: Principal, secret: str) -> Principal:
         """``principal`` with its conversation key. The first secret a principal gives becomes
@@ -61,7 +65,7 @@ class ConversationKeys:
         known = await self._store.conversation_key(principal_id)
         if known is None:
             salt = secrets.token_bytes(16)
-            key = await anyio.to_thread.run_sync(crypto.derive_key, secret, salt)
+            key = await self._derive(secret, salt)
             if await self._store.put_conversation_key(
                 principal_id, salt, crypto.check_value(key), datetime.now(UTC)
             ):
@@ -69,7 +73,7 @@ class ConversationKeys:
             known = await self._store.conversation_key(principal_id)  # set by a concurrent request
             assert known is not None
         salt, check = known
-        key = await anyio.to_thread.run_sync(crypto.derive_key, secret, salt)
+        key = await self._derive(secret, salt)
         if not hmac.compare_digest(crypto.check_value(key), check):
             raise WrongSecret(
                 f"this is not {principal_id}'s conversation secret (the first one given became it; "
@@ -77,6 +81,9 @@ class ConversationKeys:
                 "then stay sealed)"
             )
         return key
+
+    async def _derive(self, secret: str, salt: bytes) -> bytes:
+        return await anyio.to_thread.run_sync(crypto.derive_key, secret, salt, limiter=self._derivations)
 
     async def reset(self, principal_id: str) -> bool:
         """Forget a principal's salt and check value: its next secret becomes its own. What was
