@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
+from noosphere.ids import unique_hex
 from noosphere.pool.protocol import Chunk
 
 
@@ -30,7 +30,7 @@ class Answer:
         started = call is None
         if call is None:
             call = self.calls[part.index] = ToolCallSoFar(
-                id=part.id or "call_" + uuid.uuid4().hex[:24], name=part.name or ""
+                id=part.id or "call_" + unique_hex()[:24], name=part.name or ""
             )
         call.arguments += part.arguments
         return started

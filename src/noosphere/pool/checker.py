@@ -91,7 +91,7 @@ class Checker:
                     event = await job.events.get()
                     if isinstance(event, Chunk):
                         first = first or time.monotonic()
-                        produced += 1
+                        produced += event.tokens
                         text.append(event.content or "")
                     elif isinstance(event, Failed):
                         error = f"{event.code}: {event.message}"

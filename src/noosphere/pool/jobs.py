@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from noosphere.ids import unique_hex
 from noosphere.pool.protocol import Chunk, Done, Failed, JobRequest, Usage
 
 JobEvent = Chunk | Done | Failed
@@ -25,10 +25,10 @@ class ChatJob:
     request: JobRequest
     prompt_tokens: int  # the gateway's own count
     deadline: float  # monotonic time by which it must have started
-    id: str = field(default_factory=lambda: "job_" + uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: "job_" + unique_hex())
     state: JobState = JobState.QUEUED
     worker_id: str | None = None
-    completion_tokens: int = 0  # counted by the gateway, one per streamed chunk
+    completion_tokens: int = 0  # tokens streamed so far, as the chunks say
     spilled: bool = False  # ran on an upstream backend
     worker_account: str | None = None  # the ledger account of the worker that ran it
     output: list[str] = field(default_factory=list)  # text and tool-call pieces, for counting

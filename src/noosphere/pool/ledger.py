@@ -5,11 +5,11 @@ the VTC weights: one per prompt token, two per completion token, counted by the 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from noosphere.auth.principal import Principal
+from noosphere.ids import unique_hex
 from noosphere.pool.budget import TOTAL, period_key
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
@@ -66,7 +66,7 @@ class Ledger:
             served = job.worker_account is not None
             credits = weighted_tokens(prompt, completion) if served else 0.0
             usage = UsageRecord(
-                id="req_" + uuid.uuid4().hex,
+                id="req_" + unique_hex(),
                 at=datetime.now(UTC),
                 principal=principal.id,
                 key_id=principal.key.id if principal.key else None,

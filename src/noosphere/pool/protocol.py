@@ -10,7 +10,8 @@
 A worker says ``hello`` first and waits for ``accepted``. It heartbeats every
 ``heartbeat_interval`` seconds; after three missed intervals the node drops it: its unstarted
 jobs go back to the queue, started ones end with an explicit error. For a job it streams
-``chunk`` frames — each carries one token's delta, either text or one tool-call fragment — and
+``chunk`` frames — each carries one token's delta (or ``tokens`` of them that arrived together),
+either text or one tool-call fragment — and
 ends with ``done`` or ``failed``. After ``cancel`` it stops generating and sends nothing more for
 that job. Frames that do not parse are answered with a protocol error and the worker is dropped.
 Documented for implementers in docs/worker-protocol.md.
@@ -60,6 +61,7 @@ class Chunk(_Frame):
     job_id: str
     content: str | None = None
     tool_call: ToolCallDelta | None = None
+    tokens: int = Field(1, ge=1, le=1 << 20, description="Tokens this delta carries.")
 
 
 class Usage(_Frame):

@@ -201,12 +201,12 @@ class Scheduler:
         job = self._running_on(worker_id, chunk.job_id)
         if job is None:
             return
-        job.completion_tokens += 1
+        job.completion_tokens += chunk.tokens
         job.progressed_at = self.clock()
         job.output.append(chunk.content or "")
         if chunk.tool_call is not None:
             job.output.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
-        weight = weighted_tokens(0, 1)
+        weight = weighted_tokens(0, chunk.tokens)
         self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
         self._serve(self.workers[worker_id], weight)
         job.events.put_nowait(chunk)

@@ -134,6 +134,20 @@ class BodyLimit:
             await send_json(send, 413, error_body("payload_too_large", message))
 
 
+class _NodeApp(FastAPI):
+    """The node's FastAPI app with ``POST /v1/chat/completions`` answered in front of its
+    middleware stack: the gateway's hottest route reads its own body within the size limit,
+    answers its own errors and needs none of the layers the other routes pass."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._front = ChatCompletions(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        await self._front(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -229,7 +243,7 @@ def create_app(
             app.state.scheduler = None
             tasks.cancel_scope.cancel()
 
-    app = FastAPI(
+    app = _NodeApp(
         title="noosphere",
         version=__version__,
         lifespan=lifespan,
@@ -258,6 +272,5 @@ def create_app(
     # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
     app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
     install_openapi(app)
-    app.add_middleware(ChatCompletions)  # POST /v1/chat/completions, outside FastAPI's routing
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

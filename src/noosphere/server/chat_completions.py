@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize
 from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, WorkerFailed
+from noosphere.ids import unique_hex
 from noosphere.memory.model import THREAD_ID_MAX
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.jobs import ChatJob
@@ -103,7 +103,7 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
         bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
     )
     authorize("http", f"POST {PATH}", principal)
-    raw = await _read_body(receive, node.settings.server.max_body_bytes)
+    raw = await _read_body(receive, headers.get("content-length"), node.settings.server.max_body_bytes)
     try:
         body = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -129,7 +129,7 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
 def _conversation_id(given: str | None) -> str:
     """The caller's conversation id, checked here so that no later write can trip over it."""
     if given is None or given == "":
-        return "conv_" + uuid.uuid4().hex
+        return "conv_" + unique_hex()
     if len(given) > THREAD_ID_MAX or not given.isprintable():
         raise InvalidRequest(
             f"a conversation id ({CONVERSATION_HEADER} or metadata.conversation_id) is 1-{THREAD_ID_MAX} "
@@ -138,7 +138,11 @@ def _conversation_id(given: str | None) -> str:
     return given
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, length: str | None, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to exceed ``limit`` bytes: at once when
+    Content-Length says so, else when a chunked body crosses it."""
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
     parts: list[bytes] = []
     size = 0
     while True:

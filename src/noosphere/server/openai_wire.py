@@ -10,7 +10,6 @@ every tool-call delta (distinct per parallel call); a final chunk with ``finish_
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -18,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from noosphere.errors import InvalidRequest
+from noosphere.ids import unique_hex
 from noosphere.pool.answer import Answer
 from noosphere.pool.protocol import Chunk, JobRequest
 
@@ -100,7 +100,7 @@ class Transcript:
     """What a job produced, assembled from its chunks, and the stream's per-call bookkeeping."""
 
     model: str
-    id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: "chatcmpl-" + unique_hex())
     created: int = field(default_factory=lambda: int(time.time()))
     answer: Answer = field(default_factory=Answer)
 

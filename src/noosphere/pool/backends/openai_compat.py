@@ -4,7 +4,8 @@ OpenAI) and turns its SSE stream into protocol frames."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -14,7 +15,12 @@ from noosphere.pool.protocol import Chunk, Done, JobRequest, ModelOffer, ToolCal
 
 _LINE_LIMIT = 1 << 24  # the longest SSE line accepted from an upstream (a big tool call)
 _JSON = {"Content-Type": "application/json"}
-_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+_FINISH: dict[str, Literal["stop", "length", "tool_calls"]] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
 
 
 class OpenAICompatibleBackend:
@@ -52,8 +58,7 @@ class OpenAICompatibleBackend:
         body: dict[str, Any] = request.model_dump(exclude_none=True)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        finish = "stop"
-        usage = Usage()
+        ending = _Ending()
         try:
             async with self._client().post(self._url, data=orjson.dumps(body), headers=_JSON) as response:
                 if response.status != 200:
@@ -61,37 +66,39 @@ class OpenAICompatibleBackend:
                     raise BackendError(f"upstream answered {response.status}: {text}", "upstream_error")
                 # Read to the end of the body (not just to [DONE]) so the connection goes back to
                 # the pool instead of being closed and reopened next time.
-                async for line in _lines(response.content):
-                    event = _event(line)
-                    if event is None:
-                        continue
-                    if event.get("usage"):
-                        usage = Usage(
-                            prompt_tokens=event["usage"].get("prompt_tokens") or 0,
-                            completion_tokens=event["usage"].get("completion_tokens") or 0,
-                        )
-                    for choice in event.get("choices") or []:
-                        for chunk in _chunks(job_id, choice.get("delta") or {}):
-                            yield chunk
-                        if choice.get("finish_reason"):
-                            finish = _FINISH.get(choice["finish_reason"], "stop")
+                async for events, error in _reads(response.content):
+                    for chunk in _chunks(job_id, events, ending):
+                        yield chunk
+                    if error is not None:
+                        raise error
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendError(f"upstream unreachable: {exc!r}", "upstream_unreachable") from exc
-        yield Done(job_id=job_id, finish_reason=finish, usage=usage)
+        yield Done(job_id=job_id, finish_reason=ending.finish, usage=ending.usage)
 
 
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The body's lines, from whatever the socket delivered: one pass per read, not per line."""
+async def _reads(
+    content: aiohttp.StreamReader,
+) -> AsyncIterator[tuple[list[dict[str, Any]], BackendError | None]]:
+    """The SSE events of the body, one list per socket read (one pass per read, not per line),
+    with the error that ends the stream after them, if one does."""
     pending = b""
     async for data in content.iter_any():
         lines = (pending + data).split(b"\n")
         pending = lines.pop()
         if len(pending) > _LINE_LIMIT:
             raise BackendError("upstream sent an oversized line", "upstream_error")
+        events: list[dict[str, Any]] = []
         for line in lines:
-            yield line
-    if pending:
-        yield pending
+            try:
+                event = _event(line)
+            except BackendError as exc:  # what came before it still goes out first
+                yield events, exc
+                return
+            if event is not None:
+                events.append(event)
+        yield events, None
+    if pending and (last := _event(pending)) is not None:
+        yield [last], None
 
 
 def _event(line: bytes) -> dict[str, Any] | None:
@@ -112,25 +119,57 @@ def _event(line: bytes) -> dict[str, Any] | None:
     return event
 
 
-def _chunks(job_id: str, delta: dict[str, Any]) -> list[Chunk]:
-    out = []
-    content = delta.get("content")
-    if content:
-        if not isinstance(content, str):
-            raise BackendError("upstream sent non-text content", "upstream_error")
-        # Checked above; skipping pydantic's validation matters at one chunk per token.
-        out.append(Chunk.model_construct(job_id=job_id, content=content))
-    for call in delta.get("tool_calls") or []:
-        function = call.get("function") or {}
-        out.append(
-            Chunk(
-                job_id=job_id,
-                tool_call=ToolCallDelta(
-                    index=call.get("index", 0),
-                    id=call.get("id"),
-                    name=function.get("name"),
-                    arguments=function.get("arguments") or "",
-                ),
+@dataclass
+class _Ending:
+    """What the stream says about its end, wherever in the stream it says it."""
+
+    finish: Literal["stop", "length", "tool_calls"] = "stop"
+    usage: Usage = field(default_factory=Usage)
+
+
+def _chunks(job_id: str, events: list[dict[str, Any]], ending: _Ending) -> list[Chunk]:
+    """The chunks of the events of one read. Text deltas that arrived together become one chunk of
+    that many tokens: a fast upstream sends many per packet, and each chunk costs the node a pass."""
+    out: list[Chunk] = []
+    text: list[str] = []
+    for event in events:
+        if event.get("usage"):
+            ending.usage = Usage(
+                prompt_tokens=event["usage"].get("prompt_tokens") or 0,
+                completion_tokens=event["usage"].get("completion_tokens") or 0,
             )
-        )
+        for choice in event.get("choices") or []:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                if not isinstance(content, str):
+                    raise BackendError("upstream sent non-text content", "upstream_error")
+                text.append(content)
+            if delta.get("tool_calls"):
+                if text:
+                    out.append(_text(job_id, text))
+                    text = []
+                out.extend(_tool_call(job_id, call) for call in delta["tool_calls"])
+            if choice.get("finish_reason"):
+                ending.finish = _FINISH.get(choice["finish_reason"], "stop")
+    if text:
+        out.append(_text(job_id, text))
     return out
+
+
+def _text(job_id: str, pieces: list[str]) -> Chunk:
+    # Checked by the caller; skipping pydantic's validation matters on the hot path.
+    return Chunk.model_construct(job_id=job_id, content="".join(pieces), tokens=len(pieces))
+
+
+def _tool_call(job_id: str, call: dict[str, Any]) -> Chunk:
+    function = call.get("function") or {}
+    return Chunk(
+        job_id=job_id,
+        tool_call=ToolCallDelta(
+            index=call.get("index", 0),
+            id=call.get("id"),
+            name=function.get("name"),
+            arguments=function.get("arguments") or "",
+        ),
+    )
