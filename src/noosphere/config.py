@@ -128,6 +128,14 @@ class PoolSettings(_Section):
         5.0, gt=0, description="Worker heartbeat period; three missed beats drop the worker."
     )
     max_queued: int = Field(1000, ge=1, description="Most requests waiting at once (then 429).")
+    ledger_delay_ms: int = Field(
+        25,
+        ge=0,
+        le=1000,
+        description="How long an answered request's usage may wait to be written, batched with other "
+        "requests' (0: written before its answer completes). A node killed outright loses at most the "
+        "usage of the answers completed in this window and in the write under way.",
+    )
     conversations: Literal["opted_in", "off"] = Field(
         "opted_in",
         description="Keep chat exchanges as encrypted conversation memories for callers who opted in "

@@ -3,11 +3,9 @@ names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import anyio
 
@@ -19,11 +17,9 @@ from noosphere.errors import (
     ModelNotFound,
     NoCapacity,
     RateLimited,
-    StorageUnavailable,
 )
-from noosphere.groupcommit import GroupCommit
-from noosphere.memory.model import CONVERSATION_KIND, MemoryDraft
 from noosphere.memory.service import MemoryService
+from noosphere.pool.books import Admitted, Books
 from noosphere.pool.checker import Checker
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobEvent
@@ -32,47 +28,6 @@ from noosphere.pool.limits import RateLimiter
 from noosphere.pool.protocol import Failed, JobRequest, ModelOffer
 from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
 from noosphere.pool.tokens import TokenCounter
-
-logger = logging.getLogger(__name__)
-
-
-_WRITE_BATCH = 1000  # finished requests accounted for in one transaction, at most
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """A running request as its settlement needs it: who pays, what was asked, what was reserved."""
-
-    principal: Principal
-    request: JobRequest
-    conversation: str | None
-    reserved: float
-
-
-Finished = tuple[Admitted, ChatJob]
-
-
-def _turns(
-    request: JobRequest, job: ChatJob, conversation: str, expires_at: datetime | None
-) -> list[MemoryDraft]:
-    """The exchange's new user turn and the reply, as conversation (L2) memories."""
-    asked = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
-    texts = []
-    if asked is not None and isinstance(asked.get("content"), str) and asked["content"].strip():
-        texts.append(("user", asked["content"]))
-    reply = "".join(job.output)
-    if reply.strip():
-        texts.append(("assistant", reply))
-    return [
-        MemoryDraft(
-            content=text,
-            kind=CONVERSATION_KIND,
-            thread_id=conversation,
-            metadata={"role": role, "model": job.model},
-            expires_at=expires_at,
-        )
-        for role, text in texts
-    ]
 
 
 @dataclass(frozen=True)
@@ -104,9 +59,7 @@ class Gateway:
         self.limiter = limiter or RateLimiter()
         self.memory = memory
         self.checker = checker
-        # Every finished request is written (ledger entries, captured conversation turns) before
-        # its answer completes; concurrent requests share one transaction.
-        self._books: GroupCommit[Finished, Exception | None] = GroupCommit(self._write, _WRITE_BATCH)
+        self.books = Books(ledger, settings, memory)
         self._open: dict[str, Admitted] = {}
         # Models a supervised worker serves, known even while it restarts: requests for them wait
         # in the queue (up to queue_timeout_seconds) instead of failing with model_not_found.
@@ -196,9 +149,9 @@ class Gateway:
                 await self.settle(job)
 
     async def settle(self, job: ChatJob) -> None:
-        """Write the finished ``job``'s usage (and captured turns) durably; once per job. Called
-        before the last byte of an answer goes out, so a node killed at any moment has recorded
-        every answer it completed. ``StorageUnavailable`` when the write fails."""
+        """Settle the finished ``job``'s reservation and hand its usage (and captured turns) to the
+        books; once per job. Called before the last byte of an answer goes out.
+        ``StorageUnavailable`` when a write it has to wait for fails (see ``Books``)."""
         admitted = self._open.pop(job.id, None)
         if admitted is None:
             return
@@ -207,61 +160,11 @@ class Gateway:
         self.ledger.hold(admitted.principal, job, prompt, completion)
         if admitted.principal.key is not None:
             self.limiter.charge(admitted.principal.key.id, completion)
-        (failure,) = await self._books.submit([(admitted, job)])
-        if failure is not None:
-            raise StorageUnavailable(f"the usage of this request could not be recorded: {failure}")
+        await self.books.write(admitted, job)
 
     async def flush(self) -> None:
-        """Wait for every settlement in flight (on shutdown)."""
-        await self._books.close()
-
-    async def _write(self, batch: list[Finished]) -> list[Exception | None]:
-        """One transaction for the batch's ledger entries; a failing batch is retried one request
-        at a time, so one bad row fails only its own request."""
-        try:
-            await self.ledger.record([(a.principal, job) for a, job in batch])
-            results: list[Exception | None] = [None] * len(batch)
-        except Exception:
-            logger.warning("a batched usage write failed; writing one by one", exc_info=True)
-            results = []
-            for admitted, job in batch:
-                try:
-                    await self.ledger.record([(admitted.principal, job)])
-                    results.append(None)
-                except Exception as exc:
-                    logger.exception("could not record the usage of %s", job.id)
-                    results.append(exc)
-        await self._remember(batch)
-        return results
-
-    async def _remember(self, batch: list[Finished]) -> None:
-        """Store each new user turn and its reply in the caller's conversation thread, for callers
-        that opted in (``noosphere user create --conversations``, ``key create --conversations``)
-        unless the node keeps no conversations (``pool.conversations: off``)."""
-        if self.memory is None or self.settings.conversations == "off":
-            return
-        ttl = self.settings.conversation_ttl_days
-        expires = datetime.now(UTC) + timedelta(days=ttl) if ttl else None
-        drafts: dict[tuple[str, bytes], tuple[Principal, list[MemoryDraft]]] = {}
-        for admitted, job in batch:
-            principal, conversation = admitted.principal, admitted.conversation
-            if (
-                conversation is None
-                or job.outcome != "ok"
-                or not principal.capture
-                or principal.l2_key is None
-            ):
-                continue
-            mine = drafts.setdefault((principal.id, principal.l2_key), (principal, []))[1]
-            mine.extend(_turns(admitted.request, job, conversation, expires))
-        for principal, items in drafts.values():
-            for start in range(0, len(items), self.memory.settings.max_batch):
-                try:
-                    await self.memory.store_many(
-                        principal, items[start : start + self.memory.settings.max_batch]
-                    )
-                except Exception:  # one caller's turns must not fail everyone's accounting
-                    logger.exception("could not store conversation turns of %s", principal.id)
+        """Write every finished request's usage (on shutdown)."""
+        await self.books.close()
 
     async def _admit(
         self, principal: Principal, job: ChatJob, context: int, conversation: str | None

@@ -43,6 +43,11 @@ class Ledger:
         if job.worker_account is not None:
             _add(self._pending, principal.account, weighted_tokens(prompt, completion))
 
+    def abandon(self, principal: Principal, job: ChatJob) -> None:
+        """Give up writing ``job``'s usage: its credits are no longer pending."""
+        if job.worker_account is not None:
+            _add(self._pending, principal.account, -weighted_tokens(*self.tokens(job)))
+
     def reserve(self, principal: Principal, credits: float) -> None:
         _add(self._reserved, principal.account, credits)
 
@@ -59,7 +64,8 @@ class Ledger:
         return job.prompt_tokens, counted
 
     async def record(self, finished: Sequence[tuple[Principal, ChatJob]]) -> list[UsageRecord]:
-        """Write finished requests' usage and credit movements, in one transaction."""
+        """Write finished requests' usage and credit movements, in one transaction. Their credits
+        stay pending (counted against budgets) until written, or until ``abandon``."""
         batch: list[Charge] = []
         for principal, job in finished:
             prompt, completion = self.tokens(job)
@@ -82,16 +88,14 @@ class Ledger:
             entries = [(principal.account, -credits), (job.worker_account or "", credits)] if credits else []
             batch.append((usage, entries))
         started = time.monotonic()
-        try:
-            await self.store.record_usage(batch)
-            for account, period, amount in balance_deltas(batch):
-                cached = self._balances.get((account, period))
-                if cached is not None and cached[1] < started:  # read before this write: add it
-                    self._balances[account, period] = (cached[0] + amount, cached[1])
-        finally:
-            for (principal, _), (usage, _) in zip(finished, batch, strict=True):
-                if usage.worker is not None:
-                    _add(self._pending, principal.account, -usage.credits)
+        await self.store.record_usage(batch)
+        for account, period, amount in balance_deltas(batch):
+            cached = self._balances.get((account, period))
+            if cached is not None and cached[1] < started:  # read before this write: add it
+                self._balances[account, period] = (cached[0] + amount, cached[1])
+        for (principal, _), (usage, _) in zip(finished, batch, strict=True):
+            if usage.worker is not None:  # written: no longer pending
+                _add(self._pending, principal.account, -usage.credits)
         return [usage for usage, _ in batch]
 
     async def spent(self, principal: Principal) -> float:

@@ -32,7 +32,9 @@ class OpenAICompatibleBackend:
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=10.0)
+        # No limit on a whole answer (a long generation is not a fault); ``timeout`` is the longest
+        # silence between two reads.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._models = models
 
@@ -51,6 +53,13 @@ class OpenAICompatibleBackend:
                 headers=self._headers,
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True),
+                # Requests of many callers share this session: a cookie one answer sets must not
+                # travel with the next caller's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # SSE is not worth compressing on the way back; asking for it uncompressed
+                # spares a decoder per answer.
+                auto_decompress=False,
+                skip_auto_headers=["Accept-Encoding"],
             )
         return self._session
 
@@ -82,41 +91,48 @@ async def _reads(
     """The SSE events of the body, one list per socket read (one pass per read, not per line),
     with the error that ends the stream after them, if one does."""
     pending = b""
-    async for data in content.iter_any():
-        lines = (pending + data).split(b"\n")
+    async for received in content.iter_any():
+        lines = (pending + received).split(b"\n")
         pending = lines.pop()
         if len(pending) > _LINE_LIMIT:
             raise BackendError("upstream sent an oversized line", "upstream_error")
-        events: list[dict[str, Any]] = []
-        for line in lines:
-            try:
-                event = _event(line)
-            except BackendError as exc:  # what came before it still goes out first
-                yield events, exc
-                return
-            if event is not None:
-                events.append(event)
-        yield events, None
-    if pending and (last := _event(pending)) is not None:
-        yield [last], None
+        events, error = _parse([d for line in lines if (d := _data(line)) is not None])
+        yield events, error
+        if error is not None:
+            return
+    if pending and (last := _data(pending)) is not None:
+        yield _parse([last])
 
 
-def _event(line: bytes) -> dict[str, Any] | None:
-    """The JSON object of one SSE ``data:`` line; None for other lines and ``[DONE]``."""
+def _data(line: bytes) -> bytes | None:
+    """The JSON text of one SSE ``data:`` line; None for other lines and ``[DONE]``."""
     if not line.startswith(b"data:"):
         return None
     data = line[5:].strip()
-    if data == b"[DONE]":
-        return None
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BackendError("upstream sent malformed JSON", "upstream_error") from exc
-    if not isinstance(event, dict):
-        raise BackendError("upstream sent malformed JSON", "upstream_error")
-    if "error" in event:
-        raise BackendError(f"upstream error: {event['error']}", "upstream_error")
-    return event
+    return None if data == b"[DONE]" or not data else data
+
+
+def _parse(texts: list[bytes]) -> tuple[list[dict[str, Any]], BackendError | None]:
+    """The events of one read, up to the first that ends the stream (malformed JSON, anything but
+    an object, an upstream's error object), and that error."""
+    try:  # one parse for the whole read, as a JSON array
+        parsed: list[Any] = orjson.loads(b"[" + b",".join(texts) + b"]")
+    except orjson.JSONDecodeError:  # find the bad one
+        parsed = []
+        for text in texts:
+            try:
+                parsed.append(orjson.loads(text))
+            except orjson.JSONDecodeError:
+                parsed.append(None)
+                break
+    events: list[dict[str, Any]] = []
+    for event in parsed:
+        if not isinstance(event, dict):
+            return events, BackendError("upstream sent malformed JSON", "upstream_error")
+        if "error" in event:
+            return events, BackendError(f"upstream error: {event['error']}", "upstream_error")
+        events.append(event)
+    return events, None
 
 
 @dataclass
