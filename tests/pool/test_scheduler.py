@@ -229,3 +229,26 @@ def test_a_stream_with_no_token_for_too_long_ends_as_stalled(clock: Clock) -> No
     assert isinstance(failed, Failed) and failed.code == "worker_stalled"
     assert [f.job_id for f in sent(a) if isinstance(f, Cancel)] == [quiet.id]
     assert chatty.state is JobState.RUNNING and a.running.keys() == {chatty.id}
+
+
+def test_users_who_are_done_leave_no_queue_or_running_count_behind(
+    scheduler: Scheduler, clock: Clock
+) -> None:
+    # Deciding whether a user is active must not cost more as users come and go: only users with
+    # waiting or running jobs are kept.
+    w = worker("w1", "smol", capacity=2)
+    scheduler.add_worker(w)
+    jobs = [job(clock, user=f"user:{n}") for n in range(5)]
+    for j in jobs:
+        scheduler.submit(j)
+    for j in jobs[:2]:  # running
+        scheduler.on_chunk("w1", Chunk(job_id=j.id, content="x", tokens=3))
+        assert j.completion_tokens == 3
+    scheduler.cancel(jobs[2].id)  # waiting, then cancelled
+    clock.now += 60
+    scheduler.expire_queued()  # the other waiting ones expire
+    assert set(scheduler.queues) == set()
+    scheduler.on_done("w1", Done(job_id=jobs[0].id))
+    scheduler.on_failed("w1", Failed(job_id=jobs[1].id))
+    assert scheduler.queues == {} and scheduler._running == {}
+    assert not any(scheduler._active(f"user:{n}") for n in range(5))

@@ -79,6 +79,7 @@ class Scheduler:
         self.workers: dict[str, Worker] = {}
         self.queues: dict[str, deque[ChatJob]] = {}
         self.counters: dict[str, float] = {}
+        self._running: dict[str, int] = {}  # running jobs per user, kept to decide activity in O(1)
         self.jobs: dict[str, ChatJob] = {}
         self._submitted_at: dict[str, float] = {}
         self._arrival: dict[str, int] = {}
@@ -106,6 +107,7 @@ class Scheduler:
         for job in list(worker.running.values()):
             if job.completion_tokens == 0:
                 worker.running.pop(job.id)
+                self._stopped(job.user)
                 job.state = JobState.QUEUED
                 job.worker_id = None
                 self.queues.setdefault(job.user, deque()).appendleft(job)
@@ -155,8 +157,8 @@ class Scheduler:
     def submit(self, job: ChatJob) -> None:
         if self.queued() >= self.max_queued:
             raise QueueFull(f"{self.queued()} requests are already waiting")
-        active = {u: c for u, c in self.counters.items() if self._active(u)}
         if not self._active(job.user):
+            active = {u: self.counters.get(u, 0.0) for u in [*self.queues, *self._running]}
             self.counters[job.user] = lifted_counter(self.counters.get(job.user, 0.0), active)
         self.queues.setdefault(job.user, deque()).append(job)
         self.jobs[job.id] = job
@@ -171,7 +173,7 @@ class Scheduler:
         if job is None or job.state is JobState.FINISHED:
             return
         if job.state is JobState.QUEUED:
-            self.queues[job.user].remove(job)
+            self._unqueue(job)
             self._forget(job)
             job.state = JobState.FINISHED
             return
@@ -182,9 +184,9 @@ class Scheduler:
 
     def expire_queued(self) -> None:
         now = self.clock()
-        for queue in self.queues.values():
+        for queue in list(self.queues.values()):
             for job in [j for j in queue if j.deadline <= now]:
-                queue.remove(job)
+                self._unqueue(job)
                 job.state = JobState.FINISHED
                 self._forget(job)
                 job.events.put_nowait(
@@ -233,7 +235,8 @@ class Scheduler:
             user = next_user(startable, arrival)
             if user is None:
                 return
-            job = self.queues[user].popleft()
+            job = self.queues[user][0]
+            self._unqueue(job)
             candidates = self._candidates(job, now)
             chosen = pick_worker([self._load(w, now) for w in candidates])
             assert chosen is not None
@@ -269,6 +272,7 @@ class Scheduler:
         job.worker_account = worker.account
         job.spilled = worker.upstream
         worker.running[job.id] = job
+        self._running[job.user] = self._running.get(job.user, 0) + 1
         weight = weighted_tokens(job.prompt_tokens, 0)
         self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
         self._serve(worker, weight)
@@ -277,6 +281,8 @@ class Scheduler:
     def _finish(self, job: ChatJob, event: Done | Failed) -> None:
         if job.state is JobState.FINISHED:
             return
+        if job.state is JobState.RUNNING:
+            self._stopped(job.user)
         job.state = JobState.FINISHED
         if isinstance(event, Done):
             job.reported = event.usage
@@ -300,9 +306,21 @@ class Scheduler:
         return None if worker is None else worker.running.get(job_id)
 
     def _active(self, user: str) -> bool:
-        if self.queues.get(user):
-            return True
-        return any(j.user == user for w in self.workers.values() for j in w.running.values())
+        return user in self.queues or user in self._running
+
+    def _unqueue(self, job: ChatJob) -> None:
+        """Take a waiting job out of its user's queue; only users with waiting jobs have one."""
+        queue = self.queues[job.user]
+        queue.remove(job)
+        if not queue:
+            del self.queues[job.user]
+
+    def _stopped(self, user: str) -> None:
+        left = self._running[user] - 1
+        if left:
+            self._running[user] = left
+        else:
+            del self._running[user]
 
     def _serve(self, worker: Worker, weight: float) -> None:
         now = self.clock()
