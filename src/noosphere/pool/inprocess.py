@@ -33,20 +33,22 @@ class InProcessWorker:
 
     async def run(self) -> None:
         """Serve jobs until cancelled; then leave the pool and close the backend."""
+        self.worker.deliver = self._take
         self.scheduler.add_worker(self.worker)
         try:
-            while True:
-                frame = await self.worker.outbox.get()
-                self.scheduler.seen(self.worker.id)
-                if isinstance(frame, Job):
-                    self._start(frame)
-                elif isinstance(frame, Cancel) and (running := self._tasks.get(frame.job_id)):
-                    running.cancel()
+            await asyncio.get_running_loop().create_future()  # frames arrive through _take
         finally:
             for task in list(self._tasks.values()):
                 task.cancel()
             self.scheduler.remove_worker(self.worker.id, "shut down")
             await self.backend.aclose()
+
+    def _take(self, frame: Job | Cancel) -> None:
+        self.scheduler.seen(self.worker.id)
+        if isinstance(frame, Job):
+            self._start(frame)
+        elif running := self._tasks.get(frame.job_id):
+            running.cancel()
 
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._run_job(job))

@@ -50,6 +50,8 @@ class Worker:
     service_at: float = 0.0
     running: dict[str, ChatJob] = field(default_factory=dict)
     outbox: asyncio.Queue[OutFrame] = field(default_factory=asyncio.Queue)
+    # An in-process worker takes its frames at once instead of from the outbox (no task switch).
+    deliver: Callable[[OutFrame], None] | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # set when the pool drops it
     close_reason: str = ""
 
@@ -137,7 +139,7 @@ class Scheduler:
             if job.progressed_at < cutoff
         ]
         for worker, job in stalled:
-            worker.outbox.put_nowait(Cancel(job_id=job.id))
+            self._send(worker, Cancel(job_id=job.id))
             message = f"the worker sent nothing for {self.stall_after:g}s"
             self._finish(job, Failed(job_id=job.id, code="worker_stalled", message=message))
         return [job.id for _, job in stalled]
@@ -179,7 +181,7 @@ class Scheduler:
             return
         worker = self.workers.get(job.worker_id or "")
         if worker is not None:
-            worker.outbox.put_nowait(Cancel(job_id=job.id))
+            self._send(worker, Cancel(job_id=job.id))
         self._finish(job, Failed(job_id=job.id, code="cancelled", message="the client went away"))
 
     def expire_queued(self) -> None:
@@ -276,7 +278,7 @@ class Scheduler:
         weight = weighted_tokens(job.prompt_tokens, 0)
         self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
         self._serve(worker, weight)
-        worker.outbox.put_nowait(Job(job_id=job.id, request=job.request))
+        self._send(worker, Job(job_id=job.id, request=job.request))
 
     def _finish(self, job: ChatJob, event: Done | Failed) -> None:
         if job.state is JobState.FINISHED:
@@ -304,6 +306,12 @@ class Scheduler:
     def _running_on(self, worker_id: str, job_id: str) -> ChatJob | None:
         worker = self.workers.get(worker_id)
         return None if worker is None else worker.running.get(job_id)
+
+    def _send(self, worker: Worker, frame: OutFrame) -> None:
+        if worker.deliver is not None:
+            worker.deliver(frame)
+        else:
+            worker.outbox.put_nowait(frame)
 
     def _active(self, user: str) -> bool:
         return user in self.queues or user in self._running
