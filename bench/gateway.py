@@ -30,9 +30,10 @@ from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
-LEVELS = ((1, 300), (50, 3000), (200, 4000))  # (concurrent streams, requests)
+LEVELS = ((1, 1000), (50, 3000), (200, 4000))  # (concurrent streams, requests)
 MAX_SECONDS = 45.0
 FLOOR = "minimal Python proxy (floor)"
+STRICT = "noosphere key, written before the answer"
 BODY = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
 
 
@@ -200,10 +201,11 @@ def _start_node(config: Path, data_dir: Path, port: int, env: dict[str, str]) ->
     return _start([sys.executable, "-m", *up], env)
 
 
-def _mock_node_config(path: Path, mock_port: int, concurrency: int) -> Path:
+def _mock_node_config(path: Path, mock_port: int, concurrency: int, ledger_delay_ms: int = 25) -> Path:
     """A node config serving the mock as its only model (``mock``), with no local worker."""
     path.write_text(
         "pool:\n  local_worker: false\n  checker: false\n  spill_after_seconds: 0\n  max_queued: 100000\n"
+        f"  ledger_delay_ms: {ledger_delay_ms}\n"
         f"  upstreams:\n    - {{name: mock, base_url: 'http://127.0.0.1:{mock_port}/v1', models: [mock], "
         f"max_concurrency: {concurrency}}}\n"
     )
@@ -212,25 +214,31 @@ def _mock_node_config(path: Path, mock_port: int, concurrency: int) -> Path:
 
 async def _overhead(tmp: Path) -> list[Result]:
     mock_port, node_port, full_port, litellm_port, floor_port = _port(), _port(), _port(), _port(), _port()
+    strict_port = _port()
     processes = [_start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])]
     mock_chat = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
     floor = _start([sys.executable, "-m", "bench.min_proxy", mock_chat, str(floor_port)])
     config = _mock_node_config(tmp / "node.yaml", mock_port, 1000)
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
+    strict_config = _mock_node_config(tmp / "strict.yaml", mock_port, 1000, ledger_delay_ms=0)
     key = _metered_key(config, tmp / "node", env)
     full_key = _metered_key(config, tmp / "full", env)
+    strict_key = _metered_key(strict_config, tmp / "strict", env)
     filled = time.perf_counter()
     await _fill_ledger(config, tmp / "full", LEDGER_ENTRIES)
     print(f"ledger of {LEDGER_ENTRIES:,} entries written in {time.perf_counter() - filled:.0f} s")
     processes.append(_start_node(config, tmp / "node", node_port, env))
     processes.append(_start_node(config, tmp / "full", full_port, env))
+    processes.append(_start_node(strict_config, tmp / "strict", strict_port, env))
     node, full = f"http://127.0.0.1:{node_port}/v1", f"http://127.0.0.1:{full_port}/v1"
+    strict = f"http://127.0.0.1:{strict_port}/v1"
     targets = [
         ("direct", f"http://127.0.0.1:{mock_port}/v1", {}),
         (FLOOR, f"http://127.0.0.1:{floor_port}/v1", {}),
         ("noosphere admin", node, {"Authorization": "Bearer ns_bench"}),
         ("noosphere key, empty ledger", node, {"Authorization": f"Bearer {key}"}),
         ("noosphere key, 1M-entry ledger", full, {"Authorization": f"Bearer {full_key}"}),
+        (STRICT, strict, {"Authorization": f"Bearer {strict_key}"}),
     ]
     if LITELLM.exists():
         lconfig = tmp / "litellm.yaml"
@@ -377,7 +385,7 @@ async def run() -> None:
             "over the minimal proxy"
         )
         admin = by[("noosphere admin", streams)]
-        for name in ("noosphere key, empty ledger", "noosphere key, 1M-entry ledger"):
+        for name in ("noosphere key, empty ledger", "noosphere key, 1M-entry ledger", STRICT):
             ratios.append(
                 f"{streams} stream{'s' * (streams > 1)}, {name.removeprefix('noosphere ')}: "
                 f"{by[(name, streams)].rps / admin.rps:.2f}x admin's requests/s"
@@ -388,9 +396,11 @@ async def run() -> None:
     body = (
         "A mock OpenAI-compatible backend (`bench/mock_openai.py`, 20 streamed tokens per answer) "
         "called directly and through noosphere nodes (the mock as a configured upstream): with a "
-        "metered user API key (rate limits and a monthly budget checked on every request, the "
-        "reservation and the ledger entries written before the answer completes) on a node with an "
-        f"empty ledger and on one with {LEDGER_ENTRIES:,} ledger entries, and with the admin token "
+        "metered user API key (rate limits and a monthly budget checked on every request, a "
+        "reservation at admission, the ledger entries written within 25 ms of the answer, the default "
+        "`pool.ledger_delay_ms`) on a node with an "
+        f"empty ledger and on one with {LEDGER_ENTRIES:,} ledger entries, and on a node that writes them "
+        "before the answer completes (`ledger_delay_ms: 0`); with the admin token "
         "(no limits) as a reference; and through LiteLLM's proxy (`litellm[proxy]`, 1 worker) when "
         "installed (`make bench-deps`); and, as the floor, through the least a Python streaming proxy "
         "can do (`bench/min_proxy.py`: uvicorn and aiohttp, each chunk parsed and re-encoded, no "
