@@ -2,12 +2,16 @@
 8 chat clients streaming through a mock upstream with a metered user API key, 2 clients storing and
 searching memories as an agent, and 1 client sending and receiving bus messages. It reports each
 kind's rate minute by minute (a rate that falls means work piling up), the memory and bus
-latencies under chat load, the node's resident memory at the first minute and at the end, and
-whether the ledger caught up: usage rows against the chats answered, read from the database once
-the node has stopped."""
+latencies under chat load against the same clients' latencies for 30 s alone before it, the
+node's resident memory at the first minute and at the end, and whether the ledger caught up: usage
+rows against the chats answered, read from the database once the node has stopped. The chat
+clients run in a process of their own, so that their load on the client side does not count as
+the node's memory and bus latency."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import sqlite3
 import sys
@@ -25,6 +29,7 @@ from bench.gateway import _metered_key, _mock_node_config, _port, _start, _start
 from bench.report import write_section
 
 SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
+ALONE_SECONDS = 30.0
 CHATS, MEMORY, BUS = 8, 2, 1
 CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
 
@@ -64,6 +69,21 @@ async def _chat(url: str, key: str, tally: Tally, stop: float) -> None:
             except aiohttp.ClientError:
                 ok = False
             tally.done("chat", began, ok)
+
+
+def _chats(url: str, key: str, seconds: float, out: Path) -> None:
+    """The chat clients, in a process of their own; their tally goes to ``out`` as JSON."""
+
+    async def main() -> Tally:
+        tally = Tally(time.perf_counter())
+        async with anyio.create_task_group() as group:
+            for _ in range(CHATS):
+                group.start_soon(_chat, url, key, tally, tally.started + seconds)
+        return tally
+
+    tally = anyio.run(main)
+    chats = {"per_minute": tally.per_minute["chat"], "latency": tally.latency["chat"]}
+    out.write_text(json.dumps({**chats, "errors": tally.errors["chat"]}))
 
 
 async def _memory(url: str, token: str, n: int, tally: Tally, stop: float) -> None:
@@ -111,6 +131,16 @@ async def run() -> None:
             _wait(f"{url}/v1/models", admin, node)
             async with httpx.AsyncClient(base_url=url, headers=admin) as http:
                 agent = (await http.post("/api/v1/agents", json={"name": "soaker"})).json()["token"]
+            alone = Tally(time.perf_counter())
+            async with anyio.create_task_group() as group:
+                for n in range(MEMORY):
+                    group.start_soon(_memory, url, agent, n, alone, alone.started + ALONE_SECONDS)
+                group.start_soon(_bus, url, agent, alone, alone.started + ALONE_SECONDS)
+            chats_out = tmp / "chats.json"
+            chatter = multiprocessing.get_context("spawn").Process(
+                target=_chats, args=(url, key, SECONDS, chats_out)
+            )
+            chatter.start()
             started = time.perf_counter()
             tally = Tally(started)
             stop = started + SECONDS
@@ -122,13 +152,16 @@ async def run() -> None:
 
             async with anyio.create_task_group() as group:
                 group.start_soon(watch)
-                for _ in range(CHATS):
-                    group.start_soon(_chat, url, key, tally, stop)
                 for n in range(MEMORY):
                     group.start_soon(_memory, url, agent, n, tally, stop)
                 group.start_soon(_bus, url, agent, tally, stop)
+            await anyio.to_thread.run_sync(chatter.join)
             rss.append(_rss_mib(node.pid))
             elapsed = time.perf_counter() - started
+            chats = json.loads(chats_out.read_text())
+            tally.per_minute["chat"] = defaultdict(int, {int(m): n for m, n in chats["per_minute"].items()})
+            tally.latency["chat"] = chats["latency"]
+            tally.errors["chat"] = chats["errors"]
         finally:
             _stop(node)
             _stop(mock)
@@ -150,16 +183,33 @@ async def run() -> None:
             + f" | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | {tally.errors[kind]} |"
         )
     growth = (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) == 2 and rss[0] else float("nan")
+    compared = [
+        "| kind | alone p50 ms | under chat load p50 ms | ratio | alone p99 ms | under chat load p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in kinds[1:]:
+        before = np.asarray(alone.latency[kind] or [0.0]) * 1000
+        during = np.asarray(tally.latency[kind] or [0.0]) * 1000
+        p50a, p50b = np.percentile(before, 50), np.percentile(during, 50)
+        compared.append(
+            f"| {kind} | {p50a:.1f} | {p50b:.1f} | {p50b / p50a:.1f}x | {np.percentile(before, 99):.1f} | "
+            f"{np.percentile(during, 99):.1f} |"
+        )
     write_section(
         "soak",
         "Sustained mixed load",
         f"{elapsed:.0f} s against one node (SQLite) on loopback: {CHATS} clients streaming chats through "
         "a mock upstream with a metered user API key (limits and a budget), "
         f"{MEMORY} clients storing and searching memories as an agent, {BUS} client sending, "
-        "receiving and acknowledging bus messages, all at once.\n\n"
+        "receiving and acknowledging bus messages, all at once; the chat clients in a process of their "
+        "own.\n\n"
         + "\n".join(rows)
+        + f"\n\nThe memory and bus clients alone for {ALONE_SECONDS:.0f} s first, then under the chat "
+        "load:\n\n"
+        + "\n".join(compared)
         + f"\n\nChats answered {answered:,}; usage rows in the ledger after the node stopped "
-        f"{recorded:,} ({'caught up' if recorded >= answered else 'behind'}: written before each "
-        f"answer completes). Node RSS {rss[0]:.0f} MiB at the first minute, {rss[-1]:.0f} MiB at the "
+        f"{recorded:,} ({'caught up' if recorded >= answered else 'behind'}: written within "
+        "`pool.ledger_delay_ms` of each answer, and on shutdown). "
+        f"Node RSS {rss[0]:.0f} MiB at the first minute, {rss[-1]:.0f} MiB at the "
         f"end ({growth:+.1f} %; target < 10 %).",
     )
