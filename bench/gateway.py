@@ -66,6 +66,12 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    cpu_seconds: float = 0.0  # the server process's CPU time during the load
+
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per request: what it costs, whatever else the machine does."""
+        return self.cpu_seconds / max(self.requests + self.errors, 1) * 1000
 
     @property
     def rps(self) -> float:
@@ -75,7 +81,17 @@ class Result:
         return float(np.percentile(np.asarray(self.latencies) * 1000, q))
 
 
-async def _load(target: str, url: str, headers: dict[str, str], streams: int, total: int) -> Result:
+def _cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time of a process and its threads so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(
+    target: str, url: str, headers: dict[str, str], streams: int, total: int, pid: int | None = None
+) -> Result:
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -111,12 +127,12 @@ async def _load(target: str, url: str, headers: dict[str, str], streams: int, to
             await one()
         latencies.clear()
         errors = 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(pid)
         async with anyio.create_task_group() as group:
             for _ in range(streams):
                 group.start_soon(worker)
-        seconds = time.perf_counter() - started
-    return Result(target, streams, len(latencies), seconds, latencies, errors)
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds(pid) - cpu
+    return Result(target, streams, len(latencies), seconds, latencies, errors, cpu)
 
 
 def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -258,6 +274,8 @@ async def _overhead(tmp: Path) -> list[Result]:
     else:
         print("LiteLLM not installed (make bench-deps): its rows are skipped")
     waits = [targets[0], *targets[3:]]  # the admin row shares its node with the first key row
+    served_by = [processes[0], floor, processes[1], *processes[1:]]  # in the order of targets
+    pids = {name: process.pid for (name, _, _), process in zip(targets, served_by, strict=True)}
     try:
         for (_, url, headers), process in zip(waits, processes, strict=True):
             _wait(url + "/models", headers, process)
@@ -269,7 +287,8 @@ async def _overhead(tmp: Path) -> list[Result]:
             halves: dict[str, Result] = {}
             level: list[Result] = []
             for name, url, headers in [*targets, *reversed(targets)]:
-                half = await _load(name, url + "/chat/completions", headers, streams, total // 2)
+                pid = pids.get(name)
+                half = await _load(name, url + "/chat/completions", headers, streams, total // 2, pid)
                 first = halves.pop(name, None)
                 if first is None:
                     halves[name] = half
@@ -281,10 +300,12 @@ async def _overhead(tmp: Path) -> list[Result]:
                     first.seconds + half.seconds,
                     first.latencies + half.latencies,
                     first.errors + half.errors,
+                    first.cpu_seconds + half.cpu_seconds,
                 )
                 print(
                     f"{name:32s} {streams:4d} streams: {result.rps:8.1f} req/s  "
-                    f"p50 {result.pct(50):7.2f} ms  p99 {result.pct(99):7.2f} ms  errors {result.errors}"
+                    f"p50 {result.pct(50):7.2f} ms  p99 {result.pct(99):7.2f} ms  "
+                    f"cpu {result.cpu_ms:.3f} ms/req  errors {result.errors}"
                 )
                 level.append(result)
             order = [name for name, _, _ in targets]
@@ -374,15 +395,17 @@ async def run() -> None:
         )
         rows.append(
             f"| {r.target} | {r.streams} | {r.requests} | {r.rps:,.0f} | {r.pct(50):.2f} | {r.pct(99):.2f} | "
-            f"{added} | {r.errors} |"
+            f"{added} | {r.cpu_ms:.2f} | {r.errors} |"
         )
     ratios = []
     for streams, _ in LEVELS:
         floor_p50 = by[(FLOOR, streams)].pct(50)
         key_p50 = by[("noosphere key, empty ledger", streams)].pct(50)
+        key_cpu = by[("noosphere key, empty ledger", streams)].cpu_ms
         ratios.append(
             f"{streams} stream{'s' * (streams > 1)}: a metered key adds {key_p50 - floor_p50:+.2f} ms p50 "
-            "over the minimal proxy"
+            f"over the minimal proxy and costs its node {key_cpu / by[(FLOOR, streams)].cpu_ms:.2f}x the "
+            "minimal proxy's CPU per request"
         )
         admin = by[("noosphere admin", streams)]
         for name in ("noosphere key, empty ledger", "noosphere key, 1M-entry ledger", STRICT):
@@ -406,11 +429,14 @@ async def run() -> None:
         "can do (`bench/min_proxy.py`: uvicorn and aiohttp, each chunk parsed and re-encoded, no "
         "authentication, limits or accounting). Each server in its own process on loopback, driven by one "
         "asyncio load generator (aiohttp) in the same run, each target twice per level (in order, then "
-        "in reverse, half the requests each time). Latency is to the last byte of the stream. "
+        "in reverse, half the requests each time). Latency is to the last byte of the stream. *Server CPU* "
+        "is the CPU time of the process answering (the mock for *direct*) per request during the load: "
+        "what a request costs that server, which the machine's other load does not change. "
         "Targets on this machine: metered within 10 % of admin's requests/s at 50 streams at both "
         "ledger sizes; added p50 ≤ 1 ms at 1 stream with a key.\n\n"
-        "| target | streams | requests | req/s | p50 ms | p99 ms | added p50 / p99 ms | errors |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "| target | streams | requests | req/s | p50 ms | p99 ms | added p50 / p99 ms "
+        "| server CPU ms/req | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + "\n\n"
         + ("; ".join(ratios) + ".\n\n" if ratios else "")

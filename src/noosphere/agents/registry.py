@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -15,11 +16,17 @@ from noosphere.store.contract import MemoryStore
 
 logger = logging.getLogger(__name__)
 
+# An agent's profile is read on every call it makes from outside the node (the governance gate
+# needs its level and rules): kept this long, and dropped at once when this process changes it.
+# A change made by another process (the CLI) applies within this time, as for tokens.
+CACHE_SECONDS = 2.0
+
 
 class AgentRegistry:
     def __init__(self, store: MemoryStore, auth: TokenAuthority) -> None:
         self.store = store
         self.auth = auth
+        self._cache: dict[str, tuple[AgentProfile | None, float]] = {}
 
     async def create(self, profile: AgentProfile) -> tuple[AgentProfile, str]:
         """A new agent and its token (returned once); ``Conflict`` if the name is taken."""
@@ -37,25 +44,39 @@ class AgentRegistry:
         await self._put(profile)
 
     async def get(self, name: str) -> AgentProfile:
-        found = await self._profiles(name)
-        if not found:
+        found = await self._one(name)
+        if found is None:
             raise NotFound(f"no agent named {name!r}")
-        return found[0]
+        return found
 
     async def every(self) -> list[AgentProfile]:
         return await self._profiles(None)
 
     async def deciders(self, requester: str) -> frozenset[str]:
         """Users who may decide checkpoints ``requester`` (an agent's mailbox) asked for."""
-        found = await self._profiles(requester)
-        return found[0].deciders() if found else frozenset()
+        found = await self._one(requester)
+        return found.deciders() if found else frozenset()
 
     async def delete(self, name: str) -> None:
+        self._cache.clear()
         await self.auth.delete(PrincipalKind.AGENT, name)
         await self.store.delete_agent_profile(name)
+        self._cache.clear()
 
     async def _put(self, profile: AgentProfile) -> None:
+        self._cache.clear()
         await self.store.put_agent_profile(profile.name, profile.model_dump_json(), datetime.now(UTC))
+        self._cache.clear()
+
+    async def _one(self, name: str) -> AgentProfile | None:
+        cached = self._cache.get(name)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        found = await self._profiles(name)
+        if len(self._cache) >= 10_000:
+            self._cache.clear()
+        self._cache[name] = (found[0] if found else None, time.monotonic() + CACHE_SECONDS)
+        return found[0] if found else None
 
     async def _profiles(self, name: str | None) -> list[AgentProfile]:
         """Stored profiles; an agent created before profiles existed gets a default one."""
@@ -67,10 +88,13 @@ class AgentRegistry:
                 logger.warning("a stored agent profile no longer validates (%s); using defaults", exc)
                 continue
             stored[profile.name] = profile
+        if name is None:
+            records = await self.auth.list_principals(PrincipalKind.AGENT)
+        else:
+            one = await self.store.principal(principal_id(PrincipalKind.AGENT, name))
+            records = [] if one is None else [one]
         out = []
-        for record in await self.auth.list_principals(PrincipalKind.AGENT):
-            if name is not None and record.name != name:
-                continue
+        for record in records:
             level = Level(record.level) if record.level else Level.L2
             out.append(stored.get(record.name) or AgentProfile(name=record.name, level=level))
         return out

@@ -6,6 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
+
 from noosphere.errors import InvalidRequest
 from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, balance_deltas, check_balanced
 
@@ -72,38 +74,53 @@ def revoke_api_key(conn: sqlite3.Connection, key_id: str) -> bool:
 
 
 def record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
+    """Each table's rows in one statement over a JSON array: the sqlite3 module gives up the GIL
+    for every step, and a busy event loop holds it for up to the switch interval, so a statement
+    per row (executemany) would wait that long per row while the store's lock is held."""
     check_balanced(batch)
-    conn.executemany(
-        "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
-        "completion_tokens, reported_prompt, reported_completion, credits, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    usage = [
         [
-            (
-                u.id,
-                u.at.timestamp(),
-                u.principal,
-                u.key_id,
-                u.model,
-                u.worker,
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.reported_prompt,
-                u.reported_completion,
-                u.credits,
-                u.status,
-            )
-            for u, _ in batch
-        ],
+            u.id,
+            u.at.timestamp(),
+            u.principal,
+            u.key_id,
+            u.model,
+            u.worker,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.reported_prompt,
+            u.reported_completion,
+            u.credits,
+            u.status,
+        ]
+        for u, _ in batch
+    ]
+    conn.execute(
+        "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
+        f"completion_tokens, reported_prompt, reported_completion, credits, status) {_rows(12)}",
+        (orjson.dumps(usage).decode(),),
     )
-    conn.executemany(
-        "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (?, ?, ?, ?)",
-        [(u.id, u.at.timestamp(), account, amount) for u, entries in batch for account, amount in entries],
-    )
-    conn.executemany(
-        "INSERT INTO account_balances (account, period, amount) VALUES (?, ?, ?) "
-        "ON CONFLICT (account, period) DO UPDATE SET amount = amount + excluded.amount",
-        sorted(balance_deltas(batch)),
-    )
+    entries = [
+        [u.id, u.at.timestamp(), account, amount] for u, entries in batch for account, amount in entries
+    ]
+    if entries:
+        conn.execute(
+            f"INSERT INTO ledger_entries (request_id, at, account, amount) {_rows(4)}",
+            (orjson.dumps(entries).decode(),),
+        )
+    deltas = [list(d) for d in sorted(balance_deltas(batch))]
+    if deltas:
+        conn.execute(
+            f"INSERT INTO account_balances (account, period, amount) {_rows(3)} WHERE true "
+            "ON CONFLICT (account, period) DO UPDATE SET amount = amount + excluded.amount",
+            (orjson.dumps(deltas).decode(),),
+        )
+
+
+def _rows(columns: int) -> str:
+    """A SELECT of the rows of a JSON array of arrays (the statement's one parameter)."""
+    fields = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(columns))
+    return f"SELECT {fields} FROM json_each(?)"
 
 
 def balance(conn: sqlite3.Connection, account: str, period: str) -> float:
