@@ -106,6 +106,29 @@ class UsageRecord:
     credits: float
     status: str  # ok | failed | cancelled
 
+    def row(self, at: object) -> list[object]:
+        """Its values in ``USAGE_COLUMNS`` order, with ``at`` as the backend stores time."""
+        return [
+            self.id,
+            at,
+            self.principal,
+            self.key_id,
+            self.model,
+            self.worker,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.reported_prompt,
+            self.reported_completion,
+            self.credits,
+            self.status,
+        ]
+
+
+USAGE_COLUMNS = (
+    "id, at, principal, key_id, model, worker, prompt_tokens, completion_tokens, reported_prompt, "
+    "reported_completion, credits, status"
+)
+
 
 @dataclass(frozen=True)
 class AuditEntry:

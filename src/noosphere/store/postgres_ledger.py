@@ -9,7 +9,14 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, balance_deltas, check_balanced
+from noosphere.store.contract import (
+    USAGE_COLUMNS,
+    ApiKeyRecord,
+    Charge,
+    UsageSummary,
+    balance_deltas,
+    check_balanced,
+)
 
 Row = dict[str, Any]
 GROUPS = {"principal", "key_id", "worker", "model"}
@@ -78,26 +85,8 @@ async def record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> N
     check_balanced(batch)
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
-            "completion_tokens, reported_prompt, reported_completion, credits, status) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (
-                    u.id,
-                    u.at,
-                    u.principal,
-                    u.key_id,
-                    u.model,
-                    u.worker,
-                    u.prompt_tokens,
-                    u.completion_tokens,
-                    u.reported_prompt,
-                    u.reported_completion,
-                    u.credits,
-                    u.status,
-                )
-                for u, _ in batch
-            ],
+            f"INSERT INTO usage_requests ({USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})",
+            [u.row(u.at) for u, _ in batch],
         )
         await cur.executemany(
             "INSERT INTO ledger_entries (request_id, at, account, amount) VALUES (%s, %s, %s, %s)",

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import orjson
 
 from noosphere.errors import InvalidRequest
-from noosphere.store.contract import ApiKeyRecord, Charge, UsageSummary, balance_deltas, check_balanced
+from noosphere.store.contract import (
+    USAGE_COLUMNS,
+    ApiKeyRecord,
+    Charge,
+    UsageSummary,
+    balance_deltas,
+    check_balanced,
+)
 
 GROUPS = {"principal", "key_id", "worker", "model"}
 
@@ -78,35 +85,13 @@ def record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
     for every step, and a busy event loop holds it for up to the switch interval, so a statement
     per row (executemany) would wait that long per row while the store's lock is held."""
     check_balanced(batch)
-    usage = [
-        [
-            u.id,
-            u.at.timestamp(),
-            u.principal,
-            u.key_id,
-            u.model,
-            u.worker,
-            u.prompt_tokens,
-            u.completion_tokens,
-            u.reported_prompt,
-            u.reported_completion,
-            u.credits,
-            u.status,
-        ]
-        for u, _ in batch
-    ]
-    conn.execute(
-        "INSERT INTO usage_requests (id, at, principal, key_id, model, worker, prompt_tokens, "
-        f"completion_tokens, reported_prompt, reported_completion, credits, status) {_rows(12)}",
-        (orjson.dumps(usage).decode(),),
-    )
-    entries = [
-        [u.id, u.at.timestamp(), account, amount] for u, entries in batch for account, amount in entries
-    ]
-    if entries:
+    usage = [u.row(u.at.timestamp()) for u, _ in batch]
+    conn.execute(f"INSERT INTO usage_requests ({USAGE_COLUMNS}) {_rows(12)}", (orjson.dumps(usage).decode(),))
+    moves = [[u.id, u.at.timestamp(), account, amount] for u, entries in batch for account, amount in entries]
+    if moves:
         conn.execute(
             f"INSERT INTO ledger_entries (request_id, at, account, amount) {_rows(4)}",
-            (orjson.dumps(entries).decode(),),
+            (orjson.dumps(moves).decode(),),
         )
     deltas = [list(d) for d in sorted(balance_deltas(batch))]
     if deltas:
