@@ -49,11 +49,10 @@ class ChatCompletions:
             await self.app(scope, receive, send)
             return
         reply = _Reply(send)
+        if scope["method"] != "POST":
+            await reply.error(405, "method_not_allowed", f"{PATH} takes POST", {"Allow": "POST"})
+            return
         try:
-            if scope["method"] != "POST":
-                error = InvalidRequest(f"{PATH} takes POST")
-                error.code, error.status = "method_not_allowed", 405
-                raise error
             await _serve(scope, receive, reply)
         except NoosphereError as exc:
             await reply.error(exc.status, exc.code, exc.message, error_headers(exc))
