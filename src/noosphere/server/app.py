@@ -135,13 +135,13 @@ class BodyLimit:
 
 
 class _NodeApp(FastAPI):
-    """The node's FastAPI app with ``POST /v1/chat/completions`` answered in front of its
-    middleware stack: the gateway's hottest route reads its own body within the size limit,
-    answers its own errors and needs none of the layers the other routes pass."""
+    """The node's FastAPI app behind the body size limit, with ``POST /v1/chat/completions``
+    answered in front of FastAPI's middleware stack: the gateway's hottest route answers its own
+    errors and needs none of the layers the other routes pass."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, body_limit: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._front = ChatCompletions(super().__call__)
+        self._front = BodyLimit(ChatCompletions(super().__call__), body_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
@@ -244,6 +244,7 @@ def create_app(
             tasks.cancel_scope.cancel()
 
     app = _NodeApp(
+        settings.server.max_body_bytes,
         title="noosphere",
         version=__version__,
         lifespan=lifespan,
@@ -272,5 +273,4 @@ def create_app(
     # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
     app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
     install_openapi(app)
-    app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes)
     return app

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize
-from noosphere.errors import InvalidRequest, NoosphereError, PayloadTooLarge, WorkerFailed
+from noosphere.errors import InvalidRequest, NoosphereError, WorkerFailed
 from noosphere.ids import unique_hex
 from noosphere.memory.model import THREAD_ID_MAX
 from noosphere.pool.gateway import Gateway
@@ -102,7 +102,7 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
         bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
     )
     authorize("http", f"POST {PATH}", principal)
-    raw = await _read_body(receive, headers.get("content-length"), node.settings.server.max_body_bytes)
+    raw = await _read_body(receive)  # within the node's size limit (``BodyLimit`` in front)
     try:
         body = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -137,22 +137,13 @@ def _conversation_id(given: str | None) -> str:
     return given
 
 
-async def _read_body(receive: Receive, length: str | None, limit: int) -> bytes:
-    """The whole body, refused (413) as soon as it is known to exceed ``limit`` bytes: at once when
-    Content-Length says so, else when a chunked body crosses it."""
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+async def _read_body(receive: Receive) -> bytes:
     parts: list[bytes] = []
-    size = 0
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGone("the client disconnected")
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        parts.append(part)
+        parts.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(parts)
 
