@@ -47,9 +47,9 @@ class AuthSettings(_Section):
     cache_seconds: float = Field(
         2.0,
         ge=0,
-        description="How long a running node remembers a verified token. Revoking or rotating through "
-        "the node takes effect at once; through the CLI (another process) within this many seconds. "
-        "0 disables the cache.",
+        description="How long a running node remembers a verified token and an agent's profile. "
+        "Revoking, rotating or changing them through the node takes effect at once; through the CLI "
+        "(another process) within this many seconds. 0 disables the cache.",
     )
 
 

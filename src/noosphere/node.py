@@ -98,7 +98,7 @@ async def open_node(
         if check_embedder:
             await memory.check_embedder()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
-        agents = AgentRegistry(store, auth)
+        agents = AgentRegistry(store, auth, settings.auth.cache_seconds)
         for profile in settings.agents:
             await agents.declare(profile)
         key = load_or_create(settings.data_dir)

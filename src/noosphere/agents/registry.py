@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -12,21 +11,20 @@ from noosphere.agents.profile import AgentProfile
 from noosphere.auth.principal import Level, PrincipalKind, principal_id
 from noosphere.auth.tokens import TokenAuthority
 from noosphere.errors import NotFound
+from noosphere.expiring import Expiring
 from noosphere.store.contract import MemoryStore
 
 logger = logging.getLogger(__name__)
 
-# An agent's profile is read on every call it makes from outside the node (the governance gate
-# needs its level and rules): kept this long, and dropped at once when this process changes it.
-# A change made by another process (the CLI) applies within this time, as for tokens.
-CACHE_SECONDS = 2.0
-
 
 class AgentRegistry:
-    def __init__(self, store: MemoryStore, auth: TokenAuthority) -> None:
+    def __init__(self, store: MemoryStore, auth: TokenAuthority, cache_seconds: float = 0.0) -> None:
         self.store = store
         self.auth = auth
-        self._cache: dict[str, tuple[AgentProfile | None, float]] = {}
+        # An agent's profile is read on every call it makes from outside the node (the governance
+        # gate needs its level and rules): kept ``auth.cache_seconds``, as tokens are, and dropped
+        # at once when this process changes it; another process's change applies within that time.
+        self._cache: Expiring[str, AgentProfile] = Expiring(cache_seconds)
 
     async def create(self, profile: AgentProfile) -> tuple[AgentProfile, str]:
         """A new agent and its token (returned once); ``Conflict`` if the name is taken."""
@@ -70,13 +68,13 @@ class AgentRegistry:
 
     async def _one(self, name: str) -> AgentProfile | None:
         cached = self._cache.get(name)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         found = await self._profiles(name)
-        if len(self._cache) >= 10_000:
-            self._cache.clear()
-        self._cache[name] = (found[0] if found else None, time.monotonic() + CACHE_SECONDS)
-        return found[0] if found else None
+        if not found:
+            return None
+        self._cache.put(name, found[0])
+        return found[0]
 
     async def _profiles(self, name: str | None) -> list[AgentProfile]:
         """Stored profiles; an agent created before profiles existed gets a default one."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -23,6 +22,7 @@ import anyio.to_thread
 
 from noosphere.auth.principal import Principal
 from noosphere.errors import InvalidRequest, WrongSecret
+from noosphere.expiring import Expiring
 from noosphere.memory import crypto
 from noosphere.store.contract import MemoryStore
 
@@ -30,15 +30,13 @@ SECRET_HEADER = "x-noosphere-secret"
 SECRET_ENV = "NOOSPHERE_SECRET"
 MIN_SECRET_CHARS = 16
 MAX_SECRET_CHARS = 1024
-_CACHE_LIMIT = 10_000
 KDF_AT_ONCE = 2
 
 
 class ConversationKeys:
     def __init__(self, store: MemoryStore, cache_seconds: float) -> None:
         self._store = store
-        self._cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[bytes, float]] = {}  # digest of (principal, secret) → key
+        self._cache: Expiring[bytes, bytes] = Expiring(cache_seconds)  # digest of (principal, secret) → key
         # Each derivation holds 32 MiB for tens of milliseconds: at most two at once, so that a
         # caller sending many (wrong) secrets cannot take the node's memory or every thread.
         self._derivations = anyio.CapacityLimiter(KDF_AT_ONCE)
@@ -51,14 +49,10 @@ class ConversationKeys:
                 f"the conversation secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters"
             )
         slot = hashlib.sha256(f"{principal.id}\0{secret}".encode()).digest()
-        cached = self._cache.get(slot)
-        if cached is not None and cached[1] > time.monotonic():
-            return replace(principal, l2_key=cached[0])
-        key = await self._key(principal.id, secret)
-        if self._cache_seconds > 0:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[slot] = (key, time.monotonic() + self._cache_seconds)
+        key = self._cache.get(slot)
+        if key is None:
+            key = await self._key(principal.id, secret)
+            self._cache.put(slot, key)
         return replace(principal, l2_key=key)
 
     async def _key(self, principal_id: str, secret: str) -> bytes:

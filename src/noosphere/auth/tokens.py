@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from noosphere.expiring import Expiring
 from noosphere.pool.budget import BudgetPeriod
 from noosphere.singleflight import SingleFlight
 from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
@@ -21,7 +21,6 @@ from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 TOKEN_PREFIX = "ns_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ADMIN_TOKEN_FILE = "admin-token"
-_CACHE_LIMIT = 10_000  # distinct tokens remembered at once
 
 
 def new_token() -> str:
@@ -37,11 +36,10 @@ class TokenAuthority:
 
     def __init__(self, store: MemoryStore, cache_seconds: float = 0.0) -> None:
         self._store = store
-        # token hash -> (principal, monotonic expiry): saves a store read and a key derivation on
-        # every request. Cleared whenever this authority changes a credential.
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        # token hash -> principal: saves a store read on every request. Cleared whenever this
+        # authority changes a credential.
+        self._cache: Expiring[str, Principal] = Expiring(cache_seconds)
         self._lookups: SingleFlight[str, Principal] = SingleFlight()  # one read per token at a time
-        self._cache_seconds = cache_seconds
 
     async def ensure_admin(self, configured: str | None, data_dir: Path) -> str | None:
         """Make sure an admin credential exists. Returns a newly created token (to print once)."""
@@ -158,13 +156,10 @@ class TokenAuthority:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
         digest = hash_token(token)
         cached = self._cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         principal = await self._lookups.do(digest, lambda: self._lookup(token, digest))
-        if self._cache_seconds > 0:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[digest] = (principal, time.monotonic() + self._cache_seconds)
+        self._cache.put(digest, principal)
         return principal
 
     async def _lookup(self, token: str, digest: str) -> Principal:
