@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
-from noosphere.pool.protocol import Hello, ModelOffer, Rejected, node_frames
+from noosphere.pool.protocol import Chunk, Hello, ModelOffer, Rejected, node_frames, worker_frames
 from noosphere.pool.worker import RemoteWorker, WorkerRejected, worker_url
 from noosphere.testing import FakeModel, until
 from tests.integration.conftest import free_port
@@ -127,6 +127,25 @@ def test_malformed_frames_get_the_worker_dropped(node: Gateway) -> None:
         refused = node_frames.validate_json(ws.recv())
         assert isinstance(refused, Rejected)
         assert refused.code == "protocol_error"
+
+
+@pytest.mark.parametrize(
+    ("frame", "ok"),
+    [
+        ({"content": "one two three", "tokens": 3}, True),
+        ({"content": "ab", "tokens": 2}, True),
+        ({"content": "", "tokens": 1}, True),
+        ({"content": "ab", "tokens": 3}, False),  # more tokens than bytes: a counter inflated
+        ({"tool_call": {"index": 0, "arguments": "{}"}, "tokens": 1000}, False),
+    ],
+)
+def test_a_chunk_carries_no_more_tokens_than_bytes(frame: dict[str, object], ok: bool) -> None:
+    raw = json.dumps({"type": "chunk", "job_id": "job_1", **frame})
+    if ok:
+        assert isinstance(worker_frames.validate_json(raw), Chunk)
+    else:
+        with pytest.raises(ValueError, match="cannot carry"):
+            worker_frames.validate_json(raw)
 
 
 def test_a_silent_worker_is_dropped_and_its_unstarted_job_moves_on(

@@ -242,7 +242,7 @@ def test_users_who_are_done_leave_no_queue_or_running_count_behind(
     for j in jobs:
         scheduler.submit(j)
     for j in jobs[:2]:  # running
-        scheduler.on_chunk("w1", Chunk(job_id=j.id, content="x", tokens=3))
+        scheduler.on_chunk("w1", Chunk(job_id=j.id, content="xyz", tokens=3))
         assert j.completion_tokens == 3
     scheduler.cancel(jobs[2].id)  # waiting, then cancelled
     clock.now += 60

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 PROTOCOL_VERSION = 1
 
@@ -62,6 +62,17 @@ class Chunk(_Frame):
     content: str | None = None
     tool_call: ToolCallDelta | None = None
     tokens: int = Field(1, ge=1, le=1 << 20, description="Tokens this delta carries.")
+
+    @model_validator(mode="after")
+    def _tokens_fit(self) -> Chunk:
+        # Every token carries at least one byte: a worker cannot charge a user's fairness counter
+        # for more tokens than it sent.
+        sent = len((self.content or "").encode())
+        if self.tool_call is not None:
+            sent += len((self.tool_call.name or "").encode()) + len(self.tool_call.arguments.encode())
+        if self.tokens > max(1, sent):
+            raise ValueError(f"a chunk of {sent} bytes cannot carry {self.tokens} tokens")
+        return self
 
 
 class Usage(_Frame):
