@@ -57,7 +57,6 @@ class Gateway:
         self.counter = counter
         self.ledger = ledger
         self.limiter = limiter or RateLimiter()
-        self.memory = memory
         self.checker = checker
         self.books = Books(ledger, settings, memory)
         self._open: dict[str, Admitted] = {}
