@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import anyio.to_thread
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,6 +43,7 @@ from noosphere.memory.model import (
 )
 from noosphere.memory.ranking import VectorHit, hybrid_rank, query_terms
 from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
+from noosphere.threads import Threads
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class MemoryService:
         self.settings = settings
         self.node_id = node_id
         self.clock = clock or HybridLogicalClock()
+        # Two at a time: a long batch (an import) leaves a thread for a search's one query.
+        self._embedding = Threads("embed", 2)
 
     async def check_embedder(self) -> None:
         """Bind the store to this embedder on first use; refuse a different one afterwards."""
@@ -96,7 +98,8 @@ class MemoryService:
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return await anyio.to_thread.run_sync(self.embedder.embed, list(texts))
+        batch = list(texts)
+        return await self._embedding.run(lambda: self.embedder.embed(batch))
 
     # -- writes --------------------------------------------------------------------------------
     async def store_one(self, principal: Principal, draft: MemoryDraft) -> Memory:

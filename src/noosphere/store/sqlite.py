@@ -12,14 +12,12 @@ import json
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import numpy as np
 
 from noosphere.errors import StorageUnavailable
@@ -52,6 +50,7 @@ from noosphere.store.contract import (
     Viewer,
 )
 from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
+from noosphere.threads import Threads
 
 T = TypeVar("T")
 _UNAVAILABLE = re.compile(r"locked|busy|disk|unable to open|readonly", re.IGNORECASE)
@@ -63,26 +62,30 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        # One connection, used by one thread in the order calls arrive.
+        self._thread: Threads | None = None
         self._index: ExactVectorIndex | None = None
         self._df_cache: dict[str, int] = {}
         self._df_head = 0
 
     # -- plumbing ------------------------------------------------------------------------------
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise StorageUnavailable("the SQLite store is not open")
-                try:
-                    return fn(self._conn)
-                except sqlite3.OperationalError as exc:
-                    if _UNAVAILABLE.search(str(exc)) is None:
-                        raise
-                    # Locked by another process past busy_timeout, the disk full or failing.
-                    raise StorageUnavailable(f"the database is unavailable: {exc}", retry_after=1) from exc
+        """``fn`` on the store's one thread, after the calls handed over before it."""
 
-        return await anyio.to_thread.run_sync(call)
+        def call() -> T:
+            if self._conn is None:
+                raise StorageUnavailable("the SQLite store is not open")
+            try:
+                return fn(self._conn)
+            except sqlite3.OperationalError as exc:
+                if _UNAVAILABLE.search(str(exc)) is None:
+                    raise
+                # Locked by another process past busy_timeout, the disk full or failing.
+                raise StorageUnavailable(f"the database is unavailable: {exc}", retry_after=1) from exc
+
+        if self._thread is None:
+            raise StorageUnavailable("the SQLite store is not open")
+        return await self._thread.run(call)
 
     async def open(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -100,14 +103,23 @@ class SQLiteStore:
         ):
             conn.execute(f"PRAGMA {pragma}")
         self._conn = conn
+        self._thread = Threads("sqlite", 1)
         await self._run(self._migrate)
         await self._run(self._sync_index)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            with self._lock:
+        """Close after the calls already handed over."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+
+        def shut() -> None:
+            if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+        await thread.run(shut)
+        thread.close()
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
