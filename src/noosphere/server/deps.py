@@ -42,17 +42,20 @@ def gateway_of(app: Any) -> Gateway:
     return gateway
 
 
-def get_runtime(request: Request) -> Runtime:
+# The dependencies below are ``async`` although they never wait: FastAPI runs a plain ``def``
+# dependency on a worker thread, and that trip through the thread pool cost each request several
+# event-loop passes, tens of milliseconds when the loop is busy with chat streams.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = _started(request.app, "runtime", "the agent runtime")
     return runtime
 
 
-def get_scheduler(request: Request) -> JobScheduler:
+async def get_scheduler(request: Request) -> JobScheduler:
     scheduler: JobScheduler = _started(request.app, "scheduler", "the scheduler")
     return scheduler
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     return node_of(request.app)
 
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 CONVERSATION_HEADER = "X-Conversation-Id"
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:  # async: see ``deps.get_runtime``
     return gateway_of(request.app)
 
 
