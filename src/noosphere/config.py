@@ -136,6 +136,15 @@ class PoolSettings(_Section):
         "requests' (0: written before its answer completes). A node killed outright loses at most the "
         "usage of the answers completed in this window and in the write under way.",
     )
+    streams_during_calls: int = Field(
+        2,
+        ge=0,
+        le=100_000,
+        description="When chat completions crowd the node's event loop while memory, bus, approval or "
+        "agent calls are arriving (HTTP or MCP), the node limits how many chats run at once, down to "
+        "this many, so that those calls keep their latency; the other chats wait their turn. Chats are "
+        "never limited while no such call arrives or while the loop keeps up. 0: never limit chats.",
+    )
     conversations: Literal["opted_in", "off"] = Field(
         "opted_in",
         description="Keep chat exchanges as encrypted conversation memories for callers who opted in "

@@ -49,6 +49,7 @@ from noosphere.server import (
 from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.deps import authorize_route
 from noosphere.server.errors import error_body, install_error_handlers, send_json
+from noosphere.server.interactive import InteractiveFirst
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 from noosphere.server.openapi import install_openapi
 from noosphere.supervision import Supervisor
@@ -139,12 +140,16 @@ class _NodeApp(FastAPI):
     answered in front of FastAPI's middleware stack: the gateway's hottest route answers its own
     errors and needs none of the layers the other routes pass."""
 
-    def __init__(self, body_limit: int, **kwargs: Any) -> None:
+    def __init__(self, body_limit: int, interactive: InteractiveFirst, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.interactive = interactive
         self._front = BodyLimit(ChatCompletions(super().__call__), body_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
+        path: str = scope.get("path", "")
+        if path.startswith(("/api/", "/mcp")):  # the calls chats make way for
+            self.interactive.call_arrived()
         await self._front(scope, receive, send)
 
 
@@ -245,6 +250,7 @@ def create_app(
 
     app = _NodeApp(
         settings.server.max_body_bytes,
+        InteractiveFirst(settings.pool.streams_during_calls),
         title="noosphere",
         version=__version__,
         lifespan=lifespan,
