@@ -6,7 +6,8 @@ latencies under chat load against the same clients' latencies for 30 s alone bef
 node's resident memory at the first minute and at the end, and whether the ledger caught up: usage
 rows against the chats answered, read from the database once the node has stopped. The chat
 clients run in a process of their own, so that their load on the client side does not count as
-the node's memory and bus latency."""
+the node's memory and bus latency. Then the same load, in alternating slices, against a node that
+makes chats take turns while memory and bus calls arrive (the default) and one that does not."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
@@ -30,6 +32,7 @@ from bench.report import write_section
 
 SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
 ALONE_SECONDS = 30.0
+COMPARE_SLICES, COMPARE_SECONDS = 2, 45.0
 CHATS, MEMORY, BUS = 8, 2, 1
 CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
 
@@ -116,54 +119,105 @@ async def _bus(url: str, token: str, tally: Tally, stop: float) -> None:
                 await client.post("/api/v1/bus/mailboxes/soaker/ack", json={"ids": ids})
 
 
+async def _mixed(url: str, key: str, agent: str, seconds: float, out: Path, during: Any = None) -> Tally:
+    """Chats (in their own process), memory and bus clients at once for ``seconds``."""
+    chatter = multiprocessing.get_context("spawn").Process(target=_chats, args=(url, key, seconds, out))
+    chatter.start()
+    tally = Tally(time.perf_counter())
+    stop = tally.started + seconds
+    async with anyio.create_task_group() as group:
+        if during is not None:
+            group.start_soon(during)
+        for n in range(MEMORY):
+            group.start_soon(_memory, url, agent, n, tally, stop)
+        group.start_soon(_bus, url, agent, tally, stop)
+    await anyio.to_thread.run_sync(chatter.join)
+    chats = json.loads(await anyio.Path(out).read_text())
+    tally.per_minute["chat"] = defaultdict(int, {int(m): n for m, n in chats["per_minute"].items()})
+    tally.latency["chat"] = chats["latency"]
+    tally.errors["chat"] = chats["errors"]
+    return tally
+
+
+async def _node(tmp: Path, name: str, mock_port: int, streams: int | None) -> tuple[Any, str, str, str]:
+    """A node serving the mock: (process, url, metered key, agent token)."""
+    port = _port()
+    config = _mock_node_config(tmp / f"{name}.yaml", mock_port, 100)
+    if streams is not None:
+        config.write_text(
+            config.read_text().replace("pool:\n", f"pool:\n  streams_during_calls: {streams}\n")
+        )
+    env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
+    key = _metered_key(config, tmp / name, env)
+    node = _start_node(config, tmp / name, port, env)
+    url = f"http://127.0.0.1:{port}"
+    admin = {"Authorization": "Bearer ns_bench"}
+    _wait(f"{url}/v1/models", admin, node)
+    async with httpx.AsyncClient(base_url=url, headers=admin) as http:
+        agent = (await http.post("/api/v1/agents", json={"name": "soaker"})).json()["token"]
+    return node, url, key, agent
+
+
+async def _with_and_without(tmp: Path, mock_port: int) -> list[str]:
+    """The same mixed load, alternating between a node that makes chats take turns (the default)
+    and one that does not (``streams_during_calls: 0``), ``COMPARE_SLICES`` slices each."""
+    nodes = {"default (limit down to 4)": None, "off (`streams_during_calls: 0`)": 0}
+    started = {
+        label: await _node(tmp, f"cmp{i}", mock_port, streams)
+        for i, (label, streams) in enumerate(nodes.items())
+    }
+    results: dict[str, list[Tally]] = defaultdict(list)
+    try:
+        for n in range(COMPARE_SLICES):
+            order = list(started) if n % 2 == 0 else list(reversed(started))
+            for label in order:
+                _, url, key, agent = started[label]
+                results[label].append(await _mixed(url, key, agent, COMPARE_SECONDS, tmp / "cmp.json"))
+    finally:
+        for node, *_ in started.values():
+            _stop(node)
+    kinds = ["memory write", "memory search", "bus send"]
+    rows = [
+        "| chats take turns | chats/s | " + " | ".join(f"{k} p50 ms" for k in kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
+    ]
+    for label, tallies in results.items():
+        chats = sum(sum(t.per_minute["chat"].values()) for t in tallies) / (COMPARE_SECONDS * len(tallies))
+        cells = [
+            f"{np.percentile(np.asarray([x for t in tallies for x in t.latency[k]]) * 1000, 50):.1f}"
+            for k in kinds
+        ]
+        rows.append(f"| {label} | {chats:,.0f} | " + " | ".join(cells) + " |")
+    return rows
+
+
 async def run() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        mock_port, port = _port(), _port()
+        mock_port = _port()
         mock = _start([sys.executable, "-m", "bench.mock_openai", str(mock_port)])
-        config = _mock_node_config(tmp / "node.yaml", mock_port, 100)
-        env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
-        key = _metered_key(config, tmp / "node", env)
-        node = _start_node(config, tmp / "node", port, env)
-        url = f"http://127.0.0.1:{port}"
         try:
-            admin = {"Authorization": "Bearer ns_bench"}
-            _wait(f"{url}/v1/models", admin, node)
-            async with httpx.AsyncClient(base_url=url, headers=admin) as http:
-                agent = (await http.post("/api/v1/agents", json={"name": "soaker"})).json()["token"]
-            alone = Tally(time.perf_counter())
-            async with anyio.create_task_group() as group:
-                for n in range(MEMORY):
-                    group.start_soon(_memory, url, agent, n, alone, alone.started + ALONE_SECONDS)
-                group.start_soon(_bus, url, agent, alone, alone.started + ALONE_SECONDS)
-            chats_out = tmp / "chats.json"
-            chatter = multiprocessing.get_context("spawn").Process(
-                target=_chats, args=(url, key, SECONDS, chats_out)
-            )
-            chatter.start()
-            started = time.perf_counter()
-            tally = Tally(started)
-            stop = started + SECONDS
-            rss: list[float] = []
+            node, url, key, agent = await _node(tmp, "node", mock_port, None)
+            try:
+                alone = Tally(time.perf_counter())
+                async with anyio.create_task_group() as group:
+                    for n in range(MEMORY):
+                        group.start_soon(_memory, url, agent, n, alone, alone.started + ALONE_SECONDS)
+                    group.start_soon(_bus, url, agent, alone, alone.started + ALONE_SECONDS)
+                rss: list[float] = []
 
-            async def watch() -> None:
-                await anyio.sleep(min(60.0, SECONDS / 5))
+                async def watch() -> None:
+                    await anyio.sleep(min(60.0, SECONDS / 5))
+                    rss.append(_rss_mib(node.pid))
+
+                started = time.perf_counter()
+                tally = await _mixed(url, key, agent, SECONDS, tmp / "chats.json", watch)
                 rss.append(_rss_mib(node.pid))
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch)
-                for n in range(MEMORY):
-                    group.start_soon(_memory, url, agent, n, tally, stop)
-                group.start_soon(_bus, url, agent, tally, stop)
-            await anyio.to_thread.run_sync(chatter.join)
-            rss.append(_rss_mib(node.pid))
-            elapsed = time.perf_counter() - started
-            chats = json.loads(chats_out.read_text())
-            tally.per_minute["chat"] = defaultdict(int, {int(m): n for m, n in chats["per_minute"].items()})
-            tally.latency["chat"] = chats["latency"]
-            tally.errors["chat"] = chats["errors"]
+                elapsed = time.perf_counter() - started
+            finally:
+                _stop(node)
+            compare = await _with_and_without(tmp, mock_port)
         finally:
-            _stop(node)
             _stop(mock)
         with sqlite3.connect(tmp / "node" / "noosphere.db") as db:
             (recorded,) = db.execute("SELECT count(*) FROM usage_requests WHERE status = 'ok'").fetchone()
@@ -211,5 +265,9 @@ async def run() -> None:
         f"{recorded:,} ({'caught up' if recorded >= answered else 'behind'}: written within "
         "`pool.ledger_delay_ms` of each answer, and on shutdown). "
         f"Node RSS {rss[0]:.0f} MiB at the first minute, {rss[-1]:.0f} MiB at the "
-        f"end ({growth:+.1f} %; target < 10 %).",
+        f"end ({growth:+.1f} %; target < 10 %).\n\n"
+        f"The same load against two fresh nodes, {COMPARE_SLICES} slices of {COMPARE_SECONDS:.0f} s each, "
+        "alternating: one that makes chats take turns while memory and bus calls arrive and its event loop "
+        "runs late (the default, [gateway.md](gateway.md#chats-make-way-for-agents-calls)), one that does "
+        "not:\n\n" + "\n".join(compare),
     )

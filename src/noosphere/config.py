@@ -137,7 +137,7 @@ class PoolSettings(_Section):
         "usage of the answers completed in this window and in the write under way.",
     )
     streams_during_calls: int = Field(
-        2,
+        4,
         ge=0,
         le=100_000,
         description="When chat completions crowd the node's event loop while memory, bus, approval or "

@@ -101,7 +101,7 @@ async def test_a_crowded_loop_with_calls_arriving_limits_chats_until_the_calls_s
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             turns.call_arrived()
-            time.sleep(TARGET_LAG * 5)
+            time.sleep(TARGET_LAG * 5)  # noqa: ASYNC251 - blocks the loop on purpose: it runs late
             await asyncio.sleep(0)
 
     await crowd(SAMPLE * 10)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 WINDOW = 0.1  # a call arrived this recently: calls are arriving
 SAMPLE = 0.01  # how often the loop's lateness is measured while they are
-TARGET_LAG = 0.001  # later than this, the loop is crowded
+TARGET_LAG = 0.002  # later than this, the loop is crowded
 UNLIMITED = 1 << 30
 
 
