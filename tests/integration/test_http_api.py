@@ -183,3 +183,20 @@ def test_an_unsupported_method_is_405_and_an_unknown_path_404(client: TestClient
     assert client.request("PATCH", "/api/v1/memories/m1").headers["allow"] == "DELETE, GET"
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_only_authenticated_calls_make_chats_take_turns(client: TestClient) -> None:
+    """Chats make way for agents' calls (``server/interactive.py``), but only for callers who
+    authenticated: requests without valid credentials cannot hold chats back."""
+    turns = client.app.interactive  # type: ignore[attr-defined]
+    before = turns.last_call
+    for headers in ({"Authorization": "Bearer ns_wrong"}, {"Authorization": ""}):
+        assert client.get("/api/v1/memories", headers=headers).status_code == 401
+    assert client.post("/mcp", headers={"Authorization": "Bearer ns_wrong"}, json={}).status_code == 401
+    assert client.get("/v1/models").status_code == 200  # the OpenAI surface is not such a call
+    assert turns.last_call == before
+    assert client.get("/api/v1/memories").status_code == 200
+    assert turns.last_call > before
+    after_rest = turns.last_call
+    client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})  # any answer: it arrived
+    assert turns.last_call > after_rest

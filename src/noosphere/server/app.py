@@ -147,9 +147,6 @@ class _NodeApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
-        path: str = scope.get("path", "")
-        if path.startswith(("/api/", "/mcp")):  # the calls chats make way for
-            self.interactive.call_arrived()
         await self._front(scope, receive, send)
 
 

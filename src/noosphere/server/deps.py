@@ -15,6 +15,7 @@ from noosphere.errors import Unavailable
 from noosphere.node import Node
 from noosphere.pool.gateway import Gateway
 from noosphere.scheduler import JobScheduler
+from noosphere.server.interactive import call_arrived
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -68,6 +69,8 @@ async def get_principal(request: Request, node: Annotated[Node, Depends(get_node
         bearer_token(headers.get("authorization")), headers.get(SECRET_HEADER)
     )
     request.state.principal = principal
+    if request.url.path.startswith("/api/"):  # an agent's call: chats make way for it
+        call_arrived(request.app)
     return principal
 
 

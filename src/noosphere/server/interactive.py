@@ -15,7 +15,9 @@ limit grows, or the calls stop. The limit applies only while both hold, calls ar
 loop: chats against a slow upstream (seconds per answer, the loop idle) and a node serving only
 chats are never held back.
 
-Only a call's arrival counts, not its duration, so a long-poll or an agent run that streams for
+A call counts once its caller is authenticated (``deps.get_principal`` for ``/api/``, ``McpAuth``
+for ``/mcp``), so requests without valid credentials cannot hold chats back. Only a call's
+arrival counts, not its duration, so a long-poll or an agent run that streams for
 minutes does not hold chats back. (Written here because no kept library schedules requests by
 traffic class inside one asyncio loop; the controller is the one TCP and concurrency limiters use.)
 """
@@ -26,6 +28,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 WINDOW = 0.1  # a call arrived this recently: calls are arriving
 SAMPLE = 0.01  # how often the loop's lateness is measured while they are
@@ -51,8 +54,13 @@ class InteractiveFirst:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def last_call(self) -> float:
+        return self._last_call
+
     def call_arrived(self) -> None:
-        """A memory, bus, approval or agent call has just arrived (called on the event loop)."""
+        """A memory, bus, approval or agent call has just arrived, its caller authenticated
+        (called on the event loop)."""
         if self.streams == 0:
             return
         self._last_call = self._clock()
@@ -117,4 +125,11 @@ class InteractiveFirst:
             self._release()
 
 
-__all__ = ["SAMPLE", "TARGET_LAG", "UNLIMITED", "WINDOW", "InteractiveFirst"]
+def call_arrived(app: Any) -> None:
+    """Tell ``app``'s chats that an authenticated call arrived (apps without turns: nothing)."""
+    turns: InteractiveFirst | None = getattr(app, "interactive", None)
+    if turns is not None:
+        turns.call_arrived()
+
+
+__all__ = ["SAMPLE", "TARGET_LAG", "UNLIMITED", "WINDOW", "InteractiveFirst", "call_arrived"]
