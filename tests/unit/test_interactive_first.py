@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from noosphere.errors import RateLimited
 from noosphere.server.interactive import SAMPLE, TARGET_LAG, UNLIMITED, WINDOW, InteractiveFirst
 
 LATE, ON_TIME = TARGET_LAG * 5, 0.0
@@ -110,3 +111,15 @@ async def test_a_crowded_loop_with_calls_arriving_limits_chats_until_the_calls_s
     while turns.limit != UNLIMITED:  # no call for WINDOW: the limit is lifted
         assert time.monotonic() < deadline
         await asyncio.sleep(WINDOW / 10)
+
+
+async def test_past_the_waiting_limit_a_chat_is_refused_as_the_pools_queue_would() -> None:
+    turns = InteractiveFirst(streams=1, max_waiting=2)
+    await _started(turns, 1)
+    turns.adjust(LATE)  # limit 1, 1 running
+    waiting = await _started(turns, 2)
+    with pytest.raises(RateLimited):
+        await turns.start_chat()
+    assert turns.waiting == 2
+    turns._release()
+    await asyncio.gather(*waiting)

@@ -247,7 +247,7 @@ def create_app(
 
     app = _NodeApp(
         settings.server.max_body_bytes,
-        InteractiveFirst(settings.pool.streams_during_calls),
+        InteractiveFirst(settings.pool.streams_during_calls, settings.pool.max_queued),
         title="noosphere",
         version=__version__,
         lifespan=lifespan,

@@ -27,9 +27,8 @@ from noosphere.memory.model import THREAD_ID_MAX
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.jobs import ChatJob
 from noosphere.pool.protocol import Chunk, Failed
-from noosphere.server.deps import bearer_token, gateway_of, node_of
+from noosphere.server.deps import bearer_token, gateway_of, node_of, turns_of
 from noosphere.server.errors import error_body, error_headers, send_json, validation_message
-from noosphere.server.interactive import InteractiveFirst
 from noosphere.server.openai_wire import ChatCompletionRequest, Transcript, sse, usage
 
 logger = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
     )
     response_headers = {CONVERSATION_HEADER: conversation}
     transcript = Transcript(model=body.model)
-    turns: InteractiveFirst = scope["app"].interactive
+    turns = turns_of(scope["app"])
     await turns.start_chat()
     try:
         async with gateway.run(principal, body.to_job(), conversation) as job:

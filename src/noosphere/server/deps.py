@@ -15,7 +15,7 @@ from noosphere.errors import Unavailable
 from noosphere.node import Node
 from noosphere.pool.gateway import Gateway
 from noosphere.scheduler import JobScheduler
-from noosphere.server.interactive import call_arrived
+from noosphere.server.interactive import InteractiveFirst
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -41,6 +41,12 @@ def node_of(app: Any) -> Node:
 def gateway_of(app: Any) -> Gateway:
     gateway: Gateway = _started(app, "gateway", "the gateway")
     return gateway
+
+
+def turns_of(app: Any) -> InteractiveFirst:
+    """The app's chat turns (``interactive.py``), set when the app is built."""
+    turns: InteractiveFirst = app.interactive
+    return turns
 
 
 # The dependencies below are ``async`` although they never wait: FastAPI runs a plain ``def``
@@ -70,7 +76,7 @@ async def get_principal(request: Request, node: Annotated[Node, Depends(get_node
     )
     request.state.principal = principal
     if request.url.path.startswith("/api/"):  # an agent's call: chats make way for it
-        call_arrived(request.app)
+        turns_of(request.app).call_arrived()
     return principal
 
 

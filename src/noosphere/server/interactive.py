@@ -28,7 +28,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+
+from noosphere.errors import RateLimited
 
 WINDOW = 0.1  # a call arrived this recently: calls are arriving
 SAMPLE = 0.01  # how often the loop's lateness is measured while they are
@@ -37,8 +38,11 @@ UNLIMITED = 1 << 30
 
 
 class InteractiveFirst:
-    def __init__(self, streams: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, streams: int, max_waiting: int = 1000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.streams = streams  # the fewest chats running at once when limited; 0: never limit
+        self.max_waiting = max_waiting  # past it, a chat is refused (429) as the pool's queue does
         self.limit = UNLIMITED
         self._clock = clock
         self._last_call = -float("inf")
@@ -77,6 +81,8 @@ class InteractiveFirst:
         if not self._waiting and self._running < self.limit:
             self._running += 1
             return
+        if len(self._waiting) >= self.max_waiting:
+            raise RateLimited(f"{len(self._waiting)} chats are already waiting for their turn", retry_after=5)
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         try:
@@ -125,11 +131,4 @@ class InteractiveFirst:
             self._release()
 
 
-def call_arrived(app: Any) -> None:
-    """Tell ``app``'s chats that an authenticated call arrived (apps without turns: nothing)."""
-    turns: InteractiveFirst | None = getattr(app, "interactive", None)
-    if turns is not None:
-        turns.call_arrived()
-
-
-__all__ = ["SAMPLE", "TARGET_LAG", "UNLIMITED", "WINDOW", "InteractiveFirst", "call_arrived"]
+__all__ = ["SAMPLE", "TARGET_LAG", "UNLIMITED", "WINDOW", "InteractiveFirst"]

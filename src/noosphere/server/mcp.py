@@ -26,9 +26,8 @@ from noosphere.auth.principal import Principal
 from noosphere.errors import NoosphereError
 from noosphere.memory.model import ListQuery, MemoryDraft, MetadataValue, SearchQuery
 from noosphere.node import Node
-from noosphere.server.deps import bearer_token
+from noosphere.server.deps import bearer_token, turns_of
 from noosphere.server.errors import error_body
-from noosphere.server.interactive import call_arrived
 from noosphere.server.mcp_agents import register_agent_tools
 from noosphere.server.mcp_approvals import register_approval_tools
 from noosphere.server.mcp_bus import register_bus_tools
@@ -274,7 +273,7 @@ class McpAuth:
         except NoosphereError as exc:
             await _reject(send, exc.status, exc.code, exc.message)
             return
-        call_arrived(scope.get("app"))  # chats make way for it (``interactive.py``)
+        turns_of(scope["app"]).call_arrived()  # chats make way for it (``interactive.py``)
         await self.app({**scope, SCOPE_KEY: principal}, receive, send)
 
 
