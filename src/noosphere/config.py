@@ -142,7 +142,8 @@ class PoolSettings(_Section):
         le=100_000,
         description="When chat completions crowd the node's event loop while memory, bus, approval or "
         "agent calls are arriving (HTTP or MCP), the node limits how many chats run at once, down to "
-        "this many, so that those calls keep their latency; the other chats wait their turn. Chats are "
+        "this many, so that those calls keep their latency; the other chats wait in the pool's queue, in "
+        "its fair order. Chats are "
         "never limited while no such call arrives or while the loop keeps up. 0: never limit chats.",
     )
     conversations: Literal["opted_in", "off"] = Field(

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ class Gateway:
     url: str
     settings: Settings
     models: dict[str, FakeModel]
+    app: Any = None  # the node's ASGI app: its state is readable from the test's thread
 
     @property
     def token(self) -> str:
@@ -45,7 +47,7 @@ def serve(settings: Settings, embedder: MiniLMEmbedder, models: dict[str, FakeMo
         assert time.monotonic() < deadline and thread.is_alive(), "gateway did not start"
         time.sleep(0.02)
     try:
-        yield Gateway(f"http://127.0.0.1:{settings.server.port}", settings, models)
+        yield Gateway(f"http://127.0.0.1:{settings.server.port}", settings, models, app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -203,6 +203,25 @@ def test_client_disconnect_cancels_the_job_on_the_worker(gateway: Gateway, api: 
     assert slow.closed_early == slow.started
 
 
+def test_every_chat_gives_its_slot_back_however_it_ends(gateway: Gateway, api: openai.OpenAI) -> None:
+    """Chats hold a slot of the scheduler's limit on running chats (``interactive.py``) until
+    their answer is out: a slot kept by an ended chat would hold the others back for good."""
+    scheduler = gateway.app.state.gateway.scheduler
+    api.chat.completions.create(model="fake", messages=HELLO)
+    list(api.chat.completions.create(model="fake", messages=HELLO, stream=True))
+    with pytest.raises(openai.APIError):
+        list(api.chat.completions.create(model="crashy", messages=HELLO, stream=True))
+    with pytest.raises(openai.APIStatusError):
+        api.chat.completions.create(model="crashy", messages=HELLO)
+    gone = api.chat.completions.create(model="slow", messages=HELLO, stream=True)
+    next(iter(gone))
+    gone.close()
+    deadline = time.monotonic() + 10
+    while scheduler.bulk_running or scheduler.jobs:
+        assert time.monotonic() < deadline, f"{scheduler.bulk_running} slots still held"
+        time.sleep(0.02)
+
+
 async def test_async_client_and_saturation(aapi: openai.AsyncOpenAI) -> None:
     stream = await aapi.chat.completions.create(model="fake", messages=HELLO, stream=True)
     text = "".join([c.choices[0].delta.content or "" async for c in stream])

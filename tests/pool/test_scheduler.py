@@ -6,7 +6,7 @@ import pytest
 
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, JobRequest, ModelOffer
-from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
+from noosphere.pool.scheduler import UNLIMITED, QueueFull, Scheduler, Worker
 
 
 class Clock:
@@ -252,3 +252,65 @@ def test_users_who_are_done_leave_no_queue_or_running_count_behind(
     scheduler.on_failed("w1", Failed(job_id=jobs[1].id))
     assert scheduler.queues == {} and scheduler._running == {}
     assert not any(scheduler._active(f"user:{n}") for n in range(5))
+
+
+def bulk(clock: Clock, user: str = "user:a", prompt: int = 10) -> ChatJob:
+    j = job(clock, user=user, prompt=prompt)
+    j.bulk = True
+    return j
+
+
+def test_a_bulk_limit_holds_chats_back_in_fair_order_and_spares_other_jobs(
+    scheduler: Scheduler, clock: Clock
+) -> None:
+    """While chats take turns (``server/interactive.py``), the ones past the limit wait in the
+    same queues and order as for a busy worker: a user flooding chats does not go ahead of one
+    who sent a single chat, and agents' model calls (not bulk) are not held back."""
+    w = worker("w1", "smol", capacity=100)
+    scheduler.add_worker(w)
+    scheduler.limit_bulk(1)
+    heavy = [bulk(clock, "user:heavy") for _ in range(4)]
+    for j in heavy:
+        scheduler.submit(j)
+    light = bulk(clock, "user:light")
+    scheduler.submit(light)
+    assert [j.state for j in heavy] == [JobState.RUNNING] + [JobState.QUEUED] * 3
+    assert light.state is JobState.QUEUED and scheduler.bulk_running == 1
+    agent_call = job(clock, user="agent:scribe")
+    scheduler.submit(agent_call)
+    assert agent_call.state is JobState.RUNNING  # not bulk: the limit does not apply
+    scheduler.on_chunk(w.id, Chunk(job_id=heavy[0].id, content=" w" * 50, tokens=50))
+    scheduler.on_done(w.id, Done(job_id=heavy[0].id))
+    assert light.state is JobState.QUEUED  # its slot is held until the answer is out and paid for
+    scheduler.release(heavy[0])
+    assert light.state is JobState.RUNNING  # the heavy user has been served more: light goes first
+    assert heavy[1].state is JobState.QUEUED
+    scheduler.limit_bulk(3)  # a higher limit starts waiting chats at once
+    assert [j.state for j in heavy[1:]] == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+    assert scheduler.bulk_running == 3
+
+
+def test_chats_held_back_leave_no_count_behind_when_cancelled_lost_or_done(
+    scheduler: Scheduler, clock: Clock
+) -> None:
+    w = worker("w1", "smol", capacity=10)
+    scheduler.add_worker(w)
+    scheduler.limit_bulk(2)
+    first, second, waiting = bulk(clock), bulk(clock, "user:b"), bulk(clock, "user:c")
+    for j in (first, second, waiting):
+        scheduler.submit(j)
+    scheduler.cancel(waiting.id)  # its client left while it waited: gone from the queue
+    assert scheduler.queued() == 0 and waiting.state is JobState.FINISHED
+    scheduler.on_chunk(w.id, Chunk(job_id=first.id, content="x", tokens=1))
+    scheduler.remove_worker(w.id, "disconnected")  # first fails (streamed), second is requeued
+    assert scheduler.bulk_running == 1 and second.state is JobState.QUEUED
+    scheduler.release(first)  # its requester has reported the failure
+    scheduler.release(first)  # once only
+    assert scheduler.bulk_running == 0
+    scheduler.limit_bulk(UNLIMITED)
+    replacement = worker("w2", "smol", capacity=10)
+    scheduler.add_worker(replacement)
+    assert second.state is JobState.RUNNING and scheduler.bulk_running == 1
+    scheduler.on_done(replacement.id, Done(job_id=second.id))
+    scheduler.release(second)
+    assert scheduler.bulk_running == 0

@@ -1,102 +1,83 @@
-"""Chats take turns only while calls arrive and the loop runs late; they start in arrival order,
-and a chat that gives up its place or its turn leaves nothing behind."""
+"""Chats take turns only while calls arrive and the loop runs late: the controller halves and
+raises the pool's limit on running chats, and lifts it when the calls stop. (How the pool holds
+chats back, in fair order, is in tests/pool/test_scheduler.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-import pytest
-
-from noosphere.errors import RateLimited
+from noosphere.pool.jobs import ChatJob
+from noosphere.pool.protocol import JobRequest, ModelOffer
+from noosphere.pool.scheduler import Scheduler, Worker
 from noosphere.server.interactive import SAMPLE, TARGET_LAG, UNLIMITED, WINDOW, InteractiveFirst
 
 LATE, ON_TIME = TARGET_LAG * 5, 0.0
 
 
-async def _started(turns: InteractiveFirst, n: int) -> list[asyncio.Task[None]]:
-    tasks = [asyncio.ensure_future(turns.start_chat()) for _ in range(n)]
-    await asyncio.sleep(0)
-    return tasks
+def _pool(chats: int) -> Scheduler:
+    """A scheduler with ``chats`` chat completions running on one worker."""
+    scheduler = Scheduler()
+    offer = ModelOffer(name="smol", context_length=2048)
+    scheduler.add_worker(Worker(id="w", name="w", models={"smol": offer}, capacity=1000))
+    for _ in range(chats):
+        request = JobRequest(model="smol", messages=[{"role": "user", "content": "hi"}])
+        job = ChatJob(user="user:a", model="smol", request=request, prompt_tokens=1, deadline=1e12)
+        job.bulk = True
+        scheduler.submit(job)
+    return scheduler
 
 
-async def test_without_calls_chats_are_never_held_back() -> None:
-    turns = InteractiveFirst(streams=2)
-    tasks = await _started(turns, 100)
-    assert all(t.done() for t in tasks)
-    assert (turns.running, turns.waiting, turns.limit) == (100, 0, UNLIMITED)
+def _chat(scheduler: Scheduler) -> ChatJob:
+    request = JobRequest(model="smol", messages=[{"role": "user", "content": "hi"}])
+    job = ChatJob(user="user:b", model="smol", request=request, prompt_tokens=1, deadline=1e12, bulk=True)
+    scheduler.submit(job)
+    return job
 
 
 async def test_a_late_loop_halves_the_limit_down_to_the_floor_and_an_on_time_loop_raises_it() -> None:
+    pool = _pool(8)
     turns = InteractiveFirst(streams=2)
-    await _started(turns, 8)
+    turns.govern(pool)
     turns.adjust(LATE)
-    assert turns.limit == 4
+    assert turns.limit == pool.bulk_limit == 4
+    assert pool.bulk_running == 8  # running chats are never stopped
     turns.adjust(LATE)
-    assert turns.limit == 2
+    assert pool.bulk_limit == 2
     turns.adjust(LATE)
-    assert turns.limit == 2  # never below the floor
+    assert pool.bulk_limit == 2  # never below the floor
+    held = _chat(pool)
+    assert not pool.bulk_running < pool.bulk_limit and held.worker_id is None
     turns.adjust(ON_TIME)
-    assert turns.limit == 3
+    assert pool.bulk_limit == 3
 
 
-async def test_chats_past_the_limit_wait_and_start_in_arrival_order() -> None:
+async def test_when_the_calls_stop_the_limit_is_lifted_and_waiting_chats_start() -> None:
+    pool = _pool(2)
     turns = InteractiveFirst(streams=1)
-    await _started(turns, 2)
-    turns.adjust(LATE)  # limit 1, 2 running
-    order: list[int] = []
-
-    async def chat(n: int) -> None:
-        await turns.start_chat()
-        order.append(n)
-
-    waiting = [asyncio.ensure_future(chat(n)) for n in range(3)]
-    await asyncio.sleep(0)
-    assert turns.waiting == 3 and order == []
-    turns.end_chat()  # 1 running: still at the limit
-    await asyncio.sleep(0)
-    assert order == []
-    turns.end_chat()  # 0 running: the first waiting chat starts
-    await asyncio.sleep(0)
-    assert order == [0] and turns.running == 1
-    turns.adjust(ON_TIME)  # limit 2: the next one starts
-    await asyncio.sleep(0)
-    assert order == [0, 1]
-    turns._release()  # the calls stopped: everyone starts
-    await asyncio.gather(*waiting)
-    assert order == [0, 1, 2] and turns.limit == UNLIMITED and turns.running == 3
-
-
-async def test_a_chat_that_gives_up_waiting_or_its_turn_leaves_nothing_behind() -> None:
-    turns = InteractiveFirst(streams=1)
-    await _started(turns, 1)
+    turns.govern(pool)
     turns.adjust(LATE)
-    gave_up = asyncio.ensure_future(turns.start_chat())
-    await asyncio.sleep(0)
-    gave_up.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await gave_up
-    assert turns.waiting == 0
-    granted = asyncio.ensure_future(turns.start_chat())
-    await asyncio.sleep(0)
-    turns.end_chat()  # the turn passes to ``granted``...
-    granted.cancel()  # ...which is cancelled before it runs: the turn comes back
-    with pytest.raises(asyncio.CancelledError):
-        await granted
-    assert (turns.running, turns.waiting) == (0, 0)
+    held = _chat(pool)
+    assert held.worker_id is None
+    turns.release()
+    assert pool.bulk_limit == UNLIMITED and held.worker_id == "w"
 
 
-async def test_zero_streams_never_limits() -> None:
-    turns = InteractiveFirst(streams=0)
-    turns.call_arrived()
-    turns.adjust(LATE)
-    await _started(turns, 10)
-    assert turns.waiting == 0
+async def test_zero_streams_or_no_pool_never_limits() -> None:
+    off = InteractiveFirst(streams=0)
+    off.govern(_pool(4))
+    off.call_arrived()
+    assert off.last_call == -float("inf")  # nothing measured, nothing limited
+    closing = InteractiveFirst(streams=1)
+    closing.call_arrived()  # before the node opens, or after it closed
+    closing.adjust(LATE)
+    assert closing.limit == UNLIMITED
 
 
 async def test_a_crowded_loop_with_calls_arriving_limits_chats_until_the_calls_stop() -> None:
+    pool = _pool(6)
     turns = InteractiveFirst(streams=1)
-    await _started(turns, 6)
+    turns.govern(pool)
 
     async def crowd(seconds: float) -> None:  # loop passes that each take 5 ms
         end = time.monotonic() + seconds
@@ -106,20 +87,8 @@ async def test_a_crowded_loop_with_calls_arriving_limits_chats_until_the_calls_s
             await asyncio.sleep(0)
 
     await crowd(SAMPLE * 10)
-    assert turns.limit == 1
+    assert pool.bulk_limit == 1
     deadline = time.monotonic() + 5
-    while turns.limit != UNLIMITED:  # no call for WINDOW: the limit is lifted
+    while pool.bulk_limit != UNLIMITED:  # no call for WINDOW: the limit is lifted
         assert time.monotonic() < deadline
         await asyncio.sleep(WINDOW / 10)
-
-
-async def test_past_the_waiting_limit_a_chat_is_refused_as_the_pools_queue_would() -> None:
-    turns = InteractiveFirst(streams=1, max_waiting=2)
-    await _started(turns, 1)
-    turns.adjust(LATE)  # limit 1, 1 running
-    waiting = await _started(turns, 2)
-    with pytest.raises(RateLimited):
-        await turns.start_chat()
-    assert turns.waiting == 2
-    turns._release()
-    await asyncio.gather(*waiting)

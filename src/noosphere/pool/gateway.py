@@ -111,9 +111,14 @@ class Gateway:
 
     @asynccontextmanager
     async def run(
-        self, principal: Principal, request: JobRequest, conversation: str | None = None
+        self,
+        principal: Principal,
+        request: JobRequest,
+        conversation: str | None = None,
+        bulk: bool = False,
     ) -> AsyncIterator[ChatJob]:
         """Schedule ``request``; the job is cancelled if the caller leaves before it finishes.
+        A ``bulk`` job (a chat completion) may be held back while agents' calls need the loop.
         Its usage is in the ledger by the time this exits (``settle`` writes it earlier, so an
         answer is never complete before it is paid for). With a ``conversation`` id, a completed
         exchange of a caller that opted in is kept as its encrypted (L2) conversation memory."""
@@ -124,6 +129,7 @@ class Gateway:
             request=request.model_copy(update={"model": name}),
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
+            bulk=bulk,
         )
         largest = self.context_length(name, servers)
         if job.prompt_tokens >= largest:
@@ -144,8 +150,11 @@ class Gateway:
             yield job
         finally:
             self.scheduler.cancel(job.id)
-            with anyio.CancelScope(shield=True):
-                await self.settle(job)
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.settle(job)
+            finally:
+                self.scheduler.release(job)
 
     async def settle(self, job: ChatJob) -> None:
         """Settle the finished ``job``'s reservation and hand its usage (and captured turns) to the

@@ -35,6 +35,8 @@ class ChatJob:
     output_tokens: int | None = None  # the gateway's count of the output, once it is final
     reported: Usage | None = None  # the worker's own usage figures
     outcome: str = "pending"  # ok | failed:<code> | cancelled
+    bulk: bool = False  # a chat completion, held back while agents' calls need the loop (scheduler.py)
+    holds_slot: bool = False  # a bulk job counted as running, until its requester releases it
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
     progressed_at: float = 0.0  # monotonic time it started or last streamed a token
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -6,6 +6,11 @@ event loop (no locks). Decisions come from ``fairness.py``; this module keeps th
   service relative to capacity.
 - Eligible means: serves the model, the prompt fits its context, healthy, a free slot. Upstream
   backends are eligible only after a job has waited ``spill_after`` seconds for a worker.
+- Chat completions from the OpenAI surface are *bulk*: while ``bulk_limit`` is set (by
+  ``server/interactive.py``, when they crowd the event loop that agents' calls share), at most that
+  many run at once; the rest wait in their users' queues, in the same fair order. A bulk job holds
+  its slot from its start until its requester is done with it (``release``, after the answer's
+  last byte and its accounting), since that is the work the limit is about.
 - A job that has not started by its deadline fails with ``no_capacity`` (the API answers 503
   with Retry-After). A full queue refuses new jobs (429).
 - Frames go to workers through per-worker outboxes that their connections drain.
@@ -33,6 +38,7 @@ from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, ModelOffer
 
 OutFrame = Job | Cancel
 SERVICE_HALF_LIFE_S = 60.0
+UNLIMITED = 1 << 30
 
 
 @dataclass(eq=False)
@@ -86,6 +92,8 @@ class Scheduler:
         self._submitted_at: dict[str, float] = {}
         self._arrival: dict[str, int] = {}
         self._arrivals = 0
+        self.bulk_limit = UNLIMITED  # most bulk jobs running at once
+        self.bulk_running = 0
 
     # -- workers -------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
@@ -109,7 +117,8 @@ class Scheduler:
         for job in list(worker.running.values()):
             if job.completion_tokens == 0:
                 worker.running.pop(job.id)
-                self._stopped(job.user)
+                self._stopped(job)
+                self._free_slot(job)
                 job.state = JobState.QUEUED
                 job.worker_id = None
                 self.queues.setdefault(job.user, deque()).appendleft(job)
@@ -184,6 +193,18 @@ class Scheduler:
             self._send(worker, Cancel(job_id=job.id))
         self._finish(job, Failed(job_id=job.id, code="cancelled", message="the client went away"))
 
+    def release(self, job: ChatJob) -> None:
+        """The requester is done with ``job`` (answered and accounted): its bulk slot is free."""
+        if self._free_slot(job):
+            self.dispatch()
+
+    def _free_slot(self, job: ChatJob) -> bool:
+        if not job.holds_slot:
+            return False
+        job.holds_slot = False
+        self.bulk_running -= 1
+        return True
+
     def expire_queued(self) -> None:
         now = self.clock()
         for queue in list(self.queues.values()):
@@ -224,6 +245,12 @@ class Scheduler:
             self._finish(job, failed)
 
     # -- dispatch ------------------------------------------------------------------------------
+    def limit_bulk(self, limit: int) -> None:
+        """Run at most ``limit`` bulk jobs at once (``UNLIMITED``: no limit). Running ones are
+        never stopped; a higher limit starts waiting ones at once."""
+        self.bulk_limit = limit
+        self.dispatch()
+
     def dispatch(self) -> None:
         """Start as many queued jobs as free, eligible workers allow, fairest first."""
         while True:
@@ -231,7 +258,7 @@ class Scheduler:
             startable: dict[str, float] = {}
             arrival: dict[str, int] = {}
             for waiting, queue in self.queues.items():
-                if queue and self._candidates(queue[0], now):
+                if queue and self._may_start(queue[0]) and self._candidates(queue[0], now):
                     startable[waiting] = self.counters.get(waiting, 0.0)
                     arrival[waiting] = self._arrival.get(queue[0].id, 0)
             user = next_user(startable, arrival)
@@ -243,6 +270,9 @@ class Scheduler:
             chosen = pick_worker([self._load(w, now) for w in candidates])
             assert chosen is not None
             self._start(job, self.workers[chosen])
+
+    def _may_start(self, job: ChatJob) -> bool:
+        return not job.bulk or self.bulk_running < self.bulk_limit
 
     def _candidates(self, job: ChatJob, now: float) -> list[Worker]:
         def fits(w: Worker) -> bool:
@@ -275,6 +305,9 @@ class Scheduler:
         job.spilled = worker.upstream
         worker.running[job.id] = job
         self._running[job.user] = self._running.get(job.user, 0) + 1
+        if job.bulk:
+            job.holds_slot = True
+            self.bulk_running += 1
         weight = weighted_tokens(job.prompt_tokens, 0)
         self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
         self._serve(worker, weight)
@@ -284,7 +317,7 @@ class Scheduler:
         if job.state is JobState.FINISHED:
             return
         if job.state is JobState.RUNNING:
-            self._stopped(job.user)
+            self._stopped(job)
         job.state = JobState.FINISHED
         if isinstance(event, Done):
             job.reported = event.usage
@@ -323,12 +356,12 @@ class Scheduler:
         if not queue:
             del self.queues[job.user]
 
-    def _stopped(self, user: str) -> None:
-        left = self._running[user] - 1
+    def _stopped(self, job: ChatJob) -> None:
+        left = self._running[job.user] - 1
         if left:
-            self._running[user] = left
+            self._running[job.user] = left
         else:
-            del self._running[user]
+            del self._running[job.user]
 
     def _serve(self, worker: Worker, weight: float) -> None:
         now = self.clock()

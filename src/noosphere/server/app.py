@@ -47,7 +47,7 @@ from noosphere.server import (
     worker_ws,
 )
 from noosphere.server.chat_completions import ChatCompletions
-from noosphere.server.deps import authorize_route
+from noosphere.server.deps import authorize_route, turns_of
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.interactive import InteractiveFirst
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
@@ -188,6 +188,7 @@ def create_app(
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
+            turns_of(app).govern(gateway.scheduler)
             toolbox = McpToolbox(settings.runtime.mcp_servers)
             await loops.start_ready("mcp_servers", toolbox.serve)
             runtime = Runtime(
@@ -237,6 +238,7 @@ def create_app(
                 on_ready(node)
             async with mcp_app.router.lifespan_context(mcp_app):
                 yield
+            turns_of(app).govern(None)
             await gateway.flush()
             await node.audit.sign_head()
             app.state.node = None
@@ -247,7 +249,7 @@ def create_app(
 
     app = _NodeApp(
         settings.server.max_body_bytes,
-        InteractiveFirst(settings.pool.streams_during_calls, settings.pool.max_queued),
+        InteractiveFirst(settings.pool.streams_during_calls),
         title="noosphere",
         version=__version__,
         lifespan=lifespan,

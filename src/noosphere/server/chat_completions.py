@@ -27,7 +27,7 @@ from noosphere.memory.model import THREAD_ID_MAX
 from noosphere.pool.gateway import Gateway
 from noosphere.pool.jobs import ChatJob
 from noosphere.pool.protocol import Chunk, Failed
-from noosphere.server.deps import bearer_token, gateway_of, node_of, turns_of
+from noosphere.server.deps import bearer_token, gateway_of, node_of
 from noosphere.server.errors import error_body, error_headers, send_json, validation_message
 from noosphere.server.openai_wire import ChatCompletionRequest, Transcript, sse, usage
 
@@ -114,20 +114,15 @@ async def _serve(scope: Scope, receive: Receive, reply: _Reply) -> None:
     )
     response_headers = {CONVERSATION_HEADER: conversation}
     transcript = Transcript(model=body.model)
-    turns = turns_of(scope["app"])
-    await turns.start_chat()
-    try:
-        async with gateway.run(principal, body.to_job(), conversation) as job:
-            watcher = asyncio.ensure_future(_watch_disconnect(receive, job))
-            try:
-                if body.stream:
-                    await _stream(reply, job, transcript, body.include_usage, gateway, response_headers)
-                else:
-                    await _whole(reply, job, transcript, gateway, response_headers)
-            finally:
-                watcher.cancel()
-    finally:
-        turns.end_chat()
+    async with gateway.run(principal, body.to_job(), conversation, bulk=True) as job:
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, job))
+        try:
+            if body.stream:
+                await _stream(reply, job, transcript, body.include_usage, gateway, response_headers)
+            else:
+                await _whole(reply, job, transcript, gateway, response_headers)
+        finally:
+            watcher.cancel()
 
 
 def _conversation_id(given: str | None) -> str:
