@@ -5,11 +5,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from noosphere.store.contract import JobRunRecord
-from noosphere.store.sqlite_sql import dt
+from noosphere.store.contract import (
+    JobRunRecord,
+)
+from noosphere.store.sqlite.base import SQLiteBase
+from noosphere.store.sqlite.sql import dt
 
 
-def claim(conn: sqlite3.Connection, job: str, tick: str, node: str, at: datetime) -> bool:
+def _claim(conn: sqlite3.Connection, job: str, tick: str, node: str, at: datetime) -> bool:
     cur = conn.execute(
         "INSERT INTO job_runs (job, tick, node, started_at, outcome) VALUES (?, ?, ?, ?, 'running') "
         "ON CONFLICT (job, tick) DO NOTHING",
@@ -18,7 +21,7 @@ def claim(conn: sqlite3.Connection, job: str, tick: str, node: str, at: datetime
     return cur.rowcount == 1
 
 
-def finish(
+def _finish(
     conn: sqlite3.Connection, job: str, tick: str, outcome: str, detail: str | None, at: datetime
 ) -> None:
     conn.execute(
@@ -27,7 +30,7 @@ def finish(
     )
 
 
-def runs(conn: sqlite3.Connection, job: str | None, limit: int) -> list[JobRunRecord]:
+def _runs(conn: sqlite3.Connection, job: str | None, limit: int) -> list[JobRunRecord]:
     rows = conn.execute(
         "SELECT job, tick, node, started_at, finished_at, outcome, detail FROM job_runs "
         "WHERE ? IS NULL OR job = ? ORDER BY started_at DESC, tick DESC LIMIT ?",
@@ -49,3 +52,16 @@ def runs(conn: sqlite3.Connection, job: str | None, limit: int) -> list[JobRunRe
             )
         )
     return out
+
+
+class SQLiteJobRuns(SQLiteBase):
+    async def claim_job_run(self, job: str, tick: str, node: str, at: datetime) -> bool:
+        return await self._run(lambda conn: _claim(conn, job, tick, node, at))
+
+    async def finish_job_run(
+        self, job: str, tick: str, outcome: str, detail: str | None, at: datetime
+    ) -> None:
+        await self._run(lambda conn: _finish(conn, job, tick, outcome, detail, at))
+
+    async def job_runs(self, job: str | None, limit: int) -> list[JobRunRecord]:
+        return await self._run(lambda conn: _runs(conn, job, limit))

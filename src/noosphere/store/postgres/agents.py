@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from psycopg import AsyncConnection
 
-from noosphere.store.contract import TaskRecord
-
-Row = dict[str, Any]
+from noosphere.store.contract import (
+    TaskRecord,
+)
+from noosphere.store.postgres.base import PostgresBase
+from noosphere.store.postgres.sql import Row
 
 _TASK_COLUMNS = (
     "id, delegator, assignee, task, status, result, session, created_at, updated_at, lease_until, attempts"
 )
 
 
-async def put_profile(conn: AsyncConnection[Row], name: str, profile: str, at: datetime) -> None:
+async def _put_profile(conn: AsyncConnection[Row], name: str, profile: str, at: datetime) -> None:
     await conn.execute(
         "INSERT INTO agent_profiles (name, profile, updated_at) VALUES (%s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET profile = EXCLUDED.profile, updated_at = EXCLUDED.updated_at",
@@ -25,19 +26,19 @@ async def put_profile(conn: AsyncConnection[Row], name: str, profile: str, at: d
     )
 
 
-async def profiles(conn: AsyncConnection[Row], name: str | None) -> list[str]:
+async def _profiles(conn: AsyncConnection[Row], name: str | None) -> list[str]:
     cur = await conn.execute(
         "SELECT profile FROM agent_profiles WHERE %s::text IS NULL OR name = %s ORDER BY name", (name, name)
     )
     return [r["profile"] for r in await cur.fetchall()]
 
 
-async def delete_profile(conn: AsyncConnection[Row], name: str) -> bool:
+async def _delete_profile(conn: AsyncConnection[Row], name: str) -> bool:
     cur = await conn.execute("DELETE FROM agent_profiles WHERE name = %s", (name,))
     return cur.rowcount == 1
 
 
-async def put_task(conn: AsyncConnection[Row], t: TaskRecord) -> None:
+async def _put_task(conn: AsyncConnection[Row], t: TaskRecord) -> None:
     await conn.execute(
         f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
@@ -56,13 +57,13 @@ async def put_task(conn: AsyncConnection[Row], t: TaskRecord) -> None:
     )
 
 
-async def get_task(conn: AsyncConnection[Row], task_id: str) -> TaskRecord | None:
+async def _get_task(conn: AsyncConnection[Row], task_id: str) -> TaskRecord | None:
     cur = await conn.execute(f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE id = %s", (task_id,))
     row = await cur.fetchone()
     return TaskRecord(**row) if row else None
 
 
-async def tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> list[TaskRecord]:
+async def _tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> list[TaskRecord]:
     cur = await conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE %s::text IS NULL OR delegator = %s OR assignee = %s "
         "ORDER BY created_at DESC, id LIMIT %s",
@@ -71,7 +72,7 @@ async def tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> li
     return [TaskRecord(**r) for r in await cur.fetchall()]
 
 
-async def move_task(
+async def _move_task(
     conn: AsyncConnection[Row],
     task_id: str,
     before: Sequence[str],
@@ -87,14 +88,14 @@ async def move_task(
     return cur.rowcount == 1
 
 
-async def lease_task(conn: AsyncConnection[Row], task_id: str, until: datetime) -> bool:
+async def _lease_task(conn: AsyncConnection[Row], task_id: str, until: datetime) -> bool:
     cur = await conn.execute(
         "UPDATE agent_tasks SET lease_until = %s WHERE id = %s AND status = 'accepted'", (until, task_id)
     )
     return cur.rowcount == 1
 
 
-async def lapsed_tasks(conn: AsyncConnection[Row], now: datetime, limit: int) -> list[TaskRecord]:
+async def _lapsed_tasks(conn: AsyncConnection[Row], now: datetime, limit: int) -> list[TaskRecord]:
     cur = await conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status = 'accepted' AND lease_until < %s "
         "ORDER BY lease_until LIMIT %s",
@@ -103,7 +104,7 @@ async def lapsed_tasks(conn: AsyncConnection[Row], now: datetime, limit: int) ->
     return [TaskRecord(**r) for r in await cur.fetchall()]
 
 
-async def reclaim_task(
+async def _reclaim_task(
     conn: AsyncConnection[Row],
     task_id: str,
     lapsed_before: datetime,
@@ -118,3 +119,49 @@ async def reclaim_task(
         (status, result, at, task_id, lapsed_before),
     )
     return cur.rowcount == 1
+
+
+class PostgresAgents(PostgresBase):
+    async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
+        async with self._connection() as conn:
+            await _put_profile(conn, name, profile, at)
+
+    async def agent_profiles(self, name: str | None = None) -> list[str]:
+        async with self._connection() as conn:
+            return await _profiles(conn, name)
+
+    async def delete_agent_profile(self, name: str) -> bool:
+        async with self._connection() as conn:
+            return await _delete_profile(conn, name)
+
+    async def put_task(self, record: TaskRecord) -> None:
+        async with self._connection() as conn:
+            await _put_task(conn, record)
+
+    async def task(self, task_id: str) -> TaskRecord | None:
+        async with self._connection() as conn:
+            return await _get_task(conn, task_id)
+
+    async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
+        async with self._connection() as conn:
+            return await _tasks(conn, agent, limit)
+
+    async def move_task(
+        self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
+    ) -> bool:
+        async with self._connection() as conn:
+            return await _move_task(conn, task_id, before, status, result, at)
+
+    async def lease_task(self, task_id: str, until: datetime) -> bool:
+        async with self._connection() as conn:
+            return await _lease_task(conn, task_id, until)
+
+    async def lapsed_tasks(self, now: datetime, limit: int) -> list[TaskRecord]:
+        async with self._connection() as conn:
+            return await _lapsed_tasks(conn, now, limit)
+
+    async def reclaim_task(
+        self, task_id: str, lapsed_before: datetime, status: str, result: str | None, at: datetime
+    ) -> bool:
+        async with self._connection() as conn:
+            return await _reclaim_task(conn, task_id, lapsed_before, status, result, at)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.store import conditions
+from noosphere.store.conditions import Condition, Dialect
 from noosphere.store.contract import PrincipalRecord, Viewer
 
 COLUMNS = (
@@ -68,44 +70,32 @@ def principal_of(row: sqlite3.Row) -> PrincipalRecord:
     )
 
 
-def where(viewer: Viewer, filters: Filters, now: datetime, alias: str = "m") -> tuple[str, list[Any]]:
+def _one_of(column: str, values: list[Any]) -> Condition:
+    return f"{column} IN ({','.join('?' * len(values))})", values
+
+
+def _has_tags(column: str, tags: list[str]) -> Condition:
+    each = f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+    return " AND ".join([each] * len(tags)), list(tags)
+
+
+def _metadata_is(column: str, key: str, value: Any) -> Condition:
+    return f"json_extract({column}, ?) IS ?", [f'$."{key}"', int(value) if isinstance(value, bool) else value]
+
+
+DIALECT = Dialect(
+    mark="?",
+    is_false=lambda column: f"{column} = 0",
+    time=lambda value: value.timestamp(),
+    one_of=_one_of,
+    has_tags=_has_tags,
+    metadata_is=_metadata_is,
+)
+
+
+def where(viewer: Viewer, filters: Filters, now: datetime, alias: str = "m") -> Condition:
     """SQL conditions (all parameterised) for visibility, liveness and ``filters``."""
-    a = alias
-    clauses = [f"{a}.tombstone = 0", f"({a}.expires_at IS NULL OR {a}.expires_at > ?)"]
-    params: list[Any] = [now.timestamp()]
-    if not filters.include_invalid:
-        clauses.append(f"{a}.invalid_at IS NULL")
-    if viewer.principal_id is not None:
-        clauses.append(f"({a}.zone != 'private' OR {a}.owner = ?)")
-        params.append(viewer.principal_id)
-    if filters.zones is not None:
-        clauses.append(f"{a}.zone IN ({','.join('?' * len(filters.zones))})")
-        params.extend(z.value for z in filters.zones)
-    if filters.kinds is not None:
-        clauses.append(f"{a}.kind IN ({','.join('?' * len(filters.kinds))})")
-        params.extend(filters.kinds)
-    if filters.owner is not None:
-        clauses.append(f"{a}.owner = ?")
-        params.append(filters.owner)
-    if filters.since is not None:
-        clauses.append(f"{a}.valid_at >= ?")
-        params.append(filters.since.timestamp())
-    if filters.until is not None:
-        clauses.append(f"{a}.valid_at < ?")
-        params.append(filters.until.timestamp())
-    if filters.thread_id is not None:
-        clauses.append(f"{a}.thread_id = ?")
-        params.append(filters.thread_id)
-    for tag in filters.tags or []:
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each({a}.tags) WHERE json_each.value = ?)")
-        params.append(tag)
-    for key, value in (filters.metadata or {}).items():
-        # The key is pattern-checked and passed as a parameter, never spliced into the SQL.
-        clauses.append(f"json_extract({a}.metadata, ?) IS ?")
-        params.append(f'$."{key}"')
-        params.append(int(value) if isinstance(value, bool) else value)
-    # Each condition in its own parentheses: an OR inside one can never escape the visibility rule.
-    return " AND ".join(f"({c})" for c in clauses), params
+    return conditions.where(DIALECT, viewer, filters, now, alias)
 
 
 def needs_sql_prefilter(filters: Filters) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from psycopg import AsyncConnection
 
-from noosphere.store.contract import ApprovalRecord
-
-Row = dict[str, Any]
+from noosphere.store.contract import (
+    ApprovalRecord,
+)
+from noosphere.store.postgres.base import PostgresBase
+from noosphere.store.postgres.sql import Row
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
@@ -21,7 +22,7 @@ def _record(r: Row) -> ApprovalRecord:
     return ApprovalRecord(**r)
 
 
-async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
+async def _put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
     await conn.execute(
         f"INSERT INTO approvals ({_COLUMNS}) VALUES "
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -51,13 +52,13 @@ async def put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
     )
 
 
-async def get(conn: AsyncConnection[Row], approval_id: str) -> ApprovalRecord | None:
+async def _get(conn: AsyncConnection[Row], approval_id: str) -> ApprovalRecord | None:
     cur = await conn.execute(f"SELECT {_COLUMNS} FROM approvals WHERE id = %s", (approval_id,))
     row = await cur.fetchone()
     return _record(row) if row else None
 
 
-async def listing(conn: AsyncConnection[Row], status: str | None, limit: int) -> list[ApprovalRecord]:
+async def _listing(conn: AsyncConnection[Row], status: str | None, limit: int) -> list[ApprovalRecord]:
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE %s::text IS NULL OR status = %s "
         "ORDER BY created_at DESC, id LIMIT %s",
@@ -66,7 +67,7 @@ async def listing(conn: AsyncConnection[Row], status: str | None, limit: int) ->
     return [_record(r) for r in await cur.fetchall()]
 
 
-async def settle(
+async def _settle(
     conn: AsyncConnection[Row],
     approval_id: str,
     status: str,
@@ -83,7 +84,7 @@ async def settle(
     return cur.rowcount == 1
 
 
-async def due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]:
+async def _due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]:
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= %s ORDER BY expires_at",
         (now,),
@@ -91,7 +92,7 @@ async def due(conn: AsyncConnection[Row], now: datetime) -> list[ApprovalRecord]
     return [_record(r) for r in await cur.fetchall()]
 
 
-async def open_for(
+async def _open_for(
     conn: AsyncConnection[Row], requester: str, tool: str, digest: str
 ) -> ApprovalRecord | None:
     cur = await conn.execute(
@@ -103,7 +104,7 @@ async def open_for(
     return _record(row) if row else None
 
 
-async def use(conn: AsyncConnection[Row], approval_id: str, at: datetime) -> bool:
+async def _use(conn: AsyncConnection[Row], approval_id: str, at: datetime) -> bool:
     cur = await conn.execute(
         "UPDATE approvals SET used_at = %s WHERE id = %s AND used_at IS NULL AND status <> 'pending'",
         (at, approval_id),
@@ -111,7 +112,7 @@ async def use(conn: AsyncConnection[Row], approval_id: str, at: datetime) -> boo
     return cur.rowcount == 1
 
 
-async def put_grant(
+async def _put_grant(
     conn: AsyncConnection[Row],
     requester: str,
     tool: str,
@@ -127,7 +128,7 @@ async def put_grant(
     )
 
 
-async def has_grant(
+async def _has_grant(
     conn: AsyncConnection[Row], requester: str, tool: str, subject: str | None, session: str | None
 ) -> bool:
     cur = await conn.execute(
@@ -136,3 +137,45 @@ async def has_grant(
         (requester, tool, subject or "", session or ""),
     )
     return await cur.fetchone() is not None
+
+
+class PostgresApprovals(PostgresBase):
+    async def put_approval(self, record: ApprovalRecord) -> None:
+        async with self._connection() as conn:
+            await _put(conn, record)
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        async with self._connection() as conn:
+            return await _get(conn, approval_id)
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
+        async with self._connection() as conn:
+            return await _listing(conn, status, limit)
+
+    async def settle_approval(
+        self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
+    ) -> bool:
+        async with self._connection() as conn:
+            return await _settle(conn, approval_id, status, by, at, scope, note)
+
+    async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
+        async with self._connection() as conn:
+            return await _due(conn, now)
+
+    async def open_approval(self, requester: str, tool: str, args_digest: str) -> ApprovalRecord | None:
+        async with self._connection() as conn:
+            return await _open_for(conn, requester, tool, args_digest)
+
+    async def use_approval(self, approval_id: str, at: datetime) -> bool:
+        async with self._connection() as conn:
+            return await _use(conn, approval_id, at)
+
+    async def put_grant(
+        self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
+    ) -> None:
+        async with self._connection() as conn:
+            await _put_grant(conn, requester, tool, subject, session, by, at)
+
+    async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
+        async with self._connection() as conn:
+            return await _has_grant(conn, requester, tool, subject, session)

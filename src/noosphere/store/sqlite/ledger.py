@@ -17,6 +17,7 @@ from noosphere.store.contract import (
     balance_deltas,
     check_balanced,
 )
+from noosphere.store.sqlite.base import SQLiteBase
 
 GROUPS = {"principal", "key_id", "worker", "model"}
 
@@ -38,7 +39,7 @@ def _key(row: sqlite3.Row) -> ApiKeyRecord:
     )
 
 
-def put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
+def _put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, "
         "created_at, revoked, budget_period, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -59,12 +60,12 @@ def put_api_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
     )
 
 
-def api_key_by_token_hash(conn: sqlite3.Connection, token_hash: str) -> ApiKeyRecord | None:
+def _api_key_by_token_hash(conn: sqlite3.Connection, token_hash: str) -> ApiKeyRecord | None:
     row = conn.execute("SELECT * FROM api_keys WHERE token_hash = ?", (token_hash,)).fetchone()
     return None if row is None else _key(row)
 
 
-def api_keys(conn: sqlite3.Connection, user_id: str | None) -> list[ApiKeyRecord]:
+def _api_keys(conn: sqlite3.Connection, user_id: str | None) -> list[ApiKeyRecord]:
     if user_id is None:
         rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
     else:
@@ -74,13 +75,13 @@ def api_keys(conn: sqlite3.Connection, user_id: str | None) -> list[ApiKeyRecord
     return [_key(r) for r in rows]
 
 
-def revoke_api_key(conn: sqlite3.Connection, key_id: str) -> bool:
+def _revoke_api_key(conn: sqlite3.Connection, key_id: str) -> bool:
     return (
         conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0", (key_id,)).rowcount > 0
     )
 
 
-def record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
+def _record_usage(conn: sqlite3.Connection, batch: Sequence[Charge]) -> None:
     """Each table's rows in one statement over a JSON array: the sqlite3 module gives up the GIL
     for every step, and a busy event loop holds it for up to the switch interval, so a statement
     per row (executemany) would wait that long per row while the store's lock is held."""
@@ -108,14 +109,14 @@ def _rows(columns: int) -> str:
     return f"SELECT {fields} FROM json_each(?)"
 
 
-def balance(conn: sqlite3.Connection, account: str, period: str) -> float:
+def _balance(conn: sqlite3.Connection, account: str, period: str) -> float:
     row = conn.execute(
         "SELECT amount FROM account_balances WHERE account = ? AND period = ?", (account, period)
     ).fetchone()
     return 0.0 if row is None else float(row[0])
 
 
-def usage_summary(conn: sqlite3.Connection, by: str, since: datetime | None) -> list[UsageSummary]:
+def _usage_summary(conn: sqlite3.Connection, by: str, since: datetime | None) -> list[UsageSummary]:
     if by not in GROUPS:
         raise InvalidRequest(f"cannot group usage by {by!r}; use one of {', '.join(sorted(GROUPS))}")
     rows = conn.execute(
@@ -125,3 +126,26 @@ def usage_summary(conn: sqlite3.Connection, by: str, since: datetime | None) -> 
         (since.timestamp() if since else 0.0,),
     ).fetchall()
     return [UsageSummary(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+
+class SQLiteLedger(SQLiteBase):
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        await self._run(lambda conn: _put_api_key(conn, record))
+
+    async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None:
+        return await self._run(lambda conn: _api_key_by_token_hash(conn, token_hash))
+
+    async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
+        return await self._run(lambda conn: _api_keys(conn, user_id))
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        return await self._run(lambda conn: _revoke_api_key(conn, key_id))
+
+    async def record_usage(self, batch: Sequence[Charge]) -> None:
+        await self._run(lambda conn: self._transaction(conn, lambda: _record_usage(conn, batch)))
+
+    async def balance(self, account: str, period: str = "total") -> float:
+        return await self._run(lambda conn: _balance(conn, account, period))
+
+    async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
+        return await self._run(lambda conn: _usage_summary(conn, by, since))

@@ -6,8 +6,11 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from noosphere.store.contract import TaskRecord
-from noosphere.store.sqlite_sql import dt
+from noosphere.store.contract import (
+    TaskRecord,
+)
+from noosphere.store.sqlite.base import SQLiteBase
+from noosphere.store.sqlite.sql import dt
 
 _TASK_COLUMNS = (
     "id, delegator, assignee, task, status, result, session, created_at, updated_at, lease_until, attempts"
@@ -32,7 +35,7 @@ def _task(r: sqlite3.Row) -> TaskRecord:
     )
 
 
-def put_profile(conn: sqlite3.Connection, name: str, profile: str, at: datetime) -> None:
+def _put_profile(conn: sqlite3.Connection, name: str, profile: str, at: datetime) -> None:
     conn.execute(
         "INSERT INTO agent_profiles (name, profile, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at",
@@ -40,18 +43,18 @@ def put_profile(conn: sqlite3.Connection, name: str, profile: str, at: datetime)
     )
 
 
-def profiles(conn: sqlite3.Connection, name: str | None) -> list[str]:
+def _profiles(conn: sqlite3.Connection, name: str | None) -> list[str]:
     rows = conn.execute(
         "SELECT profile FROM agent_profiles WHERE ? IS NULL OR name = ? ORDER BY name", (name, name)
     ).fetchall()
     return [r["profile"] for r in rows]
 
 
-def delete_profile(conn: sqlite3.Connection, name: str) -> bool:
+def _delete_profile(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("DELETE FROM agent_profiles WHERE name = ?", (name,)).rowcount == 1
 
 
-def put_task(conn: sqlite3.Connection, t: TaskRecord) -> None:
+def _put_task(conn: sqlite3.Connection, t: TaskRecord) -> None:
     conn.execute(
         f"INSERT INTO agent_tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -70,12 +73,12 @@ def put_task(conn: sqlite3.Connection, t: TaskRecord) -> None:
     )
 
 
-def get_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+def _get_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
     row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE id = ?", (task_id,)).fetchone()
     return _task(row) if row else None
 
 
-def tasks(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[TaskRecord]:
+def _tasks(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[TaskRecord]:
     rows = conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE ? IS NULL OR delegator = ? OR assignee = ? "
         "ORDER BY created_at DESC, id LIMIT ?",
@@ -84,7 +87,7 @@ def tasks(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[TaskR
     return [_task(r) for r in rows]
 
 
-def move_task(
+def _move_task(
     conn: sqlite3.Connection,
     task_id: str,
     before: Sequence[str],
@@ -101,7 +104,7 @@ def move_task(
     return cur.rowcount == 1
 
 
-def lease_task(conn: sqlite3.Connection, task_id: str, until: datetime) -> bool:
+def _lease_task(conn: sqlite3.Connection, task_id: str, until: datetime) -> bool:
     cur = conn.execute(
         "UPDATE agent_tasks SET lease_until = ? WHERE id = ? AND status = 'accepted'",
         (until.timestamp(), task_id),
@@ -109,7 +112,7 @@ def lease_task(conn: sqlite3.Connection, task_id: str, until: datetime) -> bool:
     return cur.rowcount == 1
 
 
-def lapsed_tasks(conn: sqlite3.Connection, now: datetime, limit: int) -> list[TaskRecord]:
+def _lapsed_tasks(conn: sqlite3.Connection, now: datetime, limit: int) -> list[TaskRecord]:
     rows = conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status = 'accepted' AND lease_until < ? "
         "ORDER BY lease_until LIMIT ?",
@@ -118,7 +121,7 @@ def lapsed_tasks(conn: sqlite3.Connection, now: datetime, limit: int) -> list[Ta
     return [_task(r) for r in rows]
 
 
-def reclaim_task(
+def _reclaim_task(
     conn: sqlite3.Connection,
     task_id: str,
     lapsed_before: datetime,
@@ -133,3 +136,39 @@ def reclaim_task(
         (status, result, at.timestamp(), task_id, lapsed_before.timestamp()),
     )
     return cur.rowcount == 1
+
+
+class SQLiteAgents(SQLiteBase):
+    async def put_agent_profile(self, name: str, profile: str, at: datetime) -> None:
+        await self._run(lambda conn: _put_profile(conn, name, profile, at))
+
+    async def agent_profiles(self, name: str | None = None) -> list[str]:
+        return await self._run(lambda conn: _profiles(conn, name))
+
+    async def delete_agent_profile(self, name: str) -> bool:
+        return await self._run(lambda conn: _delete_profile(conn, name))
+
+    async def put_task(self, record: TaskRecord) -> None:
+        await self._run(lambda conn: _put_task(conn, record))
+
+    async def task(self, task_id: str) -> TaskRecord | None:
+        return await self._run(lambda conn: _get_task(conn, task_id))
+
+    async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
+        return await self._run(lambda conn: _tasks(conn, agent, limit))
+
+    async def move_task(
+        self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
+    ) -> bool:
+        return await self._run(lambda conn: _move_task(conn, task_id, before, status, result, at))
+
+    async def lease_task(self, task_id: str, until: datetime) -> bool:
+        return await self._run(lambda conn: _lease_task(conn, task_id, until))
+
+    async def lapsed_tasks(self, now: datetime, limit: int) -> list[TaskRecord]:
+        return await self._run(lambda conn: _lapsed_tasks(conn, now, limit))
+
+    async def reclaim_task(
+        self, task_id: str, lapsed_before: datetime, status: str, result: str | None, at: datetime
+    ) -> bool:
+        return await self._run(lambda conn: _reclaim_task(conn, task_id, lapsed_before, status, result, at))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from noosphere.store.contract import ApprovalRecord
-from noosphere.store.sqlite_sql import dt, ts
+from noosphere.store.contract import (
+    ApprovalRecord,
+)
+from noosphere.store.sqlite.base import SQLiteBase
+from noosphere.store.sqlite.sql import dt, ts
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
@@ -39,7 +42,7 @@ def _record(r: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
+def _put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
     conn.execute(
         f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
         (
@@ -65,12 +68,12 @@ def put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
     )
 
 
-def get(conn: sqlite3.Connection, approval_id: str) -> ApprovalRecord | None:
+def _get(conn: sqlite3.Connection, approval_id: str) -> ApprovalRecord | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
     return _record(row) if row else None
 
 
-def listing(conn: sqlite3.Connection, status: str | None, limit: int) -> list[ApprovalRecord]:
+def _listing(conn: sqlite3.Connection, status: str | None, limit: int) -> list[ApprovalRecord]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE ? IS NULL OR status = ? "
         "ORDER BY created_at DESC, id LIMIT ?",
@@ -79,7 +82,7 @@ def listing(conn: sqlite3.Connection, status: str | None, limit: int) -> list[Ap
     return [_record(r) for r in rows]
 
 
-def settle(
+def _settle(
     conn: sqlite3.Connection,
     approval_id: str,
     status: str,
@@ -96,7 +99,7 @@ def settle(
     return cur.rowcount == 1
 
 
-def due(conn: sqlite3.Connection, now: datetime) -> list[ApprovalRecord]:
+def _due(conn: sqlite3.Connection, now: datetime) -> list[ApprovalRecord]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at",
         (now.timestamp(),),
@@ -104,7 +107,7 @@ def due(conn: sqlite3.Connection, now: datetime) -> list[ApprovalRecord]:
     return [_record(r) for r in rows]
 
 
-def open_for(conn: sqlite3.Connection, requester: str, tool: str, digest: str) -> ApprovalRecord | None:
+def _open_for(conn: sqlite3.Connection, requester: str, tool: str, digest: str) -> ApprovalRecord | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM approvals WHERE requester = ? AND tool = ? AND args_digest = ? "
         "AND used_at IS NULL AND status <> 'escalated' ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -113,7 +116,7 @@ def open_for(conn: sqlite3.Connection, requester: str, tool: str, digest: str) -
     return _record(row) if row else None
 
 
-def use(conn: sqlite3.Connection, approval_id: str, at: datetime) -> bool:
+def _use(conn: sqlite3.Connection, approval_id: str, at: datetime) -> bool:
     cur = conn.execute(
         "UPDATE approvals SET used_at = ? WHERE id = ? AND used_at IS NULL AND status <> 'pending'",
         (at.timestamp(), approval_id),
@@ -121,7 +124,7 @@ def use(conn: sqlite3.Connection, approval_id: str, at: datetime) -> bool:
     return cur.rowcount == 1
 
 
-def put_grant(
+def _put_grant(
     conn: sqlite3.Connection,
     requester: str,
     tool: str,
@@ -137,7 +140,7 @@ def put_grant(
     )
 
 
-def has_grant(
+def _has_grant(
     conn: sqlite3.Connection, requester: str, tool: str, subject: str | None, session: str | None
 ) -> bool:
     row = conn.execute(
@@ -146,3 +149,36 @@ def has_grant(
         (requester, tool, subject or "", session or ""),
     ).fetchone()
     return row is not None
+
+
+class SQLiteApprovals(SQLiteBase):
+    async def put_approval(self, record: ApprovalRecord) -> None:
+        await self._run(lambda conn: _put(conn, record))
+
+    async def approval(self, approval_id: str) -> ApprovalRecord | None:
+        return await self._run(lambda conn: _get(conn, approval_id))
+
+    async def approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
+        return await self._run(lambda conn: _listing(conn, status, limit))
+
+    async def settle_approval(
+        self, approval_id: str, status: str, by: str, at: datetime, scope: str | None, note: str | None
+    ) -> bool:
+        return await self._run(lambda conn: _settle(conn, approval_id, status, by, at, scope, note))
+
+    async def due_approvals(self, now: datetime) -> list[ApprovalRecord]:
+        return await self._run(lambda conn: _due(conn, now))
+
+    async def open_approval(self, requester: str, tool: str, args_digest: str) -> ApprovalRecord | None:
+        return await self._run(lambda conn: _open_for(conn, requester, tool, args_digest))
+
+    async def use_approval(self, approval_id: str, at: datetime) -> bool:
+        return await self._run(lambda conn: _use(conn, approval_id, at))
+
+    async def put_grant(
+        self, requester: str, tool: str, subject: str | None, session: str | None, by: str, at: datetime
+    ) -> None:
+        await self._run(lambda conn: _put_grant(conn, requester, tool, subject, session, by, at))
+
+    async def has_grant(self, requester: str, tool: str, subject: str | None, session: str | None) -> bool:
+        return await self._run(lambda conn: _has_grant(conn, requester, tool, subject, session))

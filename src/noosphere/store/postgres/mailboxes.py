@@ -4,16 +4,19 @@ their rows with ``FOR UPDATE SKIP LOCKED``, so consumers in several processes ne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from psycopg import AsyncConnection
 
-from noosphere.store.contract import ClaimedMail, MailCounts, MailRow
+from noosphere.store.contract import (
+    ClaimedMail,
+    MailCounts,
+    MailRow,
+)
+from noosphere.store.postgres.base import PostgresBase
+from noosphere.store.postgres.sql import Row
 
-Row = dict[str, Any]
 
-
-async def enqueue(conn: AsyncConnection[Row], rows: Sequence[MailRow], now: float) -> list[bool]:
+async def _enqueue(conn: AsyncConnection[Row], rows: Sequence[MailRow], now: float) -> list[bool]:
     cur = await conn.execute(
         "INSERT INTO mailbox (mailbox, id, priority, visible_at, expires_at, body) "
         "SELECT m, i, p, %s, e, b FROM unnest(%s::text[], %s::text[], %s::smallint[], "
@@ -37,7 +40,7 @@ async def enqueue(conn: AsyncConnection[Row], rows: Sequence[MailRow], now: floa
     return out
 
 
-async def claim(
+async def _claim(
     conn: AsyncConnection[Row], mailbox: str, now: float, lease: float, limit: int, max_attempts: int
 ) -> list[ClaimedMail]:
     out: list[ClaimedMail] = []
@@ -65,7 +68,7 @@ async def claim(
     return out
 
 
-async def ack(conn: AsyncConnection[Row], mailbox: str, ids: Sequence[str], now: float) -> list[str]:
+async def _ack(conn: AsyncConnection[Row], mailbox: str, ids: Sequence[str], now: float) -> list[str]:
     cur = await conn.execute(
         "UPDATE mailbox SET state = 'acked', done_at = %s "
         "WHERE mailbox = %s AND state = 'ready' AND id = ANY(%s) RETURNING id",
@@ -74,7 +77,7 @@ async def ack(conn: AsyncConnection[Row], mailbox: str, ids: Sequence[str], now:
     return [r["id"] for r in await cur.fetchall()]
 
 
-async def release(
+async def _release(
     conn: AsyncConnection[Row], mailbox: str, ids: Sequence[str], visible_at: float, now: float
 ) -> int:
     cur = await conn.execute(
@@ -85,21 +88,21 @@ async def release(
     return cur.rowcount
 
 
-async def subscribe(conn: AsyncConnection[Row], subscriber: str, pattern: str) -> None:
+async def _subscribe(conn: AsyncConnection[Row], subscriber: str, pattern: str) -> None:
     await conn.execute(
         "INSERT INTO subscriptions (subscriber, pattern) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         (subscriber, pattern),
     )
 
 
-async def unsubscribe(conn: AsyncConnection[Row], subscriber: str, pattern: str) -> bool:
+async def _unsubscribe(conn: AsyncConnection[Row], subscriber: str, pattern: str) -> bool:
     cur = await conn.execute(
         "DELETE FROM subscriptions WHERE subscriber = %s AND pattern = %s", (subscriber, pattern)
     )
     return cur.rowcount > 0
 
 
-async def subscriptions(conn: AsyncConnection[Row], subscriber: str | None) -> list[tuple[str, str]]:
+async def _subscriptions(conn: AsyncConnection[Row], subscriber: str | None) -> list[tuple[str, str]]:
     cur = await conn.execute(
         "SELECT subscriber, pattern FROM subscriptions WHERE %s::text IS NULL OR subscriber = %s "
         "ORDER BY subscriber, pattern",
@@ -108,7 +111,7 @@ async def subscriptions(conn: AsyncConnection[Row], subscriber: str | None) -> l
     return [(r["subscriber"], r["pattern"]) for r in await cur.fetchall()]
 
 
-async def counts(conn: AsyncConnection[Row], mailbox: str | None, now: float) -> list[MailCounts]:
+async def _counts(conn: AsyncConnection[Row], mailbox: str | None, now: float) -> list[MailCounts]:
     cur = await conn.execute(
         "SELECT mailbox, "
         "count(*) FILTER (WHERE state = 'ready' AND NOT (attempts > 0 AND visible_at > %s)) AS ready, "
@@ -121,9 +124,51 @@ async def counts(conn: AsyncConnection[Row], mailbox: str | None, now: float) ->
     return [MailCounts(r["mailbox"], r["ready"], r["in_flight"], r["dead"]) for r in await cur.fetchall()]
 
 
-async def purge(conn: AsyncConnection[Row], now: float, settled_before: float) -> int:
+async def _purge(conn: AsyncConnection[Row], now: float, settled_before: float) -> int:
     cur = await conn.execute(
         "DELETE FROM mailbox WHERE (state <> 'ready' AND done_at < %s) OR expires_at <= %s",
         (settled_before, now),
     )
     return cur.rowcount
+
+
+class PostgresMailboxes(PostgresBase):
+    async def enqueue_mail(self, rows: Sequence[MailRow], now: float) -> list[bool]:
+        if not rows:
+            return []
+        async with self._connection() as conn:
+            return await _enqueue(conn, rows, now)
+
+    async def claim_mail(
+        self, mailbox: str, now: float, lease: float, limit: int, max_attempts: int
+    ) -> list[ClaimedMail]:
+        async with self._connection() as conn:
+            return await _claim(conn, mailbox, now, lease, limit, max_attempts)
+
+    async def ack_mail(self, mailbox: str, ids: Sequence[str], now: float) -> list[str]:
+        async with self._connection() as conn:
+            return await _ack(conn, mailbox, ids, now)
+
+    async def release_mail(self, mailbox: str, ids: Sequence[str], visible_at: float, now: float) -> int:
+        async with self._connection() as conn:
+            return await _release(conn, mailbox, ids, visible_at, now)
+
+    async def subscribe(self, subscriber: str, pattern: str) -> None:
+        async with self._connection() as conn:
+            await _subscribe(conn, subscriber, pattern)
+
+    async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
+        async with self._connection() as conn:
+            return await _unsubscribe(conn, subscriber, pattern)
+
+    async def subscriptions(self, subscriber: str | None = None) -> list[tuple[str, str]]:
+        async with self._connection() as conn:
+            return await _subscriptions(conn, subscriber)
+
+    async def mail_counts(self, mailbox: str | None, now: float) -> list[MailCounts]:
+        async with self._connection() as conn:
+            return await _counts(conn, mailbox, now)
+
+    async def purge_mail(self, now: float, settled_before: float) -> int:
+        async with self._connection() as conn:
+            return await _purge(conn, now, settled_before)

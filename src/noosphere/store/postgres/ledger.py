@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -17,8 +16,9 @@ from noosphere.store.contract import (
     balance_deltas,
     check_balanced,
 )
+from noosphere.store.postgres.base import PostgresBase
+from noosphere.store.postgres.sql import Row
 
-Row = dict[str, Any]
 GROUPS = {"principal", "key_id", "worker", "model"}
 
 
@@ -39,7 +39,7 @@ def _key(row: Row) -> ApiKeyRecord:
     )
 
 
-async def put_api_key(conn: AsyncConnection[Row], k: ApiKeyRecord) -> None:
+async def _put_api_key(conn: AsyncConnection[Row], k: ApiKeyRecord) -> None:
     await conn.execute(
         "INSERT INTO api_keys (id, user_id, name, token_hash, key_salt, rpm, tpm, budget, created_at, "
         "revoked, budget_period, capture) "
@@ -63,12 +63,12 @@ async def put_api_key(conn: AsyncConnection[Row], k: ApiKeyRecord) -> None:
     )
 
 
-async def api_key_by_token_hash(conn: AsyncConnection[Row], token_hash: str) -> ApiKeyRecord | None:
+async def _api_key_by_token_hash(conn: AsyncConnection[Row], token_hash: str) -> ApiKeyRecord | None:
     row = await (await conn.execute("SELECT * FROM api_keys WHERE token_hash = %s", (token_hash,))).fetchone()
     return None if row is None else _key(row)
 
 
-async def api_keys(conn: AsyncConnection[Row], user_id: str | None) -> list[ApiKeyRecord]:
+async def _api_keys(conn: AsyncConnection[Row], user_id: str | None) -> list[ApiKeyRecord]:
     if user_id is None:
         cur = await conn.execute("SELECT * FROM api_keys ORDER BY created_at")
     else:
@@ -76,12 +76,12 @@ async def api_keys(conn: AsyncConnection[Row], user_id: str | None) -> list[ApiK
     return [_key(r) for r in await cur.fetchall()]
 
 
-async def revoke_api_key(conn: AsyncConnection[Row], key_id: str) -> bool:
+async def _revoke_api_key(conn: AsyncConnection[Row], key_id: str) -> bool:
     cur = await conn.execute("UPDATE api_keys SET revoked = true WHERE id = %s AND NOT revoked", (key_id,))
     return cur.rowcount > 0
 
 
-async def record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> None:
+async def _record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> None:
     check_balanced(batch)
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
@@ -100,7 +100,7 @@ async def record_usage(conn: AsyncConnection[Row], batch: Sequence[Charge]) -> N
         )
 
 
-async def balance(conn: AsyncConnection[Row], account: str, period: str) -> float:
+async def _balance(conn: AsyncConnection[Row], account: str, period: str) -> float:
     cur = await conn.execute(
         "SELECT amount FROM account_balances WHERE account = %s AND period = %s", (account, period)
     )
@@ -108,7 +108,7 @@ async def balance(conn: AsyncConnection[Row], account: str, period: str) -> floa
     return float(row["amount"]) if row else 0.0
 
 
-async def usage_summary(conn: AsyncConnection[Row], by: str, since: datetime | None) -> list[UsageSummary]:
+async def _usage_summary(conn: AsyncConnection[Row], by: str, since: datetime | None) -> list[UsageSummary]:
     if by not in GROUPS:
         raise InvalidRequest(f"cannot group usage by {by!r}; use one of {', '.join(sorted(GROUPS))}")
     cur = await conn.execute(
@@ -120,3 +120,33 @@ async def usage_summary(conn: AsyncConnection[Row], by: str, since: datetime | N
     return [
         UsageSummary(r["grp"], r["n"], int(r["p"]), int(r["c"]), float(r["cr"])) for r in await cur.fetchall()
     ]
+
+
+class PostgresLedger(PostgresBase):
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        async with self._connection() as conn:
+            await _put_api_key(conn, record)
+
+    async def api_key_by_token_hash(self, token_hash: str) -> ApiKeyRecord | None:
+        async with self._connection() as conn:
+            return await _api_key_by_token_hash(conn, token_hash)
+
+    async def api_keys(self, user_id: str | None = None) -> list[ApiKeyRecord]:
+        async with self._connection() as conn:
+            return await _api_keys(conn, user_id)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        async with self._connection() as conn:
+            return await _revoke_api_key(conn, key_id)
+
+    async def record_usage(self, batch: Sequence[Charge]) -> None:
+        async with self._connection() as conn:
+            await _record_usage(conn, batch)
+
+    async def balance(self, account: str, period: str = "total") -> float:
+        async with self._connection() as conn:
+            return await _balance(conn, account, period)
+
+    async def usage_summary(self, by: str, since: datetime | None) -> list[UsageSummary]:
+        async with self._connection() as conn:
+            return await _usage_summary(conn, by, since)
