@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from noosphere.agents.profile import AgentProfile
 from noosphere.errors import ConfigError, InvalidRequest
@@ -413,7 +413,14 @@ class SchedulerSettings(_Section):
 
 
 class Settings(_Section):
-    node_id: str = Field("local", description="This node's name, stamped on every memory it writes.")
+    name: str = Field(
+        "local",
+        validation_alias=AliasChoices("name", "node_id"),  # node_id: its name before ids came from keys
+        min_length=1,
+        max_length=64,
+        description="This node's name for people (the banner, /readyz, `noosphere node show`). Its id "
+        "comes from its key (`noosphere node show`).",
+    )
     data_dir: Path = Field(Path(".noosphere"), description="Directory for the database and keys.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")

@@ -1,9 +1,12 @@
 """The node's Ed25519 identity: created on first start in ``<data_dir>/node-key.pem`` (mode 0600).
-It signs the audit log's tree heads; anyone with the public key can check them."""
+It signs the audit log's tree heads; anyone with the public key can check them. The node's id
+derives from the public key (``node_id_of``), so a peer that knows the key knows the id, and no one
+can claim an id without the key."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 KEY_FILE = "node-key.pem"
+ID_PREFIX = "node-"
 
 
 class NodeKey:
@@ -23,10 +27,20 @@ class NodeKey:
         return self._private.sign(message)
 
     @property
+    def id(self) -> str:
+        return node_id_of(self.public)
+
+    @property
     def public_text(self) -> str:
         """The public key as base64 of its 32 raw bytes (what ``--public-key`` takes)."""
         raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode()
+
+
+def node_id_of(public: Ed25519PublicKey) -> str:
+    """``node-`` and 24 base32 letters: the first 120 bits of the SHA-256 of the raw public key."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return ID_PREFIX + base64.b32encode(hashlib.sha256(raw).digest()[:15]).decode().lower()
 
 
 def public_key_from_text(text: str) -> Ed25519PublicKey:
@@ -59,11 +73,19 @@ def load_or_create(data_dir: Path) -> NodeKey:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return NodeKey(private)
 
 
-__all__ = ["KEY_FILE", "NodeKey", "load_or_create", "public_key_from_text", "verify"]
+__all__ = [
+    "ID_PREFIX",
+    "KEY_FILE",
+    "NodeKey",
+    "load_or_create",
+    "node_id_of",
+    "public_key_from_text",
+    "verify",
+]

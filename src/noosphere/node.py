@@ -94,14 +94,14 @@ async def open_node(
     chosen = embedder or create_embedder(settings.embeddings)
     try:
         auth = TokenAuthority(store, settings.auth.cache_seconds)
-        memory = MemoryService(store, chosen, settings.memory, settings.node_id)
+        key = load_or_create(settings.data_dir)
+        memory = MemoryService(store, chosen, settings.memory, key.id)
         if check_embedder:
             await memory.check_embedder()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
         agents = AgentRegistry(store, auth, settings.auth.cache_seconds)
         for profile in settings.agents:
             await agents.declare(profile)
-        key = load_or_create(settings.data_dir)
         audit = AuditLog(store, key, settings.data_dir / HEAD_FILE)
         # The bus connects on first use (the NATS transport reaches out to a server; a CLI command
         # that never touches the bus should not). `noosphere up` starts it eagerly to fail fast.

@@ -93,12 +93,31 @@ def test_errors_are_one_line_with_a_code(tmp_path: Path) -> None:
     assert "Traceback" not in invalid.stderr
 
 
+def test_node_show_gives_the_identity_before_the_first_start(tmp_path: Path) -> None:
+    """Peers can be configured before a node first starts: ``node show`` creates its key in a new,
+    private data directory, and says the same id every time."""
+    data = tmp_path / "new" / "node"
+    shown = noosphere(data, "node", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    identity = json.loads(shown.stdout)
+    assert re.fullmatch(r"node-[a-z2-7]{24}", identity["id"])
+    assert set(identity) == {"id", "public_key", "name", "data_dir"} and identity["name"] == "local"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "node-key.pem").stat().st_mode) == 0o600
+    again = noosphere(data, "node", "show")
+    assert again.returncode == 0 and f"id          {identity['id']}" in again.stdout
+    assert identity["public_key"] in again.stdout
+
+
 def test_up_serves_until_ctrl_c_and_writes_a_private_admin_token(tmp_path: Path) -> None:
     data = tmp_path / "node"
     port = free_port()
+    identity = json.loads(noosphere(data, "node", "show", "--json").stdout)
     process = start_node(data, port)
     try:
         wait_ready(process, f"http://127.0.0.1:{port}")
+        health = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert (health["node_id"], health["name"]) == (identity["id"], "local")  # the key's id
         token_file = data / "admin-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()

@@ -16,6 +16,7 @@ import pytest
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.identity import load_or_create
 from noosphere.pool.checker import Checker, assess
 from noosphere.pool.inprocess import InProcessWorker
 from noosphere.pool.jobs import ChatJob, JobState
@@ -120,4 +121,4 @@ def test_the_pool_shows_workers_and_their_checks(checked: Gateway) -> None:
     # The scheduler's worker_checker job checks every worker again (node-local ticks).
     ran = httpx.post(gateway.url + "/api/v1/jobs/worker_checker/run", headers=headers, timeout=60).json()
     assert (ran["outcome"], ran["detail"]) == ("ok", "checked 2 workers, 1 healthy")
-    assert ran["tick"].startswith(f"{gateway.settings.node_id}@manual:")
+    assert ran["tick"].startswith(f"{load_or_create(gateway.settings.data_dir).id}@manual:")

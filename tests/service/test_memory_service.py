@@ -40,6 +40,7 @@ async def test_duplicates_return_the_existing_id_and_supersede_keeps_history(any
     first = await any_node.memory.store_one(agent, MemoryDraft(content="The office is on floor 2"))
     again = await any_node.memory.store_one(agent, MemoryDraft(content="The office is on floor 2"))
     assert again.id == first.id
+    assert first.origin == any_node.key.id  # stamped with the node's id, which its key gives
     newer = await any_node.memory.store_one(
         agent, MemoryDraft(content="The office is on floor 3", supersedes=first.id)
     )

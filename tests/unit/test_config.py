@@ -21,9 +21,16 @@ def test_defaults_need_no_file() -> None:
 def test_yaml_file_with_env_interpolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NS_PORT", "4000")
     path = tmp_path / "node.yaml"
-    path.write_text("node_id: home\nserver:\n  port: ${NS_PORT}\n  host: ${NS_HOST:-0.0.0.0}\n")
+    path.write_text("name: home\nserver:\n  port: ${NS_PORT}\n  host: ${NS_HOST:-0.0.0.0}\n")
     settings = load_settings(path)
-    assert (settings.node_id, settings.server.port, settings.server.host) == ("home", 4000, "0.0.0.0")
+    assert (settings.name, settings.server.port, settings.server.host) == ("home", 4000, "0.0.0.0")
+
+
+def test_a_config_that_names_the_node_with_node_id_still_loads(tmp_path: Path) -> None:
+    """Before a node's id came from its key, ``node_id`` was its name; such files keep working."""
+    path = tmp_path / "node.yaml"
+    path.write_text("node_id: garage\n")
+    assert load_settings(path).name == "garage"
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere audit verify",
             "noosphere audit heads",
             "noosphere audit public-key",
+            "noosphere node show",
         ),
         Grant("cli", "noosphere pool", ADMIN, "as GET /api/v1/pool"),
         *_rows(

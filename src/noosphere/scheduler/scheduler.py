@@ -95,7 +95,7 @@ class JobScheduler:
         self.gate = gate
         self.jobs = {job.name: job for job in jobs}
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.node_id = node_id or node.settings.node_id  # several processes of one node differ here
+        self.node_id = node_id or node.key.id  # several processes of one node differ here
         self.policy = node.settings.governance.policy()  # jobs have no rules of their own
         self.timeout = node.settings.scheduler.job_timeout_minutes * 60
         self._busy: set[str] = set()

@@ -39,7 +39,7 @@ async def readyz(request: Request) -> JSONResponse:
     node = getattr(state, "node", None)
     if node is None:
         return JSONResponse({"status": "starting"}, status_code=503)
-    body: dict[str, Any] = {"node_id": node.settings.node_id}
+    body: dict[str, Any] = {"node_id": node.key.id, "name": node.settings.name}
     supervisor = state.supervisor
     if supervisor is not None:
         # Anyone may ask; what a loop's last error said (paths, SQL, hosts) is for the admin only.

@@ -24,7 +24,7 @@ def _announce(settings: Settings, console: Console, model: Path | None) -> Calla
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{settings.server.port}"
         console.print(
-            f"[bold]noosphere[/bold] node [cyan]{settings.node_id}[/cyan] is up "
+            f"[bold]noosphere[/bold] node [cyan]{settings.name}[/cyan] ({node.key.id}) is up "
             f"({settings.storage.backend}, data in {settings.data_dir})"
         )
         console.print(f"  OpenAI API {base}/v1   (chat/completions, models, embeddings)")
