@@ -18,6 +18,7 @@ BENCHES = {
     "bus": "bench.bus",
     "llama_builds": "bench.llama_builds",
     "soak": "bench.soak",
+    "federation": "bench.federation",
 }
 
 
