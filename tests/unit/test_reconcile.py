@@ -7,7 +7,15 @@ import random
 
 import pytest
 
-from noosphere.federation.reconcile import ID_BYTES, Item, Malformed, Reconciler, Snapshot, item_id
+from noosphere.federation.reconcile import (
+    ID_BYTES,
+    MAX_MESSAGES,
+    Item,
+    Malformed,
+    Reconciler,
+    Snapshot,
+    item_id,
+)
 
 
 def _items(rng: random.Random, n: int) -> set[Item]:
@@ -90,6 +98,16 @@ def test_a_malformed_message_is_refused_and_changes_nothing(message: bytes) -> N
     with pytest.raises(Malformed):
         side.respond(message)
     assert not side.outcome.have and not side.outcome.need
+
+
+def test_a_peer_that_never_ends_the_exchange_is_refused() -> None:
+    rng = random.Random(13)
+    mine = Reconciler(Snapshot(_items(rng, 1000)))
+    pester = Reconciler(Snapshot(_items(rng, 1000))).initiate()  # differs everywhere, every time
+    for _ in range(MAX_MESSAGES):
+        mine.respond(pester)
+    with pytest.raises(Malformed, match="messages"):
+        mine.respond(pester)
 
 
 def test_items_must_be_well_formed() -> None:

@@ -35,6 +35,7 @@ MODULUS = 1 << (8 * ID_BYTES)
 SKIP, FINGERPRINT, IDS = 0, 1, 2
 BUCKETS = 4  # chosen by bench/federation.py: the fewest bytes for many differences, in 4 round trips
 LEAF = 8
+MAX_MESSAGES = 64  # a real exchange needs about log4(items) rounds; a peer that goes on is refused
 
 Item = tuple[int, bytes]  # (stamp, 16-byte id)
 Bound = tuple[int, bytes]  # items strictly below it are in the range ending there
@@ -147,6 +148,7 @@ class Reconciler:
             raise ValueError("buckets >= 2 and leaf >= 1")
         self.snapshot, self.buckets, self.leaf = snapshot, buckets, leaf
         self.outcome = Outcome()
+        self._answered = 0
 
     def initiate(self) -> bytes:
         """The first message: the whole order, split as a differing range would be."""
@@ -154,6 +156,9 @@ class Reconciler:
 
     def respond(self, message: bytes) -> bytes | None:
         """The reply to a peer's message; None when there is nothing left to say (done)."""
+        self._answered += 1
+        if self._answered > MAX_MESSAGES:
+            raise Malformed(f"the exchange went past {MAX_MESSAGES} messages")
         out: list[_Range] = []
         lower = START
         for rng in _decode(message):
