@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from noosphere.agents.profile import AgentProfile
 from noosphere.errors import ConfigError, InvalidRequest
+from noosphere.identity import node_id_of, public_key_from_text
 
 if TYPE_CHECKING:
     from noosphere.governance.policy import Policy
@@ -412,6 +413,42 @@ class SchedulerSettings(_Section):
         return [job for job in out if job.enabled]
 
 
+class PeerSettings(_Section):
+    id: str = Field(description="The peer's node id (`noosphere node show` on its machine).")
+    public_key: str = Field(description="The peer's public key, base64 (`noosphere node show`).")
+    url: str = Field(description="Where the peer's node answers, e.g. https://garage.example:3099.")
+    paused: bool = Field(False, description="Stop talking to this peer, both ways, until set back.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PeerSettings:
+        try:
+            public = public_key_from_text(self.public_key)
+        except ValueError as exc:
+            raise ValueError(f"peer {self.id}: {exc}") from None
+        if node_id_of(public) != self.id:
+            raise ValueError(f"peer {self.id}: the id does not belong to that public key")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"peer {self.id}: url must start with http:// or https://")
+        self.url = self.url.rstrip("/")
+        return self
+
+
+class FederationSettings(_Section):
+    peers: list[PeerSettings] = Field(default_factory=list, description="Nodes this node federates with.")
+    paused: bool = Field(False, description="Stop all federation, both ways (the kill switch).")
+    heartbeat_seconds: float = Field(
+        2.0, gt=0, le=3600, description="How often the node tells each peer it is alive."
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=600, description="How long a request to a peer may take.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> FederationSettings:
+        ids = [peer.id for peer in self.peers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("a peer is listed twice")
+        return self
+
+
 class Settings(_Section):
     name: str = Field(
         "local",
@@ -432,6 +469,9 @@ class Settings(_Section):
         default_factory=GovernanceSettings, description="Policy and the audit log."
     )
     bus: BusSettings = Field(default_factory=BusSettings, description="Message bus.")
+    federation: FederationSettings = Field(
+        default_factory=FederationSettings, description="Peers and what crosses to them."
+    )
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings, description="The agent runtime.")
     scheduler: SchedulerSettings = Field(
         default_factory=SchedulerSettings, description="Scheduled jobs (cron and topic triggers)."

@@ -32,6 +32,7 @@ class Role(StrEnum):
     L3 = "agent-L3"
     WORKER = "worker"  # joins the pool; nothing else
     JOB = "job"  # a scheduled job's own principal; acts inside the node only
+    PEER = "peer"  # another node, by a request signed with its node key (federation)
 
 
 PEOPLE = frozenset({Role.ADMIN, Role.USER})
@@ -67,6 +68,12 @@ TABLE: tuple[Grant, ...] = tuple(
     [
         *_rows("http", PUBLIC, "", "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /docs"),
         *_rows("http", PUBLIC, "", "GET /docs/oauth2-redirect", "GET /redoc"),
+        Grant(
+            "http",
+            "POST /federation/v1/heartbeat",
+            frozenset({Role.PEER}),
+            "a configured, unpaused peer, by a signed request (docs/federation.md)",
+        ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(
             "http",

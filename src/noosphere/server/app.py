@@ -21,6 +21,7 @@ from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.errors import PayloadTooLarge
+from noosphere.federation.service import Federation
 from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
@@ -38,6 +39,7 @@ from noosphere.server import (
     agents_api,
     approvals_api,
     bus_api,
+    federation_api,
     health,
     jobs_api,
     memories,
@@ -189,6 +191,10 @@ def create_app(
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
             turns_of(app).govern(gateway.scheduler)
+            federation = Federation(settings.federation, node.key, node.audit, settings.name)
+            app.state.federation = federation
+            if settings.federation.peers:
+                loops.start("federation", federation.run)
             toolbox = McpToolbox(settings.runtime.mcp_servers)
             await loops.start_ready("mcp_servers", toolbox.serve)
             runtime = Runtime(
@@ -243,6 +249,7 @@ def create_app(
             await node.audit.sign_head()
             app.state.node = None
             app.state.gateway = None
+            app.state.federation = None
             app.state.runtime = None
             app.state.scheduler = None
             tasks.cancel_scope.cancel()
@@ -257,6 +264,7 @@ def create_app(
     )
     app.state.node = None
     app.state.gateway = None
+    app.state.federation = None
     app.state.supervisor = None
     app.state.local_worker = None
     install_error_handlers(app)
@@ -275,6 +283,9 @@ def create_app(
     for module in routed:
         app.include_router(module.router, dependencies=[Depends(authorize_route)])
     app.include_router(worker_ws.router)
+    # Other nodes prove who they are by signing (``federation_api.get_peer``), not with a token.
+    app.include_router(federation_api.router)
+    app.add_exception_handler(federation_api.PeerRefused, federation_api.refused_answer)
     # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
     app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
     install_openapi(app)

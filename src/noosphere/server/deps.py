@@ -12,6 +12,7 @@ from noosphere.auth.conversation_key import SECRET_HEADER
 from noosphere.auth.permissions import authorize, permits
 from noosphere.auth.principal import Principal
 from noosphere.errors import Unavailable
+from noosphere.federation.service import Federation
 from noosphere.node import Node
 from noosphere.pool.gateway import Gateway
 from noosphere.scheduler import JobScheduler
@@ -41,6 +42,11 @@ def node_of(app: Any) -> Node:
 def gateway_of(app: Any) -> Gateway:
     gateway: Gateway = _started(app, "gateway", "the gateway")
     return gateway
+
+
+def federation_of(app: Any) -> Federation:
+    federation: Federation = _started(app, "federation", "federation")
+    return federation
 
 
 def turns_of(app: Any) -> InteractiveFirst:

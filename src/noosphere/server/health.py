@@ -40,6 +40,9 @@ async def readyz(request: Request) -> JSONResponse:
     if node is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     body: dict[str, Any] = {"node_id": node.key.id, "name": node.settings.name}
+    federation = getattr(state, "federation", None)
+    if federation is not None and federation.peers:
+        body["peers"] = federation.states()
     supervisor = state.supervisor
     if supervisor is not None:
         # Anyone may ask; what a loop's last error said (paths, SQL, hosts) is for the admin only.

@@ -1,0 +1,156 @@
+"""Two real nodes on loopback, each the other's peer: they hear each other's signed heartbeats,
+notice when one stops and when it comes back, honour the kill switch, and refuse (and audit)
+requests that do not prove they come from a peer."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+import pytest
+
+from noosphere.config import load_settings
+from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.federation.service import HEARTBEAT_PATH
+from noosphere.federation.signing import sign
+from noosphere.identity import NodeKey, load_or_create
+from noosphere.store.sqlite import SQLiteStore
+from tests.integration.conftest import free_port
+from tests.pool.conftest import Gateway, serve
+
+URL = "http://127.0.0.1:{}"
+
+
+class Pair:
+    def __init__(self, root: Path, minilm: MiniLMEmbedder) -> None:
+        self.dirs = [root / "home", root / "garage"]
+        self.keys = [load_or_create(d) for d in self.dirs]  # what `noosphere node show` does
+        self.ports = [free_port(), free_port()]
+        self.minilm = minilm
+
+    def node(self, i: int, paused: bool = False) -> contextlib.AbstractContextManager[Gateway]:
+        other = 1 - i
+        peer = {"id": self.keys[other].id, "public_key": self.keys[other].public_text}
+        settings = load_settings(
+            None,
+            data_dir=self.dirs[i],
+            name=["home", "garage"][i],
+            server={"port": self.ports[i]},
+            pool={"checker": False, "local_worker": False},
+            scheduler={"enabled": False},
+            federation={
+                "peers": [{**peer, "url": URL.format(self.ports[other]), "paused": paused}],
+                "heartbeat_seconds": 0.2,
+            },
+        )
+        return contextlib.contextmanager(serve)(settings, self.minilm, {})
+
+
+def _peers(port: int) -> dict[str, str]:
+    return dict(httpx.get(URL.format(port) + "/readyz").json().get("peers", {}))
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, minilm: MiniLMEmbedder) -> Pair:
+    return Pair(tmp_path, minilm)
+
+
+def test_two_nodes_hear_each_other_and_notice_when_one_stops_and_returns(pair: Pair) -> None:
+    home_id, garage_id = (k.id for k in pair.keys)
+    with pair.node(0):
+        with pair.node(1):
+            _until(lambda: _peers(pair.ports[0]) == {garage_id: "alive"}, "home never heard garage")
+            _until(lambda: _peers(pair.ports[1]) == {home_id: "alive"}, "garage never heard home")
+        _until(lambda: _peers(pair.ports[0]) == {garage_id: "suspect"}, "a silent garage is not suspected")
+        _until(lambda: _peers(pair.ports[0]) == {garage_id: "dead"}, "a silent garage is not declared dead")
+        with pair.node(1):
+            _until(lambda: _peers(pair.ports[0]) == {garage_id: "alive"}, "garage's return went unnoticed")
+
+
+def test_a_paused_peer_is_neither_called_nor_answered(pair: Pair) -> None:
+    home_id = pair.keys[0].id
+    with pair.node(0, paused=True), pair.node(1):
+        # Home neither sends heartbeats to garage nor answers its own: garage stops believing in it.
+        _until(lambda: _peers(pair.ports[1]).get(home_id) == "dead", "garage still hears a paused home")
+        body = b"{}"
+        headers = sign(pair.keys[1], home_id, "POST", HEARTBEAT_PATH, body)
+        assert _post(pair.ports[0], headers, body) == (503, "federation_paused")
+
+
+def _post(port: int, headers: dict[str, str], body: bytes) -> tuple[int, str | None]:
+    answer = httpx.post(URL.format(port) + HEARTBEAT_PATH, content=body, headers=headers)
+    return answer.status_code, (answer.json().get("error") or {}).get("code")
+
+
+def test_requests_that_do_not_prove_a_peer_sent_them_are_refused_and_audited(
+    pair: Pair, tmp_path: Path
+) -> None:
+    home, garage = pair.keys
+    stranger: NodeKey = load_or_create(tmp_path / "stranger")
+    body = orjson.dumps({"id": garage.id})
+    with pair.node(0) as node:
+        port = pair.ports[0]
+        admin = (pair.dirs[0] / "admin-token").read_text().strip()
+        signed = sign(garage, home.id, "POST", HEARTBEAT_PATH, body)
+        cases: list[tuple[str, dict[str, str], bytes, int, str | None]] = [
+            ("unsigned", {}, body, 401, "unsigned"),
+            ("a local token", {"Authorization": f"Bearer {admin}"}, body, 403, "permission_denied"),
+            (
+                "a stranger's key",
+                sign(stranger, home.id, "POST", HEARTBEAT_PATH, body),
+                body,
+                401,
+                "unknown_peer",
+            ),
+            (
+                "another node's request",
+                sign(garage, stranger.id, "POST", HEARTBEAT_PATH, body),
+                body,
+                403,
+                "misdirected",
+            ),
+            ("a tampered body", signed, body + b" ", 401, "bad_signature"),
+            ("a forged origin", {**signed, "x-noosphere-from": stranger.id}, body, 401, "unknown_peer"),
+            (
+                "stale",
+                sign(garage, home.id, "POST", HEARTBEAT_PATH, body, lambda: time.time() - 120),
+                body,
+                401,
+                "stale",
+            ),
+            ("the genuine request", signed, body, 200, None),
+            ("its replay", signed, body, 401, "replayed"),
+        ]
+        for case, headers, sent, status, code in cases:
+            assert _post(port, headers, sent) == (status, code), case
+        assert node.settings.data_dir == pair.dirs[0]
+    refused = anyio.run(_refusals, pair.dirs[0] / "noosphere.db")
+    assert {"unsigned", "unknown_peer", "misdirected", "bad_signature", "stale", "replayed"} <= refused
+
+
+async def _refusals(database: Path) -> set[str]:
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        entries = await store.audit_entries()
+    finally:
+        await store.close()
+    out: set[str] = set()
+    for entry in entries:
+        record: dict[str, Any] = orjson.loads(entry.entry)
+        if record.get("kind") == "federation.refused":
+            out.add(record["body"]["code"])
+    return out
