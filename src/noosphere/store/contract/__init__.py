@@ -1,6 +1,6 @@
 """The storage contract: what the node needs from a backend, and nothing more, one protocol per
 concept (``memories``, ``principals``, ``ledger``, ``audit``, ``mailboxes``, ``approvals``,
-``agents``, ``jobs``); ``MemoryStore`` is all of them, opened and closed as one.
+``agents``, ``jobs``, ``federation``); ``MemoryStore`` is all of them, opened and closed as one.
 
 Two backends implement it (``store/sqlite/``, ``store/postgres/``, one module per concept);
 ``tests/contract/`` runs each concept's suite over both. Records cross this boundary as ``Memory``
@@ -25,6 +25,9 @@ from noosphere.store.contract.audit import (
     AuditEntry,
     AuditLog,
     TreeHead,
+)
+from noosphere.store.contract.federation import (
+    FederatedRecords,
 )
 from noosphere.store.contract.jobs import (
     JobRunRecord,
@@ -60,7 +63,9 @@ from noosphere.store.contract.principals import (
 )
 
 
-class MemoryStore(Memories, Principals, Ledger, AuditLog, Mailboxes, Approvals, Agents, JobRuns, Protocol):
+class MemoryStore(
+    Memories, Principals, Ledger, AuditLog, Mailboxes, Approvals, Agents, JobRuns, FederatedRecords, Protocol
+):
     """A storage backend: every concept's protocol, opened and closed as one."""
 
     async def open(self) -> None:
@@ -81,6 +86,7 @@ __all__ = [
     "Charge",
     "ClaimedMail",
     "EmbedderInfo",
+    "FederatedRecords",
     "JobRunRecord",
     "JobRuns",
     "Ledger",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from noosphere.store.postgres.agents import PostgresAgents
 from noosphere.store.postgres.approvals import PostgresApprovals
 from noosphere.store.postgres.audit import PostgresAudit
+from noosphere.store.postgres.federation import PostgresFederation
 from noosphere.store.postgres.jobs import PostgresJobRuns
 from noosphere.store.postgres.ledger import PostgresLedger
 from noosphere.store.postgres.mailboxes import PostgresMailboxes
@@ -26,6 +27,7 @@ class PostgresStore(
     PostgresAgents,
     PostgresJobRuns,
     PostgresMailboxes,
+    PostgresFederation,
 ):
     """Every concept's part of the store over one connection pool."""
 

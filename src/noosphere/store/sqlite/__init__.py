@@ -10,6 +10,7 @@ from __future__ import annotations
 from noosphere.store.sqlite.agents import SQLiteAgents
 from noosphere.store.sqlite.approvals import SQLiteApprovals
 from noosphere.store.sqlite.audit import SQLiteAudit
+from noosphere.store.sqlite.federation import SQLiteFederation
 from noosphere.store.sqlite.jobs import SQLiteJobRuns
 from noosphere.store.sqlite.ledger import SQLiteLedger
 from noosphere.store.sqlite.mailboxes import SQLiteMailboxes
@@ -26,6 +27,7 @@ class SQLiteStore(
     SQLiteAgents,
     SQLiteJobRuns,
     SQLiteMailboxes,
+    SQLiteFederation,
 ):
     """Every concept's part of the store over one connection."""
 
