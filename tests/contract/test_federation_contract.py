@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
-from noosphere.memory.model import Zone
-from noosphere.store.contract import MemoryStore
+from noosphere.memory.model import Filters, Memory, Zone
+from noosphere.store.contract import MemoryStore, Vector
 from noosphere.testing import FakeEmbedder
-from tests.contract.test_memories_contract import NOW, put, record
+from tests.contract.test_memories_contract import ALL, NOW, put, record
 
 
 async def test_only_federated_records_are_in_the_change_feed(
@@ -65,3 +66,64 @@ async def test_no_private_or_shared_memory_ever_appears(
             await store.tombstone([m.id], hlc=5, at=NOW)
             await put(store, record(fake_embedder, f"{zone.value} {kind} again", zone=zone, kind=kind))
     assert await store.federated_changes(0, 1000) == []
+
+
+def _pulled(embedder: FakeEmbedder, content: str, **changes: object) -> tuple[Memory, Vector | None]:
+    """A federated record as a peer's feed gives it: its own id, origin and clock."""
+    made = record(embedder, content, zone=Zone.FEDERATED)
+    memory = made.memory.model_copy(update={"origin": "node-peer", "seq": 41, "hlc": 7, **changes})
+    return memory, made.embedding
+
+
+async def test_pulled_records_are_applied_once_with_their_ids_and_the_cursor_moves(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    assert await store.federation_cursor("node-peer") == 0
+    first, second = (
+        _pulled(fake_embedder, "the office moved to floor 3"),
+        _pulled(fake_embedder, "deploys on friday"),
+    )
+    assert await store.apply_federated("node-peer", [first, second], cursor=17) == 2
+    assert await store.federation_cursor("node-peer") == 17
+    assert await store.apply_federated("node-peer", [first], cursor=18) == 0  # already here
+    here = await store.get(first[0].id, ALL)
+    assert here is not None and (here.origin, here.hlc, here.content) == ("node-peer", 7, first[0].content)
+    hits = await store.vector_candidates(first[1], ALL, Filters(), NOW, 1)  # type: ignore[arg-type]
+    assert [h.id for h in hits] == [first[0].id]
+    feed = await store.federated_changes(0, 10)  # served on to other peers, with a local sequence
+    assert [m.id for m, _ in feed] == [first[0].id, second[0].id]
+    # The same content from two nodes stays two records: every node must hold the same ids.
+    twin = _pulled(fake_embedder, "deploys on friday")
+    assert await store.apply_federated("node-other", [twin], cursor=1) == 1
+
+
+async def test_a_pulled_tombstone_erases_and_an_older_one_does_not(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    alive = _pulled(fake_embedder, "a fact to forget", hlc=10)
+    await store.apply_federated("node-peer", [alive], cursor=1)
+    stale = alive[0].model_copy(update={"tombstone": True, "content": "", "hlc": 9})
+    assert await store.apply_federated("node-peer", [(stale, None)], cursor=2) == 0
+    assert await store.get(alive[0].id, ALL) is not None
+    gone = alive[0].model_copy(update={"tombstone": True, "content": "", "hlc": 11, "invalid_at": NOW})
+    assert await store.apply_federated("node-peer", [(gone, None)], cursor=3) == 1
+    assert await store.get(alive[0].id, ALL) is None
+    assert await store.text_candidates(["forget"], ALL, Filters(), NOW, 5) == []
+
+
+async def test_a_peer_can_neither_send_other_zones_nor_touch_this_nodes_own_memories(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    for zone in (Zone.PRIVATE, Zone.SHARED):
+        smuggled = _pulled(fake_embedder, "not for peers", zone=zone)
+        with pytest.raises(ValueError, match="federated"):
+            await store.apply_federated("node-peer", [smuggled], cursor=1)
+    sealed = _pulled(fake_embedder, "ciphertext", encrypted=True)
+    with pytest.raises(ValueError, match="federated"):
+        await store.apply_federated("node-peer", [sealed], cursor=1)
+    assert await store.federation_cursor("node-peer") == 0  # nothing applied, not even the cursor
+    (mine,) = await put(store, record(fake_embedder, "my private note", zone=Zone.PRIVATE))
+    forged = _pulled(fake_embedder, "", id=mine.id, tombstone=True, hlc=10**9)
+    assert await store.apply_federated("node-peer", [forged], cursor=5) == 0
+    kept = await store.get(mine.id, ALL)
+    assert kept is not None and kept.content == "my private note"

@@ -28,6 +28,7 @@ from noosphere.store.contract.audit import (
 )
 from noosphere.store.contract.federation import (
     FederatedRecords,
+    refuse_unfederated,
 )
 from noosphere.store.contract.jobs import (
     JobRunRecord,
@@ -106,4 +107,5 @@ __all__ = [
     "Viewer",
     "balance_deltas",
     "check_balanced",
+    "refuse_unfederated",
 ]

@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from noosphere.memory.model import Memory
+from noosphere.memory.model import Memory, Zone
 from noosphere.store.contract.memories import Vector
+
+
+def refuse_unfederated(records: Sequence[tuple[Memory, Vector | None]]) -> None:
+    """``ValueError`` unless every record is a plain (unencrypted) federated memory."""
+    for memory, _ in records:
+        if memory.zone is not Zone.FEDERATED or memory.encrypted:
+            raise ValueError(f"record {memory.id[:64]!r} is not a plain federated memory")
 
 
 class FederatedRecords(Protocol):
@@ -15,3 +23,16 @@ class FederatedRecords(Protocol):
     async def federated_changes(self, after_seq: int, limit: int) -> list[tuple[Memory, Vector | None]]:
         """Federated records (tombstones included) with a sequence number above ``after_seq``, in
         order, with their embeddings: the change feed peers pull."""
+
+    async def federation_cursor(self, peer: str) -> int:
+        """The last sequence number of ``peer``'s change feed applied here (0: none yet)."""
+
+    async def apply_federated(
+        self, peer: str, records: Sequence[tuple[Memory, Vector | None]], cursor: int
+    ) -> int:
+        """Apply records pulled from ``peer``'s feed and move its cursor to ``cursor``, in one
+        transaction; how many changed something here. A record new here is inserted as it is
+        (its id, origin and clock kept; no deduplication, so every node holds the same ids); a
+        known one takes the peer's tombstone (if its clock is not older) or its invalidation.
+        Records of any zone but federated, or encrypted ones, are refused (``ValueError``), and
+        a record whose id belongs to a memory of another zone here is left alone."""

@@ -19,6 +19,7 @@ from noosphere.store.postgres.principals import PostgresPrincipals
 
 
 class PostgresStore(
+    PostgresFederation,  # first: it builds on PostgresMemories
     PostgresMemories,
     PostgresPrincipals,
     PostgresLedger,
@@ -27,7 +28,6 @@ class PostgresStore(
     PostgresAgents,
     PostgresJobRuns,
     PostgresMailboxes,
-    PostgresFederation,
 ):
     """Every concept's part of the store over one connection pool."""
 

@@ -19,6 +19,7 @@ from noosphere.store.sqlite.principals import SQLitePrincipals
 
 
 class SQLiteStore(
+    SQLiteFederation,  # first: it builds on SQLiteMemories
     SQLiteMemories,
     SQLitePrincipals,
     SQLiteLedger,
@@ -27,7 +28,6 @@ class SQLiteStore(
     SQLiteAgents,
     SQLiteJobRuns,
     SQLiteMailboxes,
-    SQLiteFederation,
 ):
     """Every concept's part of the store over one connection."""
 

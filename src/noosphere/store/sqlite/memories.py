@@ -89,6 +89,45 @@ class SQLiteMemories(SQLiteBase):
 
         await self._run(op)
 
+    def _insert(
+        self, conn: sqlite3.Connection, m: Memory, index_text: str | None, embedding: Vector | None
+    ) -> int:
+        """Insert one record under the next sequence number, which it returns."""
+        seq = self._next_seq(conn)
+        conn.execute(
+            "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
+            "metadata, content_hash, importance, created_at, valid_at, invalid_at, "
+            "expires_at, supersedes, thread_id, embedding, embed_model, encrypted, hlc, "
+            "origin, tombstone) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                m.id,
+                seq,
+                m.zone.value,
+                m.owner,
+                m.kind,
+                m.content,
+                index_text,
+                json.dumps(m.tags),
+                json.dumps(m.metadata),
+                m.content_hash,
+                m.importance,
+                m.created_at.timestamp(),
+                m.valid_at.timestamp(),
+                sql.ts(m.invalid_at),
+                sql.ts(m.expires_at),
+                m.supersedes,
+                m.thread_id,
+                None if embedding is None else embedding.astype(np.float32).tobytes(),
+                m.embed_model,
+                int(m.encrypted),
+                m.hlc,
+                m.origin,
+                int(m.tombstone),
+            ),
+        )
+        return seq
+
     async def write(
         self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
     ) -> list[Memory]:
@@ -109,39 +148,7 @@ class SQLiteMemories(SQLiteBase):
                 if existing is not None:
                     out.append(sql.memory_of(existing))
                     continue
-                seq = self._next_seq(conn)
-                conn.execute(
-                    "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
-                    "metadata, content_hash, importance, created_at, valid_at, invalid_at, "
-                    "expires_at, supersedes, thread_id, embedding, embed_model, encrypted, hlc, "
-                    "origin, tombstone) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        seq,
-                        m.zone.value,
-                        m.owner,
-                        m.kind,
-                        m.content,
-                        record.index_text,
-                        json.dumps(m.tags),
-                        json.dumps(m.metadata),
-                        m.content_hash,
-                        m.importance,
-                        m.created_at.timestamp(),
-                        m.valid_at.timestamp(),
-                        sql.ts(m.invalid_at),
-                        sql.ts(m.expires_at),
-                        m.supersedes,
-                        m.thread_id,
-                        None if record.embedding is None else record.embedding.astype(np.float32).tobytes(),
-                        m.embed_model,
-                        int(m.encrypted),
-                        m.hlc,
-                        m.origin,
-                        int(m.tombstone),
-                    ),
-                )
+                seq = self._insert(conn, m, record.index_text, record.embedding)
                 out.append(m.model_copy(update={"seq": seq}))
             return out
 

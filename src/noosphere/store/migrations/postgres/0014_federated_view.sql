@@ -6,3 +6,9 @@ SELECT id, seq, zone, owner, kind, content, tags, metadata, content_hash, import
        tombstone, embedding
 FROM memories
 WHERE zone = 'federated' AND NOT encrypted;
+
+-- How far this node has read each peer's change feed.
+CREATE TABLE federation_cursors (
+    peer text PRIMARY KEY,
+    seq  bigint NOT NULL
+);

@@ -6,3 +6,9 @@ SELECT id, seq, zone, owner, kind, content, tags, metadata, content_hash, import
        tombstone, embedding
 FROM memories
 WHERE zone = 'federated' AND encrypted = 0;
+
+-- How far this node has read each peer's change feed.
+CREATE TABLE federation_cursors (
+    peer TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
