@@ -154,3 +154,51 @@ async def _refusals(database: Path) -> set[str]:
         if record.get("kind") == "federation.refused":
             out.add(record["body"]["code"])
     return out
+
+
+def _admin(pair: Pair, i: int) -> dict[str, str]:
+    return {"Authorization": "Bearer " + (pair.dirs[i] / "admin-token").read_text().strip()}
+
+
+def _remember(pair: Pair, i: int, content: str, zone: str) -> str:
+    answer = httpx.post(
+        URL.format(pair.ports[i]) + "/api/v1/memories",
+        json={"content": content, "zone": zone},
+        headers=_admin(pair, i),
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+def _status(pair: Pair, i: int, memory_id: str) -> int:
+    return httpx.get(
+        URL.format(pair.ports[i]) + f"/api/v1/memories/{memory_id}", headers=_admin(pair, i)
+    ).status_code
+
+
+def test_federated_memories_reach_the_peer_and_nothing_else_does(pair: Pair) -> None:
+    with pair.node(0), pair.node(1):
+        shared = _remember(pair, 0, "the deploy key rotates on mondays", "shared")
+        private = _remember(pair, 0, "my own note about the deploy key", "private")
+        federated = _remember(pair, 0, "the staging cluster moved to rack 7", "federated")
+        _until(lambda: _status(pair, 1, federated) == 200, "the federated memory never reached the peer")
+        copy = httpx.get(
+            URL.format(pair.ports[1]) + f"/api/v1/memories/{federated}", headers=_admin(pair, 1)
+        ).json()
+        assert copy["content"] == "the staging cluster moved to rack 7" and copy["zone"] == "federated"
+        found = httpx.post(
+            URL.format(pair.ports[1]) + "/api/v1/memories/search",
+            json={"query": "where is the staging cluster"},
+            headers=_admin(pair, 1),
+        ).json()
+        assert federated in [hit["memory"]["id"] for hit in found["hits"]]
+        # a write on the peer comes back the other way
+        back = _remember(pair, 1, "the garage printer needs toner", "federated")
+        _until(lambda: _status(pair, 0, back) == 200, "the peer's federated memory never came back")
+        assert _status(pair, 1, shared) == 404 and _status(pair, 1, private) == 404
+        # forgetting on one node forgets on the other
+        gone = httpx.delete(
+            URL.format(pair.ports[0]) + f"/api/v1/memories/{federated}", headers=_admin(pair, 0)
+        )
+        assert gone.status_code in (200, 204), gone.text
+        _until(lambda: _status(pair, 1, federated) == 404, "a forgotten memory stayed on the peer")

@@ -68,11 +68,12 @@ TABLE: tuple[Grant, ...] = tuple(
     [
         *_rows("http", PUBLIC, "", "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /docs"),
         *_rows("http", PUBLIC, "", "GET /docs/oauth2-redirect", "GET /redoc"),
-        Grant(
+        *_rows(
             "http",
-            "POST /federation/v1/heartbeat",
             frozenset({Role.PEER}),
             "a configured, unpaused peer, by a signed request (docs/federation.md)",
+            "POST /federation/v1/heartbeat",
+            "POST /federation/v1/changes",
         ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(

@@ -13,29 +13,63 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import aiohttp
+import anyio
+import numpy as np
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from noosphere import __version__
 from noosphere.config import FederationSettings, PeerSettings
+from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
+from noosphere.federation.records import ChangesPage, PeerRecord
 from noosphere.federation.signing import Refused, Verifier, sign
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
+from noosphere.memory.model import Memory
+from noosphere.store.contract import FederatedRecords, Vector
 
 log = logging.getLogger(__name__)
+
+
+class Embedding(Protocol):
+    """What pulling needs of the memory service: its embedder's identity, and embedding."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
 HEARTBEAT_PATH = "/federation/v1/heartbeat"
+CHANGES_PATH = "/federation/v1/changes"
+PAGES_PER_BEAT = 5  # pages pulled from one peer per heartbeat: a long backlog does not hog the loop
+RESPONSE_MAX = 64 << 20  # bytes of one answer from a peer
+PAGE_SIZE = 200
 AUDIT_REFUSALS_EVERY = 10.0  # seconds: one audit entry per kind of refusal from one claimed origin
 
 
 class Federation:
-    def __init__(self, settings: FederationSettings, key: NodeKey, audit: AuditLog, name: str) -> None:
+    def __init__(
+        self,
+        settings: FederationSettings,
+        key: NodeKey,
+        audit: AuditLog,
+        name: str,
+        records: FederatedRecords,
+        embedder: Embedding,
+    ) -> None:
         self.settings, self.key, self.audit, self.name = settings, key, audit, name
+        # Federation reads and writes memories only through this: the federated zone's view.
+        self.records = records
+        self.embedder = embedder
         self.peers: dict[str, PeerSettings] = {peer.id: peer for peer in settings.peers}
         self._keys: dict[str, Ed25519PublicKey] = {
             peer.id: public_key_from_text(peer.public_key) for peer in settings.peers
@@ -82,22 +116,38 @@ class Federation:
         await self.audit.append("federation", "federation.refused", body)
 
     async def run(self) -> None:
-        """Heartbeats out, liveness decided, forever (a supervised loop)."""
+        """Heartbeats out and liveness decided, and changes pulled from live peers, forever (a
+        supervised loop). Two loops, so a long pull never makes the liveness check run late."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            loop = asyncio.get_running_loop()
-            due = loop.time()
-            while True:
-                lateness = max(0.0, loop.time() - due)
-                if not self.settings.paused:
-                    live = [peer for peer in self.peers.values() if not peer.paused]
-                    await asyncio.gather(*(self._beat(session, peer) for peer in live))
-                for peer, state in self.membership.tick(time.monotonic(), lateness).items():
-                    log.warning("federation peer %s is %s", peer, state.value)
-                    if state is PeerState.DEAD:
-                        await self.audit.append("federation", "federation.peer_dead", {"peer": peer})
-                due += self.settings.heartbeat_seconds
-                await asyncio.sleep(max(0.0, due - loop.time()))
+        async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
+            tasks.start_soon(self._beats, session)
+            tasks.start_soon(self._pulls, session)
+
+    async def _beats(self, session: aiohttp.ClientSession) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            lateness = max(0.0, loop.time() - due)
+            if not self.settings.paused:
+                live = [peer for peer in self.peers.values() if not peer.paused]
+                await asyncio.gather(*(self._beat(session, peer) for peer in live))
+            for peer, state in self.membership.tick(time.monotonic(), lateness).items():
+                log.warning("federation peer %s is %s", peer, state.value)
+                if state is PeerState.DEAD:
+                    await self.audit.append("federation", "federation.peer_dead", {"peer": peer})
+            due += self.settings.heartbeat_seconds
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def _pulls(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            if not self.settings.paused:
+                alive = [
+                    peer
+                    for peer in self.peers.values()
+                    if not peer.paused and self.membership.state(peer.id) is PeerState.ALIVE
+                ]
+                await asyncio.gather(*(self._pull(session, peer) for peer in alive))
+            await asyncio.sleep(self.settings.heartbeat_seconds)
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         body = orjson.dumps(self.hello())
@@ -116,5 +166,69 @@ class Federation:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s is unreachable: %r", peer.id, exc)
 
+    async def _pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
+        """Read the peer's federated changes since last time and apply them (fast path)."""
+        try:
+            for _ in range(PAGES_PER_BEAT):
+                after = await self.records.federation_cursor(peer.id)
+                page = await self._page(session, peer, after)
+                if page is None:
+                    return
+                records = await self._usable(peer, page.records)
+                await self.records.apply_federated(peer.id, records, max(after, page.last))
+                if len(page.records) < PAGE_SIZE:
+                    return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
 
-__all__ = ["HEARTBEAT_PATH", "Federation"]
+    async def _page(
+        self, session: aiohttp.ClientSession, peer: PeerSettings, after: int
+    ) -> ChangesPage | None:
+        body = orjson.dumps({"after": after, "limit": PAGE_SIZE})
+        headers = {**sign(self.key, peer.id, "POST", CHANGES_PATH, body), "content-type": "application/json"}
+        async with session.post(peer.url + CHANGES_PATH, data=body, headers=headers) as answer:
+            if answer.status != 200:
+                log.info("federation peer %s answered %s to a pull", peer.id, answer.status)
+                return None
+            data = bytearray()
+            async for chunk in answer.content.iter_chunked(1 << 16):
+                data += chunk
+                if len(data) > RESPONSE_MAX:
+                    log.warning(
+                        "federation peer %s sent a page over %d bytes; ignored", peer.id, RESPONSE_MAX
+                    )
+                    return None
+        try:
+            return ChangesPage.model_validate_json(data)
+        except ValidationError:
+            log.warning("federation peer %s sent a malformed page; ignored", peer.id)
+            return None
+
+    async def _usable(
+        self, peer: PeerSettings, raw: list[dict[str, Any]]
+    ) -> list[tuple[Memory, Vector | None]]:
+        """The page's records that pass the checks (a bad one is skipped and logged, so it cannot
+        block the feed), with vectors from this node's embedder where the peer's are of another."""
+        out: list[tuple[Memory, Vector | None]] = []
+        for item in raw:
+            try:
+                out.append(PeerRecord.model_validate(item).pair())
+            except ValidationError as exc:
+                log.warning(
+                    "federation peer %s sent a record this node refuses: %s", peer.id, exc.errors()[:1]
+                )
+        model, dimension = self.embedder.embedder.model_id, self.embedder.embedder.dimension
+        stale = [
+            i
+            for i, (memory, vector) in enumerate(out)
+            if not memory.tombstone
+            and (memory.embed_model != model or vector is None or len(vector) != dimension)
+        ]
+        if stale:
+            vectors = await self.embedder.embed([out[i][0].content for i in stale])
+            for i, vector in zip(stale, vectors, strict=True):
+                out[i] = (out[i][0].model_copy(update={"embed_model": model}), vector)
+        return out
+
+
+__all__ = ["CHANGES_PATH", "HEARTBEAT_PATH", "Federation"]

@@ -97,7 +97,7 @@ _TAGS_SCHEMA: JsonDict = {"items": {"type": "string", "pattern": TAG_PATTERN.pat
 _METADATA_SCHEMA: JsonDict = {"propertyNames": {"pattern": METADATA_KEY_PATTERN.pattern}}
 
 
-def _check_tags(tags: list[str]) -> list[str]:
+def check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         if not TAG_PATTERN.match(tag):
             raise ValueError(f"tag {tag!r} must be 1-64 letters, digits or :./@#+-_")
@@ -137,7 +137,7 @@ class MemoryDraft(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
-        return _check_tags(value)
+        return check_tags(value)
 
     @field_validator("metadata")
     @classmethod
@@ -200,7 +200,7 @@ class Filters(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _check_tags(value)
+        return None if value is None else check_tags(value)
 
     @field_validator("metadata")
     @classmethod

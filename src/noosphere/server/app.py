@@ -191,7 +191,9 @@ def create_app(
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
             turns_of(app).govern(gateway.scheduler)
-            federation = Federation(settings.federation, node.key, node.audit, settings.name)
+            federation = Federation(
+                settings.federation, node.key, node.audit, settings.name, node.store, node.memory
+            )
             app.state.federation = federation
             if settings.federation.peers:
                 loops.start("federation", federation.run)

@@ -10,12 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from noosphere.auth.permissions import authorize
-from noosphere.federation.service import HEARTBEAT_PATH
+from noosphere.errors import InvalidRequest
+from noosphere.federation.records import ChangesRequest, wire
+from noosphere.federation.service import CHANGES_PATH, HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.server.deps import bearer_token, federation_of, node_of
-from noosphere.server.errors import error_body
+from noosphere.server.errors import error_body, validation_message
 
 router = APIRouter(tags=["federation"])
 
@@ -56,3 +59,16 @@ PeerDep = Annotated[str, Depends(get_peer)]
 async def heartbeat(request: Request, peer: PeerDep) -> dict[str, Any]:
     """Answered with this node's own heartbeat: its id, name, version and clock."""
     return federation_of(request.app).hello()
+
+
+@router.post(CHANGES_PATH, summary="A peer reads this node's federated memories")
+async def changes(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """The federated records changed after ``after``, in order, with their embeddings: the
+    federated zone only (read through a view that holds nothing else). Ask again after ``last``."""
+    try:
+        asked = ChangesRequest.model_validate_json(await request.body() or b"{}")
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc.errors())) from None
+    feed = await federation_of(request.app).records.federated_changes(asked.after, asked.limit)
+    last = feed[-1][0].seq if feed else asked.after
+    return {"records": [wire(memory, vector) for memory, vector in feed], "last": last}
