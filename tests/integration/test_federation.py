@@ -5,8 +5,10 @@ requests that do not prove they come from a peer."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,15 @@ import anyio
 import httpx
 import orjson
 import pytest
+import uvicorn
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.federation.records import wire
 from noosphere.federation.service import HEARTBEAT_PATH
 from noosphere.federation.signing import sign
 from noosphere.identity import NodeKey, load_or_create
+from noosphere.memory.model import Memory, Zone
 from noosphere.store.sqlite import SQLiteStore
 from tests.integration.conftest import free_port
 from tests.pool.conftest import Gateway, serve
@@ -202,3 +207,97 @@ def test_federated_memories_reach_the_peer_and_nothing_else_does(pair: Pair) -> 
         )
         assert gone.status_code in (200, 204), gone.text
         _until(lambda: _status(pair, 1, federated) == 404, "a forgotten memory stayed on the peer")
+
+
+class _HostilePeer:
+    """A peer node that says it is alive and serves a feed of its choosing, good and bad."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self.pulls = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        while (await receive()).get("more_body"):
+            pass
+        body: dict[str, Any] = {"id": "fake"}
+        if scope["path"] == "/federation/v1/changes":
+            self.pulls += 1
+            body = {"records": self.records, "last": self.records[-1]["seq"]}
+        data = orjson.dumps(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
+def _record(seq: int, content: str, hlc: int, **changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    memory = Memory(
+        id=f"m_peer_{seq}",
+        seq=seq,
+        zone=Zone.FEDERATED,
+        owner="agent:far",
+        kind="fact",
+        content=content,
+        tags=[],
+        metadata={},
+        content_hash=f"h{seq}",
+        importance=0.5,
+        created_at=now,
+        valid_at=now,
+        embed_model="another-embedder",  # this node re-embeds it with its own
+        hlc=hlc,
+        origin="node-far",
+    )
+    return {**wire(memory, None), **changes}
+
+
+def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pair, tmp_path: Path) -> None:
+    now_hlc = (time.time_ns() // 1_000_000) << 16
+    feed = [
+        _record(1, "the good record", now_hlc),
+        _record(2, "smuggled as shared", now_hlc, zone="shared"),
+        _record(3, "bad\x00bytes", now_hlc),
+        _record(4, "stamped an hour ahead", now_hlc + ((3_600_000) << 16)),
+        _record(5, "behind the future one", now_hlc),
+    ]
+    peer = _HostilePeer(feed)
+    fake_key = load_or_create(tmp_path / "far")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(peer, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    settings = load_settings(
+        None,
+        data_dir=pair.dirs[0],
+        server={"port": pair.ports[0]},
+        pool={"checker": False, "local_worker": False},
+        scheduler={"enabled": False},
+        federation={
+            "peers": [{"id": fake_key.id, "public_key": fake_key.public_text, "url": URL.format(port)}],
+            "heartbeat_seconds": 0.2,
+        },
+    )
+    try:
+        with contextlib.contextmanager(serve)(settings, pair.minilm, {}):
+            _until(lambda: _status(pair, 0, "m_peer_1") == 200, "the good record was not applied")
+            _until(lambda: peer.pulls >= 3, "the node stopped pulling")
+            assert [_status(pair, 0, f"m_peer_{n}") for n in (2, 3, 4, 5)] == [404, 404, 404, 404]
+            found = httpx.post(
+                URL.format(pair.ports[0]) + "/api/v1/memories/search",
+                json={"query": "the good record"},
+                headers=_admin(pair, 0),
+            ).json()
+            assert "m_peer_1" in [hit["memory"]["id"] for hit in found["hits"]]  # re-embedded here
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

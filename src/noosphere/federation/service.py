@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from noosphere import __version__
+from noosphere.clock import HybridLogicalClock, physical_ms
 from noosphere.config import FederationSettings, PeerSettings
 from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
@@ -39,11 +40,14 @@ from noosphere.store.contract import FederatedRecords, Vector
 log = logging.getLogger(__name__)
 
 
-class Embedding(Protocol):
-    """What pulling needs of the memory service: its embedder's identity, and embedding."""
+class LocalMemory(Protocol):
+    """What pulling needs of the memory service: its embedder, and its clock."""
 
     @property
     def embedder(self) -> Embedder: ...
+
+    @property
+    def clock(self) -> HybridLogicalClock: ...
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
@@ -52,6 +56,7 @@ HEARTBEAT_PATH = "/federation/v1/heartbeat"
 CHANGES_PATH = "/federation/v1/changes"
 PAGES_PER_BEAT = 5  # pages pulled from one peer per heartbeat: a long backlog does not hog the loop
 RESPONSE_MAX = 64 << 20  # bytes of one answer from a peer
+MAX_AHEAD_MS = 60_000  # a record stamped further in the future waits until this node's clock is near
 PAGE_SIZE = 200
 AUDIT_REFUSALS_EVERY = 10.0  # seconds: one audit entry per kind of refusal from one claimed origin
 
@@ -64,12 +69,12 @@ class Federation:
         audit: AuditLog,
         name: str,
         records: FederatedRecords,
-        embedder: Embedding,
+        memory: LocalMemory,
     ) -> None:
         self.settings, self.key, self.audit, self.name = settings, key, audit, name
         # Federation reads and writes memories only through this: the federated zone's view.
         self.records = records
-        self.embedder = embedder
+        self.memory = memory
         self.peers: dict[str, PeerSettings] = {peer.id: peer for peer in settings.peers}
         self._keys: dict[str, Ed25519PublicKey] = {
             peer.id: public_key_from_text(peer.public_key) for peer in settings.peers
@@ -175,7 +180,15 @@ class Federation:
                 if page is None:
                     return
                 records = await self._usable(peer, page.records)
-                await self.records.apply_federated(peer.id, records, max(after, page.last))
+                ready, cursor = _due(records, max(after, page.last), after)
+                await self.records.apply_federated(peer.id, ready, cursor)
+                for memory, _ in ready:
+                    self.memory.clock.observe(memory.hlc)  # this node's next stamps come after
+                if len(ready) < len(records):
+                    log.warning(
+                        "federation peer %s sent a record stamped ahead of this clock; deferred", peer.id
+                    )
+                    return
                 if len(page.records) < PAGE_SIZE:
                     return
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -217,7 +230,7 @@ class Federation:
                 log.warning(
                     "federation peer %s sent a record this node refuses: %s", peer.id, exc.errors()[:1]
                 )
-        model, dimension = self.embedder.embedder.model_id, self.embedder.embedder.dimension
+        model, dimension = self.memory.embedder.model_id, self.memory.embedder.dimension
         stale = [
             i
             for i, (memory, vector) in enumerate(out)
@@ -225,10 +238,23 @@ class Federation:
             and (memory.embed_model != model or vector is None or len(vector) != dimension)
         ]
         if stale:
-            vectors = await self.embedder.embed([out[i][0].content for i in stale])
+            vectors = await self.memory.embed([out[i][0].content for i in stale])
             for i, vector in zip(stale, vectors, strict=True):
                 out[i] = (out[i][0].model_copy(update={"embed_model": model}), vector)
         return out
+
+
+def _due(
+    records: list[tuple[Memory, Vector | None]], last: int, after: int, now_ms: int | None = None
+) -> tuple[list[tuple[Memory, Vector | None]], int]:
+    """The records to apply now, and how far the feed is read once they are: up to the first
+    record stamped more than ``MAX_AHEAD_MS`` ahead of this node's clock (a peer whose clock runs
+    fast, or lies), which is read again later instead of pulling every stamp here into the future."""
+    limit = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) + MAX_AHEAD_MS
+    for n, (memory, _) in enumerate(records):
+        if physical_ms(memory.hlc) > limit:
+            return records[:n], records[n - 1][0].seq if n else after
+    return records, last
 
 
 __all__ = ["CHANGES_PATH", "HEARTBEAT_PATH", "Federation"]
