@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from noosphere.memory.model import Filters, Memory, Zone
-from noosphere.store.contract import MemoryStore, Vector
+from noosphere.store.contract import ALL_PEERS, MemoryStore, StoredPeer, Vector
 from noosphere.testing import FakeEmbedder
 from tests.contract.test_memories_contract import ALL, NOW, put, record
 
@@ -127,3 +127,26 @@ async def test_a_peer_can_neither_send_other_zones_nor_touch_this_nodes_own_memo
     assert await store.apply_federated("node-peer", [forged], cursor=5) == 0
     kept = await store.get(mine.id, ALL)
     assert kept is not None and kept.content == "my private note"
+
+
+async def test_peers_added_at_run_time_and_pauses_are_kept(store: MemoryStore) -> None:
+    garage = StoredPeer("node-garage", "a2V5", "https://garage.example:3099", NOW)
+    await store.put_peer(garage)
+    await store.put_peer(StoredPeer("node-attic", "a2V5", "http://attic:3099", NOW))
+    moved = StoredPeer("node-garage", "a2V5", "https://garage.example:4000", NOW)
+    await store.put_peer(moved)  # the same id again: its address changes
+    assert [(p.id, p.url) for p in await store.stored_peers()] == [
+        ("node-attic", "http://attic:3099"),
+        ("node-garage", "https://garage.example:4000"),
+    ]
+    await store.apply_federated("node-garage", [], cursor=9)
+    assert await store.remove_peer("node-garage")
+    assert not await store.remove_peer("node-garage")
+    assert await store.federation_cursor("node-garage") == 0  # a peer added again reads from the start
+    assert await store.paused() == set()
+    assert await store.set_paused(ALL_PEERS, True)
+    assert not await store.set_paused(ALL_PEERS, True)
+    assert await store.set_paused("node-attic", True)
+    assert await store.paused() == {ALL_PEERS, "node-attic"}
+    assert await store.set_paused(ALL_PEERS, False)
+    assert await store.paused() == {"node-attic"}

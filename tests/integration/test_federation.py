@@ -5,6 +5,7 @@ requests that do not prove they come from a peer."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.model import Memory, Zone
 from noosphere.store.sqlite import SQLiteStore
 from tests.integration.conftest import free_port
+from tests.integration.test_cli import noosphere
 from tests.pool.conftest import Gateway, serve
 
 URL = "http://127.0.0.1:{}"
@@ -39,9 +41,12 @@ class Pair:
         self.ports = [free_port(), free_port()]
         self.minilm = minilm
 
-    def node(self, i: int, paused: bool = False) -> contextlib.AbstractContextManager[Gateway]:
+    def node(
+        self, i: int, paused: bool = False, peers: bool = True
+    ) -> contextlib.AbstractContextManager[Gateway]:
         other = 1 - i
         peer = {"id": self.keys[other].id, "public_key": self.keys[other].public_text}
+        declared = [{**peer, "url": URL.format(self.ports[other]), "paused": paused}] if peers else []
         settings = load_settings(
             None,
             data_dir=self.dirs[i],
@@ -50,7 +55,7 @@ class Pair:
             pool={"checker": False, "local_worker": False},
             scheduler={"enabled": False},
             federation={
-                "peers": [{**peer, "url": URL.format(self.ports[other]), "paused": paused}],
+                "peers": declared,
                 "heartbeat_seconds": 0.2,
             },
         )
@@ -301,3 +306,35 @@ def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pa
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_peers_added_paused_and_removed_while_the_node_runs(pair: Pair) -> None:
+    home, garage = pair.keys
+    with pair.node(0, peers=False), pair.node(1):
+        assert "peers" not in httpx.get(URL.format(pair.ports[0]) + "/readyz").json()
+        added = noosphere(
+            pair.dirs[0], "peers", "add", garage.id, garage.public_text, URL.format(pair.ports[1])
+        )
+        assert added.returncode == 0, added.stderr
+        _until(lambda: _peers(pair.ports[0]) == {garage.id: "alive"}, "an added peer was not taken up")
+        _until(lambda: _peers(pair.ports[1]) == {home.id: "alive"}, "the peer never heard the node")
+        listed = json.loads(noosphere(pair.dirs[0], "peers", "list", "--json").stdout)
+        assert listed == [
+            {"id": garage.id, "url": URL.format(pair.ports[1]), "source": "added", "paused": False}
+        ]
+        assert noosphere(pair.dirs[0], "federation", "pause").returncode == 0
+        _until(lambda: _peers(pair.ports[1]) == {home.id: "dead"}, "a paused node kept talking")
+        body = b"{}"
+        assert _post(pair.ports[0], sign(garage, home.id, "POST", HEARTBEAT_PATH, body), body) == (
+            503,
+            "federation_paused",
+        )
+        assert noosphere(pair.dirs[0], "federation", "resume").returncode == 0
+        _until(lambda: _peers(pair.ports[1]) == {home.id: "alive"}, "a resumed node stayed silent")
+        wrong = noosphere(pair.dirs[0], "peers", "add", garage.id, home.public_text, "http://x")
+        assert wrong.returncode != 0 and "does not belong" in wrong.stdout + wrong.stderr
+        assert noosphere(pair.dirs[0], "peers", "remove", garage.id).returncode == 0
+        _until(
+            lambda: "peers" not in httpx.get(URL.format(pair.ports[0]) + "/readyz").json(),
+            "a removed peer stayed",
+        )

@@ -178,6 +178,11 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere audit heads",
             "noosphere audit public-key",
             "noosphere node show",
+            "noosphere peers add",
+            "noosphere peers list",
+            "noosphere peers remove",
+            "noosphere federation pause",
+            "noosphere federation resume",
         ),
         Grant("cli", "noosphere pool", ADMIN, "as GET /api/v1/pool"),
         *_rows(

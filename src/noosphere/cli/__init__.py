@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import approvals, audit, bus, jobs, keys, memory, node, pool, principals, worker
+from noosphere.cli import approvals, audit, bus, jobs, keys, memory, node, peers, pool, principals, worker
 from noosphere.cli import run as run_cli
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, record_command, run, settings_from
 from noosphere.config import Settings
@@ -30,6 +30,8 @@ app.command("usage")(keys.usage)
 app.command("pool")(pool.pool)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(node.node_app, name="node")
+app.add_typer(peers.peers_app, name="peers")
+app.add_typer(peers.federation_app, name="federation")
 app.add_typer(bus.bus_app, name="bus")
 app.add_typer(approvals.approvals_app, name="approvals")
 app.add_typer(jobs.jobs_app, name="jobs")

@@ -4,8 +4,10 @@ recording refusals in the audit log), and telling them it is alive.
 Every ``federation.heartbeat_seconds`` the node sends each peer a signed heartbeat (its id, name,
 version and clock); a peer that answers, or that sends a signed request of its own, is heard
 from. ``Membership`` decides who is alive, suspect or dead; ``/readyz`` shows it. The kill switch
-(``federation.paused``, or ``paused`` on one peer) stops traffic both ways: nothing is sent, and
-requests are refused with ``federation_paused``.
+(``federation.paused`` or ``paused`` on one peer in the config, ``noosphere federation pause``
+at run time) stops traffic both ways: nothing is sent, and requests are refused with
+``federation_paused``. Peers come from the config and from ``noosphere peers add``; the node
+reads both, and the pauses, every heartbeat interval, so a change needs no restart.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from noosphere.federation.signing import Refused, Verifier, sign
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
 from noosphere.memory.model import Memory
-from noosphere.store.contract import FederatedRecords, Vector
+from noosphere.store.contract import ALL_PEERS, FederatedRecords, Vector
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +83,36 @@ class Federation:
         }
         self.verifier = Verifier(key.id, self._public_key)
         self.membership = Membership(interval=settings.heartbeat_seconds)
+        self.all_paused = settings.paused
         now = time.monotonic()
         for peer in self.peers:
             self.membership.add(peer, now)
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
+
+    async def refresh(self) -> None:
+        """Take up peers added or removed at run time, and pauses, from the store."""
+        stored, paused = await self.records.stored_peers(), await self.records.paused()
+        peers = {peer.id: peer for peer in self.settings.peers}  # the config's win
+        for row in stored:
+            if row.id not in peers:
+                try:
+                    peers[row.id] = PeerSettings(id=row.id, public_key=row.public_key, url=row.url)
+                except ValueError as exc:
+                    log.warning("federation peer %s in the store is unusable: %s", row.id, exc)
+        for peer_id, peer in peers.items():
+            if peer_id in paused and not peer.paused:
+                peers[peer_id] = peer.model_copy(update={"paused": True})
+        now = time.monotonic()
+        for gone in set(self.peers) - set(peers):
+            self.membership.remove(gone)
+            self._keys.pop(gone, None)
+        for peer_id, peer in peers.items():
+            known = self.peers.get(peer_id)
+            if known is None or known.public_key != peer.public_key or peer_id not in self._keys:
+                self._keys[peer_id] = public_key_from_text(peer.public_key)
+            self.membership.add(peer_id, now)
+        self.peers = peers
+        self.all_paused = self.settings.paused or ALL_PEERS in paused
 
     def _public_key(self, peer_id: str) -> Ed25519PublicKey | None:
         peer = self.peers.get(peer_id)
@@ -102,7 +130,7 @@ class Federation:
         not prove it, or if federation with it is paused."""
         try:
             origin = self.verifier.check(method, path, headers, body)
-            if self.settings.paused or self.peers[origin].paused:
+            if self.all_paused or self.peers[origin].paused:
                 raise Refused("federation_paused", 503, "federation with this node is paused")
         except Refused as refused:
             await self._audit_refusal(refused, headers.get("x-noosphere-from", ""), path)
@@ -124,6 +152,7 @@ class Federation:
         """Heartbeats out and liveness decided, and changes pulled from live peers, forever (a
         supervised loop). Two loops, so a long pull never makes the liveness check run late."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        await self.refresh()
         async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
             tasks.start_soon(self._beats, session)
             tasks.start_soon(self._pulls, session)
@@ -133,7 +162,8 @@ class Federation:
         due = loop.time()
         while True:
             lateness = max(0.0, loop.time() - due)
-            if not self.settings.paused:
+            await self.refresh()
+            if not self.all_paused:
                 live = [peer for peer in self.peers.values() if not peer.paused]
                 await asyncio.gather(*(self._beat(session, peer) for peer in live))
             for peer, state in self.membership.tick(time.monotonic(), lateness).items():
@@ -145,7 +175,7 @@ class Federation:
 
     async def _pulls(self, session: aiohttp.ClientSession) -> None:
         while True:
-            if not self.settings.paused:
+            if not self.all_paused:
                 alive = [
                     peer
                     for peer in self.peers.values()

@@ -195,8 +195,7 @@ def create_app(
                 settings.federation, node.key, node.audit, settings.name, node.store, node.memory
             )
             app.state.federation = federation
-            if settings.federation.peers:
-                loops.start("federation", federation.run)
+            loops.start("federation", federation.run)  # peers may be added while it runs
             toolbox = McpToolbox(settings.runtime.mcp_servers)
             await loops.start_ready("mcp_servers", toolbox.serve)
             runtime = Runtime(

@@ -27,7 +27,9 @@ from noosphere.store.contract.audit import (
     TreeHead,
 )
 from noosphere.store.contract.federation import (
+    ALL_PEERS,
     FederatedRecords,
+    StoredPeer,
     refuse_unfederated,
 )
 from noosphere.store.contract.jobs import (
@@ -76,6 +78,7 @@ class MemoryStore(
 
 
 __all__ = [
+    "ALL_PEERS",
     "USAGE_COLUMNS",
     "Agents",
     "ApiKeyRecord",
@@ -99,6 +102,7 @@ __all__ = [
     "NewRecord",
     "PrincipalRecord",
     "Principals",
+    "StoredPeer",
     "TaskRecord",
     "TreeHead",
     "UsageRecord",

@@ -4,10 +4,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from noosphere.memory.model import Memory, Zone
 from noosphere.store.contract.memories import Vector
+
+ALL_PEERS = "*"  # the pause target that stops all federation
+
+
+@dataclass(frozen=True)
+class StoredPeer:
+    """A peer added at run time (``noosphere peers add``)."""
+
+    id: str
+    public_key: str
+    url: str
+    added_at: datetime
 
 
 def refuse_unfederated(records: Sequence[tuple[Memory, Vector | None]]) -> None:
@@ -36,3 +50,19 @@ class FederatedRecords(Protocol):
         known one takes the peer's tombstone (if its clock is not older) or its invalidation.
         Records of any zone but federated, or encrypted ones, are refused (``ValueError``), and
         a record whose id belongs to a memory of another zone here is left alone."""
+
+    async def put_peer(self, peer: StoredPeer) -> None:
+        """Add a peer, or replace the one with its id."""
+
+    async def stored_peers(self) -> list[StoredPeer]:
+        """Peers added at run time, by id."""
+
+    async def remove_peer(self, peer_id: str) -> bool:
+        """Forget a peer added at run time (and its feed cursor); False if there was none."""
+
+    async def set_paused(self, target: str, paused: bool) -> bool:
+        """Pause or resume federation with one peer, or all of it (``ALL_PEERS``); False if
+        nothing changed."""
+
+    async def paused(self) -> set[str]:
+        """What is paused: peer ids, and ``ALL_PEERS`` when all federation is."""

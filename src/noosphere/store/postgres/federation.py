@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from noosphere.memory.model import Memory, Zone
-from noosphere.store.contract import NewRecord, Vector, refuse_unfederated
+from noosphere.store.contract import NewRecord, StoredPeer, Vector, refuse_unfederated
 from noosphere.store.postgres import sql
 from noosphere.store.postgres.memories import PostgresMemories
 
@@ -75,3 +75,38 @@ class PostgresFederation(PostgresMemories):
             if erased:
                 await conn.execute("VACUUM memories")
         return changed
+
+    async def put_peer(self, peer: StoredPeer) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO federation_peers (id, public_key, url, added_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET public_key = excluded.public_key, url = excluded.url",
+                (peer.id, peer.public_key, peer.url, peer.added_at),
+            )
+
+    async def stored_peers(self) -> list[StoredPeer]:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT id, public_key, url, added_at FROM federation_peers ORDER BY id")
+            return [
+                StoredPeer(r["id"], r["public_key"], r["url"], r["added_at"]) for r in await cur.fetchall()
+            ]
+
+    async def remove_peer(self, peer_id: str) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM federation_cursors WHERE peer = %s", (peer_id,))
+            cur = await conn.execute("DELETE FROM federation_peers WHERE id = %s", (peer_id,))
+            return cur.rowcount > 0
+
+    async def set_paused(self, target: str, paused: bool) -> bool:
+        statement = (
+            "INSERT INTO federation_pauses (target) VALUES (%s) ON CONFLICT DO NOTHING"
+            if paused
+            else "DELETE FROM federation_pauses WHERE target = %s"
+        )
+        async with self._connection() as conn:
+            return (await conn.execute(statement, (target,))).rowcount > 0
+
+    async def paused(self) -> set[str]:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT target FROM federation_pauses")
+            return {r["target"] for r in await cur.fetchall()}

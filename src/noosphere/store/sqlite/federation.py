@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
 from noosphere.memory.model import Memory, Zone
-from noosphere.store.contract import Vector, refuse_unfederated
+from noosphere.store.contract import StoredPeer, Vector, refuse_unfederated
 from noosphere.store.sqlite import sql
 from noosphere.store.sqlite.memories import SQLiteMemories
 
@@ -78,6 +79,42 @@ class SQLiteFederation(SQLiteMemories):
             return changed
 
         return await self._run(op)
+
+    async def put_peer(self, peer: StoredPeer) -> None:
+        await self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO federation_peers (id, public_key, url, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET public_key = excluded.public_key, url = excluded.url",
+                (peer.id, peer.public_key, peer.url, peer.added_at.timestamp()),
+            )
+        )
+
+    async def stored_peers(self) -> list[StoredPeer]:
+        def op(conn: sqlite3.Connection) -> list[StoredPeer]:
+            rows = conn.execute("SELECT id, public_key, url, added_at FROM federation_peers ORDER BY id")
+            return [StoredPeer(r[0], r[1], r[2], datetime.fromtimestamp(r[3], UTC)) for r in rows]
+
+        return await self._run(op)
+
+    async def remove_peer(self, peer_id: str) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM federation_cursors WHERE peer = ?", (peer_id,))
+            return conn.execute("DELETE FROM federation_peers WHERE id = ?", (peer_id,)).rowcount > 0
+
+        return await self._run(lambda conn: self._transaction(conn, lambda: body(conn)))
+
+    async def set_paused(self, target: str, paused: bool) -> bool:
+        statement = (
+            "INSERT INTO federation_pauses (target) VALUES (?) ON CONFLICT DO NOTHING"
+            if paused
+            else "DELETE FROM federation_pauses WHERE target = ?"
+        )
+        return await self._run(lambda conn: conn.execute(statement, (target,)).rowcount > 0)
+
+    async def paused(self) -> set[str]:
+        return await self._run(
+            lambda conn: {r[0] for r in conn.execute("SELECT target FROM federation_pauses")}
+        )
 
 
 def _vector(blob: bytes | None) -> Vector | None:
