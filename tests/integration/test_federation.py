@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -338,3 +339,22 @@ def test_peers_added_paused_and_removed_while_the_node_runs(pair: Pair) -> None:
             lambda: "peers" not in httpx.get(URL.format(pair.ports[0]) + "/readyz").json(),
             "a removed peer stayed",
         )
+
+
+def test_a_node_whose_loop_stalls_for_5_s_still_believes_in_its_peers(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lifeguard, for real: the node's own event loop blocks for 5 s while its peer keeps sending
+    heartbeats every 0.2 s. When it wakes it does not suspect its peer, not even for a moment."""
+    garage = pair.keys[1].id
+    with pair.node(0) as home, pair.node(1):
+        _until(lambda: _peers(pair.ports[0]) == {garage: "alive"}, "home never heard garage")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="noosphere.federation.service"):
+            loop = home.server.servers[0].get_loop()
+            loop.call_soon_threadsafe(time.sleep, 5.0)  # blocks the node's loop: a stall of its own
+            time.sleep(5.5)
+            _until(lambda: _peers(pair.ports[0]) == {garage: "alive"}, "home lost garage")
+            time.sleep(1.0)
+        judged = [r.getMessage() for r in caplog.records if r.name == "noosphere.federation.service"]
+        assert not [m for m in judged if garage in m and ("suspect" in m or "dead" in m)], judged

@@ -29,6 +29,7 @@ class Gateway:
     settings: Settings
     models: dict[str, FakeModel]
     app: Any = None  # the node's ASGI app: its state is readable from the test's thread
+    server: Any = None  # its uvicorn server (its event loop: ``server.servers[0].get_loop()``)
 
     @property
     def token(self) -> str:
@@ -47,7 +48,7 @@ def serve(settings: Settings, embedder: MiniLMEmbedder, models: dict[str, FakeMo
         assert time.monotonic() < deadline and thread.is_alive(), "gateway did not start"
         time.sleep(0.02)
     try:
-        yield Gateway(f"http://127.0.0.1:{settings.server.port}", settings, models, app)
+        yield Gateway(f"http://127.0.0.1:{settings.server.port}", settings, models, app, server)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

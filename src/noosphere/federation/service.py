@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import anyio
+import anyio.abc
 import numpy as np
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -150,28 +151,44 @@ class Federation:
 
     async def run(self) -> None:
         """Heartbeats out and liveness decided, and changes pulled from live peers, forever (a
-        supervised loop). Two loops, so a long pull never makes the liveness check run late."""
+        supervised loop). The check of liveness only ever waits on its timer: heartbeats and pulls
+        run beside it, so a slow peer never makes this node think itself late."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         await self.refresh()
         async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
-            tasks.start_soon(self._beats, session)
+            tasks.start_soon(self._beats, session, tasks)
             tasks.start_soon(self._pulls, session)
 
-    async def _beats(self, session: aiohttp.ClientSession) -> None:
+    async def _beats(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
+        interval = self.settings.heartbeat_seconds
+        sending: set[str] = set()  # peers whose last heartbeat is still on its way
+
+        async def beat(peer: PeerSettings) -> None:
+            try:
+                await self._beat(session, peer)
+            finally:
+                sending.discard(peer.id)
+
         due = loop.time()
         while True:
+            # Judge first, as the check wakes: what this node heard before it, and how late the
+            # check itself is (this node's own health).
             lateness = max(0.0, loop.time() - due)
+            for peer_id, state in self.membership.tick(time.monotonic(), lateness).items():
+                log.warning("federation peer %s is %s", peer_id, state.value)
+                if state is PeerState.DEAD:
+                    await self.audit.append("federation", "federation.peer_dead", {"peer": peer_id})
             await self.refresh()
             if not self.all_paused:
-                live = [peer for peer in self.peers.values() if not peer.paused]
-                await asyncio.gather(*(self._beat(session, peer) for peer in live))
-            for peer, state in self.membership.tick(time.monotonic(), lateness).items():
-                log.warning("federation peer %s is %s", peer, state.value)
-                if state is PeerState.DEAD:
-                    await self.audit.append("federation", "federation.peer_dead", {"peer": peer})
-            due += self.settings.heartbeat_seconds
-            await asyncio.sleep(max(0.0, due - loop.time()))
+                for peer in self.peers.values():
+                    if not peer.paused and peer.id not in sending:
+                        sending.add(peer.id)
+                        tasks.start_soon(beat, peer)
+            due += interval
+            if due < loop.time():  # after a stall, the missed checks are skipped, not run in a burst
+                due = loop.time() + interval
+            await asyncio.sleep(due - loop.time())
 
     async def _pulls(self, session: aiohttp.ClientSession) -> None:
         while True:
