@@ -10,14 +10,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from noosphere.memory.model import (
-    KIND_PATTERN,
-    METADATA_KEY_PATTERN,
     THREAD_ID_MAX,
     Memory,
     MetadataValue,
     Text,
     When,
     Zone,
+    check_kind,
+    check_metadata_keys,
     check_tags,
 )
 from noosphere.store.contract import Vector
@@ -57,9 +57,7 @@ class PeerRecord(BaseModel):
     @field_validator("kind")
     @classmethod
     def _kind(cls, value: str) -> str:
-        if not KIND_PATTERN.match(value):
-            raise ValueError("kind must be 1-32 lowercase letters, digits, '-' or '_'")
-        return value
+        return check_kind(value)
 
     @field_validator("tags")
     @classmethod
@@ -69,10 +67,7 @@ class PeerRecord(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            if not METADATA_KEY_PATTERN.match(key):
-                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '-' or '_'")
-        return value
+        return check_metadata_keys(value)
 
     def pair(self) -> tuple[Memory, Vector | None]:
         fields = self.model_dump(exclude={"embedding"})

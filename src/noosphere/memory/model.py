@@ -97,6 +97,19 @@ _TAGS_SCHEMA: JsonDict = {"items": {"type": "string", "pattern": TAG_PATTERN.pat
 _METADATA_SCHEMA: JsonDict = {"propertyNames": {"pattern": METADATA_KEY_PATTERN.pattern}}
 
 
+def check_kind(kind: str) -> str:
+    if not KIND_PATTERN.match(kind):
+        raise ValueError("kind must be 1-32 lowercase letters, digits, '-' or '_'")
+    return kind
+
+
+def check_metadata_keys(metadata: dict[str, Any]) -> dict[str, Any]:
+    for key in metadata:
+        if not METADATA_KEY_PATTERN.match(key):
+            raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '-' or '_'")
+    return metadata
+
+
 def check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         if not TAG_PATTERN.match(tag):
@@ -130,9 +143,7 @@ class MemoryDraft(_Model):
     @field_validator("kind")
     @classmethod
     def _kind(cls, value: str) -> str:
-        if not KIND_PATTERN.match(value):
-            raise ValueError("kind must be 1-32 lowercase letters, digits, '-' or '_'")
-        return value
+        return check_kind(value)
 
     @field_validator("tags")
     @classmethod
@@ -141,11 +152,8 @@ class MemoryDraft(_Model):
 
     @field_validator("metadata")
     @classmethod
-    def _metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
-        for key in value:
-            if not METADATA_KEY_PATTERN.match(key):
-                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '-' or '_'")
-        return value
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata_keys(value)
 
 
 class Memory(_Model):
