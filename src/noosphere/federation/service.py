@@ -140,9 +140,10 @@ class Federation:
         return origin
 
     async def _audit_refusal(self, refused: Refused, claimed: str, path: str) -> None:
-        # One entry per kind of refusal and claimed origin every few seconds: a flood of forged
-        # requests must not flood the log.
-        seen = (refused.code, claimed[:80])
+        # One entry per kind of refusal and claimed peer every few seconds: a flood of forged
+        # requests must not flood the log. Claims of ids that are not peers count as one, or a
+        # caller could write an entry per request by making up a new id each time.
+        seen = (refused.code, claimed if claimed in self.peers else "not a peer")
         if self._refusals_seen.get(seen):
             return
         self._refusals_seen.put(seen, True)
