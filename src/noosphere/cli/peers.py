@@ -22,6 +22,7 @@ from noosphere.cli.common import (
 )
 from noosphere.config import PeerSettings
 from noosphere.errors import InvalidRequest
+from noosphere.federation.service import effective_peers
 from noosphere.store.contract import ALL_PEERS, StoredPeer
 
 peers_app = typer.Typer(callback=record_command, help="This node's federation peers.", no_args_is_help=True)
@@ -62,18 +63,18 @@ def listing(
 
     async def go() -> list[dict[str, object]]:
         async with opened_node(config, data_dir, token) as node:
-            paused = await node.store.paused()
-            rows: list[dict[str, object]] = [
-                {"id": p.id, "url": p.url, "source": "config", "paused": p.paused or p.id in paused}
-                for p in node.settings.federation.peers
+            settings = node.settings.federation
+            peers = effective_peers(settings, await node.store.stored_peers(), await node.store.paused())
+            declared = {p.id for p in settings.peers}
+            return [
+                {
+                    "id": p.id,
+                    "url": p.url,
+                    "source": "config" if p.id in declared else "added",
+                    "paused": p.paused,
+                }
+                for p in peers.values()
             ]
-            declared = {p.id for p in node.settings.federation.peers}
-            rows += [
-                {"id": p.id, "url": p.url, "source": "added", "paused": p.id in paused}
-                for p in await node.store.stored_peers()
-                if p.id not in declared
-            ]
-            return rows
 
     rows = run(go)
     if as_json:

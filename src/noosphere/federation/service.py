@@ -33,12 +33,12 @@ from noosphere.config import FederationSettings, PeerSettings
 from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
-from noosphere.federation.records import ChangesPage, PeerRecord
+from noosphere.federation.records import ChangesPage, PeerRecord, wire
 from noosphere.federation.signing import Refused, Verifier, sign
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
 from noosphere.memory.model import Memory
-from noosphere.store.contract import ALL_PEERS, FederatedRecords, Vector
+from noosphere.store.contract import ALL_PEERS, FederatedRecords, StoredPeer, Vector
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,24 @@ PAGE_SIZE = 200
 AUDIT_REFUSALS_EVERY = 10.0  # seconds: one audit entry per kind of refusal from one claimed origin
 
 
+def effective_peers(
+    settings: FederationSettings, stored: Sequence[StoredPeer], paused: set[str]
+) -> dict[str, PeerSettings]:
+    """The peers in force: the config's, then those added at run time (the config's win on the
+    same id), each paused if the config or ``federation pause`` says so."""
+    peers = {peer.id: peer for peer in settings.peers}
+    for row in stored:
+        if row.id not in peers:
+            try:
+                peers[row.id] = PeerSettings(id=row.id, public_key=row.public_key, url=row.url)
+            except ValueError as exc:
+                log.warning("federation peer %s in the store is unusable: %s", row.id, exc)
+    return {
+        peer_id: peer.model_copy(update={"paused": True}) if peer_id in paused and not peer.paused else peer
+        for peer_id, peer in peers.items()
+    }
+
+
 class Federation:
     def __init__(
         self,
@@ -78,31 +96,20 @@ class Federation:
         # Federation reads and writes memories only through this: the federated zone's view.
         self.records = records
         self.memory = memory
-        self.peers: dict[str, PeerSettings] = {peer.id: peer for peer in settings.peers}
-        self._keys: dict[str, Ed25519PublicKey] = {
-            peer.id: public_key_from_text(peer.public_key) for peer in settings.peers
-        }
-        self.verifier = Verifier(key.id, self._public_key)
+        self.peers: dict[str, PeerSettings] = {}
+        self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
+        self.verifier = Verifier(key.id, self._keys.get)
         self.membership = Membership(interval=settings.heartbeat_seconds)
         self.all_paused = settings.paused
-        now = time.monotonic()
-        for peer in self.peers:
-            self.membership.add(peer, now)
+        self._adopt(effective_peers(settings, [], set()), set())
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
 
     async def refresh(self) -> None:
         """Take up peers added or removed at run time, and pauses, from the store."""
-        stored, paused = await self.records.stored_peers(), await self.records.paused()
-        peers = {peer.id: peer for peer in self.settings.peers}  # the config's win
-        for row in stored:
-            if row.id not in peers:
-                try:
-                    peers[row.id] = PeerSettings(id=row.id, public_key=row.public_key, url=row.url)
-                except ValueError as exc:
-                    log.warning("federation peer %s in the store is unusable: %s", row.id, exc)
-        for peer_id, peer in peers.items():
-            if peer_id in paused and not peer.paused:
-                peers[peer_id] = peer.model_copy(update={"paused": True})
+        paused = await self.records.paused()
+        self._adopt(effective_peers(self.settings, await self.records.stored_peers(), paused), paused)
+
+    def _adopt(self, peers: dict[str, PeerSettings], paused: set[str]) -> None:
         now = time.monotonic()
         for gone in set(self.peers) - set(peers):
             self.membership.remove(gone)
@@ -115,13 +122,15 @@ class Federation:
         self.peers = peers
         self.all_paused = self.settings.paused or ALL_PEERS in paused
 
-    def _public_key(self, peer_id: str) -> Ed25519PublicKey | None:
-        peer = self.peers.get(peer_id)
-        return None if peer is None else self._keys[peer_id]
-
     def hello(self) -> dict[str, Any]:
         """What a heartbeat says about this node."""
         return {"id": self.key.id, "name": self.name, "version": __version__, "time": time.time()}
+
+    async def changes(self, after: int, limit: int) -> dict[str, Any]:
+        """A page of this node's federated change feed, as peers read it."""
+        feed = await self.records.federated_changes(after, limit)
+        last = feed[-1][0].seq if feed else after
+        return {"records": [wire(memory, vector) for memory, vector in feed], "last": last}
 
     def states(self) -> dict[str, str]:
         return {peer: state.value for peer, state in self.membership.states().items()}
@@ -222,14 +231,15 @@ class Federation:
     async def _pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         """Read the peer's federated changes since last time and apply them (fast path)."""
         try:
+            after = await self.records.federation_cursor(peer.id)
             for _ in range(PAGES_PER_BEAT):
-                after = await self.records.federation_cursor(peer.id)
                 page = await self._page(session, peer, after)
                 if page is None:
                     return
                 records = await self._usable(peer, page.records)
                 ready, cursor = _due(records, max(after, page.last), after)
                 await self.records.apply_federated(peer.id, ready, cursor)
+                after = cursor
                 for memory, _ in ready:
                     self.memory.clock.observe(memory.hlc)  # this node's next stamps come after
                 if len(ready) < len(records):
@@ -305,4 +315,4 @@ def _due(
     return records, last
 
 
-__all__ = ["CHANGES_PATH", "HEARTBEAT_PATH", "Federation"]
+__all__ = ["CHANGES_PATH", "HEARTBEAT_PATH", "Federation", "effective_peers"]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from noosphere.auth.permissions import authorize
 from noosphere.errors import InvalidRequest
-from noosphere.federation.records import ChangesRequest, wire
+from noosphere.federation.records import ChangesRequest
 from noosphere.federation.service import CHANGES_PATH, HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.server.deps import bearer_token, federation_of, node_of
@@ -69,6 +69,4 @@ async def changes(request: Request, peer: PeerDep) -> dict[str, Any]:
         asked = ChangesRequest.model_validate_json(await request.body() or b"{}")
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc.errors())) from None
-    feed = await federation_of(request.app).records.federated_changes(asked.after, asked.limit)
-    last = feed[-1][0].seq if feed else asked.after
-    return {"records": [wire(memory, vector) for memory, vector in feed], "last": last}
+    return await federation_of(request.app).changes(asked.after, asked.limit)

@@ -44,17 +44,24 @@ class BulkLimited(Protocol):
     @property
     def bulk_running(self) -> int: ...
 
+    @property
+    def bulk_limit(self) -> int: ...
+
     def limit_bulk(self, limit: int) -> None: ...
 
 
 class InteractiveFirst:
     def __init__(self, streams: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.streams = streams  # the fewest chats running at once when limited; 0: never limit
-        self.limit = UNLIMITED
         self._clock = clock
         self._last_call = -float("inf")
         self._pool: BulkLimited | None = None
         self._sampler: asyncio.Task[None] | None = None
+
+    @property
+    def limit(self) -> int:
+        """The limit in force: the pool's own (it enforces it), none without a pool."""
+        return UNLIMITED if self._pool is None else self._pool.bulk_limit
 
     @property
     def last_call(self) -> float:
@@ -63,7 +70,6 @@ class InteractiveFirst:
     def govern(self, pool: BulkLimited | None) -> None:
         """Limit ``pool``'s chats from now on (None: the node is closing)."""
         self._pool = pool
-        self.limit = UNLIMITED
 
     def call_arrived(self) -> None:
         """A memory, bus, approval or agent call has just arrived, its caller authenticated
@@ -81,15 +87,14 @@ class InteractiveFirst:
         """One measurement of the loop's lateness while calls are arriving."""
         if self._pool is None:
             return
+        limit = self._pool.bulk_limit
         if lag > TARGET_LAG:
-            self.limit = max(self.streams, min(self.limit, self._pool.bulk_running) // 2)
-        elif self.limit < UNLIMITED:
-            self.limit += 1
-        self._pool.limit_bulk(self.limit)
+            self._pool.limit_bulk(max(self.streams, min(limit, self._pool.bulk_running) // 2))
+        elif limit < UNLIMITED:
+            self._pool.limit_bulk(limit + 1)
 
     def release(self) -> None:
         """The calls stopped: chats are not limited."""
-        self.limit = UNLIMITED
         if self._pool is not None:
             self._pool.limit_bulk(UNLIMITED)
 

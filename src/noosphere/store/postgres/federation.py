@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from noosphere.memory.model import Memory, Zone
 from noosphere.store.contract import NewRecord, StoredPeer, Vector, refuse_unfederated
 from noosphere.store.postgres import sql
-from noosphere.store.postgres.memories import PostgresMemories
+from noosphere.store.postgres.memories import ERASE, PostgresMemories
 
 
 class PostgresFederation(PostgresMemories):
@@ -51,12 +51,7 @@ class PostgresFederation(PostgresMemories):
                     elif row["zone"] != Zone.FEDERATED.value:  # an id of this node's own: not the peer's
                         continue
                     elif memory.tombstone and not row["tombstone"] and memory.hlc >= row["hlc"]:
-                        await conn.execute(
-                            "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
-                            "tags = '{}', metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
-                            "seq = nextval('memory_seq') WHERE id = %s",
-                            (memory.hlc, memory.invalid_at, memory.id),
-                        )
+                        await conn.execute(ERASE, (memory.hlc, memory.invalid_at, [memory.id]))
                         changed, erased = changed + 1, True
                     elif memory.invalid_at is not None and row["invalid_at"] is None and not memory.tombstone:
                         await conn.execute(

@@ -22,6 +22,13 @@ from noosphere.store.postgres import sql
 from noosphere.store.postgres.base import PostgresBase
 from noosphere.store.postgres.sql import Row
 
+# Make memories tombstones: no content, tags, vector or full-text entry; a new version.
+ERASE = (
+    "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, tags = '{}', "
+    "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
+    "seq = nextval('memory_seq') WHERE id = ANY(%s) AND NOT tombstone"
+)
+
 
 class PostgresMemories(PostgresBase):
     async def _opened(self) -> None:
@@ -171,12 +178,7 @@ class PostgresMemories(PostgresBase):
 
     async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute(
-                "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, tags = '{}', "
-                "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
-                "seq = nextval('memory_seq') WHERE id = ANY(%s) AND NOT tombstone",
-                (hlc, at, list(ids)),
-            )
+            cur = await conn.execute(ERASE, (hlc, at, list(ids)))
             count = cur.rowcount
             if count:
                 await conn.execute("VACUUM memories")

@@ -51,12 +51,7 @@ class SQLiteFederation(SQLiteMemories):
                 elif row["zone"] != Zone.FEDERATED.value:  # an id of this node's own: not the peer's
                     continue
                 elif memory.tombstone and not row["tombstone"] and memory.hlc >= row["hlc"]:
-                    conn.execute(
-                        "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
-                        "tags = '[]', metadata = '{}', tombstone = 1, hlc = ?, invalid_at = ?, seq = ? "
-                        "WHERE id = ?",
-                        (memory.hlc, sql.ts(memory.invalid_at), self._next_seq(conn), memory.id),
-                    )
+                    self._erase(conn, memory.id, memory.hlc, sql.ts(memory.invalid_at))
                     changed, erased = changed + 1, True
                 elif memory.invalid_at is not None and row["invalid_at"] is None and not memory.tombstone:
                     conn.execute(

@@ -189,12 +189,7 @@ class SQLiteMemories(SQLiteBase):
             def body() -> int:
                 count = 0
                 for memory_id in ids:
-                    count += conn.execute(
-                        "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
-                        "tags = '[]', metadata = '{}', tombstone = 1, hlc = ?, invalid_at = ?, "
-                        "seq = ? WHERE id = ? AND tombstone = 0",
-                        (hlc, at.timestamp(), self._next_seq(conn), memory_id),
-                    ).rowcount
+                    count += self._erase(conn, memory_id, hlc, at.timestamp())
                 return count
 
             count = self._transaction(conn, body)
@@ -204,6 +199,15 @@ class SQLiteMemories(SQLiteBase):
             return count
 
         return await self._run(op)
+
+    def _erase(self, conn: sqlite3.Connection, memory_id: str, hlc: int, at: float | None) -> int:
+        """Make a memory a tombstone (no content, tags, vector or full-text entry; a new version)."""
+        return conn.execute(
+            "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
+            "tags = '[]', metadata = '{}', tombstone = 1, hlc = ?, invalid_at = ?, "
+            "seq = ? WHERE id = ? AND tombstone = 0",
+            (hlc, at, self._next_seq(conn), memory_id),
+        ).rowcount
 
     async def delete_owner(self, owner: str) -> int:
         return await self._run(lambda conn: self._delete_where(conn, "owner = ?", [owner]))
