@@ -280,6 +280,7 @@ def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pa
         _record(1, "the good record", now_hlc),
         _record(2, "smuggled as shared", now_hlc, zone="shared"),
         _record(3, "bad\x00bytes", now_hlc),
+        _record(7, "too long: " + "x" * 100_001, now_hlc),  # past this node's memory.max_content_chars
         _record(4, "stamped an hour ahead", now_hlc + ((3_600_000) << 16)),
         _record(5, "behind the future one", now_hlc),
     ]
@@ -304,7 +305,7 @@ def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pa
         with contextlib.contextmanager(serve)(settings, pair.minilm, {}):
             _until(lambda: _status(pair, 0, "m_peer_1") == 200, "the good record was not applied")
             _until(lambda: peer.pulls >= 3, "the node stopped pulling")
-            assert [_status(pair, 0, f"m_peer_{n}") for n in (2, 3, 4, 5)] == [404, 404, 404, 404]
+            assert [_status(pair, 0, f"m_peer_{n}") for n in (2, 3, 7, 4, 5)] == [404] * 5
             found = httpx.post(
                 URL.format(pair.ports[0]) + "/api/v1/memories/search",
                 json={"query": "the good record"},

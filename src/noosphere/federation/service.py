@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from noosphere import __version__
 from noosphere.clock import HybridLogicalClock, physical_ms
-from noosphere.config import FederationSettings, PeerSettings
+from noosphere.config import FederationSettings, MemorySettings, PeerSettings
 from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
@@ -51,6 +51,9 @@ class LocalMemory(Protocol):
 
     @property
     def clock(self) -> HybridLogicalClock: ...
+
+    @property
+    def settings(self) -> MemorySettings: ...
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
@@ -283,7 +286,11 @@ class Federation:
         out: list[tuple[Memory, Vector | None]] = []
         for item in raw:
             try:
-                out.append(PeerRecord.model_validate(item).pair())
+                record = PeerRecord.model_validate(item)
+                if len(record.content) > self.memory.settings.max_content_chars:  # this node's limit
+                    log.warning("federation peer %s sent a record over memory.max_content_chars", peer.id)
+                    continue
+                out.append(record.pair())
             except ValidationError as exc:
                 log.warning(
                     "federation peer %s sent a record this node refuses: %s", peer.id, exc.errors()[:1]
