@@ -26,7 +26,7 @@ def _items(rng: random.Random, n: int, start: int) -> list[Item]:
 
 def _exchange(a: Snapshot, b: Snapshot, buckets: int, leaf: int) -> tuple[int, int, float, bool]:
     """Bytes, messages and seconds of a whole exchange, and whether the difference was found."""
-    first, second = Reconciler(a, buckets, leaf), Reconciler(b, buckets, leaf)
+    first, second = Reconciler(a, buckets, leaf), Reconciler(b, buckets, leaf, initiator=False)
     began = time.perf_counter()
     message: bytes | None = first.initiate()
     sent, messages, sides = 0, 0, [second, first]
@@ -37,9 +37,8 @@ def _exchange(a: Snapshot, b: Snapshot, buckets: int, leaf: int) -> tuple[int, i
         sides.reverse()
     seconds = time.perf_counter() - began
     a_ids, b_ids = {i for _, i in a.items}, {i for _, i in b.items}
-    found = (first.outcome.have | second.outcome.need) == a_ids - b_ids and (
-        first.outcome.need | second.outcome.have
-    ) == b_ids - a_ids
+    # The initiator alone learns the whole difference (it pulls what it lacks).
+    found = first.outcome.have == a_ids - b_ids and first.outcome.need == b_ids - a_ids
     return sent, messages, seconds, found
 
 

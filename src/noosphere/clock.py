@@ -19,6 +19,11 @@ def physical_ms(stamp: int) -> int:
     return stamp >> _LOGICAL_BITS
 
 
+def stamp_at(ms: int) -> int:
+    """The first stamp of a wall-clock millisecond."""
+    return max(0, ms) << _LOGICAL_BITS
+
+
 class HybridLogicalClock:
     def __init__(self, wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self._wall_ms = wall_ms

@@ -418,6 +418,23 @@ class PeerSettings(_Section):
     public_key: str = Field(description="The peer's public key, base64 (`noosphere node show`).")
     url: str = Field(description="Where the peer's node answers, e.g. https://garage.example:3099.")
     paused: bool = Field(False, description="Stop talking to this peer, both ways, until set back.")
+    read: bool = Field(True, description="The peer may read this node's federated memories.")
+    read_tags: list[str] = Field(
+        default_factory=list,
+        description="If set, the peer reads only federated memories carrying one of these tags "
+        "(deletions always reach it).",
+    )
+    write: bool = Field(True, description="This node takes the federated memories the peer sends.")
+    write_tags: list[str] = Field(
+        default_factory=list,
+        description="If set, this node takes from the peer only memories carrying one of these tags.",
+    )
+    forward_chat: bool = Field(
+        False, description="Chat completions may be forwarded between this node and the peer, both ways."
+    )
+    forward_agents: bool = Field(
+        False, description="Agent tasks may be forwarded between this node and the peer, both ways."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PeerSettings:
@@ -440,6 +457,13 @@ class FederationSettings(_Section):
         2.0, gt=0, le=3600, description="How often the node tells each peer it is alive."
     )
     timeout_seconds: float = Field(5.0, gt=0, le=600, description="How long a request to a peer may take.")
+    repair_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=86400,
+        description="How often the node reconciles its federated memories with each live peer, to "
+        "find what the change feed missed.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> FederationSettings:

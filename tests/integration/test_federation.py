@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,13 @@ import uvicorn
 
 from noosphere.config import load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.federation.provenance import seal
 from noosphere.federation.records import wire
 from noosphere.federation.service import HEARTBEAT_PATH
 from noosphere.federation.signing import sign
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.model import Memory, Zone
+from noosphere.store.contract import Replica
 from noosphere.store.sqlite import SQLiteStore
 from tests.integration.conftest import free_port
 from tests.integration.test_cli import noosphere
@@ -58,9 +60,14 @@ class Pair:
             federation={
                 "peers": declared,
                 "heartbeat_seconds": 0.2,
+                "repair_seconds": 0.5,
             },
         )
         return contextlib.contextmanager(serve)(settings, self.minilm, {})
+
+    def store(self, i: int) -> SQLiteStore:
+        """Node ``i``'s store, for a test to set up what a long absence would leave (node stopped)."""
+        return SQLiteStore(self.dirs[i] / "noosphere.db")
 
 
 def _peers(port: int) -> dict[str, str]:
@@ -111,7 +118,7 @@ def test_requests_that_do_not_prove_a_peer_sent_them_are_refused_and_audited(
 ) -> None:
     home, garage = pair.keys
     stranger: NodeKey = load_or_create(tmp_path / "stranger")
-    body = orjson.dumps({"id": garage.id})
+    body = orjson.dumps({"id": garage.id, "name": "garage", "version": "0.1", "time": time.time()})
     with pair.node(0) as node:
         port = pair.ports[0]
         admin = (pair.dirs[0] / "admin-token").read_text().strip()
@@ -252,7 +259,7 @@ class _HostilePeer:
         await send({"type": "http.response.body", "body": data})
 
 
-def _record(seq: int, content: str, hlc: int, **changes: Any) -> dict[str, Any]:
+def _record(key: NodeKey, seq: int, content: str, hlc: int, **changes: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     memory = Memory(
         id=f"m_peer_{seq}",
@@ -269,23 +276,26 @@ def _record(seq: int, content: str, hlc: int, **changes: Any) -> dict[str, Any]:
         valid_at=now,
         embed_model="another-embedder",  # this node re-embeds it with its own
         hlc=hlc,
-        origin="node-far",
+        origin=key.id,
     )
-    return {**wire(memory, None), **changes}
+    return {**wire(Replica(memory, None, seal(key, memory))), **changes}
 
 
 def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pair, tmp_path: Path) -> None:
     now_hlc = (time.time_ns() // 1_000_000) << 16
+    fake_key, other = load_or_create(tmp_path / "far"), load_or_create(tmp_path / "other")
+    forged = _record(other, 9, "signed by another node", now_hlc)
     feed = [
-        _record(1, "the good record", now_hlc),
-        _record(2, "smuggled as shared", now_hlc, zone="shared"),
-        _record(3, "bad\x00bytes", now_hlc),
-        _record(7, "too long: " + "x" * 100_001, now_hlc),  # past this node's memory.max_content_chars
-        _record(4, "stamped an hour ahead", now_hlc + ((3_600_000) << 16)),
-        _record(5, "behind the future one", now_hlc),
+        _record(fake_key, 1, "the good record", now_hlc),
+        _record(fake_key, 2, "smuggled as shared", now_hlc, zone="shared"),
+        _record(fake_key, 3, "bad\x00bytes", now_hlc),
+        _record(fake_key, 7, "too long: " + "x" * 100_001, now_hlc),  # past memory.max_content_chars
+        {**_record(fake_key, 8, "tampered", now_hlc), "content": "tampered after it was sealed"},
+        {**forged, "origin": fake_key.id},  # another node's seal on this origin's record
+        _record(fake_key, 4, "stamped an hour ahead", now_hlc + ((3_600_000) << 16)),
+        _record(fake_key, 5, "behind the future one", now_hlc),
     ]
     peer = _HostilePeer(feed)
-    fake_key = load_or_create(tmp_path / "far")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(peer, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -305,7 +315,7 @@ def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pa
         with contextlib.contextmanager(serve)(settings, pair.minilm, {}):
             _until(lambda: _status(pair, 0, "m_peer_1") == 200, "the good record was not applied")
             _until(lambda: peer.pulls >= 3, "the node stopped pulling")
-            assert [_status(pair, 0, f"m_peer_{n}") for n in (2, 3, 7, 4, 5)] == [404] * 5
+            assert [_status(pair, 0, f"m_peer_{n}") for n in (2, 3, 7, 8, 9, 4, 5)] == [404] * 7
             found = httpx.post(
                 URL.format(pair.ports[0]) + "/api/v1/memories/search",
                 json={"query": "the good record"},
@@ -366,3 +376,51 @@ def test_a_node_whose_loop_stalls_for_5_s_still_believes_in_its_peers(
             time.sleep(1.0)
         judged = [r.getMessage() for r in caplog.records if r.name == "noosphere.federation.service"]
         assert not [m for m in judged if garage in m and ("suspect" in m or "dead" in m)], judged
+
+
+async def _with_store(store: SQLiteStore, step: Callable[[SQLiteStore], Any]) -> Any:
+    await store.open()
+    try:
+        return await step(store)
+    finally:
+        await store.close()
+
+
+def test_repair_finds_what_the_change_feed_missed(pair: Pair) -> None:
+    """Home believes it read all of garage's feed (as after a restore from an old backup): the
+    fast path brings nothing, and reconciliation still finds garage's records."""
+    garage_id = pair.keys[1].id
+    with pair.node(1, peers=False):
+        written = [_remember(pair, 1, f"the rack {n} switch was replaced", "federated") for n in range(5)]
+    with pair.node(0, peers=False):  # home's store exists and is migrated
+        pass
+    anyio.run(_with_store, pair.store(0), lambda store: store.apply_federated(garage_id, [], cursor=10**9))
+    with pair.node(0), pair.node(1):
+        _until(lambda: all(_status(pair, 0, m) == 200 for m in written), "repair did not find them")
+        cursor = anyio.run(_with_store, pair.store(0), lambda store: store.federation_cursor(garage_id))
+        assert cursor == 10**9  # not the feed: repair found them
+
+
+def test_a_peer_back_after_tombstones_were_purged_resyncs_and_drops_what_was_deleted(
+    pair: Pair,
+) -> None:
+    garage_id = pair.keys[1].id
+    with pair.node(0), pair.node(1):
+        doomed = _remember(pair, 1, "the old vpn endpoint is vpn1.example", "federated")
+        _until(lambda: _status(pair, 0, doomed) == 200, "the record never reached home")
+    with pair.node(1, peers=False):  # home is away: garage forgets, and purges the tombstone
+        gone = httpx.delete(URL.format(pair.ports[1]) + f"/api/v1/memories/{doomed}", headers=_admin(pair, 1))
+        assert gone.status_code in (200, 204), gone.text
+        fresh = _remember(pair, 1, "the vpn endpoint is vpn2.example", "federated")
+    purged = anyio.run(
+        _with_store,
+        pair.store(1),
+        lambda store: store.purge_tombstones(datetime.now(UTC) + timedelta(days=1)),
+    )
+    assert purged == 1
+    with pair.node(0), pair.node(1):
+        _until(lambda: _status(pair, 0, fresh) == 200, "home never caught up")
+        _until(lambda: _status(pair, 0, doomed) == 404, "a deletion whose tombstone was purged came back")
+        horizon = anyio.run(_with_store, pair.store(1), lambda store: store.federation_horizon())
+        cursor = anyio.run(_with_store, pair.store(0), lambda store: store.federation_cursor(garage_id))
+        assert cursor >= horizon > 0

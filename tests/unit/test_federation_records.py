@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from noosphere.federation.records import ChangesRequest, PeerRecord, wire
 from noosphere.memory.model import Memory, Zone
+from noosphere.store.contract import Replica
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -39,11 +40,11 @@ def _memory(**changes: Any) -> Memory:
 
 def test_what_this_node_sends_a_peer_accepts_unchanged() -> None:
     vector = np.linspace(-1, 1, 384, dtype=np.float32)
-    memory, back = PeerRecord.model_validate(wire(_memory(), vector)).pair()
-    assert memory == _memory()
-    assert back is not None and np.allclose(back, vector)
+    back = PeerRecord.model_validate(wire(Replica(_memory(), vector, "k.s"))).replica()
+    assert (back.memory, back.seal) == (_memory(), "k.s")
+    assert back.vector is not None and np.allclose(back.vector, vector)
     tombstone = _memory(tombstone=True, content="", tags=[], metadata={})
-    assert PeerRecord.model_validate(wire(tombstone, None)).pair() == (tombstone, None)
+    assert PeerRecord.model_validate(wire(Replica(tombstone))).replica() == Replica(tombstone)
 
 
 @pytest.mark.parametrize(
@@ -65,10 +66,11 @@ def test_what_this_node_sends_a_peer_accepts_unchanged() -> None:
         ("a huge embedding", {"embedding": [0.0] * 5000}),
         ("an unknown field", {"sql": "DROP TABLE memories"}),
         ("no origin", {"origin": ""}),
+        ("a huge seal", {"seal": "k" * 201}),
     ],
 )
 def test_a_record_a_node_would_never_send_is_refused(case: str, changes: dict[str, Any]) -> None:
-    sent = {**wire(_memory(), None), **changes}
+    sent = {**wire(Replica(_memory())), **changes}
     with pytest.raises(ValidationError):
         PeerRecord.model_validate(sent)
 

@@ -61,6 +61,7 @@ class Runtime:
             settings.reply_tokens,
             settings.run_timeout_minutes,
         )
+        self.served: frozenset[str] = frozenset()  # the agents ``serve`` runs now
 
     @property
     def tools(self) -> dict[str, Tool]:
@@ -122,6 +123,7 @@ class Runtime:
         serving: dict[str, anyio.CancelScope] = {}
         async with anyio.create_task_group() as group:
             while True:
+                self.served = frozenset(serving)
                 try:
                     wanted = {p.name for p in await self.node.agents.every() if p.serve}
                 except NoosphereError as exc:
@@ -131,6 +133,7 @@ class Runtime:
                     serving.pop(name).cancel()
                 for name in sorted(wanted - set(serving)):
                     serving[name] = await group.start(self._serve, name)
+                self.served = frozenset(serving)
                 await anyio.sleep(rescan_seconds)
 
     async def _serve(self, name: str, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:

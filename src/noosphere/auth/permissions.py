@@ -74,6 +74,8 @@ TABLE: tuple[Grant, ...] = tuple(
             "a configured, unpaused peer, by a signed request (docs/federation.md)",
             "POST /federation/v1/heartbeat",
             "POST /federation/v1/changes",
+            "POST /federation/v1/reconcile",
+            "POST /federation/v1/records",
         ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(

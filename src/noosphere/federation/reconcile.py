@@ -15,7 +15,8 @@ ends at an upper bound and says one of:
   difference is the common case near the leaves). Otherwise the receiver answers with its items'
   ids if it holds at most ``leaf`` of them, else with the summaries of ``buckets`` sub-ranges;
 - ``IDS``: the sender's ids in the range: the receiver now knows, for that range, what it has that
-  the sender lacks and what it lacks, and answers ``SKIP``.
+  the sender lacks and what it lacks, and answers ``SKIP`` (a responder whose ids differ answers
+  with its own, so the initiator knows too).
 
 Each round splits the ranges that differ, so the rounds grow with the logarithm of the set's size;
 the exchange ends when a reply says ``SKIP`` everywhere. A ``Snapshot`` keeps prefix sums, so any
@@ -143,16 +144,34 @@ class _Range:
 
 
 class Reconciler:
-    def __init__(self, snapshot: Snapshot, buckets: int = BUCKETS, leaf: int = LEAF) -> None:
+    """One side of an exchange. The initiator learns the whole difference (``outcome``): the
+    responder answers an id list that differs with its own, and a range it settles as one id
+    apart with its own summary, so the initiator settles it too. A responder keeps no state
+    between messages, so a node can answer each message of a peer's exchange on its own.
+
+    Only items stamped ``since`` or later take part (``0``: all of them)."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        buckets: int = BUCKETS,
+        leaf: int = LEAF,
+        initiator: bool = True,
+        since: int = 0,
+    ) -> None:
         if buckets < 2 or leaf < 1:
             raise ValueError("buckets >= 2 and leaf >= 1")
-        self.snapshot, self.buckets, self.leaf = snapshot, buckets, leaf
+        self.snapshot, self.buckets, self.leaf, self.initiator = snapshot, buckets, leaf, initiator
         self.outcome = Outcome()
         self._answered = 0
+        self._floor = snapshot.index((since, b"")) if since > 0 else 0
+
+    def _index(self, bound: Bound) -> int:
+        return max(self._floor, self.snapshot.index(bound))
 
     def initiate(self) -> bytes:
         """The first message: the whole order, split as a differing range would be."""
-        return _encode(self._split(START, END, 0, len(self.snapshot.items)))
+        return _encode(self._split(START, END, self._floor, len(self.snapshot.items)))
 
     def respond(self, message: bytes) -> bytes | None:
         """The reply to a peer's message; None when there is nothing left to say (done)."""
@@ -162,20 +181,23 @@ class Reconciler:
         out: list[_Range] = []
         lower = START
         for rng in _decode(message):
-            lo, hi = self.snapshot.index(lower), self.snapshot.index(rng.upper)
+            lo, hi = self._index(lower), self._index(rng.upper)
             if rng.mode == FINGERPRINT:
                 assert isinstance(rng.payload, Summary)
-                if not self._settled(rng.payload, lo, hi):
-                    out.extend(self._split(lower, rng.upper, lo, hi))
-                else:
-                    out.append(_Range(rng.upper, SKIP))
+                out.extend(self._compare(rng.payload, lower, rng.upper, lo, hi))
             elif rng.mode == IDS:
                 assert isinstance(rng.payload, list)
-                mine = {item_id for _, item_id in self.snapshot.items[lo:hi]}
+                mine = [item_id for _, item_id in self.snapshot.items[lo:hi]]
                 theirs = set(rng.payload)
-                self.outcome.have |= mine - theirs
-                self.outcome.need |= theirs - mine
-                out.append(_Range(rng.upper, SKIP))
+                have, need = set(mine) - theirs, theirs - set(mine)
+                self.outcome.have |= have
+                self.outcome.need |= need
+                differs = bool(have or need)
+                out.append(
+                    _Range(rng.upper, IDS, mine)
+                    if differs and not self.initiator
+                    else _Range(rng.upper, SKIP)
+                )
             else:
                 out.append(_Range(rng.upper, SKIP))
             lower = rng.upper
@@ -183,11 +205,17 @@ class Reconciler:
             return None
         return _encode(out)
 
-    def _settled(self, theirs: Summary, lo: int, hi: int) -> bool:
-        """Whether the range needs nothing more: the same items, or exactly one id apart."""
+    def _compare(self, theirs: Summary, lower: Bound, upper: Bound, lo: int, hi: int) -> list[_Range]:
         mine = self.snapshot.summary(lo, hi)
         if theirs == mine:
-            return True
+            return [_Range(upper, SKIP)]
+        if self._one_apart(theirs, mine, lo, hi):
+            # The initiator has it all now; a responder tells it, with its own summary.
+            return [_Range(upper, SKIP if self.initiator else FINGERPRINT, mine)]
+        return self._split(lower, upper, lo, hi)
+
+    def _one_apart(self, theirs: Summary, mine: Summary, lo: int, hi: int) -> bool:
+        """Whether the range is exactly one id apart; if so that id is in ``outcome``."""
         if theirs.count == mine.count + 1:  # they may hold one id more
             extra = ((theirs.total - mine.total) % MODULUS).to_bytes(ID_BYTES, "big")
             if (mine.check + _check(extra)) % CHECK_MODULUS == theirs.check and not self.snapshot.holds(

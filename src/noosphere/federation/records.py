@@ -20,7 +20,7 @@ from noosphere.memory.model import (
     check_metadata_keys,
     check_tags,
 )
-from noosphere.store.contract import Vector
+from noosphere.store.contract import Replica
 
 INT64_MAX = (1 << 63) - 1
 PAGE_MAX = 500  # records in one page of the feed
@@ -53,6 +53,7 @@ class PeerRecord(BaseModel):
     origin: Text = Field(min_length=1, max_length=64)
     tombstone: bool = False
     embedding: list[Finite] | None = Field(None, max_length=EMBEDDING_MAX)
+    seal: Text | None = Field(None, max_length=200)  # the origin's key and signature
 
     @field_validator("kind")
     @classmethod
@@ -69,17 +70,19 @@ class PeerRecord(BaseModel):
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         return check_metadata_keys(value)
 
-    def pair(self) -> tuple[Memory, Vector | None]:
-        fields = self.model_dump(exclude={"embedding"})
+    def replica(self) -> Replica:
+        fields = self.model_dump(exclude={"embedding", "seal"})
         memory = Memory.model_validate({**fields, "zone": Zone.FEDERATED})
         vector = None if self.embedding is None else np.asarray(self.embedding, dtype=np.float32)
-        return memory, vector
+        return Replica(memory, vector, self.seal)
 
 
-def wire(memory: Memory, vector: Vector | None) -> dict[str, Any]:
-    """A record of this node's feed as it is sent."""
-    out: dict[str, Any] = memory.model_dump(mode="json")
+def wire(replica: Replica) -> dict[str, Any]:
+    """A record as it is sent (its seal already set)."""
+    out: dict[str, Any] = replica.memory.model_dump(mode="json")
+    vector = replica.vector
     out["embedding"] = None if vector is None else [float(x) for x in vector]
+    out["seal"] = replica.seal
     return out
 
 
@@ -98,6 +101,77 @@ class ChangesPage(BaseModel):
 
     records: list[dict[str, Any]] = Field(max_length=PAGE_MAX)
     last: int = Field(ge=0, le=INT64_MAX)  # the sequence number to ask after next time
+    # The last purged tombstone's sequence number: a reader whose cursor is below it missed
+    # deletions and resynchronises.
+    horizon: int = Field(0, ge=0, le=INT64_MAX)
 
 
-__all__ = ["PAGE_MAX", "ChangesPage", "ChangesRequest", "PeerRecord", "wire"]
+class ModelCapacity(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Text = Field(max_length=200)
+    free: int = Field(ge=0, le=1_000_000)  # slots free now
+    slots: int = Field(ge=0, le=1_000_000)
+
+
+class Hello(BaseModel):
+    """What a node says of itself in a heartbeat, both ways: who it is, and what it can take on
+    for its peers. Unknown fields are ignored, so nodes of other versions can still talk."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Text = Field(max_length=64)
+    name: Text = Field(max_length=64)
+    version: Text = Field(max_length=64)
+    time: Finite
+    load: Finite = Field(0.0, ge=0)  # requests waiting per slot
+    models: list[ModelCapacity] = Field(default_factory=list, max_length=256)
+    agents: list[Annotated[Text, Field(max_length=64)]] = Field(default_factory=list, max_length=256)
+    zones: list[Annotated[Text, Field(max_length=16)]] = Field(default_factory=list, max_length=8)
+
+
+MESSAGE_MAX = 1 << 20  # bytes of one reconciliation message (base64 makes it a third longer)
+
+
+class ReconcileRequest(BaseModel):
+    """One message of a reconciliation the caller leads; the node answers statelessly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: int = Field(0, ge=0, le=INT64_MAX, description="Only records stamped this late or later.")
+    message: str = Field(max_length=MESSAGE_MAX * 4 // 3 + 4, description="base64")
+
+
+class ReconcileAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str | None = Field(None, max_length=MESSAGE_MAX * 4 // 3 + 4)  # None: nothing left
+
+
+class RecordsRequest(BaseModel):
+    """Records by reconciliation item (32 hex digits each), as found missing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=PAGE_MAX)
+
+
+class RecordsPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, Any]] = Field(max_length=PAGE_MAX)
+
+
+__all__ = [
+    "PAGE_MAX",
+    "ChangesPage",
+    "ChangesRequest",
+    "Hello",
+    "ModelCapacity",
+    "PeerRecord",
+    "ReconcileAnswer",
+    "ReconcileRequest",
+    "RecordsPage",
+    "RecordsRequest",
+    "wire",
+]

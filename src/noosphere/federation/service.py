@@ -1,10 +1,12 @@
 """The node's side of federation: who its peers are, checking their signed requests (and
-recording refusals in the audit log), and telling them it is alive.
+recording refusals in the audit log), telling them it is alive, and running memory sync
+(``sync.py``) with the live ones.
 
-Every ``federation.heartbeat_seconds`` the node sends each peer a signed heartbeat (its id, name,
-version and clock); a peer that answers, or that sends a signed request of its own, is heard
-from. ``Membership`` decides who is alive, suspect or dead; ``/readyz`` shows it. The kill switch
-(``federation.paused`` or ``paused`` on one peer in the config, ``noosphere federation pause``
+Every ``federation.heartbeat_seconds`` the node sends each peer a signed heartbeat (``Hello``: its
+id, name, version, clock, load, and the models with free capacity, agents and zones it offers
+peers); the peer answers with its own. A peer that answers, or that sends a signed request of its
+own, is heard from. ``Membership`` decides who is alive, suspect or dead; ``/readyz`` shows it.
+The kill switch (``federation.paused`` or ``paused`` on one peer in the config, ``noosphere federation pause``
 at run time) stops traffic both ways: nothing is sent, and requests are refused with
 ``federation_paused``. Peers come from the config and from ``noosphere peers add``; the node
 reads both, and the pauses, every heartbeat interval, so a change needs no restart.
@@ -15,55 +17,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiohttp
 import anyio
 import anyio.abc
-import numpy as np
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from noosphere import __version__
-from noosphere.clock import HybridLogicalClock, physical_ms
-from noosphere.config import FederationSettings, MemorySettings, PeerSettings
-from noosphere.embeddings.base import Embedder
+from noosphere.config import FederationSettings, PeerSettings
 from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
-from noosphere.federation.records import ChangesPage, PeerRecord, wire
-from noosphere.federation.signing import Refused, Verifier, sign
+from noosphere.federation.records import Hello, ModelCapacity
+from noosphere.federation.signing import Refused, Verifier
+from noosphere.federation.sync import LocalMemory, Sync
+from noosphere.federation.transport import call
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
-from noosphere.memory.model import Memory
-from noosphere.store.contract import ALL_PEERS, FederatedRecords, StoredPeer, Vector
+from noosphere.store.contract import ALL_PEERS, FederatedRecords, StoredPeer
 
 log = logging.getLogger(__name__)
 
 
-class LocalMemory(Protocol):
-    """What pulling needs of the memory service: its embedder, and its clock."""
-
-    @property
-    def embedder(self) -> Embedder: ...
-
-    @property
-    def clock(self) -> HybridLogicalClock: ...
-
-    @property
-    def settings(self) -> MemorySettings: ...
-
-    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
-
-
 HEARTBEAT_PATH = "/federation/v1/heartbeat"
-CHANGES_PATH = "/federation/v1/changes"
-PAGES_PER_BEAT = 5  # pages pulled from one peer per heartbeat: a long backlog does not hog the loop
-RESPONSE_MAX = 64 << 20  # bytes of one answer from a peer
-MAX_AHEAD_MS = 60_000  # a record stamped further in the future waits until this node's clock is near
-PAGE_SIZE = 200
 AUDIT_REFUSALS_EVERY = 10.0  # seconds: one audit entry per kind of refusal from one claimed origin
 
 
@@ -85,6 +62,15 @@ def effective_peers(
     }
 
 
+class Offers:
+    """What this node offers its peers, as its heartbeats say."""
+
+    def __init__(
+        self, models: Sequence[ModelCapacity] = (), agents: Sequence[str] = (), load: float = 0.0
+    ) -> None:
+        self.models, self.agents, self.load = models, agents, load
+
+
 class Federation:
     def __init__(
         self,
@@ -98,7 +84,7 @@ class Federation:
         self.settings, self.key, self.audit, self.name = settings, key, audit, name
         # Federation reads and writes memories only through this: the federated zone's view.
         self.records = records
-        self.memory = memory
+        self.sync = Sync(key, records, memory)
         self.peers: dict[str, PeerSettings] = {}
         self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
         self.verifier = Verifier(key.id, self._keys.get)
@@ -106,6 +92,12 @@ class Federation:
         self.all_paused = settings.paused
         self._adopt(effective_peers(settings, [], set()), set())
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
+        self.heard: dict[str, Hello] = {}  # each peer's last heartbeat
+        self._offers: Callable[[], Offers] = lambda: Offers()
+
+    def advertise(self, offers: Callable[[], Offers]) -> None:
+        """Where heartbeats read what this node offers its peers (set once the pool is up)."""
+        self._offers = offers
 
     async def refresh(self) -> None:
         """Take up peers added or removed at run time, and pauses, from the store."""
@@ -117,6 +109,7 @@ class Federation:
         for gone in set(self.peers) - set(peers):
             self.membership.remove(gone)
             self._keys.pop(gone, None)
+            self.heard.pop(gone, None)
         for peer_id, peer in peers.items():
             known = self.peers.get(peer_id)
             if known is None or known.public_key != peer.public_key or peer_id not in self._keys:
@@ -125,15 +118,23 @@ class Federation:
         self.peers = peers
         self.all_paused = self.settings.paused or ALL_PEERS in paused
 
-    def hello(self) -> dict[str, Any]:
+    def hello(self) -> Hello:
         """What a heartbeat says about this node."""
-        return {"id": self.key.id, "name": self.name, "version": __version__, "time": time.time()}
+        offers = self._offers()
+        return Hello(
+            id=self.key.id,
+            name=self.name,
+            version=__version__,
+            time=time.time(),
+            load=offers.load,
+            models=list(offers.models),
+            agents=list(offers.agents),
+            zones=["federated"],
+        )
 
-    async def changes(self, after: int, limit: int) -> dict[str, Any]:
-        """A page of this node's federated change feed, as peers read it."""
-        feed = await self.records.federated_changes(after, limit)
-        last = feed[-1][0].seq if feed else after
-        return {"records": [wire(memory, vector) for memory, vector in feed], "last": last}
+    def greeted(self, peer: str, hello: Hello) -> None:
+        """Keep what a peer's heartbeat says (its id is the signer's, whatever the body claims)."""
+        self.heard[peer] = hello.model_copy(update={"id": peer})
 
     def states(self) -> dict[str, str]:
         return {peer: state.value for peer, state in self.membership.states().items()}
@@ -170,7 +171,8 @@ class Federation:
         await self.refresh()
         async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
             tasks.start_soon(self._beats, session, tasks)
-            tasks.start_soon(self._pulls, session)
+            tasks.start_soon(self._every, self.settings.heartbeat_seconds, session, self._pull)
+            tasks.start_soon(self._every, self.settings.repair_seconds, session, self._repair)
 
     async def _beats(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
@@ -203,123 +205,63 @@ class Federation:
                 due = loop.time() + interval
             await asyncio.sleep(due - loop.time())
 
-    async def _pulls(self, session: aiohttp.ClientSession) -> None:
+    def live(self) -> list[PeerSettings]:
+        """The peers federation talks to now: not paused, and alive."""
+        if self.all_paused:
+            return []
+        return [
+            peer
+            for peer in self.peers.values()
+            if not peer.paused and self.membership.state(peer.id) is PeerState.ALIVE
+        ]
+
+    async def _every(
+        self,
+        interval: float,
+        session: aiohttp.ClientSession,
+        step: Callable[[aiohttp.ClientSession, PeerSettings], Awaitable[None]],
+    ) -> None:
+        """Run ``step`` with every live peer, side by side, then wait ``interval``; forever."""
         while True:
-            if not self.all_paused:
-                alive = [
-                    peer
-                    for peer in self.peers.values()
-                    if not peer.paused and self.membership.state(peer.id) is PeerState.ALIVE
-                ]
-                await asyncio.gather(*(self._pull(session, peer) for peer in alive))
-            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await asyncio.gather(*(step(session, peer) for peer in self.live()))
+            await asyncio.sleep(interval)
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
-        body = orjson.dumps(self.hello())
-        headers = {
-            **sign(self.key, peer.id, "POST", HEARTBEAT_PATH, body),
-            "content-type": "application/json",
-        }
         try:
-            async with session.post(peer.url + HEARTBEAT_PATH, data=body, headers=headers) as answer:
-                if answer.status == 200:
-                    before = self.membership.heard(peer.id, time.monotonic())
-                    if before is not None:
-                        log.warning("federation peer %s is alive again", peer.id)
-                else:
-                    log.info("federation peer %s answered %s", peer.id, answer.status)
+            answer = await call(session, self.key, peer, HEARTBEAT_PATH, self.hello().model_dump())
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s is unreachable: %r", peer.id, exc)
+            return
+        if answer is None:
+            return
+        try:
+            self.greeted(peer.id, Hello.model_validate_json(answer))
+        except ValidationError:
+            log.info("federation peer %s answered a heartbeat with a malformed hello", peer.id)
+        before = self.membership.heard(peer.id, time.monotonic())
+        if before is not None:
+            log.warning("federation peer %s is alive again", peer.id)
 
     async def _pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
-        """Read the peer's federated changes since last time and apply them (fast path)."""
         try:
-            after = await self.records.federation_cursor(peer.id)
-            for _ in range(PAGES_PER_BEAT):
-                page = await self._page(session, peer, after)
-                if page is None:
-                    return
-                records = await self._usable(peer, page.records)
-                ready, cursor = _due(records, max(after, page.last), after)
-                await self.records.apply_federated(peer.id, ready, cursor)
-                after = cursor
-                for memory, _ in ready:
-                    self.memory.clock.observe(memory.hlc)  # this node's next stamps come after
-                if len(ready) < len(records):
-                    log.warning(
-                        "federation peer %s sent a record stamped ahead of this clock; deferred", peer.id
-                    )
-                    return
-                if len(page.records) < PAGE_SIZE:
-                    return
+            await self.sync.pull(session, peer)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
 
-    async def _page(
-        self, session: aiohttp.ClientSession, peer: PeerSettings, after: int
-    ) -> ChangesPage | None:
-        body = orjson.dumps({"after": after, "limit": PAGE_SIZE})
-        headers = {**sign(self.key, peer.id, "POST", CHANGES_PATH, body), "content-type": "application/json"}
-        async with session.post(peer.url + CHANGES_PATH, data=body, headers=headers) as answer:
-            if answer.status != 200:
-                log.info("federation peer %s answered %s to a pull", peer.id, answer.status)
-                return None
-            data = bytearray()
-            async for chunk in answer.content.iter_chunked(1 << 16):
-                data += chunk
-                if len(data) > RESPONSE_MAX:
-                    log.warning(
-                        "federation peer %s sent a page over %d bytes; ignored", peer.id, RESPONSE_MAX
-                    )
-                    return None
+    async def _repair(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            return ChangesPage.model_validate_json(data)
-        except ValidationError:
-            log.warning("federation peer %s sent a malformed page; ignored", peer.id)
-            return None
-
-    async def _usable(
-        self, peer: PeerSettings, raw: list[dict[str, Any]]
-    ) -> list[tuple[Memory, Vector | None]]:
-        """The page's records that pass the checks (a bad one is skipped and logged, so it cannot
-        block the feed), with vectors from this node's embedder where the peer's are of another."""
-        out: list[tuple[Memory, Vector | None]] = []
-        for item in raw:
-            try:
-                record = PeerRecord.model_validate(item)
-                if len(record.content) > self.memory.settings.max_content_chars:  # this node's limit
-                    log.warning("federation peer %s sent a record over memory.max_content_chars", peer.id)
-                    continue
-                out.append(record.pair())
-            except ValidationError as exc:
-                log.warning(
-                    "federation peer %s sent a record this node refuses: %s", peer.id, exc.errors()[:1]
-                )
-        model, dimension = self.memory.embedder.model_id, self.memory.embedder.dimension
-        stale = [
-            i
-            for i, (memory, vector) in enumerate(out)
-            if not memory.tombstone
-            and (memory.embed_model != model or vector is None or len(vector) != dimension)
-        ]
-        if stale:
-            vectors = await self.memory.embed([out[i][0].content for i in stale])
-            for i, vector in zip(stale, vectors, strict=True):
-                out[i] = (out[i][0].model_copy(update={"embed_model": model}), vector)
-        return out
+            report = await self.sync.repair(session, peer)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("federation peer %s: repair failed: %r", peer.id, exc)
+            return
+        if report.applied or report.dropped:
+            log.info(
+                "federation peer %s: repair took %d records (%d round trips, %d bytes)",
+                peer.id,
+                report.applied,
+                report.rounds,
+                report.sent + report.received,
+            )
 
 
-def _due(
-    records: list[tuple[Memory, Vector | None]], last: int, after: int, now_ms: int | None = None
-) -> tuple[list[tuple[Memory, Vector | None]], int]:
-    """The records to apply now, and how far the feed is read once they are: up to the first
-    record stamped more than ``MAX_AHEAD_MS`` ahead of this node's clock (a peer whose clock runs
-    fast, or lies), which is read again later instead of pulling every stamp here into the future."""
-    limit = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) + MAX_AHEAD_MS
-    for n, (memory, _) in enumerate(records):
-        if physical_ms(memory.hlc) > limit:
-            return records[:n], records[n - 1][0].seq if n else after
-    return records, last
-
-
-__all__ = ["CHANGES_PATH", "HEARTBEAT_PATH", "Federation", "effective_peers"]
+__all__ = ["HEARTBEAT_PATH", "Federation", "Offers", "effective_peers"]

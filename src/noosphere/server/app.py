@@ -21,7 +21,8 @@ from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.errors import PayloadTooLarge
-from noosphere.federation.service import Federation
+from noosphere.federation.records import ModelCapacity
+from noosphere.federation.service import Federation, Offers
 from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
@@ -152,6 +153,18 @@ class _NodeApp(FastAPI):
         await self._front(scope, receive, send)
 
 
+def _offers(gateway: Gateway, runtime: Runtime) -> Offers:
+    """What this node's heartbeats offer peers: its models' free slots, the agents it serves,
+    and how many requests wait per slot."""
+    models = gateway.models()
+    slots = sum(m.slots for m in models)
+    return Offers(
+        models=[ModelCapacity(name=m.id, free=m.free_slots, slots=m.slots) for m in models],
+        agents=sorted(runtime.served),
+        load=gateway.scheduler.queued() / max(1, slots),
+    )
+
+
 def create_app(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -202,6 +215,7 @@ def create_app(
                 node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
             )
             app.state.runtime = holder["runtime"] = runtime
+            federation.advertise(lambda: _offers(gateway, runtime))
             loops.start("agent_runtime", runtime.serve)
             loops.start("task_recovery", runtime.recover)
             jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)

@@ -6,17 +6,28 @@ signature is refused with the signature's code (401, 403 for a request meant for
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import base64
+import binascii
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from noosphere.auth.permissions import authorize
+from noosphere.config import PeerSettings
 from noosphere.errors import InvalidRequest
-from noosphere.federation.records import ChangesRequest
-from noosphere.federation.service import CHANGES_PATH, HEARTBEAT_PATH
+from noosphere.federation.reconcile import Malformed
+from noosphere.federation.records import (
+    ChangesRequest,
+    Hello,
+    ReconcileAnswer,
+    ReconcileRequest,
+    RecordsRequest,
+)
+from noosphere.federation.service import HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
+from noosphere.federation.sync import CHANGES_PATH, RECONCILE_PATH, RECORDS_PATH
 from noosphere.server.deps import bearer_token, federation_of, node_of
 from noosphere.server.errors import error_body, validation_message
 
@@ -31,8 +42,8 @@ class PeerRefused(Exception):
         self.refused = refused
 
 
-async def get_peer(request: Request) -> str:
-    """The node id of the peer that signed this request."""
+async def get_peer(request: Request) -> PeerSettings:
+    """The peer that signed this request."""
     headers = {name.lower(): value for name, value in request.headers.items()}
     route = request.scope.get("route")
     name = f"{request.method} {getattr(route, 'path', request.url.path)}"
@@ -40,10 +51,15 @@ async def get_peer(request: Request) -> str:
         node = node_of(request.app)
         authorize("http", name, await node.authenticate(bearer_token(headers["authorization"])))
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    federation = federation_of(request.app)
     try:
-        return await federation_of(request.app).admit(request.method, path, headers, await request.body())
+        origin = await federation.admit(request.method, path, headers, await request.body())
     except Refused as refused:
         raise PeerRefused(refused) from None
+    peer = federation.peers.get(origin)
+    if peer is None:  # removed a moment ago
+        raise PeerRefused(Refused("unknown_peer", 401, "this node does not federate with the caller"))
+    return peer
 
 
 async def refused_answer(request: Request, exc: Exception) -> JSONResponse:
@@ -52,21 +68,55 @@ async def refused_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(refused.code, refused.message), status_code=refused.status)
 
 
-PeerDep = Annotated[str, Depends(get_peer)]
+PeerDep = Annotated[PeerSettings, Depends(get_peer)]
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _read(request: Request, model: type[Body]) -> Body:
+    try:
+        return model.model_validate_json(await request.body() or b"{}")
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc.errors())) from None
 
 
 @router.post(HEARTBEAT_PATH, summary="A peer node says it is alive")
 async def heartbeat(request: Request, peer: PeerDep) -> dict[str, Any]:
-    """Answered with this node's own heartbeat: its id, name, version and clock."""
-    return federation_of(request.app).hello()
+    """The peer's ``Hello`` (who it is, what it offers) is kept; the answer is this node's own."""
+    federation = federation_of(request.app)
+    federation.greeted(peer.id, await _read(request, Hello))
+    return federation.hello().model_dump()
 
 
 @router.post(CHANGES_PATH, summary="A peer reads this node's federated memories")
 async def changes(request: Request, peer: PeerDep) -> dict[str, Any]:
-    """The federated records changed after ``after``, in order, with their embeddings: the
-    federated zone only (read through a view that holds nothing else). Ask again after ``last``."""
+    """The federated records changed after ``after``, in order, with their embeddings and seals:
+    the federated zone only (read through a view that holds nothing else), within what the peer
+    may read. Ask again after ``last``."""
+    asked = await _read(request, ChangesRequest)
+    federation = federation_of(request.app)
+    return await federation.sync.changes(peer, asked.after, asked.limit)
+
+
+@router.post(RECONCILE_PATH, summary="A peer reconciles its federated memories with this node's")
+async def reconcile(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """One message of a range-based reconciliation the peer leads; this node's answer (None
+    when nothing is left to compare)."""
+    asked = await _read(request, ReconcileRequest)
+    federation = federation_of(request.app)
     try:
-        asked = ChangesRequest.model_validate_json(await request.body() or b"{}")
-    except ValidationError as exc:
-        raise InvalidRequest(validation_message(exc.errors())) from None
-    return await federation_of(request.app).changes(asked.after, asked.limit)
+        message = base64.b64decode(asked.message, validate=True)
+        answer = await federation.sync.reconcile(peer, asked.since, message)
+    except (binascii.Error, Malformed) as exc:
+        raise InvalidRequest(f"malformed reconciliation message: {exc}") from None
+    encoded = None if answer is None else base64.b64encode(answer).decode()
+    return ReconcileAnswer(message=encoded).model_dump()
+
+
+@router.post(RECORDS_PATH, summary="A peer fetches the records reconciliation found it lacks")
+async def records(request: Request, peer: PeerDep) -> dict[str, Any]:
+    asked = await _read(request, RecordsRequest)
+    federation = federation_of(request.app)
+    items = [bytes.fromhex(item) for item in asked.items]
+    return await federation.sync.records_for(peer, items)

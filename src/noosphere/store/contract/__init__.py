@@ -28,7 +28,9 @@ from noosphere.store.contract.audit import (
 )
 from noosphere.store.contract.federation import (
     ALL_PEERS,
+    FederatedItem,
     FederatedRecords,
+    Replica,
     StoredPeer,
     refuse_unfederated,
 )
@@ -90,6 +92,7 @@ __all__ = [
     "Charge",
     "ClaimedMail",
     "EmbedderInfo",
+    "FederatedItem",
     "FederatedRecords",
     "JobRunRecord",
     "JobRuns",
@@ -102,6 +105,7 @@ __all__ = [
     "NewRecord",
     "PrincipalRecord",
     "Principals",
+    "Replica",
     "StoredPeer",
     "TaskRecord",
     "TreeHead",

@@ -24,9 +24,33 @@ class StoredPeer:
     added_at: datetime
 
 
-def refuse_unfederated(records: Sequence[tuple[Memory, Vector | None]]) -> None:
+@dataclass(frozen=True)
+class Replica:
+    """A federated record as it travels: the memory, its embedding, and its origin's seal
+    (None for this node's own records, which are signed as they are served)."""
+
+    memory: Memory
+    vector: Vector | None = None
+    seal: str | None = None
+
+
+@dataclass(frozen=True)
+class FederatedItem:
+    """What reconciliation compares of a federated record: which one, and in what state."""
+
+    seq: int
+    id: str
+    hlc: int
+    tombstone: bool
+    origin: str
+    signed: bool  # sealed by its origin (a peer's record that can be passed on)
+    tags: tuple[str, ...] = ()
+
+
+def refuse_unfederated(records: Sequence[Replica]) -> None:
     """``ValueError`` unless every record is a plain (unencrypted) federated memory."""
-    for memory, _ in records:
+    for record in records:
+        memory = record.memory
         if memory.zone is not Zone.FEDERATED or memory.encrypted:
             raise ValueError(f"record {memory.id[:64]!r} is not a plain federated memory")
 
@@ -34,20 +58,42 @@ def refuse_unfederated(records: Sequence[tuple[Memory, Vector | None]]) -> None:
 class FederatedRecords(Protocol):
     """Every method is one transaction."""
 
-    async def federated_changes(self, after_seq: int, limit: int) -> list[tuple[Memory, Vector | None]]:
+    async def federated_changes(self, after_seq: int, limit: int) -> list[Replica]:
         """Federated records (tombstones included) with a sequence number above ``after_seq``, in
-        order, with their embeddings: the change feed peers pull."""
+        order, with their embeddings and seals: the change feed peers pull."""
+
+    async def federated_records(self, ids: Sequence[str]) -> list[Replica]:
+        """The federated records with these ids (those that exist), as the feed sends them."""
+
+    async def federated_items(self, after_seq: int) -> list[FederatedItem]:
+        """Every federated record with a sequence number above ``after_seq``, in order, as
+        reconciliation compares them."""
+
+    async def federated_count(self) -> int:
+        """How many federated records (tombstones included) this node holds."""
+
+    async def federation_horizon(self) -> int:
+        """The highest sequence number of a federated tombstone purged from this node's feed (0:
+        none yet): a peer that read the feed only below it missed deletions."""
+
+    async def drop_federated(self, origin: str, ids: Sequence[str]) -> int:
+        """Delete for good the federated records with these ids whose origin is ``origin`` (a
+        peer's records it no longer holds, found by a full resynchronisation); how many."""
 
     async def federation_cursor(self, peer: str) -> int:
         """The last sequence number of ``peer``'s change feed applied here (0: none yet)."""
 
-    async def apply_federated(
-        self, peer: str, records: Sequence[tuple[Memory, Vector | None]], cursor: int
-    ) -> int:
-        """Apply records pulled from ``peer``'s feed and move its cursor to ``cursor``, in one
-        transaction; how many changed something here. A record new here is inserted as it is
-        (its id, origin and clock kept; no deduplication, so every node holds the same ids); a
-        known one takes the peer's tombstone (if its clock is not older) or its invalidation.
+    async def apply_federated(self, peer: str, records: Sequence[Replica], cursor: int | None) -> int:
+        """Apply records pulled from ``peer`` and move its feed cursor to ``cursor`` (None: leave
+        it), in one transaction; how many changed something here. A record new here is inserted
+        as it is (its id, origin, clock and seal kept; no deduplication, so every node holds
+        the same ids); a known one takes the peer's tombstone if its clock is not older.
+
+        Which version is current is derived here, never taken from the peer: a record is
+        superseded when another record supersedes it, or when a sibling superseding the same
+        record has a greater (clock, origin), tombstones included (last writer wins). So every
+        node that holds the same records agrees, whatever order they came in.
+
         Records of any zone but federated, or encrypted ones, are refused (``ValueError``), and
         a record whose id belongs to a memory of another zone here is left alone."""
 

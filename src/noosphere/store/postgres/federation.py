@@ -5,21 +5,65 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from psycopg import AsyncConnection
+
 from noosphere.memory.model import Memory, Zone
-from noosphere.store.contract import NewRecord, StoredPeer, Vector, refuse_unfederated
+from noosphere.store.contract import FederatedItem, NewRecord, Replica, StoredPeer, refuse_unfederated
 from noosphere.store.postgres import sql
 from noosphere.store.postgres.memories import ERASE, PostgresMemories
+from noosphere.store.postgres.sql import Row
 
 
 class PostgresFederation(PostgresMemories):
-    async def federated_changes(self, after_seq: int, limit: int) -> list[tuple[Memory, Vector | None]]:
+    async def federated_changes(self, after_seq: int, limit: int) -> list[Replica]:
         async with self._connection() as conn:
             cur = await conn.execute(
-                f"SELECT {sql.COLUMNS}, embedding::text AS embedding_text FROM federated_memories "
-                "WHERE seq > %s ORDER BY seq LIMIT %s",
+                f"SELECT {FEED_COLUMNS} FROM federated_memories WHERE seq > %s ORDER BY seq LIMIT %s",
                 (after_seq, limit),
             )
-            return [(sql.memory_of(r), sql.parse_vector(r["embedding_text"])) for r in await cur.fetchall()]
+            return [_replica(r) for r in await cur.fetchall()]
+
+    async def federated_records(self, ids: Sequence[str]) -> list[Replica]:
+        if not ids:
+            return []
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {FEED_COLUMNS} FROM federated_memories WHERE id = ANY(%s) ORDER BY seq",
+                (list(ids),),
+            )
+            return [_replica(r) for r in await cur.fetchall()]
+
+    async def federated_items(self, after_seq: int) -> list[FederatedItem]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, id, hlc, tombstone, origin, seal IS NOT NULL AS signed, tags "
+                "FROM federated_memories WHERE seq > %s ORDER BY seq",
+                (after_seq,),
+            )
+            return [
+                FederatedItem(
+                    r["seq"], r["id"], r["hlc"], r["tombstone"], r["origin"], r["signed"], tuple(r["tags"])
+                )
+                for r in await cur.fetchall()
+            ]
+
+    async def federated_count(self) -> int:
+        async with self._connection() as conn:
+            row = await (await conn.execute("SELECT count(*) AS n FROM federated_memories")).fetchone()
+        return 0 if row is None else int(row["n"])
+
+    async def federation_horizon(self) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT value FROM federation_state WHERE name = 'horizon'")
+            row = await cur.fetchone()
+        return 0 if row is None else int(row["value"])
+
+    async def drop_federated(self, origin: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        return await self._delete_where(
+            "zone = 'federated' AND origin = %s AND id = ANY(%s)", [origin, list(ids)]
+        )
 
     async def federation_cursor(self, peer: str) -> int:
         async with self._connection() as conn:
@@ -27,46 +71,53 @@ class PostgresFederation(PostgresMemories):
             row = await cur.fetchone()
         return 0 if row is None else int(row["seq"])
 
-    async def apply_federated(
-        self, peer: str, records: Sequence[tuple[Memory, Vector | None]], cursor: int
-    ) -> int:
+    async def apply_federated(self, peer: str, records: Sequence[Replica], cursor: int | None) -> int:
         refuse_unfederated(records)
         changed, erased = 0, False
         async with self._connection() as conn:
             async with conn.transaction():
-                ids = [memory.id for memory, _ in records]
+                ids = [record.memory.id for record in records]
                 cur = await conn.execute(
-                    "SELECT id, zone, tombstone, hlc, invalid_at FROM memories WHERE id = ANY(%s) FOR UPDATE",
-                    (ids,),
+                    "SELECT id, zone, tombstone, hlc FROM memories WHERE id = ANY(%s) FOR UPDATE", (ids,)
                 )
                 known = {row["id"]: row for row in await cur.fetchall()}
                 fresh: dict[str, NewRecord] = {}
-                for memory, vector in records:
+                seals: dict[str, str | None] = {}
+                touched: list[Memory] = []
+                for record in records:
+                    memory = record.memory
                     row = known.get(memory.id)
                     if row is None:
                         if memory.id not in fresh:
                             gone = memory.tombstone
+                            # Whether it is current is derived below, never the peer's say.
+                            kept = memory if gone else memory.model_copy(update={"invalid_at": None})
                             text = None if gone else memory.content
-                            fresh[memory.id] = NewRecord(memory, None if gone else vector, text)
+                            fresh[memory.id] = NewRecord(kept, None if gone else record.vector, text)
+                            seals[memory.id] = record.seal
+                            touched.append(memory)
                     elif row["zone"] != Zone.FEDERATED.value:  # an id of this node's own: not the peer's
                         continue
                     elif memory.tombstone and not row["tombstone"] and memory.hlc >= row["hlc"]:
-                        await conn.execute(ERASE, (memory.hlc, memory.invalid_at, [memory.id]))
+                        await conn.execute(ERASE, (memory.hlc, memory.invalid_at, record.seal, [memory.id]))
                         changed, erased = changed + 1, True
-                    elif memory.invalid_at is not None and row["invalid_at"] is None and not memory.tombstone:
-                        await conn.execute(
-                            "UPDATE memories SET invalid_at = %s, seq = nextval('memory_seq') WHERE id = %s",
-                            (memory.invalid_at, memory.id),
-                        )
-                        changed += 1
+                        touched.append(memory)
                 if fresh:
                     await self._insert(conn, list(fresh.items()))
+                    await conn.execute(
+                        "UPDATE memories SET seal = t.seal FROM unnest(%s::text[], %s::text[]) "
+                        "AS t(id, seal) WHERE memories.id = t.id",
+                        (list(seals), list(seals.values())),
+                    )
                     changed += len(fresh)
-                await conn.execute(
-                    "INSERT INTO federation_cursors (peer, seq) VALUES (%s, %s) "
-                    "ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq",
-                    (peer, cursor),
-                )
+                for memory in touched:
+                    changed += await _settle_versions(conn, memory)
+                if cursor is not None:
+                    await conn.execute(
+                        "INSERT INTO federation_cursors (peer, seq) VALUES (%s, %s) "
+                        "ON CONFLICT (peer) DO UPDATE SET seq = excluded.seq",
+                        (peer, cursor),
+                    )
             if erased:
                 await conn.execute("VACUUM memories")
         return changed
@@ -105,3 +156,43 @@ class PostgresFederation(PostgresMemories):
         async with self._connection() as conn:
             cur = await conn.execute("SELECT target FROM federation_pauses")
             return {r["target"] for r in await cur.fetchall()}
+
+
+FEED_COLUMNS = f"{sql.COLUMNS}, embedding::text AS embedding_text, seal"
+
+# Mark superseded, among federated records not already so or erased, those matching a condition.
+_INVALIDATE = (
+    "UPDATE memories SET invalid_at = %s, seq = nextval('memory_seq') WHERE zone = 'federated' "
+    "AND invalid_at IS NULL AND NOT tombstone AND "
+)
+
+
+def _replica(row: Row) -> Replica:
+    return Replica(sql.memory_of(row), sql.parse_vector(row["embedding_text"]), row["seal"])
+
+
+async def _settle_versions(conn: AsyncConnection[Row], memory: Memory) -> int:
+    """Mark superseded what ``memory``'s arrival makes so (see ``apply_federated``): the record it
+    supersedes, its siblings that lose to the latest, and itself if something already supersedes
+    it or a sibling beats it. How many records changed."""
+    changed = 0
+    if memory.supersedes is not None:
+        cur = await conn.execute(
+            "SELECT id, created_at FROM memories WHERE supersedes = %s AND zone = 'federated' "
+            'ORDER BY hlc DESC, origin COLLATE "C" DESC LIMIT 1',
+            (memory.supersedes,),
+        )
+        winner = await cur.fetchone()
+        assert winner is not None  # memory itself is one
+        at = winner["created_at"]
+        changed += (await conn.execute(_INVALIDATE + "id = %s", (at, memory.supersedes))).rowcount
+        changed += (
+            await conn.execute(
+                _INVALIDATE + "supersedes = %s AND id <> %s", (at, memory.supersedes, winner["id"])
+            )
+        ).rowcount
+    cur = await conn.execute("SELECT min(created_at) AS at FROM memories WHERE supersedes = %s", (memory.id,))
+    later = await cur.fetchone()
+    if later is not None and later["at"] is not None:
+        changed += (await conn.execute(_INVALIDATE + "id = %s", (later["at"], memory.id))).rowcount
+    return changed

@@ -25,7 +25,7 @@ from noosphere.store.postgres.sql import Row
 # Make memories tombstones: no content, tags, vector or full-text entry; a new version.
 ERASE = (
     "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, tags = '{}', "
-    "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, "
+    "metadata = '{}', tombstone = true, hlc = %s, invalid_at = %s, seal = %s, "
     "seq = nextval('memory_seq') WHERE id = ANY(%s) AND NOT tombstone"
 )
 
@@ -178,7 +178,7 @@ class PostgresMemories(PostgresBase):
 
     async def tombstone(self, ids: Sequence[str], hlc: int, at: datetime) -> int:
         async with self._connection() as conn:
-            cur = await conn.execute(ERASE, (hlc, at, list(ids)))
+            cur = await conn.execute(ERASE, (hlc, at, None, list(ids)))
             count = cur.rowcount
             if count:
                 await conn.execute("VACUUM memories")
@@ -191,6 +191,14 @@ class PostgresMemories(PostgresBase):
         return await self._delete_where("expires_at IS NOT NULL AND expires_at <= %s", [now])
 
     async def purge_tombstones(self, before: datetime) -> int:
+        async with self._connection() as conn:
+            # Peers that read the feed only below the last purged federated tombstone resync.
+            await conn.execute(
+                "UPDATE federation_state SET value = greatest(value, coalesce((SELECT max(seq) FROM "
+                "memories WHERE zone = 'federated' AND tombstone AND invalid_at <= %s), 0)) "
+                "WHERE name = 'horizon'",
+                (before,),
+            )
         return await self._delete_where("tombstone AND invalid_at <= %s", [before])
 
     async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:

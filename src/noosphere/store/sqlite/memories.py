@@ -90,7 +90,12 @@ class SQLiteMemories(SQLiteBase):
         await self._run(op)
 
     def _insert(
-        self, conn: sqlite3.Connection, m: Memory, index_text: str | None, embedding: Vector | None
+        self,
+        conn: sqlite3.Connection,
+        m: Memory,
+        index_text: str | None,
+        embedding: Vector | None,
+        seal: str | None = None,
     ) -> int:
         """Insert one record under the next sequence number, which it returns."""
         seq = self._next_seq(conn)
@@ -98,8 +103,8 @@ class SQLiteMemories(SQLiteBase):
             "INSERT INTO memories (id, seq, zone, owner, kind, content, index_text, tags, "
             "metadata, content_hash, importance, created_at, valid_at, invalid_at, "
             "expires_at, supersedes, thread_id, embedding, embed_model, encrypted, hlc, "
-            "origin, tombstone) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "origin, tombstone, seal) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 m.id,
                 seq,
@@ -124,6 +129,7 @@ class SQLiteMemories(SQLiteBase):
                 m.hlc,
                 m.origin,
                 int(m.tombstone),
+                seal,
             ),
         )
         return seq
@@ -200,13 +206,21 @@ class SQLiteMemories(SQLiteBase):
 
         return await self._run(op)
 
-    def _erase(self, conn: sqlite3.Connection, memory_id: str, hlc: int, at: float | None) -> int:
-        """Make a memory a tombstone (no content, tags, vector or full-text entry; a new version)."""
+    def _erase(
+        self,
+        conn: sqlite3.Connection,
+        memory_id: str,
+        hlc: int,
+        at: float | None,
+        seal: str | None = None,
+    ) -> int:
+        """Make a memory a tombstone (no content, tags, vector or full-text entry; a new version),
+        sealed by its origin if it comes from a peer."""
         return conn.execute(
             "UPDATE memories SET content = '', index_text = NULL, embedding = NULL, "
             "tags = '[]', metadata = '{}', tombstone = 1, hlc = ?, invalid_at = ?, "
-            "seq = ? WHERE id = ? AND tombstone = 0",
-            (hlc, at, self._next_seq(conn), memory_id),
+            "seal = ?, seq = ? WHERE id = ? AND tombstone = 0",
+            (hlc, at, seal, self._next_seq(conn), memory_id),
         ).rowcount
 
     async def delete_owner(self, owner: str) -> int:
@@ -220,9 +234,18 @@ class SQLiteMemories(SQLiteBase):
         )
 
     async def purge_tombstones(self, before: datetime) -> int:
-        return await self._run(
-            lambda conn: self._delete_where(conn, "tombstone = 1 AND invalid_at <= ?", [before.timestamp()])
-        )
+        where, params = "tombstone = 1 AND invalid_at <= ?", [before.timestamp()]
+
+        def op(conn: sqlite3.Connection) -> int:
+            # Peers that read the feed only below the last purged federated tombstone resync.
+            conn.execute(
+                "UPDATE federation_state SET value = max(value, coalesce((SELECT max(seq) FROM "
+                f"memories WHERE zone = 'federated' AND {where}), 0)) WHERE name = 'horizon'",
+                params,
+            )
+            return self._delete_where(conn, where, params)
+
+        return await self._run(op)
 
     async def set_embeddings(self, items: Sequence[tuple[str, Vector]], model_id: str) -> None:
         def op(conn: sqlite3.Connection) -> None:

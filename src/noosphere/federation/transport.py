@@ -1,0 +1,49 @@
+"""Calling a peer: a signed JSON request under ``/federation/``, and its answer read up to a
+bound (a peer is another owner's machine: its answers are never trusted to be small)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+
+from noosphere.config import PeerSettings
+from noosphere.federation.signing import sign
+from noosphere.identity import NodeKey
+
+log = logging.getLogger(__name__)
+
+RESPONSE_MAX = 64 << 20  # bytes of one answer from a peer
+
+
+async def call(
+    session: aiohttp.ClientSession,
+    key: NodeKey,
+    peer: PeerSettings,
+    path: str,
+    payload: dict[str, Any],
+    seconds: float | None = None,
+) -> bytes | None:
+    """The body of the peer's answer, or None if it refused or sent too much (logged). Network
+    failures raise ``aiohttp.ClientError`` or ``TimeoutError``."""
+    body = orjson.dumps(payload)
+    headers = {**sign(key, peer.id, "POST", path, body), "content-type": "application/json"}
+    limit = None if seconds is None else aiohttp.ClientTimeout(total=seconds)
+    async with session.post(peer.url + path, data=body, headers=headers, timeout=limit) as answer:
+        if answer.status != 200:
+            log.info("federation peer %s answered %s to %s", peer.id, answer.status, path)
+            return None
+        data = bytearray()
+        async for chunk in answer.content.iter_chunked(1 << 16):
+            data += chunk
+            if len(data) > RESPONSE_MAX:
+                log.warning(
+                    "federation peer %s sent over %d bytes to %s; ignored", peer.id, RESPONSE_MAX, path
+                )
+                return None
+    return bytes(data)
+
+
+__all__ = ["RESPONSE_MAX", "call"]
