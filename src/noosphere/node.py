@@ -98,6 +98,7 @@ async def open_node(
         memory = MemoryService(store, chosen, settings.memory, key.id)
         if check_embedder:
             await memory.check_embedder()
+        await memory.resume_clock()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
         agents = AgentRegistry(store, auth, settings.auth.cache_seconds)
         for profile in settings.agents:

@@ -256,3 +256,14 @@ async def test_purging_federated_tombstones_moves_the_horizon(
     (tombstone,) = await store.federated_changes(kept.seq, 10)
     assert await store.purge_tombstones(NOW + timedelta(days=1)) == 1
     assert await store.federation_horizon() == tombstone.memory.seq
+
+
+async def test_the_latest_stamp_covers_every_record_and_tombstone(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    assert await store.latest_stamp() == 0
+    await store.apply_federated("node-peer", [_pulled(fake_embedder, "stamped far ahead", hlc=900)], None)
+    (mine,) = await put(store, record(fake_embedder, "stamped now", zone=Zone.PRIVATE))
+    assert await store.latest_stamp() == max(900, mine.hlc)
+    await store.tombstone([mine.id], hlc=mine.hlc + 5000, at=NOW)
+    assert await store.latest_stamp() == mine.hlc + 5000

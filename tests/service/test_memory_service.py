@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.clock import HybridLogicalClock, physical_ms
 from noosphere.errors import EmbedderMismatch, InvalidRequest, PayloadTooLarge, PermissionDenied, WrongSecret
 from noosphere.memory.bundle import export_lines, import_bundle
 from noosphere.memory.model import ListQuery, MemoryDraft, SearchQuery, Zone
@@ -159,6 +160,20 @@ async def test_federated_forget_leaves_a_contentless_tombstone(any_node: Node) -
     assert change.tombstone
     assert change.content == ""
     assert change.hlc > fact.hlc
+
+
+async def test_a_restarted_node_never_stamps_before_what_it_stamped_already(any_node: Node) -> None:
+    """A node whose wall clock is behind its last stamps (a restart after it took in stamps from a
+    peer whose clock runs ahead, or a clock set back) stamps after them: its deletion of a record
+    must order after the record, or peers would ignore it."""
+    agent = await make_agent(any_node, "lead", Level.L1)
+    fact = await any_node.memory.store_one(agent, MemoryDraft(content="ahead", zone=Zone.FEDERATED))
+    behind = HybridLogicalClock(lambda: physical_ms(fact.hlc) - 600_000)  # ten minutes back
+    restarted = MemoryService(any_node.store, any_node.memory.embedder, any_node.memory.settings, "n", behind)
+    await restarted.resume_clock()
+    await restarted.forget(agent, fact.id)
+    (change,) = await any_node.store.changes_since(fact.seq, 10)
+    assert change.tombstone and change.hlc > fact.hlc
 
 
 async def test_export_then_import_restores_everything_idempotently(any_node: Node) -> None:

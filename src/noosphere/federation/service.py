@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import anyio
@@ -31,7 +32,7 @@ from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
 from noosphere.federation.records import Hello, ModelCapacity
 from noosphere.federation.signing import Refused, Verifier
-from noosphere.federation.sync import LocalMemory, Sync
+from noosphere.federation.sync import LocalMemory, Send, Sync
 from noosphere.federation.transport import call
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
@@ -242,15 +243,21 @@ class Federation:
         if before is not None:
             log.warning("federation peer %s is alive again", peer.id)
 
+    def _sender(self, session: aiohttp.ClientSession) -> Send:
+        async def send(peer: PeerSettings, path: str, payload: dict[str, Any]) -> bytes | None:
+            return await call(session, self.key, peer, path, payload)
+
+        return send
+
     async def _pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            await self.sync.pull(session, peer)
+            await self.sync.pull(self._sender(session), peer)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
 
     async def _repair(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            report = await self.sync.repair(session, peer)
+            report = await self.sync.repair(self._sender(session), peer)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: repair failed: %r", peer.id, exc)
             return

@@ -23,11 +23,10 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
@@ -46,7 +45,6 @@ from noosphere.federation.records import (
     RecordsPage,
     wire,
 )
-from noosphere.federation.transport import call
 from noosphere.identity import NodeKey
 from noosphere.store.contract import FederatedRecords, Replica
 
@@ -60,6 +58,11 @@ PAGE_SIZE = 200
 MAX_AHEAD_MS = 60_000  # a record stamped further in the future waits until this node's clock is near
 REFETCH_AFTER = 600.0  # seconds before repair fetches the same item from a peer again
 DAY_MS = 86_400_000
+
+
+# Sends a signed request to a peer: its answer's body, or None if it refused; network failures
+# raise (``transport.call`` over HTTP; a simulated network in tests).
+Send = Callable[[PeerSettings, str, dict[str, Any]], Awaitable[bytes | None]]
 
 
 class LocalMemory(Protocol):
@@ -138,34 +141,38 @@ class Sync:
         return {"records": self._outgoing(peer, await self.records.federated_records(ids))}
 
     # -- taking ----------------------------------------------------------------------------------
-    async def pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
+    async def pull(self, send: Send, peer: PeerSettings) -> int:
         """Read the peer's feed since last time and apply it (the fast path); resynchronise
-        fully first if the peer purged tombstones this node never read."""
+        fully first if the peer purged tombstones this node never read. How many records
+        changed something here."""
         after = await self.records.federation_cursor(peer.id)
+        changed = 0
         for _ in range(PAGES_PER_PULL):
-            data = await call(session, self.key, peer, CHANGES_PATH, {"after": after, "limit": PAGE_SIZE})
+            data = await send(peer, CHANGES_PATH, {"after": after, "limit": PAGE_SIZE})
             if data is None:
-                return
+                break
             try:
                 page = ChangesPage.model_validate_json(data)
             except ValidationError:
                 log.warning("federation peer %s sent a malformed page; ignored", peer.id)
-                return
+                break
             if 0 < after < page.horizon:
                 log.warning("federation peer %s purged deletions this node never read: full resync", peer.id)
-                await self.repair(session, peer, since=0, resync=True)
+                report = await self.repair(send, peer, since=0, resync=True)
+                changed += report.applied + report.dropped
                 after = page.horizon
                 await self.records.apply_federated(peer.id, [], after)
                 continue
             records = await self._usable(peer, page.records, Counter())
             ready, cursor = due(records, max(after, page.last), after)
-            await self._apply(peer, ready, cursor)
+            changed += await self._apply(peer, ready, cursor)
             after = cursor
             if len(ready) < len(records):
                 log.warning("federation peer %s sent a record stamped ahead of this clock; deferred", peer.id)
-                return
+                break
             if len(page.records) < PAGE_SIZE:
-                return
+                break
+        return changed
 
     def window(self) -> int:
         """The earliest stamp repair compares: records older than tombstones are kept could have
@@ -175,7 +182,7 @@ class Sync:
 
     async def repair(
         self,
-        session: aiohttp.ClientSession,
+        send: Send,
         peer: PeerSettings,
         since: int | None = None,
         resync: bool = False,
@@ -192,7 +199,7 @@ class Sync:
                 report.rounds += 1
                 report.sent += len(message)
                 payload = {"since": since, "message": base64.b64encode(message).decode()}
-                data = await call(session, self.key, peer, RECONCILE_PATH, payload)
+                data = await send(peer, RECONCILE_PATH, payload)
                 if data is None:
                     return report
                 answer = ReconcileAnswer.model_validate_json(data)
@@ -214,7 +221,7 @@ class Sync:
         need = [item for item in side.outcome.need if not self._fetched.get((peer.id, item))]
         for start in range(0, len(need), PAGE_SIZE):
             chunk = need[start : start + PAGE_SIZE]
-            data = await call(session, self.key, peer, RECORDS_PATH, {"items": [i.hex() for i in chunk]})
+            data = await send(peer, RECORDS_PATH, {"items": [i.hex() for i in chunk]})
             if data is None:
                 break
             try:
@@ -301,4 +308,4 @@ def due(
     return records, last
 
 
-__all__ = ["CHANGES_PATH", "RECONCILE_PATH", "RECORDS_PATH", "Repair", "Sync", "due"]
+__all__ = ["CHANGES_PATH", "RECONCILE_PATH", "RECORDS_PATH", "Repair", "Send", "Sync", "due"]

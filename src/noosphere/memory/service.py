@@ -82,6 +82,12 @@ class MemoryService:
         # Two at a time: a long batch (an import) leaves a thread for a search's one query.
         self._embedding = Threads("embed", 2)
 
+    async def resume_clock(self) -> None:
+        """Start the clock after every stamp in the store: a node restarted (or whose wall clock
+        went back) never stamps a new version, or a deletion, before one it made or took in
+        earlier. A deletion stamped before its record's version would be ignored by peers."""
+        self.clock.observe(await self.store.latest_stamp())
+
     async def check_embedder(self) -> None:
         """Bind the store to this embedder on first use; refuse a different one afterwards."""
         info = await self.store.embedder_info()

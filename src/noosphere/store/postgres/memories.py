@@ -190,6 +190,11 @@ class PostgresMemories(PostgresBase):
     async def purge_expired(self, now: datetime) -> int:
         return await self._delete_where("expires_at IS NOT NULL AND expires_at <= %s", [now])
 
+    async def latest_stamp(self) -> int:
+        async with self._connection() as conn:
+            row = await (await conn.execute("SELECT coalesce(max(hlc), 0) AS hlc FROM memories")).fetchone()
+        return 0 if row is None else int(row["hlc"])
+
     async def purge_tombstones(self, before: datetime) -> int:
         async with self._connection() as conn:
             # Peers that read the feed only below the last purged federated tombstone resync.

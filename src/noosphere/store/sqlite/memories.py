@@ -233,6 +233,11 @@ class SQLiteMemories(SQLiteBase):
             )
         )
 
+    async def latest_stamp(self) -> int:
+        return await self._run(
+            lambda conn: int(conn.execute("SELECT coalesce(max(hlc), 0) FROM memories").fetchone()[0])
+        )
+
     async def purge_tombstones(self, before: datetime) -> int:
         where, params = "tombstone = 1 AND invalid_at <= ?", [before.timestamp()]
 
