@@ -288,9 +288,9 @@ async def simulate(root: Path, seed: int, size: int) -> None:
 
 @pytest.mark.parametrize(
     ("size", "seed"),
-    [(2, s) for s in range(6 + SEEDS)]
-    + [(5, 100 + s) for s in range(4 + SEEDS)]
-    + [(20, 200 + s) for s in range(1 + SEEDS)],
+    [(2, s) for s in range(10 + SEEDS)]
+    + [(5, 100 + s) for s in range(6 + SEEDS)]
+    + [(20, 200 + s) for s in range(2 + SEEDS)],
 )
 async def test_every_acknowledged_write_reaches_every_node_and_all_agree(
     tmp_path: Path, size: int, seed: int
