@@ -457,6 +457,12 @@ class FederationSettings(_Section):
         2.0, gt=0, le=3600, description="How often the node tells each peer it is alive."
     )
     timeout_seconds: float = Field(5.0, gt=0, le=600, description="How long a request to a peer may take.")
+    search_timeout_seconds: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="How long a search with include_federation waits for peers; late ones are left out.",
+    )
     repair_seconds: float = Field(
         30.0,
         gt=0,

@@ -45,10 +45,11 @@ class Pair:
         self.minilm = minilm
 
     def node(
-        self, i: int, paused: bool = False, peers: bool = True
+        self, i: int, paused: bool = False, peers: bool = True, **options: Any
     ) -> contextlib.AbstractContextManager[Gateway]:
+        """Node ``i`` with the other as its peer; ``options`` go on that peer's entry."""
         other = 1 - i
-        peer = {"id": self.keys[other].id, "public_key": self.keys[other].public_text}
+        peer = {"id": self.keys[other].id, "public_key": self.keys[other].public_text, **options}
         declared = [{**peer, "url": URL.format(self.ports[other]), "paused": paused}] if peers else []
         settings = load_settings(
             None,
@@ -322,6 +323,9 @@ def test_a_hostile_peers_bad_and_future_records_are_refused_or_deferred(pair: Pa
                 headers=_admin(pair, 0),
             ).json()
             assert "m_peer_1" in [hit["memory"]["id"] for hit in found["hits"]]  # re-embedded here
+            # its answer to a search is malformed: left out, and the search still answers
+            asked = _search(pair, 0, "the good record", include_federation=True)
+            assert [hit["source"] for hit in asked][:1] == [pair.keys[0].id]
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -424,3 +428,40 @@ def test_a_peer_back_after_tombstones_were_purged_resyncs_and_drops_what_was_del
         horizon = anyio.run(_with_store, pair.store(1), lambda store: store.federation_horizon())
         cursor = anyio.run(_with_store, pair.store(0), lambda store: store.federation_cursor(garage_id))
         assert cursor >= horizon > 0
+
+
+def _search(pair: Pair, i: int, query: str, **options: Any) -> list[dict[str, Any]]:
+    answer = httpx.post(
+        URL.format(pair.ports[i]) + "/api/v1/memories/search",
+        json={"query": query, **options},
+        headers=_admin(pair, i),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["hits"])
+
+
+def test_a_search_can_ask_live_peers_and_says_where_each_hit_came_from(pair: Pair) -> None:
+    home_id, garage_id = (k.id for k in pair.keys)
+    # Home takes nothing from garage: garage's memories are found only by asking it.
+    with pair.node(0, write=False), pair.node(1):
+        _until(lambda: _peers(pair.ports[0]) == {garage_id: "alive"}, "home never heard garage")
+        theirs = _remember(pair, 1, "the garage door code changes every month", "federated")
+        _remember(pair, 1, "the garage wifi password is hunter2", "shared")
+        mine = _remember(pair, 0, "the garage door opener battery is in the kitchen drawer", "federated")
+        _until(lambda: _status(pair, 1, mine) == 200, "home's memory never reached garage")
+        assert _status(pair, 0, theirs) == 404
+        local = _search(pair, 0, "garage door")
+        assert [h["memory"]["id"] for h in local] == [mine] and local[0]["source"] is None
+        both = _search(pair, 0, "garage door", include_federation=True)
+        sources = {h["memory"]["id"]: h["source"] for h in both}
+        # home's memory is on both nodes: one hit, named after home; garage's shared one never comes
+        assert sources == {mine: home_id, theirs: garage_id}
+        assert not any(
+            "hunter2" in h["memory"]["content"] for h in _search(pair, 0, "wifi", include_federation=True)
+        )
+    with pair.node(0, write=False):  # garage is gone: the search still answers, with what it has
+        began = time.monotonic()
+        alone = _search(pair, 0, "garage door", include_federation=True)
+        assert [h["memory"]["id"] for h in alone] == [mine]
+        assert time.monotonic() - began < 10

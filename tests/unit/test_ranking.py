@@ -5,6 +5,7 @@ import pytest
 from noosphere.memory.ranking import (
     RECENCY_BONUS,
     VectorHit,
+    fuse_sources,
     hybrid_rank,
     prune_terms,
     query_terms,
@@ -99,3 +100,18 @@ def test_prune_terms_keeps_the_rarest_terms_within_the_budget(
     counts: dict[str, int], budget: int, kept: list[str]
 ) -> None:
     assert prune_terms(counts, budget) == kept
+
+
+def test_results_of_several_nodes_fuse_by_rank_and_the_same_memory_counts_once() -> None:
+    here = ["a", "b", "c"]
+    peer = ["b", "d"]
+    other = ["d", "a"]
+    fused = fuse_sources([("home", here), ("garage", peer), ("attic", other)], key=lambda hit: hit)
+    assert [(hit, source) for hit, source, _ in fused] == [
+        ("a", "home"),  # ranks 1 and 2
+        ("b", "home"),  # ranks 2 and 1: the first source that returned it names it
+        ("d", "garage"),  # ranks 2 and 1
+        ("c", "home"),
+    ]
+    assert fused[0][2] == 1 / 61 + 1 / 62
+    assert fuse_sources([("home", [])], key=lambda hit: hit) == []

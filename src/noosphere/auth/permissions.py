@@ -76,6 +76,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "POST /federation/v1/changes",
             "POST /federation/v1/reconcile",
             "POST /federation/v1/records",
+            "POST /federation/v1/search",
         ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(

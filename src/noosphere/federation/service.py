@@ -31,11 +31,13 @@ from noosphere.config import FederationSettings, PeerSettings
 from noosphere.expiring import Expiring
 from noosphere.federation.membership import Membership, PeerState
 from noosphere.federation.records import Hello, ModelCapacity
+from noosphere.federation.search import ask
 from noosphere.federation.signing import Refused, Verifier
 from noosphere.federation.sync import LocalMemory, Send, Sync
 from noosphere.federation.transport import call
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
+from noosphere.memory.model import SearchHit, SearchQuery
 from noosphere.store.contract import ALL_PEERS, FederatedRecords, StoredPeer
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class Federation:
         self._adopt(effective_peers(settings, [], set()), set())
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
         self.heard: dict[str, Hello] = {}  # each peer's last heartbeat
+        self._session: aiohttp.ClientSession | None = None  # while ``run`` runs
         self._offers: Callable[[], Offers] = lambda: Offers()
 
     def advertise(self, offers: Callable[[], Offers]) -> None:
@@ -171,6 +174,7 @@ class Federation:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         await self.refresh()
         async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
+            self._session = session
             tasks.start_soon(self._beats, session, tasks)
             tasks.start_soon(self._every, self.settings.heartbeat_seconds, session, self._pull)
             tasks.start_soon(self._every, self.settings.repair_seconds, session, self._repair)
@@ -242,6 +246,13 @@ class Federation:
         before = self.membership.heard(peer.id, time.monotonic())
         if before is not None:
             log.warning("federation peer %s is alive again", peer.id)
+
+    async def search(self, query: SearchQuery) -> list[tuple[str, list[SearchHit]]]:
+        """The live peers' hits for ``query`` (``search.py``); the memory service's ``Elsewhere``."""
+        if self._session is None or self._session.closed:
+            return []
+        peers = self.live()
+        return await ask(self._sender(self._session), peers, query, self.settings.search_timeout_seconds)
 
     def _sender(self, session: aiohttp.ClientSession) -> Send:
         async def send(peer: PeerSettings, path: str, payload: dict[str, Any]) -> bytes | None:

@@ -222,6 +222,12 @@ class Filters(_Model):
 class SearchQuery(Filters):
     query: Text = Field(min_length=1, max_length=4000)
     limit: int = Field(10, ge=1, le=100)
+    include_federation: bool = Field(
+        False,
+        description="Also ask the live federated peers (their federated memories), within "
+        "federation.search_timeout_seconds; hits are fused by rank, deduplicated by content, and "
+        "each says which node it came from (source).",
+    )
 
 
 class ListQuery(Filters):
@@ -232,6 +238,9 @@ class ListQuery(Filters):
 class SearchHit(_Model):
     memory: Memory
     score: float
+    source: str | None = Field(
+        None, description="The node this hit came from (searches with include_federation)."
+    )
 
 
 class Page(_Model):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 RRF_K = 60
 RECENCY_BONUS = 0.02  # cosine units, for a memory valid from right now; halves every half-life
@@ -54,6 +55,26 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return fused
+
+
+T = TypeVar("T")
+
+
+def fuse_sources(
+    sources: Sequence[tuple[str, Sequence[T]]], key: Callable[[T], str]
+) -> list[tuple[T, str, float]]:
+    """Result lists from several nodes fused by RRF into (hit, node it came from, score), best
+    first. Hits with the same ``key`` (a content hash: the same memory held by several nodes) are
+    one; the first source that returned it names it."""
+    fused: dict[str, float] = {}
+    first: dict[str, tuple[T, str]] = {}
+    for source, hits in sources:
+        for rank, hit in enumerate(hits, start=1):
+            k = key(hit)
+            fused[k] = fused.get(k, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(k, (hit, source))
+    order = sorted(fused, key=lambda k: fused[k], reverse=True)
+    return [(first[k][0], first[k][1], fused[k]) for k in order]
 
 
 def recency_bonus(age_seconds: float, half_life_seconds: float) -> float:

@@ -7,12 +7,14 @@ vector and full-text candidates with reciprocal rank fusion and a bounded recenc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +43,7 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import VectorHit, hybrid_rank, query_terms
+from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank, query_terms
 from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
@@ -65,6 +67,15 @@ class GcReport:
     tombstones: int
 
 
+class Elsewhere(Protocol):
+    """Other nodes a search with ``include_federation`` also asks (federation's live peers)."""
+
+    async def search(self, query: SearchQuery) -> list[tuple[str, list[SearchHit]]]:
+        """Each answering node's id with its hits, best first; nodes that do not answer in time
+        are left out."""
+        ...
+
+
 class MemoryService:
     def __init__(
         self,
@@ -81,6 +92,7 @@ class MemoryService:
         self.clock = clock or HybridLogicalClock()
         # Two at a time: a long batch (an import) leaves a thread for a search's one query.
         self._embedding = Threads("embed", 2)
+        self.elsewhere: Elsewhere | None = None  # federation's peers, once the node federates
 
     async def resume_clock(self) -> None:
         """Start the clock after every stamp in the store: a node restarted (or whose wall clock
@@ -266,7 +278,16 @@ class MemoryService:
 
     async def search(self, principal: Principal, query: SearchQuery) -> list[SearchHit]:
         (vector,) = await self.embed([query.query])
-        return await self.search_with_vector(principal, query, vector)
+        if not query.include_federation or self.elsewhere is None:
+            return await self.search_with_vector(principal, query, vector)
+        local, remote = await asyncio.gather(
+            self.search_with_vector(principal, query, vector), self.elsewhere.search(query)
+        )
+        fused = fuse_sources([(self.node_id, local), *remote], key=lambda hit: hit.memory.content_hash)
+        return [
+            hit.model_copy(update={"score": score, "source": source})
+            for hit, source, score in fused[: query.limit]
+        ]
 
     async def search_with_vector(
         self, principal: Principal, query: SearchQuery, vector: NDArray[np.float32]

@@ -208,6 +208,7 @@ def create_app(
                 settings.federation, node.key, node.audit, settings.name, node.store, node.memory
             )
             app.state.federation = federation
+            node.memory.elsewhere = federation  # searches with include_federation ask peers
             loops.start("federation", federation.run)  # peers may be added while it runs
             toolbox = McpToolbox(settings.runtime.mcp_servers)
             await loops.start_ready("mcp_servers", toolbox.serve)

@@ -25,6 +25,7 @@ from noosphere.federation.records import (
     ReconcileRequest,
     RecordsRequest,
 )
+from noosphere.federation.search import SEARCH_PATH, PeerSearch, serve
 from noosphere.federation.service import HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.federation.sync import CHANGES_PATH, RECONCILE_PATH, RECORDS_PATH
@@ -112,6 +113,14 @@ async def reconcile(request: Request, peer: PeerDep) -> dict[str, Any]:
         raise InvalidRequest(f"malformed reconciliation message: {exc}") from None
     encoded = None if answer is None else base64.b64encode(answer).decode()
     return ReconcileAnswer(message=encoded).model_dump()
+
+
+@router.post(SEARCH_PATH, summary="A peer searches this node's federated memories")
+async def search(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """Hits among this node's federated memories (never another zone), within what the peer may
+    read; a search that asks peers in turn is never passed on (one hop)."""
+    asked = await _read(request, PeerSearch)
+    return await serve(node_of(request.app).memory, peer, asked)
 
 
 @router.post(RECORDS_PATH, summary="A peer fetches the records reconciliation found it lacks")

@@ -135,9 +135,11 @@ def build_mcp(
         thread_id: str | None = None,
         owner: str | None = None,
         include_invalid: bool = False,
+        include_federation: bool = False,
     ) -> dict[str, Any]:
         """Find memories by meaning and keywords. Filters narrow the search (all must hold);
-        include_invalid also returns memories that newer ones superseded."""
+        include_invalid also returns memories that newer ones superseded; include_federation also
+        asks federated peer nodes (each hit's source names the node it came from)."""
 
         args = dict(
             query=query,
@@ -151,6 +153,7 @@ def build_mcp(
             thread_id=thread_id,
             owner=owner,
             include_invalid=include_invalid,
+            include_federation=include_federation,
         )
 
         async def run(p: Principal) -> dict[str, Any]:
