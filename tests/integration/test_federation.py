@@ -30,6 +30,7 @@ from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.model import Memory, Zone
 from noosphere.store.contract import Replica
 from noosphere.store.sqlite import SQLiteStore
+from noosphere.testing import FakeModel
 from tests.integration.conftest import free_port
 from tests.integration.test_cli import noosphere
 from tests.pool.conftest import Gateway, serve
@@ -45,9 +46,15 @@ class Pair:
         self.minilm = minilm
 
     def node(
-        self, i: int, paused: bool = False, peers: bool = True, **options: Any
+        self,
+        i: int,
+        paused: bool = False,
+        peers: bool = True,
+        models: dict[str, FakeModel] | None = None,
+        **options: Any,
     ) -> contextlib.AbstractContextManager[Gateway]:
-        """Node ``i`` with the other as its peer; ``options`` go on that peer's entry."""
+        """Node ``i`` with the other as its peer; ``options`` go on that peer's entry; ``models``
+        are served by in-process workers."""
         other = 1 - i
         peer = {"id": self.keys[other].id, "public_key": self.keys[other].public_text, **options}
         declared = [{**peer, "url": URL.format(self.ports[other]), "paused": paused}] if peers else []
@@ -64,7 +71,7 @@ class Pair:
                 "repair_seconds": 0.5,
             },
         )
-        return contextlib.contextmanager(serve)(settings, self.minilm, {})
+        return contextlib.contextmanager(serve)(settings, self.minilm, models or {})
 
     def store(self, i: int) -> SQLiteStore:
         """Node ``i``'s store, for a test to set up what a long absence would leave (node stopped)."""
@@ -168,18 +175,8 @@ def test_requests_that_do_not_prove_a_peer_sent_them_are_refused_and_audited(
 
 
 async def _refusals(database: Path) -> list[str]:
-    store = SQLiteStore(database)
-    await store.open()
-    try:
-        entries = await store.audit_entries()
-    finally:
-        await store.close()
-    out: list[str] = []
-    for entry in entries:
-        record: dict[str, Any] = orjson.loads(entry.entry)
-        if record.get("kind") == "federation.refused":
-            out.append(record["body"]["code"])
-    return out
+    entries = await _audit_bodies(database)
+    return [entry["body"]["code"] for entry in entries if entry.get("kind") == "federation.refused"]
 
 
 def _admin(pair: Pair, i: int) -> dict[str, str]:
@@ -465,3 +462,80 @@ def test_a_search_can_ask_live_peers_and_says_where_each_hit_came_from(pair: Pai
         alone = _search(pair, 0, "garage door", include_federation=True)
         assert [h["memory"]["id"] for h in alone] == [mine]
         assert time.monotonic() - began < 10
+
+
+def _chat(pair: Pair, i: int, model: str, **extra: Any) -> httpx.Response:
+    return httpx.post(
+        URL.format(pair.ports[i]) + "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hello"}], **extra},
+        headers=_admin(pair, i),
+        timeout=30,
+    )
+
+
+def _offered(pair: Pair, i: int) -> dict[str, Any]:
+    listed = httpx.get(URL.format(pair.ports[i]) + "/v1/models", headers=_admin(pair, i)).json()
+    return {m["id"]: m for m in listed["data"]}
+
+
+def test_a_chat_no_local_worker_serves_runs_on_a_peer_that_offers_the_model(pair: Pair) -> None:
+    home_id = pair.keys[0].id
+    garage_models = {"fake": FakeModel("fake", reply="answered in the garage")}
+    with pair.node(0, forward_chat=True), pair.node(1, models=garage_models, forward_chat=True):
+        _until(lambda: "fake" in _offered(pair, 0), "home never offered the garage's model")
+        assert _offered(pair, 0)["fake"]["upstreams"] == 1 and _offered(pair, 0)["fake"]["workers"] == 0
+        answer = _chat(pair, 0, "fake")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] == "answered in the garage"
+        streamed = _chat(pair, 0, "fake", stream=True)
+        assert streamed.status_code == 200 and "answered" in streamed.text and "[DONE]" in streamed.text
+        # The garage metered and audited both as home's requests.
+        served = [
+            entry
+            for entry in anyio.run(_audit_bodies, pair.dirs[1] / "noosphere.db")
+            if entry["kind"] == "federation.chat"
+        ]
+        assert [(e["actor"], e["body"]["model"], e["body"]["outcome"]) for e in served] == [
+            (f"peer:{home_id}", "fake", "ok")
+        ] * 2
+        assert all(e["body"]["completion_tokens"] > 0 for e in served)
+        # A forwarded chat that already passed here, or names another sender, is refused; so is a
+        # request replayed under the same idempotency key.
+        garage = pair.keys[1]
+        request = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+        loop = orjson.dumps({"request": request, "via": [garage.id, home_id], "key": "k" * 16})
+        assert _signed(pair, 0, 1, "/federation/v1/chat", loop)[0] == 508
+        once = orjson.dumps({"request": request, "via": [home_id], "key": "once-" * 4})
+        assert _signed(pair, 0, 1, "/federation/v1/chat", once)[0] == 200
+        assert _signed(pair, 0, 1, "/federation/v1/chat", once) == (409, "duplicate_request")
+
+
+def test_a_peer_that_does_not_take_forwarded_chats_is_never_asked(pair: Pair) -> None:
+    garage_models = {"fake": FakeModel("fake", reply="answered in the garage")}
+    with pair.node(0, forward_chat=True), pair.node(1, models=garage_models):
+        _until(lambda: _peers(pair.ports[0]) == {pair.keys[1].id: "alive"}, "home never heard garage")
+        time.sleep(1.0)  # heartbeats come and go: home must still not offer the garage's model
+        assert "fake" not in _offered(pair, 0)
+        answer = _chat(pair, 0, "fake")
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "model_not_found"
+        request = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+        asked = orjson.dumps({"request": request, "via": [pair.keys[0].id], "key": "k" * 16})
+        assert _signed(pair, 0, 1, "/federation/v1/chat", asked) == (403, "permission_denied")
+
+
+def _signed(pair: Pair, sender: int, receiver: int, path: str, body: bytes) -> tuple[int, str | None]:
+    headers = sign(pair.keys[sender], pair.keys[receiver].id, "POST", path, body)
+    answer = httpx.post(URL.format(pair.ports[receiver]) + path, content=body, headers=headers, timeout=30)
+    if answer.headers.get("content-type", "").startswith("application/json"):
+        return answer.status_code, (answer.json().get("error") or {}).get("code")
+    return answer.status_code, None
+
+
+async def _audit_bodies(database: Path) -> list[dict[str, Any]]:
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        entries = await store.audit_entries()
+    finally:
+        await store.close()
+    return [orjson.loads(entry.entry) for entry in entries]

@@ -46,7 +46,7 @@ def test_store_search_get_list_forget(client: TestClient) -> None:
     assert len(batch.json()["items"]) == 2
     hits = client.post("/api/v1/memories/search", json={"query": "vpn address", "limit": 2}).json()["hits"]
     assert hits[0]["memory"]["id"] == memory["id"]
-    assert set(hits[0]) == {"memory", "score"}
+    assert set(hits[0]) == {"memory", "score", "source"} and hits[0]["source"] is None
     assert client.get(f"/api/v1/memories/{memory['id']}").json()["content"].startswith("The VPN")
     page = client.get("/api/v1/memories", params={"limit": 2}).json()
     assert len(page["items"]) == 2

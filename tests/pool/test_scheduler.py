@@ -181,6 +181,33 @@ def test_a_model_only_upstreams_serve_goes_there_at_once(scheduler: Scheduler, c
     assert j.worker_id == "up"
 
 
+def peer_worker(worker_id: str, node: str, *models: str) -> Worker:
+    made = worker(worker_id, *models, capacity=4, upstream=True)
+    made.peer = node
+    return made
+
+
+def test_a_peer_node_comes_after_upstreams_never_back_and_not_past_two_hops(
+    scheduler: Scheduler, clock: Clock
+) -> None:
+    scheduler.add_worker(peer_worker("peer-b", "node-b", "smol"))
+    scheduler.add_worker(worker("up", "smol", capacity=1, upstream=True))
+    first, second = job(clock), job(clock)
+    scheduler.submit(first)
+    scheduler.submit(second)
+    assert (first.worker_id, second.worker_id) == ("up", "peer-b")  # the upstream first, then the peer
+    came_from_b = job(clock)
+    came_from_b.via = ("node-b",)
+    scheduler.submit(came_from_b)
+    assert came_from_b.state is JobState.QUEUED  # never back to a node it came through
+    scheduler.add_worker(peer_worker("peer-c", "node-c", "smol"))
+    assert came_from_b.worker_id == "peer-c"
+    far = job(clock)
+    far.via = ("node-a", "node-d")
+    scheduler.submit(far)
+    assert far.state is JobState.QUEUED  # two hops already: it runs here or nowhere
+
+
 def test_prompts_longer_than_the_context_wait_for_a_bigger_worker(scheduler: Scheduler, clock: Clock) -> None:
     scheduler.add_worker(worker("small", "smol", context=100))
     j = job(clock, prompt=500)

@@ -78,6 +78,12 @@ TABLE: tuple[Grant, ...] = tuple(
             "POST /federation/v1/records",
             "POST /federation/v1/search",
         ),
+        *_rows(
+            "http",
+            frozenset({Role.PEER}),
+            "a peer this node lets forward chats (`forward_chat`); run and metered as that peer's request",
+            "POST /federation/v1/chat",
+        ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(
             "http",

@@ -112,6 +112,7 @@ class ModelCapacity(BaseModel):
     name: Text = Field(max_length=200)
     free: int = Field(ge=0, le=1_000_000)  # slots free now
     slots: int = Field(ge=0, le=1_000_000)
+    context_length: int = Field(4096, ge=1, le=100_000_000)
 
 
 class Hello(BaseModel):

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from noosphere import __version__
 from noosphere.config import FederationSettings, PeerSettings
 from noosphere.expiring import Expiring
+from noosphere.federation.forwarding import Forwarding
 from noosphere.federation.membership import Membership, PeerState
 from noosphere.federation.records import Hello, ModelCapacity
 from noosphere.federation.search import ask
@@ -97,6 +98,7 @@ class Federation:
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
         self.heard: dict[str, Hello] = {}  # each peer's last heartbeat
         self._session: aiohttp.ClientSession | None = None  # while ``run`` runs
+        self.forwarding: Forwarding | None = None  # set once the pool is up
         self._offers: Callable[[], Offers] = lambda: Offers()
 
     def advertise(self, offers: Callable[[], Offers]) -> None:
@@ -122,8 +124,9 @@ class Federation:
         self.peers = peers
         self.all_paused = self.settings.paused or ALL_PEERS in paused
 
-    def hello(self) -> Hello:
-        """What a heartbeat says about this node."""
+    def hello(self, peer: PeerSettings) -> Hello:
+        """What a heartbeat to ``peer`` says about this node: its models only if the peer may
+        forward chats here, its agents only if it may forward agent tasks."""
         offers = self._offers()
         return Hello(
             id=self.key.id,
@@ -131,8 +134,8 @@ class Federation:
             version=__version__,
             time=time.time(),
             load=offers.load,
-            models=list(offers.models),
-            agents=list(offers.agents),
+            models=list(offers.models) if peer.forward_chat else [],
+            agents=list(offers.agents) if peer.forward_agents else [],
             zones=["federated"],
         )
 
@@ -200,6 +203,8 @@ class Federation:
                 if state is PeerState.DEAD:
                     await self.audit.append("federation", "federation.peer_dead", {"peer": peer_id})
             await self.refresh()
+            if self.forwarding is not None:
+                self.forwarding.refresh(self._forwardable())
             if not self.all_paused:
                 for peer in self.peers.values():
                     if not peer.paused and peer.id not in sending:
@@ -209,6 +214,18 @@ class Federation:
             if due < loop.time():  # after a stall, the missed checks are skipped, not run in a burst
                 due = loop.time() + interval
             await asyncio.sleep(due - loop.time())
+
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session requests to peers go through, while the node runs."""
+        return None if self._session is None or self._session.closed else self._session
+
+    def _forwardable(self) -> dict[str, tuple[PeerSettings, Hello]]:
+        """Live peers that may take this node's chats, with what they last said they offer."""
+        return {
+            peer.id: (peer, self.heard[peer.id])
+            for peer in self.live()
+            if peer.forward_chat and peer.id in self.heard
+        }
 
     def live(self) -> list[PeerSettings]:
         """The peers federation talks to now: not paused, and alive."""
@@ -233,7 +250,7 @@ class Federation:
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            answer = await call(session, self.key, peer, HEARTBEAT_PATH, self.hello().model_dump())
+            answer = await call(session, self.key, peer, HEARTBEAT_PATH, self.hello(peer).model_dump())
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s is unreachable: %r", peer.id, exc)
             return

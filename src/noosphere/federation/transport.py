@@ -3,7 +3,9 @@ bound (a peer is another owner's machine: its answers are never trusted to be sm
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -46,4 +48,18 @@ async def call(
     return bytes(data)
 
 
-__all__ = ["RESPONSE_MAX", "call"]
+@contextlib.asynccontextmanager
+async def stream(
+    session: aiohttp.ClientSession, key: NodeKey, peer: PeerSettings, path: str, payload: dict[str, Any]
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A signed request whose answer is read as it arrives (the caller checks its status)."""
+    body = orjson.dumps(payload)
+    headers = {**sign(key, peer.id, "POST", path, body), "content-type": "application/json"}
+    # No total timeout: an answer streams as long as the model writes; a silent peer is the
+    # scheduler's to notice (a stalled job).
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with session.post(peer.url + path, data=body, headers=headers, timeout=timeout) as answer:
+        yield answer
+
+
+__all__ = ["RESPONSE_MAX", "call", "stream"]

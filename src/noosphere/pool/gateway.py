@@ -116,12 +116,14 @@ class Gateway:
         request: JobRequest,
         conversation: str | None = None,
         bulk: bool = False,
+        via: tuple[str, ...] = (),
     ) -> AsyncIterator[ChatJob]:
         """Schedule ``request``; the job is cancelled if the caller leaves before it finishes.
         A ``bulk`` job (a chat completion) may be held back while agents' calls need the loop.
         Its usage is in the ledger by the time this exits (``settle`` writes it earlier, so an
         answer is never complete before it is paid for). With a ``conversation`` id, a completed
-        exchange of a caller that opted in is kept as its encrypted (L2) conversation memory."""
+        exchange of a caller that opted in is kept as its encrypted (L2) conversation memory.
+        ``via``: the nodes that forwarded it here (it is never forwarded back to one of them)."""
         name, servers = self.resolve(request.model)
         job = ChatJob(
             user=principal.id,
@@ -130,6 +132,7 @@ class Gateway:
             prompt_tokens=self.counter.prompt(request),
             deadline=self.scheduler.clock() + self.settings.queue_timeout_seconds,
             bulk=bulk,
+            via=via,
         )
         largest = self.context_length(name, servers)
         if job.prompt_tokens >= largest:

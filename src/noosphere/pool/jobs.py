@@ -38,5 +38,6 @@ class ChatJob:
     bulk: bool = False  # a chat completion, held back while agents' calls need the loop (scheduler.py)
     holds_slot: bool = False  # a bulk job counted as running, until its requester releases it
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
+    via: tuple[str, ...] = ()  # nodes that forwarded it here, first first (federation/forwarding.py)
     progressed_at: float = 0.0  # monotonic time it started or last streamed a token
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -39,6 +39,7 @@ from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, ModelOffer
 OutFrame = Job | Cancel
 SERVICE_HALF_LIFE_S = 60.0
 UNLIMITED = 1 << 30
+MAX_HOPS = 2  # nodes a chat may pass through before it runs (forwarded between peers)
 
 
 @dataclass(eq=False)
@@ -48,6 +49,7 @@ class Worker:
     models: dict[str, ModelOffer]
     capacity: int
     upstream: bool = False  # a node-configured backend: used when workers are busy or absent
+    peer: str | None = None  # a federated peer node's id: its models, used after workers and upstreams
     account: str = ""  # ledger account that earns for its work (default: worker:<name>)
     throughput: float = 1.0  # benchmarked tokens/s (the checker updates it)
     healthy: bool = True
@@ -295,7 +297,13 @@ class Scheduler:
         has_worker = any(job.model in w.models and not w.upstream for w in self.workers.values())
         if has_worker and waited < self.spill_after:
             return []
-        return [w for w in self.workers.values() if w.upstream and fits(w)]
+        upstreams = [w for w in self.workers.values() if w.upstream and w.peer is None and fits(w)]
+        if upstreams:
+            return upstreams
+        # Last, a peer node: never one the job came through, and not past the hop limit.
+        if len(job.via) >= MAX_HOPS:
+            return []
+        return [w for w in self.workers.values() if w.peer is not None and w.peer not in job.via and fits(w)]
 
     def _start(self, job: ChatJob, worker: Worker) -> None:
         job.state = JobState.RUNNING

@@ -21,6 +21,7 @@ from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder
 from noosphere.errors import PayloadTooLarge
+from noosphere.federation.forwarding import ChatDesk, Forwarding
 from noosphere.federation.records import ModelCapacity
 from noosphere.federation.service import Federation, Offers
 from noosphere.governance.checkpoints import SWEEP_SECONDS
@@ -154,12 +155,23 @@ class _NodeApp(FastAPI):
 
 
 def _offers(gateway: Gateway, runtime: Runtime) -> Offers:
-    """What this node's heartbeats offer peers: its models' free slots, the agents it serves,
-    and how many requests wait per slot."""
-    models = gateway.models()
-    slots = sum(m.slots for m in models)
+    """What this node's heartbeats offer peers: its own models' free slots (not those it reaches
+    through other peers), the agents it serves, and how many requests wait per slot."""
+    models: dict[str, ModelCapacity] = {}
+    for worker in gateway.scheduler.workers.values():
+        if worker.peer is not None or not worker.healthy:
+            continue
+        for name, offer in worker.models.items():
+            known = models.get(name) or ModelCapacity(name=name, free=0, slots=0, context_length=1)
+            models[name] = ModelCapacity(
+                name=name,
+                free=known.free + worker.free_slots,
+                slots=known.slots + worker.capacity,
+                context_length=max(known.context_length, offer.context_length),
+            )
+    slots = sum(m.slots for m in models.values())
     return Offers(
-        models=[ModelCapacity(name=m.id, free=m.free_slots, slots=m.slots) for m in models],
+        models=sorted(models.values(), key=lambda m: m.name),
         agents=sorted(runtime.served),
         load=gateway.scheduler.queued() / max(1, slots),
     )
@@ -209,6 +221,8 @@ def create_app(
             )
             app.state.federation = federation
             node.memory.elsewhere = federation  # searches with include_federation ask peers
+            federation.forwarding = Forwarding(gateway.scheduler, node.key, federation.session)
+            app.state.chat_desk = ChatDesk(gateway, node.audit, node.key.id)
             loops.start("federation", federation.run)  # peers may be added while it runs
             toolbox = McpToolbox(settings.runtime.mcp_servers)
             await loops.start_ready("mcp_servers", toolbox.serve)
@@ -261,6 +275,7 @@ def create_app(
             async with mcp_app.router.lifespan_context(mcp_app):
                 yield
             turns_of(app).govern(None)
+            federation.forwarding.close()
             await gateway.flush()
             await node.audit.sign_head()
             app.state.node = None

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 
 from noosphere.auth.permissions import authorize
 from noosphere.config import PeerSettings
 from noosphere.errors import InvalidRequest
+from noosphere.federation.forwarding import CHAT_PATH, ChatDesk, ForwardedChat
 from noosphere.federation.reconcile import Malformed
 from noosphere.federation.records import (
     ChangesRequest,
@@ -87,7 +91,7 @@ async def heartbeat(request: Request, peer: PeerDep) -> dict[str, Any]:
     """The peer's ``Hello`` (who it is, what it offers) is kept; the answer is this node's own."""
     federation = federation_of(request.app)
     federation.greeted(peer.id, await _read(request, Hello))
-    return federation.hello().model_dump()
+    return federation.hello(peer).model_dump()
 
 
 @router.post(CHANGES_PATH, summary="A peer reads this node's federated memories")
@@ -121,6 +125,29 @@ async def search(request: Request, peer: PeerDep) -> dict[str, Any]:
     read; a search that asks peers in turn is never passed on (one hop)."""
     asked = await _read(request, PeerSearch)
     return await serve(node_of(request.app).memory, peer, asked)
+
+
+@router.post(CHAT_PATH, summary="A peer forwards a chat completion to this node's models")
+async def chat(request: Request, peer: PeerDep) -> Response:
+    """Runs as the forwarding node's request (metered and audited under ``peer:<its id>``), if
+    this node lets that peer forward chats; the answer streams as worker-protocol frames, one
+    JSON line each (chunks, then done or failed)."""
+    asked = await _read(request, ForwardedChat)
+    desk: ChatDesk = request.app.state.chat_desk
+    stack = contextlib.AsyncExitStack()
+    job, first = await stack.enter_async_context(desk.open(peer, asked))
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            async for line in desk.frames(job, first):
+                yield line
+        finally:
+            await stack.aclose()
+
+    # The background close covers a client gone before the first byte (the body never starts).
+    return StreamingResponse(
+        frames(), media_type="application/x-ndjson", background=BackgroundTask(stack.aclose)
+    )
 
 
 @router.post(RECORDS_PATH, summary="A peer fetches the records reconciliation found it lacks")
