@@ -51,6 +51,7 @@ class Pair:
         paused: bool = False,
         peers: bool = True,
         models: dict[str, FakeModel] | None = None,
+        heartbeat: float = 0.2,
         **options: Any,
     ) -> contextlib.AbstractContextManager[Gateway]:
         """Node ``i`` with the other as its peer; ``options`` go on that peer's entry; ``models``
@@ -67,8 +68,8 @@ class Pair:
             scheduler={"enabled": False},
             federation={
                 "peers": declared,
-                "heartbeat_seconds": 0.2,
-                "repair_seconds": 0.5,
+                "heartbeat_seconds": heartbeat,
+                "repair_seconds": 0.5 if heartbeat < 1 else 60.0,
             },
         )
         return contextlib.contextmanager(serve)(settings, self.minilm, models or {})
@@ -539,3 +540,18 @@ async def _audit_bodies(database: Path) -> list[dict[str, Any]]:
     finally:
         await store.close()
     return [orjson.loads(entry.entry) for entry in entries]
+
+
+def test_a_write_rings_the_peers_doorbell_so_it_arrives_long_before_the_next_pull(pair: Pair) -> None:
+    garage_id = pair.keys[1].id
+    with pair.node(0, heartbeat=30.0), pair.node(1, heartbeat=30.0):
+        _until(lambda: _peers(pair.ports[0]).get(garage_id) == "alive", "home never heard garage")
+        _until(lambda: _peers(pair.ports[1]).get(pair.keys[0].id) == "alive", "garage never heard home")
+        time.sleep(0.5)  # both nodes' first pulls are over: the next is 30 s away
+        began = time.monotonic()
+        fact = _remember(pair, 0, "the doorbell rings when a federated memory is written", "federated")
+        _until(lambda: _status(pair, 1, fact) == 200, "the write waited for the next pull", seconds=10)
+        assert time.monotonic() - began < 10
+        gone = httpx.delete(URL.format(pair.ports[0]) + f"/api/v1/memories/{fact}", headers=_admin(pair, 0))
+        assert gone.status_code in (200, 204)
+        _until(lambda: _status(pair, 1, fact) == 404, "the deletion waited for the next pull", seconds=10)

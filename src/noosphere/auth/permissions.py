@@ -73,6 +73,7 @@ TABLE: tuple[Grant, ...] = tuple(
             frozenset({Role.PEER}),
             "a configured, unpaused peer, by a signed request (docs/federation.md)",
             "POST /federation/v1/heartbeat",
+            "POST /federation/v1/doorbell",
             "POST /federation/v1/changes",
             "POST /federation/v1/reconcile",
             "POST /federation/v1/records",

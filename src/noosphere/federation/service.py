@@ -15,6 +15,7 @@ reads both, and the pauses, every heartbeat interval, so a change needs no resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 
 HEARTBEAT_PATH = "/federation/v1/heartbeat"
+DOORBELL_PATH = "/federation/v1/doorbell"
+RING_COALESCE_SECONDS = 0.05  # writes within this long of each other share one doorbell
 AUDIT_REFUSALS_EVERY = 10.0  # seconds: one audit entry per kind of refusal from one claimed origin
 
 
@@ -99,6 +102,8 @@ class Federation:
         self.heard: dict[str, Hello] = {}  # each peer's last heartbeat
         self._session: aiohttp.ClientSession | None = None  # while ``run`` runs
         self.forwarding: Forwarding | None = None  # set once the pool is up
+        self._ringing = asyncio.Event()  # federated records changed here: tell the peers
+        self._woken = asyncio.Event()  # a peer rang: pull now
         self._offers: Callable[[], Offers] = lambda: Offers()
 
     def advertise(self, offers: Callable[[], Offers]) -> None:
@@ -179,7 +184,8 @@ class Federation:
         async with aiohttp.ClientSession(timeout=timeout) as session, anyio.create_task_group() as tasks:
             self._session = session
             tasks.start_soon(self._beats, session, tasks)
-            tasks.start_soon(self._every, self.settings.heartbeat_seconds, session, self._pull)
+            tasks.start_soon(self._pulls, session)
+            tasks.start_soon(self._doorbells, session, tasks)
             tasks.start_soon(self._every, self.settings.repair_seconds, session, self._repair)
 
     async def _beats(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
@@ -237,6 +243,44 @@ class Federation:
             if not peer.paused and self.membership.state(peer.id) is PeerState.ALIVE
         ]
 
+    def ring(self) -> None:
+        """Federated records changed here: live peers are told to pull now (push a doorbell, pull
+        the data), rather than at their next interval. Rings close together share one."""
+        self._ringing.set()
+
+    def rung(self, peer: str) -> None:
+        """``peer`` rang: pull from the live peers now."""
+        self._woken.set()
+
+    async def _doorbells(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
+        sending: set[str] = set()  # one doorbell in flight per peer; a later ring covers the rest
+
+        async def ring_one(peer: PeerSettings) -> None:
+            try:
+                await call(session, self.key, peer, DOORBELL_PATH, {})
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("federation peer %s: doorbell failed: %r", peer.id, exc)
+            finally:
+                sending.discard(peer.id)
+
+        while True:
+            await self._ringing.wait()
+            await asyncio.sleep(RING_COALESCE_SECONDS)
+            self._ringing.clear()
+            for peer in self.live():
+                if peer.id not in sending:
+                    sending.add(peer.id)
+                    tasks.start_soon(ring_one, peer)
+
+    async def _pulls(self, session: aiohttp.ClientSession) -> None:
+        """Pull from every live peer each heartbeat interval, or at once when one rings."""
+        while True:
+            self._woken.clear()  # a ring during these pulls starts the next round at once
+            await asyncio.gather(*(self._pull(session, peer) for peer in self.live()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.heartbeat_seconds):
+                    await self._woken.wait()
+
     async def _every(
         self,
         interval: float,
@@ -279,7 +323,8 @@ class Federation:
 
     async def _pull(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            await self.sync.pull(self._sender(session), peer)
+            if await self.sync.pull(self._sender(session), peer):
+                self.ring()  # what came in here goes on to this node's other peers
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
 

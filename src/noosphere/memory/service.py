@@ -93,6 +93,8 @@ class MemoryService:
         # Two at a time: a long batch (an import) leaves a thread for a search's one query.
         self._embedding = Threads("embed", 2)
         self.elsewhere: Elsewhere | None = None  # federation's peers, once the node federates
+        # Called when a federated memory is written or forgotten here (federation rings its peers).
+        self.on_federated_change: Callable[[], None] | None = None
 
     async def resume_clock(self) -> None:
         """Start the clock after every stamp in the store: a node restarted (or whose wall clock
@@ -151,7 +153,13 @@ class MemoryService:
             else:
                 records.append(NewRecord(memory, vector_of[i], index_texts[i]))
         stored = await self.store.write(records, invalidate)
+        if any(m.zone is Zone.FEDERATED for m in stored):
+            self._federated_changed()
         return [self._reveal(principal, m) for m in stored]
+
+    def _federated_changed(self) -> None:
+        if self.on_federated_change is not None:
+            self.on_federated_change()
 
     def _validate(self, principal: Principal, draft: MemoryDraft, now: datetime) -> None:
         check_write(principal, draft.zone)
@@ -331,6 +339,7 @@ class MemoryService:
         later = await self._successors(memory)
         if memory.zone is Zone.FEDERATED:
             await self.store.tombstone([memory_id], self.clock.now(), _now())
+            self._federated_changed()
         else:
             await self.store.delete([memory_id])
         await self._reindex(later)

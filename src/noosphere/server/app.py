@@ -221,6 +221,7 @@ def create_app(
             )
             app.state.federation = federation
             node.memory.elsewhere = federation  # searches with include_federation ask peers
+            node.memory.on_federated_change = federation.ring
             federation.forwarding = Forwarding(gateway.scheduler, node.key, federation.session)
             app.state.chat_desk = ChatDesk(gateway, node.audit, node.key.id)
             loops.start("federation", federation.run)  # peers may be added while it runs

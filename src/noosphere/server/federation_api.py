@@ -30,7 +30,7 @@ from noosphere.federation.records import (
     RecordsRequest,
 )
 from noosphere.federation.search import SEARCH_PATH, PeerSearch, serve
-from noosphere.federation.service import HEARTBEAT_PATH
+from noosphere.federation.service import DOORBELL_PATH, HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.federation.sync import CHANGES_PATH, RECONCILE_PATH, RECORDS_PATH
 from noosphere.server.deps import bearer_token, federation_of, node_of
@@ -92,6 +92,13 @@ async def heartbeat(request: Request, peer: PeerDep) -> dict[str, Any]:
     federation = federation_of(request.app)
     federation.greeted(peer.id, await _read(request, Hello))
     return federation.hello(peer).model_dump()
+
+
+@router.post(DOORBELL_PATH, summary="A peer says its federated memories changed")
+async def doorbell(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """This node pulls from its live peers at once instead of at its next interval."""
+    federation_of(request.app).rung(peer.id)
+    return {}
 
 
 @router.post(CHANGES_PATH, summary="A peer reads this node's federated memories")
