@@ -19,6 +19,7 @@ BENCHES = {
     "llama_builds": "bench.llama_builds",
     "soak": "bench.soak",
     "federation": "bench.federation",
+    "federation_cluster": "bench.federation_cluster",
 }
 
 

@@ -15,7 +15,6 @@ reads both, and the pauses, every heartbeat interval, so a change needs no resta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -104,6 +103,7 @@ class Federation:
         self.forwarding: Forwarding | None = None  # set once the pool is up
         self._ringing = asyncio.Event()  # federated records changed here: tell the peers
         self._woken = asyncio.Event()  # a peer rang: pull now
+        self._rung: set[str] = set()  # the peers that rang since the last pull
         self._offers: Callable[[], Offers] = lambda: Offers()
 
     def advertise(self, offers: Callable[[], Offers]) -> None:
@@ -249,7 +249,8 @@ class Federation:
         self._ringing.set()
 
     def rung(self, peer: str) -> None:
-        """``peer`` rang: pull from the live peers now."""
+        """``peer`` rang: pull from it now."""
+        self._rung.add(peer)
         self._woken.set()
 
     async def _doorbells(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
@@ -272,14 +273,29 @@ class Federation:
                     sending.add(peer.id)
                     tasks.start_soon(ring_one, peer)
 
+    def _sources(self) -> list[PeerSettings]:
+        """The live peers this node takes records from."""
+        return [peer for peer in self.live() if peer.write]
+
     async def _pulls(self, session: aiohttp.ClientSession) -> None:
-        """Pull from every live peer each heartbeat interval, or at once when one rings."""
+        """Pull from every live peer each heartbeat interval, and from a peer at once when it
+        rings."""
+        loop = asyncio.get_running_loop()
+        interval = self.settings.heartbeat_seconds
+        due, everyone = loop.time(), True
         while True:
+            rung, self._rung = self._rung, set()
             self._woken.clear()  # a ring during these pulls starts the next round at once
-            await asyncio.gather(*(self._pull(session, peer) for peer in self.live()))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.heartbeat_seconds):
+            peers = [peer for peer in self._sources() if everyone or peer.id in rung]
+            await asyncio.gather(*(self._pull(session, peer) for peer in peers))
+            if everyone:
+                due = loop.time() + interval
+            try:
+                async with asyncio.timeout(max(0.0, due - loop.time())):
                     await self._woken.wait()
+                everyone = False
+            except TimeoutError:
+                everyone = True
 
     async def _every(
         self,
@@ -287,9 +303,10 @@ class Federation:
         session: aiohttp.ClientSession,
         step: Callable[[aiohttp.ClientSession, PeerSettings], Awaitable[None]],
     ) -> None:
-        """Run ``step`` with every live peer, side by side, then wait ``interval``; forever."""
+        """Run ``step`` with every live peer this node takes records from, side by side, then
+        wait ``interval``; forever."""
         while True:
-            await asyncio.gather(*(step(session, peer) for peer in self.live()))
+            await asyncio.gather(*(step(session, peer) for peer in self._sources()))
             await asyncio.sleep(interval)
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
