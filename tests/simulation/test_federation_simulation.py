@@ -14,7 +14,6 @@ faults, the network heals and the nodes sync until nothing changes; then:
 
 from __future__ import annotations
 
-import base64
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -138,9 +137,7 @@ async def _serve(target: SimNode, caller: PeerSettings, path: str, payload: dict
         asked = ChangesRequest.model_validate(payload)
         return orjson.dumps(await sync.changes(caller, asked.after, asked.limit))
     if path == RECONCILE_PATH:
-        message = ReconcileRequest.model_validate(payload)
-        answer = await sync.reconcile(caller, message.since, base64.b64decode(message.message))
-        return orjson.dumps({"message": None if answer is None else base64.b64encode(answer).decode()})
+        return orjson.dumps(await sync.reconcile(caller, ReconcileRequest.model_validate(payload)))
     assert path == RECORDS_PATH
     items = RecordsRequest.model_validate(payload).items
     return orjson.dumps(await sync.records_for(caller, [bytes.fromhex(i) for i in items]))

@@ -23,11 +23,11 @@ def _items(rng: random.Random, n: int) -> set[Item]:
 
 
 def _sync(
-    a: set[Item], b: set[Item], buckets: int = 16, leaf: int = 16
+    a: set[Item], b: set[Item], buckets: int = 16, leaf: int = 16, complete: bool = True
 ) -> tuple[Reconciler, Reconciler, int]:
     """Run the exchange to its end; the two sides and the number of messages sent."""
     first = Reconciler(Snapshot(a), buckets, leaf)
-    second = Reconciler(Snapshot(b), buckets, leaf, initiator=False)
+    second = Reconciler(Snapshot(b), buckets, leaf, initiator=False, complete=complete)
     message: bytes | None = first.initiate()
     sides, messages = [second, first], 1
     while message is not None:
@@ -59,10 +59,13 @@ def test_the_initiator_learns_exactly_the_difference(
     rng = random.Random(seed)
     common, extra_a, extra_b = _items(rng, shared), _items(rng, only_a), _items(rng, only_b)
     a, b = common | extra_a, common | extra_b
-    first, _, _ = _sync(a, b)
     ids = lambda items: {i for _, i in items}  # noqa: E731
+    first, _, _ = _sync(a, b, complete=True)  # the responder tells the initiator everything
     assert first.outcome.have == ids(a - b)
     assert first.outcome.need == ids(b - a)
+    first, second, _ = _sync(a, b, complete=False)  # each side learns part: together, all of it
+    assert first.outcome.have | second.outcome.need == ids(a - b)
+    assert first.outcome.need | second.outcome.have == ids(b - a)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -73,7 +76,7 @@ def test_items_stamped_before_since_take_no_part(seed: int) -> None:
     common = {(rng.randrange(500, 10_000), item_id(f"new-{i}")) for i in range(3000)}
     new_a = {(rng.randrange(500, 10_000), item_id(f"new-a-{i}")) for i in range(7)}
     first = Reconciler(Snapshot(old_a | common | new_a), since=500)
-    second = Reconciler(Snapshot(old_b | common), initiator=False, since=500)
+    second = Reconciler(Snapshot(old_b | common), initiator=False, since=500, complete=True)
     message: bytes | None = first.initiate()
     sides = [second, first]
     while message is not None:
@@ -88,7 +91,7 @@ def test_one_difference_among_many_costs_a_few_rounds_and_little() -> None:
     common = _items(rng, 20_000)
     extra = _items(rng, 1)
     first = Reconciler(Snapshot(common | extra))
-    second = Reconciler(Snapshot(common), initiator=False)
+    second = Reconciler(Snapshot(common), initiator=False, complete=True)
     sent, message, sides, messages = 0, first.initiate(), [second, first], 0
     while message is not None:
         sent += len(message)

@@ -15,8 +15,9 @@ ends at an upper bound and says one of:
   difference is the common case near the leaves). Otherwise the receiver answers with its items'
   ids if it holds at most ``leaf`` of them, else with the summaries of ``buckets`` sub-ranges;
 - ``IDS``: the sender's ids in the range: the receiver now knows, for that range, what it has that
-  the sender lacks and what it lacks, and answers ``SKIP`` (a responder whose ids differ answers
-  with its own, so the initiator knows too).
+  the sender lacks and what it lacks, and answers ``SKIP``; a responder whose ids differ answers
+  ``DIFF`` instead, so the initiator knows too;
+- ``DIFF``: the ids the receiver lacks, then the ids the sender lacks (only the differences).
 
 Each round splits the ranges that differ, so the rounds grow with the logarithm of the set's size;
 the exchange ends when a reply says ``SKIP`` everywhere. A ``Snapshot`` keeps prefix sums, so any
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 ID_BYTES = 16
 MODULUS = 1 << (8 * ID_BYTES)
-SKIP, FINGERPRINT, IDS = 0, 1, 2
+SKIP, FINGERPRINT, IDS, DIFF = 0, 1, 2, 3
 BUCKETS = 4  # chosen by bench/federation.py: the fewest bytes for many differences, in 4 round trips
 LEAF = 8
 MAX_MESSAGES = 64  # a real exchange needs about log4(items) rounds; a peer that goes on is refused
@@ -140,14 +141,19 @@ class Outcome:
 class _Range:
     upper: Bound
     mode: int
-    payload: Summary | list[bytes] | None = None
+    payload: Summary | list[bytes] | tuple[list[bytes], list[bytes]] | None = None
 
 
 class Reconciler:
-    """One side of an exchange. The initiator learns the whole difference (``outcome``): the
-    responder answers an id list that differs with its own, and a range it settles as one id
-    apart with its own summary, so the initiator settles it too. A responder keeps no state
+    """One side of an exchange; ``outcome`` is what it learned. A responder keeps no state
     between messages, so a node can answer each message of a peer's exchange on its own.
+
+    Each side learns the part of the difference it settles itself (an id list, a range one id
+    apart): what it lacks, and what the other side lacks. That costs least; the two sides then
+    trade the records (``sync.py`` sends them with the messages). With ``complete``, a responder
+    tells the initiator everything it settles (an id list that differs with the differences, a
+    range one id apart with its own summary, so the initiator settles it too), and the initiator
+    learns the whole difference: a full resynchronisation needs that.
 
     Only items stamped ``since`` or later take part (``0``: all of them)."""
 
@@ -158,10 +164,12 @@ class Reconciler:
         leaf: int = LEAF,
         initiator: bool = True,
         since: int = 0,
+        complete: bool = False,
     ) -> None:
         if buckets < 2 or leaf < 1:
             raise ValueError("buckets >= 2 and leaf >= 1")
         self.snapshot, self.buckets, self.leaf, self.initiator = snapshot, buckets, leaf, initiator
+        self._complete = complete
         self.outcome = Outcome()
         self._answered = 0
         self._floor = snapshot.index((since, b"")) if since > 0 else 0
@@ -192,12 +200,16 @@ class Reconciler:
                 have, need = set(mine) - theirs, theirs - set(mine)
                 self.outcome.have |= have
                 self.outcome.need |= need
-                differs = bool(have or need)
-                out.append(
-                    _Range(rng.upper, IDS, mine)
-                    if differs and not self.initiator
-                    else _Range(rng.upper, SKIP)
-                )
+                if (have or need) and self._complete and not self.initiator:
+                    out.append(_Range(rng.upper, DIFF, (sorted(have), sorted(need))))
+                else:
+                    out.append(_Range(rng.upper, SKIP))
+            elif rng.mode == DIFF:
+                assert isinstance(rng.payload, tuple)
+                lacking, extra = rng.payload
+                self.outcome.need |= set(lacking)
+                self.outcome.have |= set(extra)
+                out.append(_Range(rng.upper, SKIP))
             else:
                 out.append(_Range(rng.upper, SKIP))
             lower = rng.upper
@@ -209,28 +221,31 @@ class Reconciler:
         mine = self.snapshot.summary(lo, hi)
         if theirs == mine:
             return [_Range(upper, SKIP)]
-        if self._one_apart(theirs, mine, lo, hi):
-            # The initiator has it all now; a responder tells it, with its own summary.
-            return [_Range(upper, SKIP if self.initiator else FINGERPRINT, mine)]
-        return self._split(lower, upper, lo, hi)
+        apart = self._one_apart(theirs, mine, lo, hi)
+        if apart is None:
+            return self._split(lower, upper, lo, hi)
+        if self._complete and not self.initiator:  # the initiator settles it too, from this summary
+            return [_Range(upper, FINGERPRINT, mine)]
+        return [_Range(upper, SKIP)]
 
-    def _one_apart(self, theirs: Summary, mine: Summary, lo: int, hi: int) -> bool:
-        """Whether the range is exactly one id apart; if so that id is in ``outcome``."""
+    def _one_apart(self, theirs: Summary, mine: Summary, lo: int, hi: int) -> tuple[bool, bytes] | None:
+        """If the range is exactly one id apart: whether that id is held here, and the id (now
+        in ``outcome``)."""
         if theirs.count == mine.count + 1:  # they may hold one id more
             extra = ((theirs.total - mine.total) % MODULUS).to_bytes(ID_BYTES, "big")
             if (mine.check + _check(extra)) % CHECK_MODULUS == theirs.check and not self.snapshot.holds(
                 extra, lo, hi
             ):
                 self.outcome.need.add(extra)
-                return True
+                return False, extra
         if mine.count == theirs.count + 1:  # we may hold one id more
             extra = ((mine.total - theirs.total) % MODULUS).to_bytes(ID_BYTES, "big")
             if (theirs.check + _check(extra)) % CHECK_MODULUS == mine.check and self.snapshot.holds(
                 extra, lo, hi
             ):
                 self.outcome.have.add(extra)
-                return True
-        return False
+                return True, extra
+        return None
 
     def _split(self, lower: Bound, upper: Bound, lo: int, hi: int) -> list[_Range]:
         items = self.snapshot.items
@@ -281,6 +296,10 @@ def _encode(ranges: list[_Range]) -> bytes:
         elif rng.mode == IDS:
             assert isinstance(rng.payload, list)
             out += _varint(len(rng.payload)) + b"".join(rng.payload)
+        elif rng.mode == DIFF:
+            assert isinstance(rng.payload, tuple)
+            for ids in rng.payload:
+                out += _varint(len(ids)) + b"".join(ids)
     return bytes(out)
 
 
@@ -307,13 +326,10 @@ def _decode(message: bytes) -> list[_Range]:
             count = reader.varint()
             ranges.append(_Range(bound, mode, Summary(total, count, int.from_bytes(reader.take(4), "big"))))
         elif mode == IDS:
-            count = reader.varint()
-            if count * ID_BYTES > len(message):
-                raise Malformed("an id list is longer than the message")
-            data = reader.take(count * ID_BYTES)
-            ranges.append(
-                _Range(bound, mode, [data[i : i + ID_BYTES] for i in range(0, len(data), ID_BYTES)])
-            )
+            ranges.append(_Range(bound, mode, _ids(reader, len(message))))
+        elif mode == DIFF:
+            lacking = _ids(reader, len(message))
+            ranges.append(_Range(bound, mode, (lacking, _ids(reader, len(message)))))
         elif mode == SKIP:
             ranges.append(_Range(bound, mode))
         else:
@@ -322,6 +338,14 @@ def _decode(message: bytes) -> list[_Range]:
     if last != END:
         ranges.append(_Range(END, SKIP))  # the rest, left out by the sender: nothing to do
     return ranges
+
+
+def _ids(reader: _Reader, limit: int) -> list[bytes]:
+    count = reader.varint()
+    if count * ID_BYTES > limit:
+        raise Malformed("an id list is longer than the message")
+    data = reader.take(count * ID_BYTES)
+    return [data[i : i + ID_BYTES] for i in range(0, len(data), ID_BYTES)]
 
 
 def item_id(key: str) -> bytes:

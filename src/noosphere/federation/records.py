@@ -134,19 +134,31 @@ class Hello(BaseModel):
 MESSAGE_MAX = 1 << 20  # bytes of one reconciliation message (base64 makes it a third longer)
 
 
+TRADE_MAX = 100  # records traded with one reconciliation message, each way
+ItemHex = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
 class ReconcileRequest(BaseModel):
-    """One message of a reconciliation the caller leads; the node answers statelessly."""
+    """One message of a reconciliation the caller leads; the node answers statelessly. With it
+    come records the caller found the node lacks (``sync.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     since: int = Field(0, ge=0, le=INT64_MAX, description="Only records stamped this late or later.")
     message: str = Field(max_length=MESSAGE_MAX * 4 // 3 + 4, description="base64")
+    complete: bool = Field(False, description="Tell the caller the whole difference (a full resync).")
+    records: list[dict[str, Any]] = Field(default_factory=list, max_length=TRADE_MAX)
 
 
 class ReconcileAnswer(BaseModel):
+    """The node's answer, with the records it found the caller lacks (up to ``TRADE_MAX``; the
+    items of the rest in ``more``, for the caller to fetch)."""
+
     model_config = ConfigDict(extra="forbid")
 
     message: str | None = Field(None, max_length=MESSAGE_MAX * 4 // 3 + 4)  # None: nothing left
+    records: list[dict[str, Any]] = Field(default_factory=list, max_length=TRADE_MAX)
+    more: list[ItemHex] = Field(default_factory=list, max_length=1_000_000)
 
 
 class RecordsRequest(BaseModel):
@@ -154,7 +166,7 @@ class RecordsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=PAGE_MAX)
+    items: list[ItemHex] = Field(max_length=PAGE_MAX)
 
 
 class RecordsPage(BaseModel):

@@ -91,6 +91,7 @@ class Federation:
         # Federation reads and writes memories only through this: the federated zone's view.
         self.records = records
         self.sync = Sync(key, records, memory)
+        self.sync.changed = self.ring
         self.peers: dict[str, PeerSettings] = {}
         self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
         self.verifier = Verifier(key.id, self._keys.get)

@@ -35,13 +35,15 @@ from noosphere.clock import HybridLogicalClock, physical_ms, stamp_at
 from noosphere.config import MemorySettings, PeerSettings
 from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
-from noosphere.federation.inventory import Inventory
+from noosphere.federation.inventory import Inventory, item_of
 from noosphere.federation.provenance import KeyRing, seal
 from noosphere.federation.reconcile import Malformed, Reconciler, Snapshot
 from noosphere.federation.records import (
+    TRADE_MAX,
     ChangesPage,
     PeerRecord,
     ReconcileAnswer,
+    ReconcileRequest,
     RecordsPage,
     wire,
 )
@@ -98,6 +100,7 @@ class Sync:
         self.key, self.records, self.memory = key, records, memory
         self.inventory = Inventory(records, key.id)
         self.ring = KeyRing()
+        self.changed: Callable[[], None] = lambda: None  # records a peer pushed changed something
         # Items repair fetched lately: one this node refused, or that changed nothing here (a
         # record erased here by a local admin), is not fetched again at every repair.
         self._fetched: Expiring[tuple[str, bytes], bool] = Expiring(REFETCH_AFTER, limit=100_000)
@@ -127,18 +130,32 @@ class Sync:
         horizon = await self.records.federation_horizon()
         return {"records": self._outgoing(peer, feed), "last": last, "horizon": horizon}
 
-    async def reconcile(self, peer: PeerSettings, since: int, message: bytes) -> bytes | None:
+    async def reconcile(self, peer: PeerSettings, asked: ReconcileRequest) -> dict[str, Any]:
         """This node's answer to one message of a reconciliation ``peer`` leads (``Malformed``
-        if it cannot be read)."""
+        if it cannot be read): first the records it sent that this node lacks are taken, then
+        the message is answered, with the records this node found the peer lacks."""
+        if asked.records:
+            records, _ = due(await self._usable(peer, asked.records, Counter()), 0, 0)
+            if await self._apply(peer, records, None):
+                self.changed()
+        message = base64.b64decode(asked.message, validate=True)
         snapshot = await self.inventory.snapshot(peer.read_tags) if peer.read else Snapshot([])
-        return Reconciler(snapshot, initiator=False, since=since).respond(message)
+        side = Reconciler(snapshot, initiator=False, since=asked.since, complete=asked.complete)
+        answer = side.respond(message) if message else None
+        owed = [] if asked.complete else sorted(side.outcome.have)
+        return {
+            "message": None if answer is None else base64.b64encode(answer).decode(),
+            "records": await self._records_of(peer, owed[:TRADE_MAX]),
+            "more": [item.hex() for item in owed[TRADE_MAX:]],
+        }
+
+    async def _records_of(self, peer: PeerSettings, items: Sequence[bytes]) -> list[dict[str, Any]]:
+        ids = self.inventory.memory_ids(set(items))
+        return self._outgoing(peer, await self.records.federated_records(ids)) if ids else []
 
     async def records_for(self, peer: PeerSettings, items: Sequence[bytes]) -> dict[str, Any]:
         """The records behind reconciliation items ``peer`` found it lacks."""
-        if not peer.read:
-            return {"records": []}
-        ids = self.inventory.memory_ids(set(items))
-        return {"records": self._outgoing(peer, await self.records.federated_records(ids))}
+        return {"records": await self._records_of(peer, items) if peer.read else []}
 
     # -- taking ----------------------------------------------------------------------------------
     async def pull(self, send: Send, peer: PeerSettings) -> int:
@@ -192,22 +209,40 @@ class Sync:
         report = Repair()
         since = self.window() if since is None else since
         snapshot = await self.inventory.snapshot()
-        side = Reconciler(snapshot, since=since)
+        side = Reconciler(snapshot, since=since, complete=resync)
         message: bytes | None = side.initiate()
+        traded: set[bytes] = set()  # items whose records were sent, or came, with the messages
+        more: set[bytes] = set()  # items the peer found this node lacks, to fetch
         try:
-            while message is not None:
+            while True:
+                # The records this node found the peer lacks go with the next message.
+                owed = [] if resync or not peer.read else sorted(side.outcome.have - traded)[:TRADE_MAX]
+                traded |= set(owed)
+                if message is None and not owed:
+                    break
                 report.rounds += 1
-                report.sent += len(message)
-                payload = {"since": since, "message": base64.b64encode(message).decode()}
+                report.sent += len(message or b"")
+                payload = {
+                    "since": since,
+                    "message": base64.b64encode(message or b"").decode(),
+                    "complete": resync,
+                    "records": await self._records_of(peer, owed),
+                }
                 data = await send(peer, RECONCILE_PATH, payload)
                 if data is None:
                     return report
                 answer = ReconcileAnswer.model_validate_json(data)
+                came, _ = due(await self._usable(peer, answer.records, report.refused), 0, 0)
+                report.fetched += len(answer.records)
+                report.applied += await self._apply(peer, came, None)
+                traded |= {item_of(r.memory.id, r.memory.tombstone) for r in came}
+                more |= {bytes.fromhex(item) for item in answer.more}
                 if answer.message is None:
-                    break
+                    message = None
+                    continue
                 received = base64.b64decode(answer.message, validate=True)
                 report.received += len(received)
-                message = side.respond(received)
+                message = side.respond(received) if message is not None else None
         except (Malformed, ValidationError, ValueError) as exc:
             log.warning("federation peer %s broke off reconciliation: %s", peer.id, exc)
             return report
@@ -218,7 +253,8 @@ class Sync:
                 if self.inventory.origin_of(memory_id) == peer.id
             ]
             report.dropped = await self.records.drop_federated(peer.id, theirs)
-        need = [item for item in side.outcome.need if not self._fetched.get((peer.id, item))]
+        wanted = (side.outcome.need | more) - traded
+        need = [item for item in wanted if not self._fetched.get((peer.id, item))]
         for start in range(0, len(need), PAGE_SIZE):
             chunk = need[start : start + PAGE_SIZE]
             data = await send(peer, RECORDS_PATH, {"items": [i.hex() for i in chunk]})

@@ -6,7 +6,6 @@ signature is refused with the signature's code (401, 403 for a request meant for
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 from collections.abc import AsyncIterator
@@ -25,7 +24,6 @@ from noosphere.federation.reconcile import Malformed
 from noosphere.federation.records import (
     ChangesRequest,
     Hello,
-    ReconcileAnswer,
     ReconcileRequest,
     RecordsRequest,
 )
@@ -113,17 +111,14 @@ async def changes(request: Request, peer: PeerDep) -> dict[str, Any]:
 
 @router.post(RECONCILE_PATH, summary="A peer reconciles its federated memories with this node's")
 async def reconcile(request: Request, peer: PeerDep) -> dict[str, Any]:
-    """One message of a range-based reconciliation the peer leads; this node's answer (None
-    when nothing is left to compare)."""
+    """One message of a range-based reconciliation the peer leads, with the records it found this
+    node lacks; the answer (None when nothing is left to compare) comes with the records this node
+    found the peer lacks."""
     asked = await _read(request, ReconcileRequest)
-    federation = federation_of(request.app)
     try:
-        message = base64.b64decode(asked.message, validate=True)
-        answer = await federation.sync.reconcile(peer, asked.since, message)
+        return await federation_of(request.app).sync.reconcile(peer, asked)
     except (binascii.Error, Malformed) as exc:
         raise InvalidRequest(f"malformed reconciliation message: {exc}") from None
-    encoded = None if answer is None else base64.b64encode(answer).decode()
-    return ReconcileAnswer(message=encoded).model_dump()
 
 
 @router.post(SEARCH_PATH, summary="A peer searches this node's federated memories")
