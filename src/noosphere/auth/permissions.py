@@ -173,6 +173,8 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere agent list",
             "noosphere agent delete",
             "noosphere agent token",
+            "noosphere agent export",
+            "noosphere agent import",
             "noosphere user create",
             "noosphere user list",
             "noosphere user delete",

@@ -8,7 +8,20 @@ from typing import Annotated
 
 import typer
 
-from noosphere.cli import approvals, audit, bus, jobs, keys, memory, node, peers, pool, principals, worker
+from noosphere.cli import (
+    agent_package,  # noqa: F401 - registers `agent export` and `agent import`
+    approvals,
+    audit,
+    bus,
+    jobs,
+    keys,
+    memory,
+    node,
+    peers,
+    pool,
+    principals,
+    worker,
+)
 from noosphere.cli import run as run_cli
 from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, record_command, run, settings_from
 from noosphere.config import Settings
