@@ -24,7 +24,7 @@ from noosphere.cli.common import (
     run,
 )
 from noosphere.cli.principals import agent_app
-from noosphere.errors import InvalidRequest
+from noosphere.errors import InvalidRequest, NoosphereError
 from noosphere.federation.service import effective_peers
 from noosphere.memory.access import check_write
 from noosphere.memory.model import Filters, Memory
@@ -127,8 +127,12 @@ def agent_import(
             agent = await node.authenticate(secret)
             drafts = [memory.draft() for memory in package.memories]
             batch = node.settings.memory.max_batch
-            for start in range(0, len(drafts), batch):
-                await node.memory.store_many(agent, drafts[start : start + batch])
+            try:
+                for start in range(0, len(drafts), batch):
+                    await node.memory.store_many(agent, drafts[start : start + batch])
+            except NoosphereError:
+                await node.remove(PrincipalKind.AGENT, profile.name)  # all or nothing
+                raise
             body = {"agent": profile.name, "signer": package.node, "memories": len(drafts)}
             await node.audit.append("admin", "agent.imported", body)
             return profile.name, secret, len(drafts), package.node
