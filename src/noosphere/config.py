@@ -463,6 +463,13 @@ class FederationSettings(_Section):
         le=60,
         description="How long a search with include_federation waits for peers; late ones are left out.",
     )
+    witness_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="How often the node checks each live peer's signed audit log head against the "
+        "last it verified.",
+    )
     repair_seconds: float = Field(
         30.0,
         gt=0,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from noosphere.memory.model import Filters, Zone
-from noosphere.store.contract import ALL_PEERS, MemoryStore, Replica, StoredPeer
+from noosphere.store.contract import ALL_PEERS, MemoryStore, Replica, StoredPeer, TreeHead, Witnessed
 from noosphere.testing import FakeEmbedder
 from tests.contract.test_memories_contract import ALL, NOW, put, record
 
@@ -267,3 +267,14 @@ async def test_the_latest_stamp_covers_every_record_and_tombstone(
     assert await store.latest_stamp() == max(900, mine.hlc)
     await store.tombstone([mine.id], hlc=mine.hlc + 5000, at=NOW)
     assert await store.latest_stamp() == mine.hlc + 5000
+
+
+async def test_what_was_witnessed_of_each_peer_is_kept(store: MemoryStore) -> None:
+    assert await store.witnessed() == []
+    head = TreeHead(12, b"r" * 32, NOW, b"s" * 64)
+    await store.put_witnessed(Witnessed("node-garage", head, NOW))
+    later = TreeHead(20, b"t" * 32, NOW + timedelta(minutes=1), b"u" * 64)
+    flagged = Witnessed("node-garage", head, NOW + timedelta(minutes=2), "forked", '{"heads": []}')
+    await store.put_witnessed(Witnessed("node-attic", later, NOW))
+    await store.put_witnessed(flagged)
+    assert await store.witnessed() == [Witnessed("node-attic", later, NOW), flagged]

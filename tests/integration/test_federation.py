@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from noosphere.federation.provenance import seal
 from noosphere.federation.records import wire
 from noosphere.federation.service import HEARTBEAT_PATH
 from noosphere.federation.signing import sign
+from noosphere.governance.head_file import HEAD_FILE
+from noosphere.governance.merkle import leaf_hash
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.model import Memory, Zone
 from noosphere.store.contract import Replica
@@ -70,7 +73,9 @@ class Pair:
                 "peers": declared,
                 "heartbeat_seconds": heartbeat,
                 "repair_seconds": 0.5 if heartbeat < 1 else 60.0,
+                "witness_seconds": 0.3,
             },
+            governance={"audit_head_interval_seconds": 0.2},
         )
         return contextlib.contextmanager(serve)(settings, self.minilm, models or {})
 
@@ -555,3 +560,45 @@ def test_a_write_rings_the_peers_doorbell_so_it_arrives_long_before_the_next_pul
         gone = httpx.delete(URL.format(pair.ports[0]) + f"/api/v1/memories/{fact}", headers=_admin(pair, 0))
         assert gone.status_code in (200, 204)
         _until(lambda: _status(pair, 1, fact) == 404, "the deletion waited for the next pull", seconds=10)
+
+
+def _witnessed(pair: Pair, i: int) -> tuple[int, list[dict[str, Any]]]:
+    done = noosphere(pair.dirs[i], "audit", "verify", "--peers", "--json")
+    return done.returncode, json.loads(done.stdout or "[]")
+
+
+def _rewrite_history(database: Path) -> None:
+    """What a node's owner could do to their own log: change an old entry and sign it all again."""
+    conn = sqlite3.connect(database)
+    with conn:
+        (entry,) = conn.execute("SELECT entry FROM audit_log WHERE seq = 0").fetchone()
+        forged = entry.replace("admin", "nobody") if "admin" in entry else entry + " "
+        conn.execute(
+            "UPDATE audit_log SET entry = ?, leaf = ? WHERE seq = 0", (forged, leaf_hash(forged.encode()))
+        )
+        conn.execute("DELETE FROM audit_heads")
+    conn.close()
+    (database.parent / HEAD_FILE).unlink(missing_ok=True)
+
+
+def test_peers_witness_each_others_audit_log_and_catch_a_rewritten_history(pair: Pair) -> None:
+    home_id = pair.keys[0].id
+    with pair.node(0), pair.node(1):
+        for n in range(3):
+            _remember(pair, 0, f"an audited write {n}", "shared")
+        _until(
+            lambda: _witnessed(pair, 1)[1][:1] and _witnessed(pair, 1)[1][0]["size"] > 0,
+            "garage never checked home",
+        )
+        code, records = _witnessed(pair, 1)
+        assert code == 0 and [(r["peer"], r["ok"]) for r in records] == [(home_id, True)]
+    _rewrite_history(pair.dirs[0] / "noosphere.db")
+    with pair.node(0), pair.node(1):
+        _remember(pair, 0, "a write after the rewrite", "shared")  # the log grows; home signs anew
+        _until(lambda: _witnessed(pair, 1)[0] == 1, "garage never noticed the rewritten history")
+        (record,) = _witnessed(pair, 1)[1]
+        assert record["peer"] == home_id and not record["ok"]
+        assert "does not extend" in record["problem"] or "two different" in record["problem"]
+        assert len(record["evidence"]["heads"]) == 2  # both signed by home: proof for anyone
+    kinds = [entry["kind"] for entry in anyio.run(_audit_bodies, pair.dirs[1] / "noosphere.db")]
+    assert "federation.witness_failed" in kinds

@@ -78,6 +78,8 @@ TABLE: tuple[Grant, ...] = tuple(
             "POST /federation/v1/reconcile",
             "POST /federation/v1/records",
             "POST /federation/v1/search",
+            "POST /federation/v1/audit/head",
+            "POST /federation/v1/audit/consistency",
         ),
         *_rows(
             "http",

@@ -23,6 +23,7 @@ from noosphere.cli.common import (
 from noosphere.governance import head_file
 from noosphere.governance.audit import Verification, verify_log
 from noosphere.identity import public_key_from_text
+from noosphere.store.contract import Witnessed
 
 audit_app = typer.Typer(
     callback=record_command, help="The signed, append-only audit log.", no_args_is_help=True
@@ -66,6 +67,9 @@ def verify(
         list[str] | None,
         typer.Option("--trusted-head", help="SIZE:ROOT of a head you kept (from `audit heads`); repeat."),
     ] = None,
+    peers: Annotated[
+        bool, typer.Option("--peers", help="Instead: what this node verified of its peers' audit logs.")
+    ] = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
@@ -74,7 +78,11 @@ def verify(
     """Check every entry against its leaf, every signed tree head (root and Ed25519 signature),
     consistency between heads and inclusion of entries, and that the log still produces every head
     in the head file beside the database and every --trusted-head. Exit code 1 on any problem,
-    and for a log that no signed head covers."""
+    and for a log that no signed head covers. With --peers, report what this node found
+    witnessing its peers' logs; exit code 1 if one was caught rewriting its history."""
+    if peers:
+        _witnessed(config, data_dir, token, as_json)
+        return
 
     async def go() -> Verification:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
@@ -104,6 +112,42 @@ def verify(
         if report.ok:
             console.print("[green]the audit log verifies[/green]")
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _witnessed(config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool) -> None:
+    async def go() -> list[Witnessed]:
+        async with opened_node(config, data_dir, token, check_embedder=False) as node:
+            return await node.store.witnessed()
+
+    records = run(go)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "peer": r.peer,
+                    "ok": r.problem is None,
+                    "size": r.head.size,
+                    "root": r.head.root.hex(),
+                    "checked_at": r.checked_at.isoformat(),
+                    "problem": r.problem,
+                    "evidence": None if r.evidence is None else json.loads(r.evidence),
+                }
+                for r in records
+            ]
+        )
+    else:
+        if not records:
+            console.print("no peer's audit log checked yet (the node checks its live peers as it runs)")
+        for r in records:
+            checked = r.checked_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+            if r.problem is None:
+                console.print(
+                    f"[green]ok[/green]   {r.peer}: {r.head.size} entries consistent, checked {checked}"
+                )
+            else:
+                console.print(f"[red]FAIL[/red] {r.peer}: {r.problem} (found {checked}; evidence kept)")
+    if any(r.problem is not None for r in records):
         raise typer.Exit(1)
 
 

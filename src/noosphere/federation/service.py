@@ -36,6 +36,7 @@ from noosphere.federation.search import ask
 from noosphere.federation.signing import Refused, Verifier
 from noosphere.federation.sync import LocalMemory, Send, Sync
 from noosphere.federation.transport import call
+from noosphere.federation.witness import Witness
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
 from noosphere.memory.model import SearchHit, SearchQuery
@@ -91,6 +92,7 @@ class Federation:
         # Federation reads and writes memories only through this: the federated zone's view.
         self.records = records
         self.sync = Sync(key, records, memory)
+        self.witness = Witness(records, audit)
         self.sync.changed = self.ring
         self.peers: dict[str, PeerSettings] = {}
         self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
@@ -188,6 +190,7 @@ class Federation:
             tasks.start_soon(self._pulls, session)
             tasks.start_soon(self._doorbells, session, tasks)
             tasks.start_soon(self._every, self.settings.repair_seconds, session, self._repair)
+            tasks.start_soon(self._every, self.settings.witness_seconds, session, self._witness, self.live)
 
     async def _beats(self, session: aiohttp.ClientSession, tasks: anyio.abc.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
@@ -303,11 +306,12 @@ class Federation:
         interval: float,
         session: aiohttp.ClientSession,
         step: Callable[[aiohttp.ClientSession, PeerSettings], Awaitable[None]],
+        peers: Callable[[], list[PeerSettings]] | None = None,
     ) -> None:
-        """Run ``step`` with every live peer this node takes records from, side by side, then
-        wait ``interval``; forever."""
+        """Run ``step`` with every live peer (by default those this node takes records from),
+        side by side, then wait ``interval``; forever."""
         while True:
-            await asyncio.gather(*(step(session, peer) for peer in self._sources()))
+            await asyncio.gather(*(step(session, peer) for peer in (peers or self._sources)()))
             await asyncio.sleep(interval)
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
@@ -345,6 +349,15 @@ class Federation:
                 self.ring()  # what came in here goes on to this node's other peers
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
+
+    async def _witness(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
+        public = self._keys.get(peer.id)
+        if public is None:
+            return
+        try:
+            await self.witness.check(self._sender(session), peer, public)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("federation peer %s: checking its audit log failed: %r", peer.id, exc)
 
     async def _repair(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:

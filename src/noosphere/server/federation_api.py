@@ -31,6 +31,13 @@ from noosphere.federation.search import SEARCH_PATH, PeerSearch, serve
 from noosphere.federation.service import DOORBELL_PATH, HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.federation.sync import CHANGES_PATH, RECONCILE_PATH, RECORDS_PATH
+from noosphere.federation.witness import (
+    CONSISTENCY_PATH,
+    HEAD_PATH,
+    ConsistencyRequest,
+    consistency,
+    newest_head,
+)
 from noosphere.server.deps import bearer_token, federation_of, node_of
 from noosphere.server.errors import error_body, validation_message
 
@@ -150,6 +157,22 @@ async def chat(request: Request, peer: PeerDep) -> Response:
     return StreamingResponse(
         frames(), media_type="application/x-ndjson", background=BackgroundTask(stack.aclose)
     )
+
+
+@router.post(HEAD_PATH, summary="A peer fetches this node's newest signed audit tree head")
+async def audit_head(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """So peers can witness this node's audit log (``federation/witness.py``)."""
+    return await newest_head(node_of(request.app).store)
+
+
+@router.post(CONSISTENCY_PATH, summary="A peer asks for a consistency proof between two of its heads")
+async def audit_consistency(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """The proof that this node's audit log at ``old_size`` is a prefix of it at ``size``."""
+    asked = await _read(request, ConsistencyRequest)
+    try:
+        return await consistency(node_of(request.app).store, asked)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 @router.post(RECORDS_PATH, summary="A peer fetches the records reconciliation found it lacks")

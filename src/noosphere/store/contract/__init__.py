@@ -32,6 +32,7 @@ from noosphere.store.contract.federation import (
     FederatedRecords,
     Replica,
     StoredPeer,
+    Witnessed,
     refuse_unfederated,
 )
 from noosphere.store.contract.jobs import (
@@ -113,6 +114,7 @@ __all__ = [
     "UsageSummary",
     "Vector",
     "Viewer",
+    "Witnessed",
     "balance_deltas",
     "check_balanced",
     "refuse_unfederated",

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from noosphere.memory.model import Memory, Zone
+from noosphere.store.contract.audit import TreeHead
 from noosphere.store.contract.memories import Vector
 
 ALL_PEERS = "*"  # the pause target that stops all federation
@@ -45,6 +46,17 @@ class FederatedItem:
     origin: str
     signed: bool  # sealed by its origin (a peer's record that can be passed on)
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """What this node last verified of a peer's audit log (``federation/witness.py``)."""
+
+    peer: str
+    head: TreeHead  # the newest head found consistent with all before it
+    checked_at: datetime
+    problem: str | None = None  # set once the peer's log failed a check: it stays set
+    evidence: str | None = None  # JSON: the two signed heads that cannot both be honest
 
 
 def refuse_unfederated(records: Sequence[Replica]) -> None:
@@ -105,6 +117,12 @@ class FederatedRecords(Protocol):
 
     async def remove_peer(self, peer_id: str) -> bool:
         """Forget a peer added at run time (and its feed cursor); False if there was none."""
+
+    async def witnessed(self) -> list[Witnessed]:
+        """What this node verified of each peer's audit log, by peer."""
+
+    async def put_witnessed(self, record: Witnessed) -> None:
+        """Keep what this node verified of a peer's log (replacing the last)."""
 
     async def set_paused(self, target: str, paused: bool) -> bool:
         """Pause or resume federation with one peer, or all of it (``ALL_PEERS``); False if

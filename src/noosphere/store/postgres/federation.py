@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from psycopg import AsyncConnection
 
 from noosphere.memory.model import Memory, Zone
-from noosphere.store.contract import FederatedItem, NewRecord, Replica, StoredPeer, refuse_unfederated
+from noosphere.store.contract import (
+    FederatedItem,
+    NewRecord,
+    Replica,
+    StoredPeer,
+    TreeHead,
+    Witnessed,
+    refuse_unfederated,
+)
 from noosphere.store.postgres import sql
 from noosphere.store.postgres.memories import ERASE, PostgresMemories
 from noosphere.store.postgres.sql import Row
@@ -142,6 +150,44 @@ class PostgresFederation(PostgresMemories):
             await conn.execute("DELETE FROM federation_cursors WHERE peer = %s", (peer_id,))
             cur = await conn.execute("DELETE FROM federation_peers WHERE id = %s", (peer_id,))
             return cur.rowcount > 0
+
+    async def witnessed(self) -> list[Witnessed]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT peer, size, root, at, signature, checked_at, problem, evidence "
+                "FROM federation_witness ORDER BY peer"
+            )
+            return [
+                Witnessed(
+                    r["peer"],
+                    TreeHead(r["size"], bytes(r["root"]), r["at"], bytes(r["signature"])),
+                    r["checked_at"],
+                    r["problem"],
+                    r["evidence"],
+                )
+                for r in await cur.fetchall()
+            ]
+
+    async def put_witnessed(self, record: Witnessed) -> None:
+        head = record.head
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO federation_witness (peer, size, root, at, signature, checked_at, problem, "
+                "evidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (peer) DO UPDATE SET "
+                "size = excluded.size, root = excluded.root, at = excluded.at, "
+                "signature = excluded.signature, checked_at = excluded.checked_at, "
+                "problem = excluded.problem, evidence = excluded.evidence",
+                (
+                    record.peer,
+                    head.size,
+                    head.root,
+                    head.at,
+                    head.signature,
+                    record.checked_at,
+                    record.problem,
+                    record.evidence,
+                ),
+            )
 
     async def set_paused(self, target: str, paused: bool) -> bool:
         statement = (

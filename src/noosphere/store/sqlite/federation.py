@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from noosphere.memory.model import Memory, Zone
-from noosphere.store.contract import FederatedItem, Replica, StoredPeer, refuse_unfederated
+from noosphere.store.contract import (
+    FederatedItem,
+    Replica,
+    StoredPeer,
+    TreeHead,
+    Witnessed,
+    refuse_unfederated,
+)
 from noosphere.store.sqlite import sql
 from noosphere.store.sqlite.memories import SQLiteMemories
 
@@ -182,6 +189,47 @@ class SQLiteFederation(SQLiteMemories):
             return conn.execute("DELETE FROM federation_peers WHERE id = ?", (peer_id,)).rowcount > 0
 
         return await self._run(lambda conn: self._transaction(conn, lambda: body(conn)))
+
+    async def witnessed(self) -> list[Witnessed]:
+        def op(conn: sqlite3.Connection) -> list[Witnessed]:
+            rows = conn.execute(
+                "SELECT peer, size, root, at, signature, checked_at, problem, evidence "
+                "FROM federation_witness ORDER BY peer"
+            )
+            return [
+                Witnessed(
+                    r[0],
+                    TreeHead(r[1], bytes(r[2]), datetime.fromtimestamp(r[3], UTC), bytes(r[4])),
+                    datetime.fromtimestamp(r[5], UTC),
+                    r[6],
+                    r[7],
+                )
+                for r in rows
+            ]
+
+        return await self._run(op)
+
+    async def put_witnessed(self, record: Witnessed) -> None:
+        head = record.head
+        await self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO federation_witness (peer, size, root, at, signature, checked_at, problem, "
+                "evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET "
+                "size = excluded.size, root = excluded.root, at = excluded.at, "
+                "signature = excluded.signature, checked_at = excluded.checked_at, "
+                "problem = excluded.problem, evidence = excluded.evidence",
+                (
+                    record.peer,
+                    head.size,
+                    head.root,
+                    head.at.timestamp(),
+                    head.signature,
+                    record.checked_at.timestamp(),
+                    record.problem,
+                    record.evidence,
+                ),
+            )
+        )
 
     async def set_paused(self, target: str, paused: bool) -> bool:
         statement = (
