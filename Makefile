@@ -44,7 +44,7 @@ bench: install
 
 # Only for the comparison rows in docs/benchmarks.md: the alternatives noosphere was measured against.
 bench-deps: install
-	$(BIN)/pip install --quiet usearch sqlite-vec apsw "torch==2.13.0" sentence-transformers
+	$(BIN)/pip install --quiet usearch sqlite-vec apsw "torch==2.13.0" sentence-transformers kinship
 	python3 -m venv .venv-litellm  # LiteLLM pins many shared packages: it gets its own environment
 	.venv-litellm/bin/pip install --quiet "litellm[proxy]"
 

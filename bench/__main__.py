@@ -20,6 +20,7 @@ BENCHES = {
     "soak": "bench.soak",
     "federation": "bench.federation",
     "federation_cluster": "bench.federation_cluster",
+    "membership": "bench.membership",
 }
 
 

@@ -41,7 +41,7 @@ SEARCHES = 100
 REMOTE_MEMORIES = 2000
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -59,7 +59,7 @@ def _cli(data: Path, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def _serve(settings: Settings, embedder: MiniLMEmbedder) -> Iterator[str]:
+def serve_node(settings: Settings, embedder: MiniLMEmbedder) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, embedder=embedder),
@@ -86,10 +86,12 @@ def _serve(settings: Settings, embedder: MiniLMEmbedder) -> Iterator[str]:
 class Mesh:
     """``n`` nodes, each the peer of every other."""
 
-    def __init__(self, root: Path, n: int, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, root: Path, n: int, options: dict[str, Any] | None = None, heartbeat: float = 2.0
+    ) -> None:
         self.dirs = [root / f"n{i}" for i in range(n)]
         self.keys: list[NodeKey] = [load_or_create(d) for d in self.dirs]
-        self.ports = [_free_port() for _ in range(n)]
+        self.ports = [free_port() for _ in range(n)]
         self.settings = []
         for i in range(n):
             peers = [
@@ -110,14 +112,14 @@ class Mesh:
                     server={"port": self.ports[i]},
                     pool={"checker": False, "local_worker": False},
                     scheduler={"enabled": False},
-                    federation={"peers": peers},
+                    federation={"peers": peers, "heartbeat_seconds": heartbeat},
                 )
             )
 
     @contextlib.contextmanager
     def running(self, embedder: MiniLMEmbedder) -> Iterator[list[str]]:
         with contextlib.ExitStack() as stack:
-            urls = [stack.enter_context(_serve(s, embedder)) for s in self.settings]
+            urls = [stack.enter_context(serve_node(s, embedder)) for s in self.settings]
             deadline = time.monotonic() + 120
             for url in urls:
                 while set(httpx.get(url + "/readyz").json().get("peers", {}).values()) != {"alive"}:
