@@ -28,7 +28,7 @@ import aiohttp
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.auth.principal import peer_principal
 from noosphere.config import PeerSettings
 from noosphere.errors import NoosphereError, PermissionDenied
 from noosphere.expiring import Expiring
@@ -217,7 +217,7 @@ class ChatDesk:
         if self._keys.get((peer.id, asked.key)):
             raise DuplicateRequest("a chat with this idempotency key was already taken")
         self._keys.put((peer.id, asked.key), True)
-        caller = Principal(f"peer:{peer.id}", PrincipalKind.USER, peer.id)
+        caller = peer_principal(peer.id)
         async with self.gateway.run(caller, asked.request, None, bulk=True, via=tuple(asked.via)) as job:
             try:
                 first = await self.gateway.first_event(job)

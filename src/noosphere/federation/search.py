@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from noosphere.auth.principal import Principal, PrincipalKind
+from noosphere.auth.principal import peer_principal
 from noosphere.config import PeerSettings
 from noosphere.federation.records import PeerRecord
 from noosphere.federation.sync import Send
@@ -80,8 +80,7 @@ async def serve(memory: MemoryService, peer: PeerSettings, asked: PeerSearch) ->
     """This node's federated memories that match, as far as ``peer`` may read them."""
     if not peer.read:
         return {"hits": []}
-    caller = Principal(f"peer:{peer.id}", PrincipalKind.USER, peer.id)  # sees no private memory
-    hits = await memory.search(caller, asked.local())
+    hits = await memory.search(peer_principal(peer.id), asked.local())
     wanted = set(peer.read_tags)
     return {
         "hits": [

@@ -87,14 +87,24 @@ class Gateway:
             offered.append(self.expected[name].context_length)
         return max(offered)
 
-    def models(self) -> list[ModelStatus]:
+    def models(self, own: bool = False) -> list[ModelStatus]:
+        """Every model served, with its servers' counts; ``own``: only what this node's healthy
+        workers and upstreams serve (what it offers its federated peers), not what it reaches
+        through peers."""
         aliases: dict[str, list[str]] = {}
         for alias, target in self.settings.aliases.items():
             aliases.setdefault(target, []).append(alias)
         out = []
         served = self.scheduler.models()
-        for name in self.expected:
-            served.setdefault(name, [])
+        if own:
+            served = {
+                name: mine
+                for name, servers in served.items()
+                if (mine := [w for w in servers if w.peer is None and w.healthy])
+            }
+        else:
+            for name in self.expected:
+                served.setdefault(name, [])
         for name, servers in sorted(served.items()):
             out.append(
                 ModelStatus(

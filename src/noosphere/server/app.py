@@ -157,21 +157,13 @@ class _NodeApp(FastAPI):
 def _offers(gateway: Gateway, runtime: Runtime) -> Offers:
     """What this node's heartbeats offer peers: its own models' free slots (not those it reaches
     through other peers), the agents it serves, and how many requests wait per slot."""
-    models: dict[str, ModelCapacity] = {}
-    for worker in gateway.scheduler.workers.values():
-        if worker.peer is not None or not worker.healthy:
-            continue
-        for name, offer in worker.models.items():
-            known = models.get(name) or ModelCapacity(name=name, free=0, slots=0, context_length=1)
-            models[name] = ModelCapacity(
-                name=name,
-                free=known.free + worker.free_slots,
-                slots=known.slots + worker.capacity,
-                context_length=max(known.context_length, offer.context_length),
-            )
-    slots = sum(m.slots for m in models.values())
+    models = [
+        ModelCapacity(name=m.id, free=m.free_slots, slots=m.slots, context_length=m.context_length)
+        for m in gateway.models(own=True)
+    ]
+    slots = sum(m.slots for m in models)
     return Offers(
-        models=sorted(models.values(), key=lambda m: m.name),
+        models=models,
         agents=sorted(runtime.served),
         load=gateway.scheduler.queued() / max(1, slots),
     )
