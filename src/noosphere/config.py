@@ -470,6 +470,13 @@ class FederationSettings(_Section):
         description="How often the node checks each live peer's signed audit log head against the "
         "last it verified.",
     )
+    tasks_per_peer: int = Field(
+        4,
+        ge=0,
+        le=10_000,
+        description="Open tasks one peer may have given this node's agents at once (with "
+        "forward_agents); its heartbeats tell it the room left.",
+    )
     repair_seconds: float = Field(
         30.0,
         gt=0,

@@ -72,3 +72,16 @@ async def test_an_accepted_task_holds_a_lease_and_a_lapsed_one_is_reclaimed_once
     assert record is not None
     assert (record.status, record.attempts, record.lease_until) == ("delegated", 1, None)
     assert await store.lapsed_tasks(later, 10) == []
+
+
+async def test_open_tasks_are_the_unsettled_ones_oldest_first(store: MemoryStore) -> None:
+    await store.put_task(delegated("t1", "planner", "coder", NOW))
+    await store.put_task(delegated("t2", "peer:node-a", "coder", NOW + timedelta(seconds=1)))
+    await store.put_task(delegated("t3", "peer:node-a", "tester", NOW + timedelta(seconds=2)))
+    await store.put_task(delegated("t4", "peer:node-a", "writer", NOW + timedelta(seconds=3)))
+    await store.move_task("t3", ["delegated"], "accepted", None, NOW)
+    await store.move_task("t4", ["delegated"], "rejected", "busy", NOW)
+    assert [t.id for t in await store.open_tasks(None, 10)] == ["t1", "t2", "t3"]
+    assert [t.id for t in await store.open_tasks("peer:node-a", 10)] == ["t2", "t3"]
+    assert [t.id for t in await store.open_tasks("peer:node-a", 1)] == ["t2"]
+    assert await store.open_tasks("nobody", 10) == []

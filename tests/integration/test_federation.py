@@ -602,3 +602,116 @@ def test_peers_witness_each_others_audit_log_and_catch_a_rewritten_history(pair:
         assert len(record["evidence"]["heads"]) == 2  # both signed by home: proof for anyone
     kinds = [entry["kind"] for entry in anyio.run(_audit_bodies, pair.dirs[1] / "noosphere.db")]
     assert "federation.witness_failed" in kinds
+
+
+def _agent(pair: Pair, i: int, **profile: Any) -> None:
+    answer = httpx.post(URL.format(pair.ports[i]) + "/api/v1/agents", json=profile, headers=_admin(pair, i))
+    assert answer.status_code == 201, answer.text
+
+
+def _tasks(pair: Pair, i: int) -> list[dict[str, Any]]:
+    answer = httpx.get(URL.format(pair.ports[i]) + "/api/v1/tasks", headers=_admin(pair, i))
+    assert answer.status_code == 200, answer.text
+    return list(answer.json())
+
+
+def _plan(pair: Pair) -> dict[str, Any]:
+    """Home's planner, run once by its admin."""
+    run = httpx.post(
+        URL.format(pair.ports[0]) + "/api/v1/agents/planner/run",
+        json={"task": "Get the release notes written.", "stream": False},
+        headers=_admin(pair, 0),
+        timeout=60,
+    )
+    assert run.status_code == 200, run.text
+    return dict(run.json())
+
+
+PLANNER = {"name": "planner", "level": "L1", "model": "planbot", "tools": ["delegate"]}
+DELEGATE = ("delegate", json.dumps({"agent": "coder", "task": "Write the release notes."}))
+
+
+def test_an_agent_delegates_to_an_agent_only_a_peer_serves_and_hears_how_it_went(pair: Pair) -> None:
+    home_id, garage_id = (k.id for k in pair.keys)
+    home_models = {"planbot": FakeModel("planbot", reply="The garage wrote them.", tool_calls=[DELEGATE])}
+    garage_models = {"coderbot": FakeModel("coderbot", reply="Release notes: faster sync.")}
+    with (
+        pair.node(0, models=home_models, forward_agents=True),
+        pair.node(1, models=garage_models, forward_agents=True),
+    ):
+        _agent(pair, 0, **PLANNER, plan=["delegate", "reply"], max_steps=2)
+        _agent(pair, 1, name="coder", level="L2", model="coderbot", tools=[], serve=True)
+        deadline = time.monotonic() + 20
+        while (run := _plan(pair))["calls"] != [{"tool": "delegate", "outcome": "ok"}]:
+            assert time.monotonic() < deadline, run  # until a heartbeat offered the garage's coder
+            time.sleep(0.2)
+        assert run["answer"] == "The garage wrote them."
+        (given,) = [t for t in _tasks(pair, 0) if t["status"] == "completed"]
+        assert given["assignee"] == f"coder@{garage_id}" and given["delegator"] == "planner"
+        assert given["result"] == "Release notes: faster sync."
+        (taken,) = _tasks(pair, 1)
+        assert (taken["delegator"], taken["assignee"], taken["status"]) == (
+            f"peer:{home_id}",
+            "coder",
+            "completed",
+        )
+        # The garage audited the task as home's and metered the coder's model calls to home.
+        audited = [
+            e
+            for e in anyio.run(_audit_bodies, pair.dirs[1] / "noosphere.db")
+            if e["kind"] == "federation.task"
+        ]
+        assert [(e["actor"], e["body"]["agent"]) for e in audited] == [(f"peer:{home_id}", "coder")]
+        database = pair.dirs[1] / "noosphere.db"
+        _until(lambda: f"peer:{home_id}" in anyio.run(_spenders, database), "home was not metered")
+
+        # Hostile or repeated requests: the same key is the same task; a loop, an agent the
+        # garage does not serve, or a malformed task is refused.
+        asked = {"key": given["id"], "agent": "coder", "task": "again", "via": [home_id]}
+        again = _signed_json(pair, 0, 1, "/federation/v1/tasks", asked)
+        assert again == (
+            200,
+            {"key": given["id"], "status": "completed", "result": "Release notes: faster sync."},
+        )
+        assert len(_tasks(pair, 1)) == 1
+        loop = {**asked, "key": "k" * 16, "via": [garage_id, home_id]}
+        assert _signed(pair, 0, 1, "/federation/v1/tasks", orjson.dumps(loop)) == (508, "loop_detected")
+        stranger = {**asked, "key": "k" * 16, "agent": "planner"}
+        assert _signed(pair, 0, 1, "/federation/v1/tasks", orjson.dumps(stranger)) == (404, "not_found")
+        huge = {**asked, "key": "k" * 16, "task": "x" * 20_001}
+        assert _signed(pair, 0, 1, "/federation/v1/tasks", orjson.dumps(huge)) == (400, "invalid_request")
+        # A peer reads only the states of its own tasks: the garage's key means nothing from home.
+        states = _signed_json(pair, 1, 0, "/federation/v1/tasks/states", {"keys": [taken["id"]]})
+        assert states == (200, {"tasks": [{"key": taken["id"], "status": None, "result": None}]})
+
+
+def test_a_peer_that_does_not_take_agent_tasks_is_never_given_one(pair: Pair) -> None:
+    home_models = {"planbot": FakeModel("planbot", reply="done", tool_calls=[DELEGATE])}
+    garage_models = {"coderbot": FakeModel("coderbot", reply="notes")}
+    with pair.node(0, models=home_models, forward_agents=True), pair.node(1, models=garage_models):
+        _agent(pair, 0, **PLANNER, plan=["delegate", "reply"], max_steps=2)
+        _agent(pair, 1, name="coder", level="L2", model="coderbot", tools=[], serve=True)
+        _until(lambda: _peers(pair.ports[0]) == {pair.keys[1].id: "alive"}, "home never heard garage")
+        time.sleep(1.0)  # heartbeats come and go: the garage must still not offer its coder
+        assert _plan(pair)["calls"] == []  # no agent to delegate to: the tool is not even offered
+        assert _tasks(pair, 0) == [] and _tasks(pair, 1) == []
+        asked = {"key": "k" * 16, "agent": "coder", "task": "notes", "via": [pair.keys[0].id]}
+        assert _signed(pair, 0, 1, "/federation/v1/tasks", orjson.dumps(asked)) == (403, "permission_denied")
+
+
+async def _spenders(database: Path) -> set[str]:
+    store = SQLiteStore(database)
+    await store.open()
+    try:
+        return {row.group for row in await store.usage_summary("principal", None) if row.completion_tokens}
+    finally:
+        await store.close()
+
+
+def _signed_json(
+    pair: Pair, sender: int, receiver: int, path: str, payload: dict[str, Any]
+) -> tuple[int, Any]:
+    body = orjson.dumps(payload)
+    headers = sign(pair.keys[sender], pair.keys[receiver].id, "POST", path, body)
+    answer = httpx.post(URL.format(pair.ports[receiver]) + path, content=body, headers=headers, timeout=30)
+    return answer.status_code, answer.json()

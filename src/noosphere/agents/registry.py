@@ -47,6 +47,10 @@ class AgentRegistry:
             raise NotFound(f"no agent named {name!r}")
         return found
 
+    async def find(self, name: str) -> AgentProfile | None:
+        """Agent ``name``'s profile, or None if there is none."""
+        return await self._one(name)
+
     async def every(self) -> list[AgentProfile]:
         return await self._profiles(None)
 

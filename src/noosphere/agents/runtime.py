@@ -19,11 +19,12 @@ from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import ChatModel
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.tools import Tool, ToolContext
-from noosphere.auth.principal import Principal, PrincipalKind, principal_id
+from noosphere.auth.principal import PEER_PREFIX, Principal, PrincipalKind, peer_principal, principal_id
 from noosphere.bus import Delivery, Kind
 from noosphere.config import RuntimeSettings
 from noosphere.errors import InvalidRequest, NoosphereError, NotFound, PermissionDenied
 from noosphere.node import Node
+from noosphere.store.contract import TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +109,25 @@ class Runtime:
             ),
             session=session or run_id,
             run_id=run_id,
-            delegates=tuple(a.name for a in everyone if outranks(profile.level, a.level)),
+            delegates=self._delegates(profile, everyone),
             payer=payer,
         )
         policy = self.node.settings.governance.policy({name: {str(k): v for k, v in profile.rules.items()}})
         model = profile.model or self.default_model
         loop = AgentLoop(ctx, self.model, model, self.tools, self.gate, policy, self.node.memory, self.limits)
         return await loop.run(task, emit, data)
+
+    def _delegates(self, profile: AgentProfile, everyone: Sequence[AgentProfile]) -> tuple[str, ...]:
+        """The agents ``profile`` may delegate to: those of a lower level here, then those live
+        peers offer under other names."""
+        here = [a.name for a in everyone if outranks(profile.level, a.level)]
+        remote = self.delegation.remote
+        offered = {} if remote is None else remote.offered()
+        names = {a.name for a in everyone}
+        elsewhere = [
+            n for n, level in sorted(offered.items()) if n not in names and outranks(profile.level, level)
+        ]
+        return (*here, *elsewhere)
 
     async def serve(self, rescan_seconds: float = RESCAN_SECONDS) -> None:
         """Serve every agent marked ``serve``, forever (one task at a time per agent). Agents
@@ -169,7 +182,7 @@ class Runtime:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_lease, task_id)
-                result = await self.run(profile.name, record.task, session=task_id)
+                result = await self.run(profile.name, record.task, session=task_id, payer=_payer(record))
                 group.cancel_scope.cancel()
         except NoosphereError as exc:
             await self.delegation.fail(task_id, profile.name, f"{exc.code}: {exc.message}")
@@ -194,6 +207,14 @@ class Runtime:
                     "task %s of %s: its runner was gone; now %s", record.id, record.assignee, record.status
                 )
             await anyio.sleep(every)
+
+
+def _payer(record: TaskRecord) -> Principal | None:
+    """Who pays for a delegated task's model calls: the peer node that gave it (metered as its
+    request), otherwise the agent itself."""
+    if record.delegator.startswith(PEER_PREFIX):
+        return peer_principal(record.delegator.removeprefix(PEER_PREFIX))
+    return None
 
 
 __all__ = ["Runtime"]

@@ -87,6 +87,14 @@ TABLE: tuple[Grant, ...] = tuple(
             "a peer this node lets forward chats (`forward_chat`); run and metered as that peer's request",
             "POST /federation/v1/chat",
         ),
+        *_rows(
+            "http",
+            frozenset({Role.PEER}),
+            "a peer this node lets forward agent tasks (`forward_agents`), for an agent served here, "
+            "within `federation.tasks_per_peer`; metered as that peer's; a peer reads only its own tasks",
+            "POST /federation/v1/tasks",
+            "POST /federation/v1/tasks/states",
+        ),
         *_rows("http", OPENAI, "", "GET /v1/models", "POST /v1/embeddings", "POST /v1/chat/completions"),
         *_rows(
             "http",

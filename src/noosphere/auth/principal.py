@@ -78,7 +78,10 @@ def principal_id(kind: PrincipalKind, name: str) -> str:
     return ADMIN_ID if kind is PrincipalKind.ADMIN else f"{kind.value}:{name}"
 
 
+PEER_PREFIX = "peer:"
+
+
 def peer_principal(node_id: str) -> Principal:
     """A federated peer node acting on this one (its forwarded chats, its searches): metered and
     audited as ``peer:<node id>``, with no private memory of its own here."""
-    return Principal(f"peer:{node_id}", PrincipalKind.USER, node_id)
+    return Principal(PEER_PREFIX + node_id, PrincipalKind.USER, node_id)

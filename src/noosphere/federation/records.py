@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from noosphere.auth.principal import Level
 from noosphere.memory.model import (
     THREAD_ID_MAX,
     Memory,
@@ -115,6 +116,16 @@ class ModelCapacity(BaseModel):
     context_length: int = Field(4096, ge=1, le=100_000_000)
 
 
+class AgentCapacity(BaseModel):
+    """An agent a node serves, offered to a peer that may give it tasks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    level: Level
+    free: int = Field(ge=0, le=1_000_000)  # tasks the peer may give this node's agents now
+
+
 class Hello(BaseModel):
     """What a node says of itself in a heartbeat, both ways: who it is, and what it can take on
     for its peers. Unknown fields are ignored, so nodes of other versions can still talk."""
@@ -127,7 +138,7 @@ class Hello(BaseModel):
     time: Finite
     load: Finite = Field(0.0, ge=0)  # requests waiting per slot
     models: list[ModelCapacity] = Field(default_factory=list, max_length=256)
-    agents: list[Annotated[Text, Field(max_length=64)]] = Field(default_factory=list, max_length=256)
+    agents: list[AgentCapacity] = Field(default_factory=list, max_length=256)
     zones: list[Annotated[Text, Field(max_length=16)]] = Field(default_factory=list, max_length=8)
 
 

@@ -28,13 +28,15 @@ from pydantic import ValidationError
 
 from noosphere import __version__
 from noosphere.config import FederationSettings, PeerSettings
+from noosphere.errors import NoosphereError
 from noosphere.expiring import Expiring
 from noosphere.federation.forwarding import Forwarding
 from noosphere.federation.membership import Membership, PeerState
-from noosphere.federation.records import Hello, ModelCapacity
+from noosphere.federation.records import AgentCapacity, Hello, ModelCapacity
 from noosphere.federation.search import ask
 from noosphere.federation.signing import Refused, Verifier
 from noosphere.federation.sync import LocalMemory, Send, Sync
+from noosphere.federation.tasks import TaskDesk
 from noosphere.federation.transport import call
 from noosphere.federation.witness import Witness
 from noosphere.governance.audit import AuditLog
@@ -70,12 +72,11 @@ def effective_peers(
 
 
 class Offers:
-    """What this node offers its peers, as its heartbeats say."""
+    """The models this node offers its peers, as its heartbeats say (its agents come from the
+    ``TaskDesk``, per peer)."""
 
-    def __init__(
-        self, models: Sequence[ModelCapacity] = (), agents: Sequence[str] = (), load: float = 0.0
-    ) -> None:
-        self.models, self.agents, self.load = models, agents, load
+    def __init__(self, models: Sequence[ModelCapacity] = (), load: float = 0.0) -> None:
+        self.models, self.load = models, load
 
 
 class Federation:
@@ -104,6 +105,7 @@ class Federation:
         self.heard: dict[str, Hello] = {}  # each peer's last heartbeat
         self._session: aiohttp.ClientSession | None = None  # while ``run`` runs
         self.forwarding: Forwarding | None = None  # set once the pool is up
+        self.desk: TaskDesk | None = None  # peers' tasks for this node's agents, once agents run
         self._ringing = asyncio.Event()  # federated records changed here: tell the peers
         self._woken = asyncio.Event()  # a peer rang: pull now
         self._rung: set[str] = set()  # the peers that rang since the last pull
@@ -132,10 +134,16 @@ class Federation:
         self.peers = peers
         self.all_paused = self.settings.paused or ALL_PEERS in paused
 
-    def hello(self, peer: PeerSettings) -> Hello:
+    async def hello(self, peer: PeerSettings) -> Hello:
         """What a heartbeat to ``peer`` says about this node: its models only if the peer may
         forward chats here, its agents only if it may forward agent tasks."""
         offers = self._offers()
+        agents: list[AgentCapacity] = []
+        if self.desk is not None and peer.forward_agents:
+            try:
+                agents = await self.desk.offers(peer)
+            except NoosphereError as exc:
+                log.warning("listing the agents offered to %s: %s (%s)", peer.id, exc.message, exc.code)
         return Hello(
             id=self.key.id,
             name=self.name,
@@ -143,7 +151,7 @@ class Federation:
             time=time.time(),
             load=offers.load,
             models=list(offers.models) if peer.forward_chat else [],
-            agents=list(offers.agents) if peer.forward_agents else [],
+            agents=agents,
             zones=["federated"],
         )
 
@@ -316,7 +324,8 @@ class Federation:
 
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
-            answer = await call(session, self.key, peer, HEARTBEAT_PATH, self.hello(peer).model_dump())
+            hello = await self.hello(peer)
+            answer = await call(session, self.key, peer, HEARTBEAT_PATH, hello.model_dump(mode="json"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s is unreachable: %r", peer.id, exc)
             return

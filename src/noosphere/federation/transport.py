@@ -30,13 +30,27 @@ async def call(
 ) -> bytes | None:
     """The body of the peer's answer, or None if it refused or sent too much (logged). Network
     failures raise ``aiohttp.ClientError`` or ``TimeoutError``."""
+    status, body = await exchange(session, key, peer, path, payload, seconds)
+    if status != 200:
+        log.info("federation peer %s answered %s to %s", peer.id, status, path)
+        return None
+    return body
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    key: NodeKey,
+    peer: PeerSettings,
+    path: str,
+    payload: dict[str, Any],
+    seconds: float | None = None,
+) -> tuple[int, bytes | None]:
+    """The status and body of the peer's answer, whatever the status; the body is None if the
+    peer sent too much (logged). Network failures raise as ``call``'s do."""
     body = orjson.dumps(payload)
     headers = {**sign(key, peer.id, "POST", path, body), "content-type": "application/json"}
     limit = None if seconds is None else aiohttp.ClientTimeout(total=seconds)
     async with session.post(peer.url + path, data=body, headers=headers, timeout=limit) as answer:
-        if answer.status != 200:
-            log.info("federation peer %s answered %s to %s", peer.id, answer.status, path)
-            return None
         data = bytearray()
         async for chunk in answer.content.iter_chunked(1 << 16):
             data += chunk
@@ -44,8 +58,8 @@ async def call(
                 log.warning(
                     "federation peer %s sent over %d bytes to %s; ignored", peer.id, RESPONSE_MAX, path
                 )
-                return None
-    return bytes(data)
+                return answer.status, None
+        return answer.status, bytes(data)
 
 
 @contextlib.asynccontextmanager
@@ -62,4 +76,4 @@ async def stream(
         yield answer
 
 
-__all__ = ["RESPONSE_MAX", "call", "stream"]
+__all__ = ["RESPONSE_MAX", "call", "exchange", "stream"]

@@ -24,6 +24,7 @@ from noosphere.errors import PayloadTooLarge
 from noosphere.federation.forwarding import ChatDesk, Forwarding
 from noosphere.federation.records import ModelCapacity
 from noosphere.federation.service import Federation, Offers
+from noosphere.federation.tasks import TaskDesk, TaskForwarding
 from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
 from noosphere.pool.backends.base import Backend
@@ -154,19 +155,15 @@ class _NodeApp(FastAPI):
         await self._front(scope, receive, send)
 
 
-def _offers(gateway: Gateway, runtime: Runtime) -> Offers:
+def _offers(gateway: Gateway) -> Offers:
     """What this node's heartbeats offer peers: its own models' free slots (not those it reaches
-    through other peers), the agents it serves, and how many requests wait per slot."""
+    through other peers), and how many requests wait per slot."""
     models = [
         ModelCapacity(name=m.id, free=m.free_slots, slots=m.slots, context_length=m.context_length)
         for m in gateway.models(own=True)
     ]
     slots = sum(m.slots for m in models)
-    return Offers(
-        models=models,
-        agents=sorted(runtime.served),
-        load=gateway.scheduler.queued() / max(1, slots),
-    )
+    return Offers(models=models, load=gateway.scheduler.queued() / max(1, slots))
 
 
 def create_app(
@@ -223,9 +220,20 @@ def create_app(
                 node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
             )
             app.state.runtime = holder["runtime"] = runtime
-            federation.advertise(lambda: _offers(gateway, runtime))
+            federation.advertise(lambda: _offers(gateway))
+            federation.desk = TaskDesk(
+                runtime.delegation,
+                node.agents,
+                lambda: runtime.served,
+                node.audit,
+                node.key.id,
+                settings.federation.tasks_per_peer,
+            )
+            runtime.delegation.remote = TaskForwarding(federation)
             loops.start("agent_runtime", runtime.serve)
             loops.start("task_recovery", runtime.recover)
+            follow = runtime.delegation.follow_remote
+            loops.start("remote_tasks", follow, settings.federation.heartbeat_seconds)
             jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)
             app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
             if settings.scheduler.enabled:

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from noosphere.auth.permissions import authorize
 from noosphere.config import PeerSettings
-from noosphere.errors import InvalidRequest
+from noosphere.errors import InvalidRequest, Unavailable
 from noosphere.federation.forwarding import CHAT_PATH, ChatDesk, ForwardedChat
 from noosphere.federation.reconcile import Malformed
 from noosphere.federation.records import (
@@ -31,6 +31,7 @@ from noosphere.federation.search import SEARCH_PATH, PeerSearch, serve
 from noosphere.federation.service import DOORBELL_PATH, HEARTBEAT_PATH
 from noosphere.federation.signing import FROM, Refused
 from noosphere.federation.sync import CHANGES_PATH, RECONCILE_PATH, RECORDS_PATH
+from noosphere.federation.tasks import TASK_STATES_PATH, TASKS_PATH, ForwardedTask, TaskDesk, TaskStates
 from noosphere.federation.witness import (
     CONSISTENCY_PATH,
     HEAD_PATH,
@@ -96,7 +97,7 @@ async def heartbeat(request: Request, peer: PeerDep) -> dict[str, Any]:
     """The peer's ``Hello`` (who it is, what it offers) is kept; the answer is this node's own."""
     federation = federation_of(request.app)
     federation.greeted(peer.id, await _read(request, Hello))
-    return federation.hello(peer).model_dump()
+    return (await federation.hello(peer)).model_dump(mode="json")
 
 
 @router.post(DOORBELL_PATH, summary="A peer says its federated memories changed")
@@ -157,6 +158,29 @@ async def chat(request: Request, peer: PeerDep) -> Response:
     return StreamingResponse(
         frames(), media_type="application/x-ndjson", background=BackgroundTask(stack.aclose)
     )
+
+
+@router.post(TASKS_PATH, summary="A peer gives one of this node's agents a task")
+async def give_task(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """If this node lets that peer forward agent tasks, the agent serves tasks here, and the peer
+    has room left (``federation.tasks_per_peer``): the task is recorded and queued in the agent's
+    mailbox, metered and audited as the peer's. A key given before answers that task's state."""
+    asked = await _read(request, ForwardedTask)
+    return (await desk_of(request).take(peer, asked)).model_dump(mode="json")
+
+
+@router.post(TASK_STATES_PATH, summary="A peer asks how the tasks it gave this node's agents are going")
+async def task_states(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """Each task's status and result, by the peer's key; ``status`` null for a key it never gave."""
+    asked = await _read(request, TaskStates)
+    return (await desk_of(request).states(peer, asked)).model_dump(mode="json")
+
+
+def desk_of(request: Request) -> TaskDesk:
+    desk = federation_of(request.app).desk
+    if desk is None:
+        raise Unavailable("the agent runtime is not running")
+    return desk
 
 
 @router.post(HEAD_PATH, summary="A peer fetches this node's newest signed audit tree head")

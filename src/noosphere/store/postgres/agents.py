@@ -72,6 +72,15 @@ async def _tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> l
     return [TaskRecord(**r) for r in await cur.fetchall()]
 
 
+async def _open_tasks(conn: AsyncConnection[Row], delegator: str | None, limit: int) -> list[TaskRecord]:
+    cur = await conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status IN ('delegated', 'accepted') "
+        "AND (%s::text IS NULL OR delegator = %s) ORDER BY created_at, id LIMIT %s",
+        (delegator, delegator, limit),
+    )
+    return [TaskRecord(**r) for r in await cur.fetchall()]
+
+
 async def _move_task(
     conn: AsyncConnection[Row],
     task_id: str,
@@ -145,6 +154,10 @@ class PostgresAgents(PostgresBase):
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
         async with self._connection() as conn:
             return await _tasks(conn, agent, limit)
+
+    async def open_tasks(self, delegator: str | None, limit: int) -> list[TaskRecord]:
+        async with self._connection() as conn:
+            return await _open_tasks(conn, delegator, limit)
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime

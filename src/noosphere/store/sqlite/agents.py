@@ -87,6 +87,15 @@ def _tasks(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[Task
     return [_task(r) for r in rows]
 
 
+def _open_tasks(conn: sqlite3.Connection, delegator: str | None, limit: int) -> list[TaskRecord]:
+    rows = conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status IN ('delegated', 'accepted') "
+        "AND (? IS NULL OR delegator = ?) ORDER BY created_at, id LIMIT ?",
+        (delegator, delegator, limit),
+    ).fetchall()
+    return [_task(r) for r in rows]
+
+
 def _move_task(
     conn: sqlite3.Connection,
     task_id: str,
@@ -156,6 +165,9 @@ class SQLiteAgents(SQLiteBase):
 
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
         return await self._run(lambda conn: _tasks(conn, agent, limit))
+
+    async def open_tasks(self, delegator: str | None, limit: int) -> list[TaskRecord]:
+        return await self._run(lambda conn: _open_tasks(conn, delegator, limit))
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
