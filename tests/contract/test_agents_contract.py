@@ -85,3 +85,5 @@ async def test_open_tasks_are_the_unsettled_ones_oldest_first(store: MemoryStore
     assert [t.id for t in await store.open_tasks("peer:node-a", 10)] == ["t2", "t3"]
     assert [t.id for t in await store.open_tasks("peer:node-a", 1)] == ["t2"]
     assert await store.open_tasks("nobody", 10) == []
+    await store.put_task(delegated("t5", "planner", "coder@node-garage", NOW + timedelta(seconds=4)))
+    assert [t.id for t in await store.open_tasks(None, 10, on_peers=True)] == ["t5"]

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 HUMANS = "admin"  # the mailbox escalations from L0 and L1 go to
 LEASE_SECONDS = 60.0  # an accepted task's runner renews its lease every third of this
+REMOTE_FOLLOWED = 1000  # open tasks on peers' agents asked about in one check, oldest first
 MAX_ATTEMPTS = 3  # runs of one task that may lapse (their node stopped) before it fails
 
 
@@ -195,7 +196,7 @@ class Delegation:
         never got its task (it was down) gets it again; a settled one is settled here."""
         if self.remote is None:
             return
-        records = [r for r in await self.store.open_tasks(None, 1000) if is_remote(r.assignee)]
+        records = await self.store.open_tasks(None, REMOTE_FOLLOWED, on_peers=True)
         if not records:
             return
         states = await self.remote.states(records)

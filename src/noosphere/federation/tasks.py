@@ -58,7 +58,6 @@ TASK_STATES_PATH = "/federation/v1/tasks/states"
 STATES_MAX = 200  # tasks one state request asks about
 RESULT_MAX = 200_000  # characters of a task's result taken from a peer
 TASK_MAX = 20_000  # characters of a task, as a person's run takes
-OPEN_MAX = 1000  # open forwarded tasks followed per check
 
 Key = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 

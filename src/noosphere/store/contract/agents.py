@@ -43,9 +43,9 @@ class Agents(Protocol):
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
         """Newest first; with ``agent``, the tasks it delegated or was given."""
 
-    async def open_tasks(self, delegator: str | None, limit: int) -> list[TaskRecord]:
+    async def open_tasks(self, delegator: str | None, limit: int, on_peers: bool = False) -> list[TaskRecord]:
         """Tasks not settled yet (delegated or accepted), oldest first; with ``delegator``, only
-        those it gave."""
+        those it gave; with ``on_peers``, only those given to peers' agents (``name@node-id``)."""
 
     async def lease_task(self, task_id: str, until: datetime) -> bool:
         """Hold an accepted task until ``until`` (its runner renews); False if it is not accepted."""

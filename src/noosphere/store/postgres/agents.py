@@ -72,11 +72,14 @@ async def _tasks(conn: AsyncConnection[Row], agent: str | None, limit: int) -> l
     return [TaskRecord(**r) for r in await cur.fetchall()]
 
 
-async def _open_tasks(conn: AsyncConnection[Row], delegator: str | None, limit: int) -> list[TaskRecord]:
+async def _open_tasks(
+    conn: AsyncConnection[Row], delegator: str | None, on_peers: bool, limit: int
+) -> list[TaskRecord]:
     cur = await conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status IN ('delegated', 'accepted') "
-        "AND (%s::text IS NULL OR delegator = %s) ORDER BY created_at, id LIMIT %s",
-        (delegator, delegator, limit),
+        "AND (%s::text IS NULL OR delegator = %s) AND (NOT %s OR strpos(assignee, '@') > 0) "
+        "ORDER BY created_at, id LIMIT %s",
+        (delegator, delegator, on_peers, limit),
     )
     return [TaskRecord(**r) for r in await cur.fetchall()]
 
@@ -155,9 +158,9 @@ class PostgresAgents(PostgresBase):
         async with self._connection() as conn:
             return await _tasks(conn, agent, limit)
 
-    async def open_tasks(self, delegator: str | None, limit: int) -> list[TaskRecord]:
+    async def open_tasks(self, delegator: str | None, limit: int, on_peers: bool = False) -> list[TaskRecord]:
         async with self._connection() as conn:
-            return await _open_tasks(conn, delegator, limit)
+            return await _open_tasks(conn, delegator, on_peers, limit)
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime

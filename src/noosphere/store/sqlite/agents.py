@@ -87,11 +87,14 @@ def _tasks(conn: sqlite3.Connection, agent: str | None, limit: int) -> list[Task
     return [_task(r) for r in rows]
 
 
-def _open_tasks(conn: sqlite3.Connection, delegator: str | None, limit: int) -> list[TaskRecord]:
+def _open_tasks(
+    conn: sqlite3.Connection, delegator: str | None, on_peers: bool, limit: int
+) -> list[TaskRecord]:
     rows = conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM agent_tasks WHERE status IN ('delegated', 'accepted') "
-        "AND (? IS NULL OR delegator = ?) ORDER BY created_at, id LIMIT ?",
-        (delegator, delegator, limit),
+        "AND (? IS NULL OR delegator = ?) AND (NOT ? OR instr(assignee, '@') > 0) "
+        "ORDER BY created_at, id LIMIT ?",
+        (delegator, delegator, on_peers, limit),
     ).fetchall()
     return [_task(r) for r in rows]
 
@@ -166,8 +169,8 @@ class SQLiteAgents(SQLiteBase):
     async def tasks(self, agent: str | None, limit: int) -> list[TaskRecord]:
         return await self._run(lambda conn: _tasks(conn, agent, limit))
 
-    async def open_tasks(self, delegator: str | None, limit: int) -> list[TaskRecord]:
-        return await self._run(lambda conn: _open_tasks(conn, delegator, limit))
+    async def open_tasks(self, delegator: str | None, limit: int, on_peers: bool = False) -> list[TaskRecord]:
+        return await self._run(lambda conn: _open_tasks(conn, delegator, on_peers, limit))
 
     async def move_task(
         self, task_id: str, before: Sequence[str], status: str, result: str | None, at: datetime
