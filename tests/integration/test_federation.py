@@ -592,6 +592,11 @@ def test_peers_witness_each_others_audit_log_and_catch_a_rewritten_history(pair:
         )
         code, records = _witnessed(pair, 1)
         assert code == 0 and [(r["peer"], r["ok"]) for r in records] == [(home_id, True)]
+        # Gossip: a peer tells what it verified of the nodes it is asked about, and nothing else.
+        asked = {"nodes": [home_id, "node-unknown"]}
+        status, gossip = _signed_json(pair, 0, 1, "/federation/v1/audit/witnessed", asked)
+        assert status == 200 and [h["node"] for h in gossip["heads"]] == [home_id]
+        assert gossip["heads"][0]["head"]["size"] >= records[0]["size"]
     _rewrite_history(pair.dirs[0] / "noosphere.db")
     with pair.node(0), pair.node(1):
         _remember(pair, 0, "a write after the rewrite", "shared")  # the log grows; home signs anew

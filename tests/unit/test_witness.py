@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from noosphere.config import PeerSettings
-from noosphere.federation.witness import CONSISTENCY_PATH, HEAD_PATH, SignedHead, Witness
+from noosphere.federation.witness import CONSISTENCY_PATH, HEAD_PATH, WITNESSED_PATH, SignedHead, Witness
 from noosphere.governance import merkle
 from noosphere.governance.audit import head_message
 from noosphere.identity import NodeKey, load_or_create
@@ -105,3 +105,43 @@ async def test_a_head_the_peer_did_not_sign_is_ignored(tmp_path: Path) -> None:
     peer = Peer(key, _leaves(4))
     assert await _check(witness, peer, settings, peer.head(signer=other)) is None
     assert records.kept == {} and audit.entries == []
+
+
+async def test_gossip_catches_a_node_that_shows_two_peers_two_histories(tmp_path: Path) -> None:
+    """This node verified X's log; peer P relays the head it verified of X. X's own real log
+    answers the consistency proofs."""
+    x_key, p_key, stranger = (load_or_create(tmp_path / name) for name in ("x", "p", "stranger"))
+    x = PeerSettings(id=x_key.id, public_key=x_key.public_text, url="http://x.invalid")
+    p = PeerSettings(id=p_key.id, public_key=p_key.public_text, url="http://p.invalid")
+    real = Peer(x_key, _leaves(5))
+    cases = {
+        "the same log": (Peer(x_key, _leaves(5)).head(), False),
+        "its log, grown since": (Peer(x_key, _leaves(7)).head(), False),
+        "a fork of the same size": (Peer(x_key, _leaves(5, tag=" (for p)")).head(), True),
+        "a larger fork": (Peer(x_key, _leaves(3) + _leaves(7, tag=" (for p)")[3:]).head(), True),
+        "a head x never signed": (Peer(x_key, _leaves(5, tag=" (for p)")).head(signer=stranger), False),
+    }
+    for case, (relayed, split) in cases.items():
+        records, audit = Records(), Audit()
+        witness = Witness(records, audit)  # type: ignore[arg-type]
+        await _check(witness, real, x, real.head())
+        real.leaves = _leaves(7)  # x grew meanwhile; its proofs come from its one real log
+
+        async def send(
+            peer: PeerSettings, path: str, payload: dict[str, Any], relayed: TreeHead = relayed
+        ) -> bytes:
+            if path == WITNESSED_PATH:
+                assert peer == p and payload == {"nodes": [x.id]}
+                return orjson.dumps(
+                    {"heads": [{"node": x.id, "head": SignedHead.of(relayed).model_dump(mode="json")}]}
+                )
+            assert peer == x and path == CONSISTENCY_PATH
+            return await real.sender(real.head())(peer, path, payload)
+
+        caught = await witness.compare(send, p, {x.id: (x, x_key.public)})
+        assert bool(caught) is split, case
+        assert (records.kept[x.id].problem is not None) is split, case
+        if split:
+            assert p.id in (records.kept[x.id].problem or "")
+            assert [kind for kind, _ in audit.entries] == ["federation.witness_failed"], case
+        real.leaves = _leaves(5)

@@ -80,6 +80,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "POST /federation/v1/search",
             "POST /federation/v1/audit/head",
             "POST /federation/v1/audit/consistency",
+            "POST /federation/v1/audit/witnessed",
         ),
         *_rows(
             "http",

@@ -363,8 +363,14 @@ class Federation:
         public = self._keys.get(peer.id)
         if public is None:
             return
+        others = {
+            other.id: (other, self._keys[other.id])
+            for other in self.live()
+            if other.id != peer.id and other.id in self._keys
+        }
         try:
             await self.witness.check(self._sender(session), peer, public)
+            await self.witness.compare(self._sender(session), peer, others)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: checking its audit log failed: %r", peer.id, exc)
 

@@ -35,9 +35,12 @@ from noosphere.federation.tasks import TASK_STATES_PATH, TASKS_PATH, ForwardedTa
 from noosphere.federation.witness import (
     CONSISTENCY_PATH,
     HEAD_PATH,
+    WITNESSED_PATH,
     ConsistencyRequest,
+    WitnessedRequest,
     consistency,
     newest_head,
+    witnessed_heads,
 )
 from noosphere.server.deps import bearer_token, federation_of, node_of
 from noosphere.server.errors import error_body, validation_message
@@ -197,6 +200,14 @@ async def audit_consistency(request: Request, peer: PeerDep) -> dict[str, Any]:
         return await consistency(node_of(request.app).store, asked)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+@router.post(WITNESSED_PATH, summary="A peer asks for the audit tree heads this node verified of other nodes")
+async def audit_witnessed(request: Request, peer: PeerDep) -> dict[str, Any]:
+    """Gossip between witnesses: the last head this node verified of each node asked about, so
+    a node showing two peers two histories is caught (``federation/witness.py``)."""
+    asked = await _read(request, WitnessedRequest)
+    return await witnessed_heads(node_of(request.app).store, asked)
 
 
 @router.post(RECORDS_PATH, summary="A peer fetches the records reconciliation found it lacks")
