@@ -12,16 +12,19 @@ metadata with sorted keys and whole floats as integers (jsonb may give back eith
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from noosphere.expiring import Expiring
 from noosphere.identity import NodeKey, node_id_of, public_key_from_text, verify
 from noosphere.memory.model import Memory
 
 DOMAIN = b"noosphere-record-v1\n"
+SEALS_KEPT_FOR = 3600.0  # seconds a seal of this node's own record is remembered
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -71,7 +74,30 @@ def canonical(memory: Memory) -> bytes:
 
 def seal(key: NodeKey, memory: Memory) -> str:
     """The origin's seal of one of its records, as it travels and is stored."""
-    return f"{key.public_text}.{base64.b64encode(key.sign(canonical(memory))).decode()}"
+    return _sealed(key, canonical(memory))
+
+
+def _sealed(key: NodeKey, text: bytes) -> str:
+    return f"{key.public_text}.{base64.b64encode(key.sign(text)).decode()}"
+
+
+class Sealer:
+    """Seals this node's own records as they go out, remembering the latest ones: every peer
+    pulls the same pages, and Ed25519 signatures are deterministic, so a record that has not
+    changed is signed once, not once per peer and pull."""
+
+    def __init__(self, key: NodeKey, limit: int = 100_000) -> None:
+        self.key = key
+        self._seals: Expiring[bytes, str] = Expiring(SEALS_KEPT_FOR, limit=limit)
+
+    def seal(self, memory: Memory) -> str:
+        text = canonical(memory)
+        digest = hashlib.blake2b(text, digest_size=16).digest()
+        found = self._seals.get(digest)
+        if found is None:
+            found = _sealed(self.key, text)
+            self._seals.put(digest, found)
+        return found
 
 
 class KeyRing:
@@ -109,4 +135,4 @@ class KeyRing:
         return len(raw) == 64 and verify(public, raw, canonical(memory))
 
 
-__all__ = ["KeyRing", "canonical", "seal"]
+__all__ = ["KeyRing", "Sealer", "canonical", "seal"]

@@ -36,7 +36,7 @@ from noosphere.config import MemorySettings, PeerSettings
 from noosphere.embeddings.base import Embedder
 from noosphere.expiring import Expiring
 from noosphere.federation.inventory import Inventory, item_of
-from noosphere.federation.provenance import KeyRing, seal
+from noosphere.federation.provenance import KeyRing, Sealer
 from noosphere.federation.reconcile import Malformed, Reconciler, Snapshot
 from noosphere.federation.records import (
     TRADE_MAX,
@@ -100,6 +100,7 @@ class Sync:
         self.key, self.records, self.memory = key, records, memory
         self.inventory = Inventory(records, key.id)
         self.ring = KeyRing()
+        self.sealer = Sealer(key)
         self.changed: Callable[[], None] = lambda: None  # records a peer pushed changed something
         # Items repair fetched lately: one this node refused, or that changed nothing here (a
         # record erased here by a local admin), is not fetched again at every repair.
@@ -115,7 +116,7 @@ class Sync:
             if peer.read_tags and not memory.tombstone and not set(memory.tags) & set(peer.read_tags):
                 continue
             if memory.origin == self.key.id:
-                replica = Replica(memory, replica.vector, seal(self.key, memory))
+                replica = Replica(memory, replica.vector, self.sealer.seal(memory))
             elif replica.seal is None:
                 continue
             out.append(wire(replica))
