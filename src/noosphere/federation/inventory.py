@@ -8,16 +8,21 @@ node cannot pass on (a peer's record without its origin's seal) are left out.
 
 The inventory reads only records whose sequence number is new since it last looked; a purge
 (expired memories, old tombstones) removes rows without a new sequence number, which the count
-of rows reveals, and the inventory is then read again whole.
+of rows reveals, and the inventory is then read again whole. Rows are counted at most every
+``COUNT_EVERY`` seconds, not for every reconciliation message: a snapshot that still holds a
+purged record for a moment only makes a peer ask for a record that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from noosphere.federation.reconcile import Snapshot, item_id
 from noosphere.store.contract import FederatedItem, FederatedRecords
+
+COUNT_EVERY = 5.0  # seconds between counts of the store's rows (which reveal a purge)
 
 
 def item_of(memory_id: str, tombstone: bool) -> bytes:
@@ -34,6 +39,7 @@ class Inventory:
         self._snapshots: dict[frozenset[str] | None, tuple[int, Snapshot]] = {}
         self._memory_of: dict[bytes, str] = {}
         self._lock = asyncio.Lock()
+        self._counted = -COUNT_EVERY  # when the rows were last counted (monotonic)
 
     async def snapshot(self, tags: Sequence[str] | None = None) -> Snapshot:
         """The current set, or only the records carrying one of ``tags`` (and every tombstone:
@@ -41,10 +47,12 @@ class Inventory:
         async with self._lock:
             if await self._catch_up():
                 self._version += 1
-            if len(self._rows) != await self.records.federated_count():
-                self._rows, self._seq, self._memory_of = {}, 0, {}
-                await self._catch_up()
-                self._version += 1
+            if time.monotonic() - self._counted >= COUNT_EVERY:
+                self._counted = time.monotonic()
+                if len(self._rows) != await self.records.federated_count():
+                    self._rows, self._seq, self._memory_of = {}, 0, {}
+                    await self._catch_up()
+                    self._version += 1
             key = frozenset(tags) if tags else None
             built = self._snapshots.get(key)
             if built is None or built[0] != self._version:

@@ -146,6 +146,7 @@ MESSAGE_MAX = 1 << 20  # bytes of one reconciliation message (base64 makes it a 
 
 
 TRADE_MAX = 100  # records traded with one reconciliation message, each way
+MORE_MAX = 100_000  # items to fetch one repair learns of; the rest wait for the next repair
 ItemHex = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
 
@@ -169,7 +170,7 @@ class ReconcileAnswer(BaseModel):
 
     message: str | None = Field(None, max_length=MESSAGE_MAX * 4 // 3 + 4)  # None: nothing left
     records: list[dict[str, Any]] = Field(default_factory=list, max_length=TRADE_MAX)
-    more: list[ItemHex] = Field(default_factory=list, max_length=1_000_000)
+    more: list[ItemHex] = Field(default_factory=list, max_length=MORE_MAX)
 
 
 class RecordsRequest(BaseModel):

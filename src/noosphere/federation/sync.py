@@ -39,6 +39,7 @@ from noosphere.federation.inventory import Inventory, item_of
 from noosphere.federation.provenance import KeyRing, Sealer
 from noosphere.federation.reconcile import Malformed, Reconciler, Snapshot
 from noosphere.federation.records import (
+    MORE_MAX,
     TRADE_MAX,
     ChangesPage,
     PeerRecord,
@@ -147,7 +148,7 @@ class Sync:
         return {
             "message": None if answer is None else base64.b64encode(answer).decode(),
             "records": await self._records_of(peer, owed[:TRADE_MAX]),
-            "more": [item.hex() for item in owed[TRADE_MAX:]],
+            "more": [item.hex() for item in owed[TRADE_MAX : TRADE_MAX + MORE_MAX]],
         }
 
     async def _records_of(self, peer: PeerSettings, items: Sequence[bytes]) -> list[dict[str, Any]]:
@@ -237,7 +238,8 @@ class Sync:
                 report.fetched += len(answer.records)
                 report.applied += await self._apply(peer, came, None)
                 traded |= {item_of(r.memory.id, r.memory.tombstone) for r in came}
-                more |= {bytes.fromhex(item) for item in answer.more}
+                room = MORE_MAX - len(more)  # a peer cannot make one repair fetch without end
+                more |= {bytes.fromhex(item) for item in answer.more[: max(0, room)]}
                 if answer.message is None:
                     message = None
                     continue
