@@ -470,6 +470,13 @@ class FederationSettings(_Section):
         description="How often the node checks each live peer's signed audit log head against the "
         "last it verified.",
     )
+    requests_per_minute_per_peer: int = Field(
+        6000,
+        ge=1,
+        le=10_000_000,
+        description="Signed requests one peer may make per minute; more are refused with 429 "
+        "(rate_limited), so no peer can flood the node.",
+    )
     tasks_per_peer: int = Field(
         4,
         ge=0,

@@ -55,6 +55,7 @@ class Pair:
         peers: bool = True,
         models: dict[str, FakeModel] | None = None,
         heartbeat: float = 0.2,
+        federation: dict[str, Any] | None = None,
         **options: Any,
     ) -> contextlib.AbstractContextManager[Gateway]:
         """Node ``i`` with the other as its peer; ``options`` go on that peer's entry; ``models``
@@ -74,6 +75,7 @@ class Pair:
                 "heartbeat_seconds": heartbeat,
                 "repair_seconds": 0.5 if heartbeat < 1 else 60.0,
                 "witness_seconds": 0.3,
+                **(federation or {}),
             },
             governance={"audit_head_interval_seconds": 0.2},
         )
@@ -120,6 +122,16 @@ def test_a_paused_peer_is_neither_called_nor_answered(pair: Pair) -> None:
         body = b"{}"
         headers = sign(pair.keys[1], home_id, "POST", HEARTBEAT_PATH, body)
         assert _post(pair.ports[0], headers, body) == (503, "federation_paused")
+
+
+def test_a_peer_that_sends_too_many_requests_is_refused_for_a_while(pair: Pair) -> None:
+    home, garage = pair.keys
+    with pair.node(1, federation={"requests_per_minute_per_peer": 3}):
+        body = orjson.dumps({"id": home.id, "name": "home", "version": "0.1", "time": time.time()})
+        answers = [
+            _post(pair.ports[1], sign(home, garage.id, "POST", HEARTBEAT_PATH, body), body) for _ in range(4)
+        ]
+        assert answers == [(200, None)] * 3 + [(429, "rate_limited")]
 
 
 def _post(port: int, headers: dict[str, str], body: bytes) -> tuple[int, str | None]:

@@ -42,6 +42,7 @@ from noosphere.federation.witness import Witness
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
 from noosphere.memory.model import SearchHit, SearchQuery
+from noosphere.pool.limits import RateLimiter
 from noosphere.store.contract import ALL_PEERS, FederatedRecords, StoredPeer
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Federation:
         self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
         self.verifier = Verifier(key.id, self._keys.get)
         self.membership = Membership(interval=settings.heartbeat_seconds)
+        self.limiter = RateLimiter()  # requests per peer and minute
         self.all_paused = settings.paused
         self._adopt(effective_peers(settings, [], set()), set())
         self._refusals_seen: Expiring[tuple[str, str], bool] = Expiring(AUDIT_REFUSALS_EVERY)
@@ -169,6 +171,14 @@ class Federation:
             origin = self.verifier.check(method, path, headers, body)
             if self.all_paused or self.peers[origin].paused:
                 raise Refused("federation_paused", 503, "federation with this node is paused")
+            rpm = self.settings.requests_per_minute_per_peer
+            admission = self.limiter.check(origin, rpm, None, 0)
+            if not admission.allowed:
+                raise Refused(
+                    "rate_limited",
+                    429,
+                    f"over {rpm} requests per minute; retry in {admission.retry_after:.0f} s",
+                )
         except Refused as refused:
             await self._audit_refusal(refused, headers.get("x-noosphere-from", ""), path)
             raise
