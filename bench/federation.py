@@ -16,6 +16,7 @@ from noosphere.federation.signing import Verifier, sign
 from noosphere.identity import load_or_create
 
 ITEMS = 100_000
+MILLION = 1_000_000
 SHAPES = [(16, 16), (8, 8), (4, 8), (4, 4), (2, 4)]  # (buckets, leaf); (4, 8) is the default
 DIFFERENCES = [1, 1000]
 
@@ -84,6 +85,22 @@ def _reconciliation() -> str:
     )
 
 
+def _million() -> str:
+    """One difference among 1,000,000 items, default shape: Negentropy's published comparison."""
+    rng = random.Random(7)
+    common = _items(rng, MILLION, 0)
+    a = Snapshot([*common, *_items(rng, 1, 10_000_000)])
+    b = Snapshot(common)
+    sent, messages, seconds, found = _exchange(a, b, 4, 8, False)
+    return (
+        f"One difference among {MILLION:,} items (default shape, split): {sent:,} bytes in {messages} "
+        f"message(s) ({(messages + 1) // 2} round trip(s)), {sent / (MILLION * ID_BYTES):.4%} of the "
+        f"{MILLION * ID_BYTES:,}-byte id list, {seconds * 1000:.0f} ms, "
+        f"{'found' if found else 'NOT found'}. Negentropy's published figure for the same case is "
+        "about 1.5 KB in 3 round trips."
+    )
+
+
 def _signing() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         home, garage = load_or_create(Path(tmp) / "home"), load_or_create(Path(tmp) / "garage")
@@ -106,5 +123,6 @@ def _signing() -> str:
 
 
 async def run() -> None:
-    body = "\n\n".join(["### Reconciliation", _reconciliation(), "### Signed requests", _signing()])
+    parts = ["### Reconciliation", _reconciliation(), _million(), "### Signed requests", _signing()]
+    body = "\n\n".join(parts)
     write_section("federation", "Federation building blocks", body)
