@@ -13,6 +13,7 @@ BENCHES = {
     "ingest": "bench.ingest",
     "search": "bench.search_latency",
     "retrieval": "bench.retrieval",
+    "dialogue_retrieval": "bench.dialogue_retrieval",
     "gateway": "bench.gateway",
     "policy": "bench.policy",
     "bus": "bench.bus",

@@ -15,7 +15,7 @@ from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.config import MemorySettings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.memory.model import Filters, MemoryDraft, SearchQuery
-from noosphere.memory.ranking import VectorHit, hybrid_rank, query_terms
+from noosphere.memory.ranking import VectorHit, hybrid_rank
 from noosphere.memory.service import MemoryService
 from noosphere.store.contract import Viewer
 from noosphere.store.sqlite import SQLiteStore
@@ -42,11 +42,12 @@ async def _rankings(service: MemoryService, question: str) -> dict[str, list[str
     viewer, now, filters = Viewer(USER.id), datetime.now(UTC), Filters()
     (vector,) = await service.embed([question])
     by_vector = await service.store.vector_candidates(vector, viewer, filters, now, max(KS))
-    by_text = await service.store.text_candidates(query_terms(question), viewer, filters, now, max(KS))
+    terms = service.analyzer.terms
+    by_text = await service.store.text_candidates(terms(question), viewer, filters, now, max(KS))
     hybrid = await service.search_with_vector(USER, SearchQuery(query=question, limit=max(KS)), vector)
     # Ablation: the same fusion with function words left in the BM25 query.
     noisy_text = await service.store.text_candidates(
-        query_terms(question, drop_function_words=False), viewer, filters, now, max(KS) * 5
+        terms(question, drop_function_words=False), viewer, filters, now, max(KS) * 5
     )
     wide_vector = await service.store.vector_candidates(vector, viewer, filters, now, max(KS) * 5)
     noisy = hybrid_rank([VectorHit(c.id, c.score, 0.0) for c in wide_vector], [c.id for c in noisy_text], 1.0)

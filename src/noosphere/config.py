@@ -103,6 +103,23 @@ class MemorySettings(_Section):
         le=5,
         description="Earlier turns of the same thread added to each message's full-text index (0 disables).",
     )
+    stemming: bool = Field(
+        True,
+        description='Full-text search matches words by their stems (Snowball English: "married" finds '
+        '"marry"). Changing it indexes every memory again at the next start.',
+    )
+    index_dates: bool = Field(
+        True,
+        description='A thread\'s turns are indexed with the date they were said ("14 March 2023 Tuesday"), '
+        "so a question naming a day finds them. Changing it indexes every memory again at the next start.",
+    )
+    embed_context_words: int = Field(
+        9,
+        ge=0,
+        le=100,
+        description='A thread\'s turn of fewer words than this ("Mia: Of course.") is embedded together '
+        "with the turn before it; 0: every turn alone. New memories only.",
+    )
     max_batch: int = Field(1000, ge=1, description="Most memories accepted in one batch write.")
     max_content_chars: int = Field(
         100_000, ge=1, description="Longest memory content accepted, in characters."

@@ -6,7 +6,9 @@ on their own.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +30,21 @@ from noosphere.governance.head_file import HEAD_FILE
 from noosphere.identity import NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
 from noosphere.store import MemoryStore, create_store
+
+logger = logging.getLogger(__name__)
+PROGRESS_EVERY = 5.0  # seconds between progress lines of long work at open
+
+
+class _Progress:
+    """Logs how far a long step at open has got, every few seconds."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self._last = what, time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self._last >= PROGRESS_EVERY:
+            self._last = time.monotonic()
+            logger.info("%s: %d of %d", self.what, done, total)
 
 
 @dataclass
@@ -98,6 +115,9 @@ async def open_node(
         memory = MemoryService(store, chosen, settings.memory, key.id)
         if check_embedder:
             await memory.check_embedder()
+            reindexed = await memory.check_index(_Progress("rebuilding the full-text index"))
+            if reindexed:
+                logger.info("full-text index rebuilt for %d memories (%s)", reindexed, memory.index_format)
         await memory.resume_clock()
         new_token = await auth.ensure_admin(settings.auth.admin_token, settings.data_dir)
         agents = AgentRegistry(store, auth, settings.auth.cache_seconds)

@@ -8,7 +8,6 @@ from noosphere.memory.ranking import (
     fuse_sources,
     hybrid_rank,
     prune_terms,
-    query_terms,
     recency_bonus,
     reciprocal_rank_fusion,
 )
@@ -67,23 +66,6 @@ def test_a_strong_old_match_stays_first_in_the_fused_ranking() -> None:
 def test_a_keyword_only_match_still_appears() -> None:
     ranked = hybrid_rank([VectorHit("a", 0.5, 0.0)], ["b"], HALF_LIFE)
     assert {item for item, _ in ranked} == {"a", "b"}
-
-
-@pytest.mark.parametrize(
-    ("text", "terms"),
-    [
-        ("Hello, hello WORLD!", ["hello", "world"]),
-        ('" OR 1=1 --', ["1"]),
-        ("NEAR(a b) AND c*", ["near", "b", "c"]),
-        ("What is my cat called?", ["cat", "called"]),
-        ("who is it", ["who", "is", "it"]),  # only function words: keep them
-        ("東京は日本", ["東京は日本"]),
-        ("", []),
-        ("   ", []),
-    ],
-)
-def test_query_terms_are_plain_words(text: str, terms: list[str]) -> None:
-    assert query_terms(text) == terms
 
 
 @pytest.mark.parametrize(

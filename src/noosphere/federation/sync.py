@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,6 +49,7 @@ from noosphere.federation.records import (
     wire,
 )
 from noosphere.identity import NodeKey
+from noosphere.memory.model import Memory
 from noosphere.store.contract import FederatedRecords, Replica
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ class LocalMemory(Protocol):
     def settings(self) -> MemorySettings: ...
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+    def index_of(self, memory: Memory, context: Sequence[str] = ()) -> str:
+        """What full-text search indexes for ``memory`` here."""
+        ...
 
 
 @dataclass
@@ -278,6 +283,7 @@ class Sync:
         return report
 
     async def _apply(self, peer: PeerSettings, records: list[Replica], cursor: int | None) -> int:
+        records = [replace(r, index_text=self.memory.index_of(r.memory)) for r in records]
         changed = await self.records.apply_federated(peer.id, records, cursor)
         for replica in records:
             self.memory.clock.observe(replica.memory.hlc)  # this node's next stamps come after

@@ -1,4 +1,5 @@
-"""Search ranking as pure functions: query terms, rank fusion and the recency nudge.
+"""Search ranking as pure functions: rank fusion, the recency nudge and rare-term pruning (the
+query terms themselves come from ``analyzer.py``).
 
 Hybrid ranking: the vector list is ordered by cosine similarity plus a small recency bonus, the
 full-text list by BM25; the two are fused by reciprocal rank fusion (RRF). The bonus lives in
@@ -11,15 +12,19 @@ fresh memory jump over one ranked first by both lists, because RRF scores are fl
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-RRF_K = 60
+RRF_K = 60  # fusing results of several nodes: lists of equal standing
+# Fusing one node's own lists. Chosen on the tuning split of the long-conversation evaluation
+# (docs/benchmarks.md): a small k lets the first few of each list stand out, and the BM25 list,
+# much weaker than the vector list on questions worded away from what was said, votes a tenth
+# as much; what was said on a day the question names votes twice.
+HYBRID_K = 5
+TEXT_WEIGHT = 0.1
+DAY_WEIGHT = 2.0
 RECENCY_BONUS = 0.02  # cosine units, for a memory valid from right now; halves every half-life
-_TERM = re.compile(r"\w+", re.UNICODE)
-MAX_TERMS = 32
 
 
 @dataclass(frozen=True)
@@ -27,25 +32,6 @@ class VectorHit:
     id: str
     cosine: float
     age_seconds: float
-
-
-# Function words that every chat line contains. Left in an OR query they flood the BM25 list with
-# look-alike matches that RRF then credits like real ones (docs/benchmarks.md, retrieval: the
-# "function words kept" row).
-_STOPWORD_LIST = """
-a an and are as at be been but by can could did do does for from get got had has have he her him
-his how i if in into is it its me my of on or our she should so than that the their them then there
-these they this those to was we were what when where which who whom why will with would you your
-"""
-STOPWORDS = frozenset(_STOPWORD_LIST.split())
-
-
-def query_terms(text: str, drop_function_words: bool = True) -> list[str]:
-    """Words of a query for full-text search: lowercased, de-duplicated, order kept, function
-    words dropped (unless the query has nothing else)."""
-    words = list(dict.fromkeys(m.group(0) for m in _TERM.finditer(text.lower())))
-    content = [w for w in words if w not in STOPWORDS] if drop_function_words else words
-    return (content or words)[:MAX_TERMS]
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
@@ -82,16 +68,33 @@ def recency_bonus(age_seconds: float, half_life_seconds: float) -> float:
 
 
 def hybrid_rank(
-    vector_hits: Sequence[VectorHit], text_ids: Sequence[str], half_life_seconds: float
+    vector_hits: Sequence[VectorHit],
+    text_ids: Sequence[str],
+    half_life_seconds: float,
+    day_ids: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse a vector list and a BM25 list into (id, score), best first."""
+    """Fuse the vector list, the BM25 list and the list of what was said on the days the query
+    names (``day_ids``) into (id, score), best first, by weighted RRF (``HYBRID_K``,
+    ``TEXT_WEIGHT``, ``DAY_WEIGHT``)."""
     by_vector = sorted(
         vector_hits,
         key=lambda h: h.cosine + recency_bonus(h.age_seconds, half_life_seconds),
         reverse=True,
     )
-    fused = reciprocal_rank_fusion([[h.id for h in by_vector], list(text_ids)])
+    fused = weighted_rrf(
+        [([h.id for h in by_vector], 1.0), (list(text_ids), TEXT_WEIGHT), (list(day_ids), DAY_WEIGHT)],
+        HYBRID_K,
+    )
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+
+
+def weighted_rrf(rankings: Sequence[tuple[Sequence[str], float]], k: int) -> dict[str, float]:
+    """RRF where each list's votes count ``weight`` times: weight / (k + rank)."""
+    fused: dict[str, float] = {}
+    for ranking, weight in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
 
 
 POSTINGS_BUDGET = 2000

@@ -32,6 +32,8 @@ from noosphere.errors import (
 )
 from noosphere.memory import crypto
 from noosphere.memory.access import can_modify, check_memory_access, check_write
+from noosphere.memory.analyzer import Analyzer, words
+from noosphere.memory.dates import named_days
 from noosphere.memory.model import (
     CONVERSATION_KIND,
     MESSAGE_KIND,
@@ -43,8 +45,8 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank, query_terms
-from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord, Viewer
+from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank
+from noosphere.store.contract import Candidate, EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class MemoryService:
         self.embedder = embedder
         self.settings = settings
         self.node_id = node_id
+        self.analyzer = Analyzer(settings.stemming)
         self.clock = clock or HybridLogicalClock()
         # Two at a time: a long batch (an import) leaves a thread for a search's one query.
         self._embedding = Threads("embed", 2)
@@ -140,9 +143,13 @@ class MemoryService:
                 invalidate.append((draft.supersedes, now))
 
         memories = [self._new_memory(principal, d, now) for d in drafts]
-        index_texts = await self._index_texts(principal, drafts)
+        earlier = await self._earlier_turns(principal, drafts)
+        index_texts = [
+            None if d.kind == CONVERSATION_KIND else self._index_text(d, before)
+            for d, before in zip(drafts, earlier, strict=True)
+        ]
         to_embed = [i for i, m in enumerate(memories) if not m.encrypted]
-        vectors = await self.embed([memories[i].content for i in to_embed])  # see _index_texts
+        vectors = await self.embed([self._embedded(drafts[i].content, earlier[i]) for i in to_embed])
         vector_of = dict(zip(to_embed, vectors, strict=True))
         records = []
         for i, (memory, draft) in enumerate(zip(memories, drafts, strict=True)):
@@ -225,29 +232,96 @@ class MemoryService:
             origin=self.node_id,
         )
 
-    async def _index_texts(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[str | None]:
-        """What full-text search indexes: the content, preceded for thread members by the thread's
-        previous turns, since a chat line rarely stands alone. The vector embeds the content by
-        itself: context there dilutes the meaning (measured in docs/benchmarks.md, retrieval)."""
-        turns = self.settings.context_turns
+    async def _earlier_turns(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[list[str]]:
+        """For each draft in a thread, the thread's turns before it (as many as indexing or
+        embedding needs), those of this batch included; nothing for other drafts."""
+        turns = max(self.settings.context_turns, 1 if self.settings.embed_context_words else 0)
         history: dict[str, list[str]] = {}
-        texts: list[str | None] = []
+        found: list[list[str]] = []
         for draft in drafts:
-            if draft.kind == CONVERSATION_KIND:
-                texts.append(None)
-                continue
-            if draft.thread_id is None or turns == 0:
-                texts.append(draft.content)
+            if draft.thread_id is None or draft.kind == CONVERSATION_KIND or turns == 0:
+                found.append([])
                 continue
             if draft.thread_id not in history:
-                earlier = await self.store.thread_context(
+                stored = await self.store.thread_context(
                     draft.thread_id, principal.id, self.clock.now(), turns
                 )
-                history[draft.thread_id] = [m.content for m in earlier]
-            previous = history[draft.thread_id][-turns:]
-            texts.append("\n".join([*previous, draft.content]))
+                history[draft.thread_id] = [m.content for m in stored]
+            found.append(history[draft.thread_id][-turns:])
             history[draft.thread_id].append(draft.content)
-        return texts
+        return found
+
+    def _index_text(self, draft: MemoryDraft, earlier: Sequence[str]) -> str:
+        """What full-text search indexes (``analyzer.py``): the content, with a thread member's
+        previous turns and the date it was said, since a chat line rarely stands alone."""
+        if draft.thread_id is None:
+            return self.analyzer.index(draft.content)
+        turns = self.settings.context_turns
+        before = list(earlier[-turns:]) if turns else []
+        return self.analyzer.index(draft.content, before, self._said(draft.valid_at))
+
+    def _short(self, content: str) -> bool:
+        limit = self.settings.embed_context_words
+        return bool(limit) and len(words(content)) < limit
+
+    def _embedded(self, content: str, earlier: Sequence[str]) -> str:
+        """What the vector embeds: the content alone, except a turn too short to mean much by
+        itself ("Of course."), which is embedded after the turn it answers. Left alone, such
+        turns are near every question that names their speaker, and crowd out the turns that
+        answer it (docs/benchmarks.md, memory search over long conversations)."""
+        if not earlier or not self._short(content):
+            return content
+        return f"{earlier[-1]}\n{content}"
+
+    def _said(self, valid_at: datetime | None) -> datetime | None:
+        """The date a thread's turn is indexed with (None: dates are not indexed)."""
+        if not self.settings.index_dates:
+            return None
+        said = valid_at or _now()
+        return said if said.tzinfo else said.replace(tzinfo=UTC)
+
+    def index_of(self, memory: Memory, context: Sequence[str] = ()) -> str:
+        """A stored memory's full-text entry, its thread's earlier ``context`` given."""
+        if memory.thread_id is None:
+            return self.analyzer.index(memory.content)
+        return self.analyzer.index(memory.content, context, self._said(memory.valid_at))
+
+    @property
+    def index_format(self) -> str:
+        """Names everything that shapes a full-text entry, as the store records it."""
+        dates = "dates" if self.settings.index_dates else "nodates"
+        return f"{self.analyzer.format};context={self.settings.context_turns};{dates}"
+
+    async def check_index(self, progress: Progress | None = None) -> int:
+        """Index every memory again if the store's full-text entries were built another way (an
+        older version, other settings); the number of memories indexed again."""
+        if await self.store.index_format() == self.index_format:
+            return 0
+        done = await self.reindex_all(progress)
+        await self.store.set_index_format(self.index_format)
+        return done
+
+    async def reindex_all(self, progress: Progress | None = None, batch: int = 500) -> int:
+        """Rebuild every plaintext memory's full-text entry with this node's analysis."""
+        total = await self.store.count()
+        done = 0
+        async for rows in self.store.scan(batch):
+            live = [m for m, _ in rows if not m.tombstone and not m.encrypted]
+            texts = []
+            for memory in live:
+                context: list[str] = []
+                if memory.thread_id is not None and self.settings.context_turns:
+                    earlier = await self.store.thread_context(
+                        memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
+                    )
+                    context = [m.content for m in earlier]
+                texts.append((memory.id, self.index_of(memory, context)))
+            if texts:
+                await self.store.reindex(texts, erase_traces=False)
+            done += len(rows)
+            if progress:
+                progress(done, total)
+        return done
 
     def _reveal(self, principal: Principal, memory: Memory) -> Memory:
         """Decrypt an L2 memory for its owner; others (and key-less callers) see ciphertext, and so
@@ -304,13 +378,17 @@ class MemoryService:
         viewer, now = self._viewer(principal), _now()
         k = max(_CANDIDATES, query.limit * 5)
         by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
-        by_text = await self.store.text_candidates(query_terms(query.query), viewer, query, now, k)
+        by_text = await self.store.text_candidates(self.analyzer.terms(query.query), viewer, query, now, k)
+        by_day = await self.said_on_named_days(query, vector, viewer, now, k)
         vector_hits = [
             VectorHit(c.id, c.score, (now - c.valid_at).total_seconds() if c.valid_at else 0.0)
             for c in by_vector
         ]
         ranked = hybrid_rank(
-            vector_hits, [c.id for c in by_text], self.settings.recency_half_life_days * 86400.0
+            vector_hits,
+            [c.id for c in by_text],
+            self.settings.recency_half_life_days * 86400.0,
+            [c.id for c in by_day],
         )
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.
@@ -326,6 +404,20 @@ class MemoryService:
                 if i in found
             )
         return hits
+
+    async def said_on_named_days(
+        self, query: SearchQuery, vector: NDArray[np.float32], viewer: Viewer, now: datetime, k: int
+    ) -> list[Candidate]:
+        """The closest memories from each day the query names ("on 14 May 2023"), best first;
+        none if it names no day, or only days outside its own ``since``/``until``."""
+        found: list[Candidate] = []
+        for start, end in named_days(query.query):
+            since = max(start, query.since) if query.since else start
+            until = min(end, query.until) if query.until else end
+            if since < until:
+                window = query.model_copy(update={"since": since, "until": until})
+                found += await self.store.vector_candidates(vector, viewer, window, now, k)
+        return sorted(found, key=lambda c: c.score, reverse=True)[:k]
 
     # -- deletion and lifecycle ----------------------------------------------------------------
     async def forget(self, principal: Principal, memory_id: str) -> None:
@@ -360,9 +452,16 @@ class MemoryService:
             earlier = await self.store.thread_context(
                 memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
             )
-            texts.append((memory.id, "\n".join([*(m.content for m in earlier), memory.content])))
+            texts.append((memory.id, self.index_of(memory, [m.content for m in earlier])))
         if texts:
             await self.store.reindex(texts)
+
+    async def _embedded_stored(self, memory: Memory) -> str:
+        """What the vector of a stored memory embeds (``_embedded``)."""
+        if memory.thread_id is None or not self._short(memory.content):
+            return memory.content
+        earlier = await self.store.thread_context(memory.thread_id, memory.owner, memory.hlc, 1)
+        return self._embedded(memory.content, [m.content for m in earlier])
 
     async def forget_owner(self, principal: Principal, owner: str) -> int:
         """Erase every memory of ``owner`` (GDPR). The owner themself or the admin."""
@@ -393,7 +492,7 @@ class MemoryService:
         async for rows in self.store.scan(batch):
             live = [(m, _) for m, _ in rows if not m.tombstone and not m.encrypted]
             if live:
-                vectors = await self.embed([m.content for m, _ in live])
+                vectors = await self.embed([await self._embedded_stored(m) for m, _ in live])
                 await self.store.set_embeddings(
                     [(m.id, v) for (m, _), v in zip(live, vectors, strict=True)],
                     self.embedder.model_id,

@@ -33,6 +33,7 @@ class Replica:
     memory: Memory
     vector: Vector | None = None
     seal: str | None = None
+    index_text: str | None = None  # what full-text search indexes here (default: the content)
 
 
 @dataclass(frozen=True)

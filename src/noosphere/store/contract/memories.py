@@ -60,6 +60,11 @@ class Memories(Protocol):
 
     async def set_embedder_info(self, info: EmbedderInfo) -> None: ...
 
+    async def index_format(self) -> str | None:
+        """What built the full-text entries (``MemoryService.index_format``); None if unrecorded."""
+
+    async def set_index_format(self, value: str) -> None: ...
+
     async def write(
         self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
     ) -> list[Memory]:
@@ -113,8 +118,10 @@ class Memories(Protocol):
         """The owner's next ``turns`` live, unencrypted memories of the thread after ``after_hlc``,
         oldest first: the turns whose full-text entry includes the one at ``after_hlc``."""
 
-    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
-        """Replace what full-text search indexes for these memories (id, new index text)."""
+    async def reindex(self, texts: Sequence[tuple[str, str | None]], erase_traces: bool = True) -> None:
+        """Replace what full-text search indexes for these memories (id, new index text). With
+        ``erase_traces``, the old entries' terms are also purged from the index's pages on disk
+        (what forgetting needs; a rebuild of every entry does not)."""
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         """The ``turns`` latest plaintext memories of ``owner`` in a thread, created before

@@ -100,7 +100,7 @@ class PostgresFederation(PostgresMemories):
                             gone = memory.tombstone
                             # Whether it is current is derived below, never the peer's say.
                             kept = memory if gone else memory.model_copy(update={"invalid_at": None})
-                            text = None if gone else memory.content
+                            text = None if gone else record.index_text or memory.content
                             fresh[memory.id] = NewRecord(kept, None if gone else record.vector, text)
                             seals[memory.id] = record.seal
                             touched.append(memory)

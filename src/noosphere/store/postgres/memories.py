@@ -44,6 +44,19 @@ class PostgresMemories(PostgresBase):
         data = json.loads(row["value"])
         return EmbedderInfo(model_id=data["model_id"], dimension=int(data["dimension"]))
 
+    async def index_format(self) -> str | None:
+        async with self._connection() as conn:
+            row = await (await conn.execute("SELECT value FROM meta WHERE key = 'index_format'")).fetchone()
+        return None if row is None else str(row["value"])
+
+    async def set_index_format(self, value: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('index_format', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
+
     async def set_embedder_info(self, info: EmbedderInfo) -> None:
         dim = int(info.dimension)
         async with self._connection() as conn, conn.transaction():
@@ -340,11 +353,12 @@ class PostgresMemories(PostgresBase):
             rows = await cur.fetchall()
         return [sql.memory_of(r) for r in (rows if later else reversed(rows))]
 
-    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
+    async def reindex(self, texts: Sequence[tuple[str, str | None]], erase_traces: bool = True) -> None:
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(  # tsv is generated from index_text
                 "UPDATE memories SET index_text = %s WHERE id = %s", [(t, i) for i, t in texts]
             )
+        self._df_cache.clear()  # term counts changed
 
     async def thread_context(self, thread_id: str, owner: str, before_hlc: int, turns: int) -> list[Memory]:
         return await self._thread_turns(thread_id, owner, before_hlc, turns, later=False)

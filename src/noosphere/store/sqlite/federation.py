@@ -101,7 +101,7 @@ class SQLiteFederation(SQLiteMemories):
                     # Whether it is current is derived below, never the peer's say.
                     fresh = memory.model_copy(update={"invalid_at": None}) if not memory.tombstone else memory
                     vector = None if memory.tombstone else record.vector
-                    text = None if memory.tombstone else memory.content
+                    text = None if memory.tombstone else record.index_text or memory.content
                     self._insert(conn, fresh, text, vector, record.seal)
                     changed += 1
                     touched.append(memory)

@@ -89,6 +89,23 @@ class SQLiteMemories(SQLiteBase):
 
         await self._run(op)
 
+    async def index_format(self) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'index_format'").fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(op)
+
+    async def set_index_format(self, value: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('index_format', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (value,),
+            )
+
+        await self._run(op)
+
     def _insert(
         self,
         conn: sqlite3.Connection,
@@ -419,7 +436,7 @@ class SQLiteMemories(SQLiteBase):
 
         return await self._run(op)
 
-    async def reindex(self, texts: Sequence[tuple[str, str | None]]) -> None:
+    async def reindex(self, texts: Sequence[tuple[str, str | None]], erase_traces: bool = True) -> None:
         def op(conn: sqlite3.Connection) -> None:
             def body() -> None:
                 # Out of the index, then back in: the memories_fts triggers fire one at a time (an
@@ -430,7 +447,9 @@ class SQLiteMemories(SQLiteBase):
                 conn.executemany("UPDATE memories SET index_text = ? WHERE id = ?", rows)
 
             self._transaction(conn, body)
-            self._erase_traces(conn)  # the old entries' terms leave the index and the disk
+            if erase_traces:
+                self._erase_traces(conn)  # the old entries' terms leave the index and the disk
+            self._df_cache.clear()  # term counts changed
 
         await self._run(op)
 
