@@ -146,6 +146,8 @@ MCP_ARGS: dict[str, dict[str, Any]] = {
     "memory_get": {"id": "missing"},
     "memory_list": {},
     "memory_forget": {"id": "missing"},
+    "memory_update": {"id": "missing", "content": "x"},
+    "memory_history": {"id": "missing"},
     "bus_send": {"kind": "EVENT", "recipient": "someone"},
     "bus_receive": {},
     "bus_ack": {"ids": []},

@@ -20,7 +20,16 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.conftest import Live
 
-TOOLS = {"memory_store", "memory_store_many", "memory_search", "memory_get", "memory_list", "memory_forget"}
+TOOLS = {
+    "memory_store",
+    "memory_store_many",
+    "memory_search",
+    "memory_get",
+    "memory_list",
+    "memory_forget",
+    "memory_update",
+    "memory_history",
+}
 
 
 def _agent(live: Live, name: str) -> str:
@@ -62,16 +71,37 @@ async def _exercise(client: Client, approve: Approve) -> dict[str, Any]:
     assert not many.is_error
     found = await client.call_tool("memory_search", {"query": "where is the staging database?", "limit": 3})
     assert found.structured_content is not None
-    assert found.structured_content["hits"][0]["memory"]["id"] == memory["id"]
+    top = found.structured_content["hits"][0]
+    # Compact for a language model: no hashes, clocks or flags unless asked for.
+    assert top["id"] == memory["id"] and set(top) == {"id", "content", "kind", "tags", "date", "score"}
+    verbose = await client.call_tool(
+        "memory_search", {"query": "staging database", "limit": 1, "verbose": True}
+    )
+    assert verbose.structured_content is not None
+    assert {"content_hash", "hlc", "encrypted"} <= set(verbose.structured_content["hits"][0]["memory"])
     narrowed = await client.call_tool("memory_search", {"query": "repo", "kinds": ["decision"]})
     assert narrowed.structured_content is not None
-    assert [h["memory"]["kind"] for h in narrowed.structured_content["hits"]] == ["decision"]
+    assert [h["kind"] for h in narrowed.structured_content["hits"]] == ["decision"]
+    assert many.structured_content is not None
+    standup = many.structured_content["items"][1]["id"]
+    updated = await client.call_tool("memory_update", {"id": standup, "content": "Standup moved to 10:00"})
+    assert not updated.is_error, updated.content
+    assert updated.structured_content is not None
+    history = await client.call_tool("memory_history", {"id": standup})
+    assert history.structured_content is not None
+    versions = history.structured_content["versions"]
+    assert [(v["content"], v.get("superseded", False)) for v in versions] == [
+        ("Standup moved to 9:30", True),
+        ("Standup moved to 10:00", False),
+    ]
+    stale = await client.call_tool("memory_update", {"id": standup, "content": "Standup at 11"})
+    assert stale.is_error and "conflict" in stale.content[0].text  # type: ignore[union-attr]
     got = await client.call_tool("memory_get", {"id": memory["id"]})
     assert got.structured_content is not None
     assert got.structured_content["tags"] == ["infra"]
     listed = await client.call_tool("memory_list", {"limit": 10})
     assert listed.structured_content is not None
-    assert len(listed.structured_content["items"]) == 3
+    assert len(listed.structured_content["items"]) == 3  # the superseded version is not current
     bad = await client.call_tool("memory_store", {"content": "x", "zone": "everyone"})
     assert bad.is_error
     assert "invalid_request" in bad.content[0].text  # type: ignore[union-attr]

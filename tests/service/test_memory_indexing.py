@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from noosphere.config import MemorySettings
+from noosphere.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from noosphere.memory.model import Filters, MemoryDraft, SearchQuery
 from noosphere.memory.service import MemoryService
 from noosphere.node import Node
@@ -82,3 +84,31 @@ async def test_a_store_indexed_another_way_is_indexed_again_when_it_opens(any_no
     ]
     assert await stemmed.check_index() == 0  # recorded: not again
     assert await any_node.store.index_format() == stemmed.index_format
+
+
+async def test_an_update_is_a_new_version_and_the_history_shows_every_one(any_node: Node) -> None:
+    user, other = await make_user(any_node, "u"), await make_user(any_node, "o")
+    memory = any_node.memory
+    first = await memory.store_one(
+        user, MemoryDraft(content="Standup is at 9:30", kind="decision", tags=["team"], thread_id="t1")
+    )
+    second = await memory.update(user, first.id, "Standup is at 10:00")
+    assert (second.supersedes, second.kind, second.tags, second.thread_id) == (
+        first.id,
+        "decision",
+        ["team"],
+        "t1",
+    )
+    third = await memory.update(user, second.id, "Standup is at 10:15")
+    for start in (first.id, second.id, third.id):  # any version's id gives the whole chain
+        versions = await memory.history(user, start)
+        assert [v.id for v in versions] == [first.id, second.id, third.id]
+        assert [v.invalid_at is not None for v in versions] == [True, True, False]
+    with pytest.raises(Conflict, match=third.id):
+        await memory.update(user, first.id, "Standup is at 11")
+    with pytest.raises(InvalidRequest):
+        await memory.update(user, third.id, "Standup is at 10:15")
+    with pytest.raises((NotFound, PermissionDenied)):
+        await memory.update(other, third.id, "mine now")
+    hits = await memory.search(user, SearchQuery(query="when is standup"))
+    assert [h.memory.id for h in hits] == [third.id]

@@ -167,6 +167,61 @@ def list_(
 
 
 @app.command()
+def update(
+    memory_id: str,
+    content: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Update a memory: a new version with CONTENT (everything else kept) that supersedes it."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, principal):
+            args = {"id": memory_id, "content": content}
+            newer = await node.governor.run(
+                principal, "memory_update", args, lambda: node.memory.update(principal, memory_id, content)
+            )
+        if as_json:
+            emit_json(newer.model_dump(mode="json"))
+        else:
+            console.print(f"{newer.id} supersedes {memory_id}")
+
+    run(go)
+
+
+@app.command()
+def history(
+    memory_id: str,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every version of a memory, oldest first."""
+
+    async def go() -> None:
+        async with node_as(settings_from(config, data_dir), token) as (node, principal):
+            versions = await node.governor.run(
+                principal,
+                "memory_history",
+                {"id": memory_id},
+                lambda: node.memory.history(principal, memory_id),
+            )
+        if as_json:
+            emit_json({"versions": [m.model_dump(mode="json") for m in versions]})
+            return
+        table = Table("id", "valid from", "until", "content")
+        for m in versions:
+            until = "" if m.invalid_at is None else f"{m.invalid_at:%Y-%m-%d %H:%M}"
+            table.add_row(m.id, f"{m.valid_at:%Y-%m-%d %H:%M}", until, m.content)
+        console.print(table)
+
+    run(go)
+
+
+@app.command()
 def forget(
     memory_id: Annotated[str | None, typer.Argument()] = None,
     owner: Annotated[str | None, typer.Option(help="Forget every memory of this owner (GDPR).")] = None,

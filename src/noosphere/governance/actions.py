@@ -53,6 +53,8 @@ ACTIONS: Mapping[str, Action] = {
         Action("memory_get", 0.0, writes=False, subject=("id",)),
         Action("memory_list", 0.0, writes=False),
         Action("memory_export", 0.0, writes=False),
+        Action("memory_update", 0.2, subject=("id",)),  # the old version stays: like storing
+        Action("memory_history", 0.0, writes=False, subject=("id",)),
         Action("memory_forget", 0.6, subject=("id",)),
         Action("memory_forget_owner", 0.8, subject=("owner",)),
         Action("bus_send", 0.2, subject=("recipient", "topic")),

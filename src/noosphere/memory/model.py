@@ -185,6 +185,20 @@ class Memory(_Model):
     def tier(self) -> Tier:
         return tier_of(self.kind, self.zone)
 
+    def compact(self) -> dict[str, Any]:
+        """What a language model needs of a memory, and no more: hashes, clocks, sequence
+        numbers and flags cost such a caller tokens for nothing (MCP answers this unless asked
+        for ``verbose``). Empty fields are left out; ``superseded`` marks an older version."""
+        out: dict[str, Any] = {"id": self.id, "content": self.content, "kind": self.kind}
+        if self.tags:
+            out["tags"] = self.tags
+        if self.thread_id:
+            out["thread"] = self.thread_id
+        out["date"] = self.valid_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        if self.invalid_at is not None:
+            out["superseded"] = True
+        return out
+
 
 class Filters(_Model):
     """Narrowing filters shared by search and list. All given filters must hold (AND)."""
@@ -241,6 +255,13 @@ class SearchHit(_Model):
     source: str | None = Field(
         None, description="The node this hit came from (searches with include_federation)."
     )
+
+    def compact(self) -> dict[str, Any]:
+        """``Memory.compact`` with the score, and the node it came from if another."""
+        out = {**self.memory.compact(), "score": round(self.score, 4)}
+        if self.source:
+            out["source"] = self.source
+        return out
 
 
 class Page(_Model):

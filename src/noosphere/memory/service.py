@@ -24,6 +24,7 @@ from noosphere.clock import HybridLogicalClock
 from noosphere.config import MemorySettings
 from noosphere.embeddings.base import Embedder
 from noosphere.errors import (
+    Conflict,
     EmbedderMismatch,
     InvalidRequest,
     NotFound,
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 _CANDIDATES = 50
+HISTORY_MAX = 100  # versions one history returns
 
 
 def content_hash(content: str) -> str:
@@ -346,6 +348,51 @@ class MemoryService:
         if memory is None:
             raise NotFound(f"no memory {memory_id}")
         return self._reveal(principal, memory)
+
+    async def update(self, principal: Principal, memory_id: str, content: str) -> Memory:
+        """A new version of a memory with new content and everything else kept (zone, kind,
+        tags, metadata, thread, importance, expiry); it supersedes the old one, which stays
+        reachable (``history``). Only the current version of one's own memory can be updated."""
+        old = await self.get(principal, memory_id)
+        if old.invalid_at is not None:
+            current = [m for m in await self.history(principal, memory_id) if m.invalid_at is None]
+            latest = f"; the current version is {current[-1].id}" if current else ""
+            raise Conflict(f"memory {memory_id} is already superseded{latest}")
+        if content == old.content:
+            raise InvalidRequest("the content is unchanged")
+        draft = MemoryDraft(
+            content=content,
+            zone=old.zone,
+            kind=old.kind,
+            tags=old.tags,
+            metadata=old.metadata,
+            importance=old.importance,
+            thread_id=old.thread_id,
+            expires_at=old.expires_at,
+            supersedes=old.id,
+        )
+        return await self.store_one(principal, draft)
+
+    async def history(self, principal: Principal, memory_id: str) -> list[Memory]:
+        """Every version of a memory the caller may see, oldest first: the ones it superseded
+        and the ones that superseded it (``HISTORY_MAX`` at most)."""
+        viewer = self._viewer(principal)
+        start = await self.get(principal, memory_id)
+        found = {start.id: start}
+        older: Memory | None = start
+        while older is not None and older.supersedes and len(found) < HISTORY_MAX:
+            older = await self.store.get(older.supersedes, viewer)
+            if older is None or older.id in found:
+                break
+            found[older.id] = older
+        pending = list(found)
+        while pending and len(found) < HISTORY_MAX:
+            for newer in await self.store.successors(pending.pop(), viewer):
+                if newer.id not in found:
+                    found[newer.id] = newer
+                    pending.append(newer.id)
+        ordered = sorted(found.values(), key=lambda m: (m.hlc, m.id))[:HISTORY_MAX]
+        return [self._reveal(principal, m) for m in ordered]
 
     async def list_memories(self, principal: Principal, query: ListQuery) -> Page:
         items = await self.store.list_memories(

@@ -136,10 +136,13 @@ def build_mcp(
         owner: str | None = None,
         include_invalid: bool = False,
         include_federation: bool = False,
+        verbose: bool = False,
     ) -> dict[str, Any]:
-        """Find memories by meaning and keywords. Filters narrow the search (all must hold);
-        include_invalid also returns memories that newer ones superseded; include_federation also
-        asks federated peer nodes (each hit's source names the node it came from)."""
+        """Find memories by meaning and keywords. Each hit: id, content, kind, tags, thread, date
+        (when it was said or became true, UTC), score. Filters narrow the search (all must hold);
+        include_invalid also returns older versions (marked superseded); include_federation also
+        asks federated peer nodes (each hit's source names the node it came from); verbose
+        returns every field of each memory."""
 
         args = dict(
             query=query,
@@ -159,7 +162,7 @@ def build_mcp(
         async def run(p: Principal) -> dict[str, Any]:
             q = SearchQuery.model_validate(args)
             hits = await node().memory.search(p, q)
-            return {"hits": [h.model_dump(mode="json") for h in hits]}
+            return {"hits": [h.model_dump(mode="json") if verbose else h.compact() for h in hits]}
 
         result: dict[str, Any] = await call(ctx, "memory_search", args, run)
         return result
@@ -210,6 +213,28 @@ def build_mcp(
             return (await node().memory.list_memories(p, q)).model_dump(mode="json")
 
         result: dict[str, Any] = await call(ctx, "memory_list", args, run)
+        return result
+
+    @server.tool()
+    async def memory_update(ctx: Context, id: str, content: str) -> dict[str, Any]:
+        """Correct or update a memory: a new version with this content (everything else kept)
+        that supersedes the old one, which memory_history still shows. Returns the new version."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            return (await node().memory.update(p, id, content)).compact()
+
+        result: dict[str, Any] = await call(ctx, "memory_update", {"id": id, "content": content}, run)
+        return result
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def memory_history(ctx: Context, id: str, verbose: bool = False) -> dict[str, Any]:
+        """Every version of a memory, oldest first (older ones marked superseded)."""
+
+        async def run(p: Principal) -> dict[str, Any]:
+            versions = await node().memory.history(p, id)
+            return {"versions": [m.model_dump(mode="json") if verbose else m.compact() for m in versions]}
+
+        result: dict[str, Any] = await call(ctx, "memory_history", {"id": id}, run)
         return result
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True))

@@ -123,6 +123,32 @@ async def get(memory_id: str, node: NodeDep, principal: PrincipalDep) -> Memory:
     )
 
 
+class Update(BaseModel):
+    content: str = Field(min_length=1, description="The new version's content; everything else is kept.")
+
+
+class History(BaseModel):
+    versions: list[Memory]
+
+
+@router.post(
+    "/{memory_id}/versions", status_code=201, summary="Update a memory: a new version that supersedes it"
+)
+async def update(memory_id: str, body: Update, node: NodeDep, principal: PrincipalDep) -> Memory:
+    args = {"id": memory_id, "content": body.content}
+    return await node.governor.run(
+        principal, "memory_update", args, lambda: node.memory.update(principal, memory_id, body.content)
+    )
+
+
+@router.get("/{memory_id}/history", summary="Every version of a memory, oldest first")
+async def history(memory_id: str, node: NodeDep, principal: PrincipalDep) -> History:
+    versions = await node.governor.run(
+        principal, "memory_history", {"id": memory_id}, lambda: node.memory.history(principal, memory_id)
+    )
+    return History(versions=versions)
+
+
 @router.delete("/{memory_id}", status_code=204, summary="Forget a memory for good")
 async def forget(memory_id: str, node: NodeDep, principal: PrincipalDep) -> None:
     await node.governor.run(

@@ -118,6 +118,10 @@ class Memories(Protocol):
         """The owner's next ``turns`` live, unencrypted memories of the thread after ``after_hlc``,
         oldest first: the turns whose full-text entry includes the one at ``after_hlc``."""
 
+    async def successors(self, memory_id: str, viewer: Viewer) -> list[Memory]:
+        """The memories ``viewer`` may see that supersede ``memory_id`` (its newer versions; two
+        nodes may each have written one), oldest first."""
+
     async def reindex(self, texts: Sequence[tuple[str, str | None]], erase_traces: bool = True) -> None:
         """Replace what full-text search indexes for these memories (id, new index text). With
         ``erase_traces``, the old entries' terms are also purged from the index's pages on disk

@@ -235,6 +235,13 @@ class PostgresMemories(PostgresBase):
             row = await (await conn.execute(query, [memory_id, *params])).fetchone()
         return None if row is None else sql.memory_of(row)
 
+    async def successors(self, memory_id: str, viewer: Viewer) -> list[Memory]:
+        condition, params = sql.where(viewer, Filters(include_invalid=True), datetime.now(UTC))
+        query = f"SELECT {sql.COLUMNS} FROM memories m WHERE m.supersedes = %s AND {condition} ORDER BY m.hlc"
+        async with self._connection() as conn:
+            rows = await (await conn.execute(query, [memory_id, *params])).fetchall()
+        return [sql.memory_of(row) for row in rows]
+
     async def fetch(
         self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime
     ) -> list[Memory]:

@@ -298,6 +298,17 @@ class SQLiteMemories(SQLiteBase):
 
         return await self._run(op)
 
+    async def successors(self, memory_id: str, viewer: Viewer) -> list[Memory]:
+        condition, params = sql.where(viewer, Filters(include_invalid=True), datetime.now(UTC))
+
+        def op(conn: sqlite3.Connection) -> list[Memory]:
+            query = (
+                f"SELECT {sql.COLUMNS} FROM memories m WHERE m.supersedes = ? AND {condition} ORDER BY m.hlc"
+            )
+            return [sql.memory_of(row) for row in conn.execute(query, [memory_id, *params]).fetchall()]
+
+        return await self._run(op)
+
     async def fetch(
         self, ids: Sequence[str], viewer: Viewer, filters: Filters, now: datetime
     ) -> list[Memory]:
