@@ -17,6 +17,7 @@ from bench.report import percentiles, write_section
 from noosphere.auth.principal import Level, Principal, PrincipalKind
 from noosphere.config import MemorySettings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.memory.analyzer import Analyzer
 from noosphere.memory.model import Memory, SearchQuery, Zone
 from noosphere.memory.service import MemoryService, content_hash
 from noosphere.store.contract import EmbedderInfo, MemoryStore, NewRecord
@@ -25,6 +26,7 @@ from noosphere.store.postgres import PostgresStore
 from noosphere.store.sqlite import SQLiteStore
 
 QUERIES = 200
+ANALYZER = Analyzer()  # what the service indexes
 AGENT = Principal(id="agent:bench", kind=PrincipalKind.AGENT, name="bench", level=Level.L2)
 
 
@@ -52,7 +54,7 @@ async def _load(store: MemoryStore, corpus: list[str], vecs: object, embedder: M
                 hlc=i,
                 origin="bench",
             )
-            records.append(NewRecord(memory, vecs[i], text))  # type: ignore[index]
+            records.append(NewRecord(memory, vecs[i], ANALYZER.index(text)))  # type: ignore[index]
         await store.write(records, [])
 
 
