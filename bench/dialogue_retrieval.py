@@ -29,7 +29,14 @@ from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.config import MemorySettings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.memory.model import Filters, MemoryDraft, SearchQuery
-from noosphere.memory.ranking import DAY_WEIGHT, HYBRID_K, TEXT_WEIGHT, weighted_rrf
+from noosphere.memory.ranking import (
+    DAY_WEIGHT,
+    HYBRID_K,
+    RARE_TEXT_WEIGHT,
+    TEXT_WEIGHT,
+    text_weight,
+    weighted_rrf,
+)
 from noosphere.memory.service import MemoryService
 from noosphere.store.contract import Viewer
 from noosphere.store.sqlite import SQLiteStore
@@ -67,9 +74,12 @@ VARIANTS = [
     Variant("as before: words, previous turn", BEFORE),
     Variant("+ stemming", {**BEFORE, "stemming": True}),
     Variant("+ stemming, dates", {**BEFORE, "stemming": True, "index_dates": True}),
-    Variant("+ short turns embedded with context", {}),
-    Variant("  (no text context)", {"context_turns": 0}),
+    Variant("+ short turns embedded with context (as shipped)", {}),
+    Variant("  no text context", {"context_turns": 0}),
+    Variant("  short below 6 words", {"embed_context_words": 6}),
+    Variant("  short below 12 words", {"embed_context_words": 12}),
 ]
+SHORT_TURNS = [VARIANTS[2], VARIANTS[5], VARIANTS[3], VARIANTS[6]]  # never, 6, 9 (shipped), 12
 
 
 def _owner(conversation: int) -> Principal:
@@ -99,6 +109,7 @@ class Lists:
     text: list[str]
     day: list[str]
     shipped: list[str]  # the search's own answer
+    rarest: int | None  # memories holding the query's rarest word
 
 
 async def _lists(service: MemoryService, question: Question) -> Lists:
@@ -117,10 +128,14 @@ async def _lists(service: MemoryService, question: Question) -> Lists:
         [c.id for c in by_text],
         [c.id for c in by_day],
         [h.memory.id for h in shipped],
+        await service.store.rarest_term_count(service.analyzer.terms(question.text)),
     )
 
 
 def _fused(lists: Lists, k: int, text: float, day: float) -> list[str]:
+    """Weighted RRF; the BM25 list counts fully when the query has a rare word, as shipped."""
+    if text_weight(lists.rarest) == RARE_TEXT_WEIGHT:
+        text = RARE_TEXT_WEIGHT
     scores = weighted_rrf([(lists.vector, 1.0), (lists.text, text), (lists.day, day)], k)
     return sorted(scores, key=lambda i: scores[i], reverse=True)
 
@@ -154,6 +169,8 @@ async def run() -> None:
             found = [(q, await _lists(service, q)) for q in data.questions if q.evidence]
             for question, lists in found:
                 if question.conversation < SPLIT:
+                    value = _recall([turn_of[i] for i in lists.vector], question.evidence, 10)
+                    scores[(variant.name, "vector")]["tuning@10"].append(value)
                     continue
                 for method, ids in _methods(lists).items():
                     ranked = [turn_of[i] for i in ids]
@@ -164,8 +181,23 @@ async def run() -> None:
             if not variant.settings:
                 tuning = _tune(found, turn_of)
             await store.close()
-    body = _report(data, scores) + "\n\n" + tuning
+    body = "\n\n".join([_report(data, scores), _short_turns(scores), tuning])
     write_section("dialogue_retrieval", "Memory search over long conversations", body)
+
+
+def _short_turns(scores: dict[tuple[str, str], dict[str, list[float]]]) -> str:
+    """How short a turn must be to be embedded with the one before it, chosen on the tuning split."""
+    rows = [
+        "| embedded with the turn before | tuning split vector recall@10 | reported split |",
+        "|---|---|---|",
+    ]
+    for variant in SHORT_TURNS:
+        values = scores[(variant.name, "vector")]
+        limit = variant.settings.get("embed_context_words", MemorySettings().embed_context_words)
+        label = "never" if limit == 0 else f"turns below {limit} words"
+        tuning, reported = (sum(v) / len(v) for v in (values["tuning@10"], values["all@10"]))
+        rows.append(f"| {label} | {tuning:.3f} | {reported:.3f} |")
+    return "Short turns (vector search alone):\n\n" + "\n".join(rows)
 
 
 def _tune(found: list[tuple[Question, Lists]], turn_of: dict[str, str]) -> str:

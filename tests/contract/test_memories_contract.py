@@ -405,3 +405,32 @@ async def test_expired_thread_turns_are_listed_until_purged(
     assert [m.id for m in await store.expired_turns(NOW, 10)] == [gone.id]
     await store.purge_expired(NOW)
     assert await store.expired_turns(NOW, 10) == []
+
+
+async def test_rare_terms_are_counted_and_reindexing_counts_again(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    await put(store, *(record(fake_embedder, f"deploy note {i}") for i in range(5)))
+    (ticket,) = await put(store, record(fake_embedder, "ticket inc4471 is open"))
+    assert await store.rarest_term_count(["deploy", "inc4471", "nowhere"]) == 1
+    assert await store.rarest_term_count(["deploy"]) == 5
+    assert await store.rarest_term_count(["nowhere"]) is None
+    await store.reindex([(ticket.id, "ticket closed")], erase_traces=False)
+    assert await store.rarest_term_count(["inc4471"]) is None  # the counts were not left stale
+    assert await store.index_format() is None
+    await store.set_index_format("snowball-en-1;context=1;dates")
+    assert await store.index_format() == "snowball-en-1;context=1;dates"
+
+
+async def test_successors_are_the_versions_that_supersede_a_memory(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    (old,) = await put(store, record(fake_embedder, "standup at 9:30"))
+    newer = record(fake_embedder, "standup at 10:00", hlc=2)
+    newer = NewRecord(
+        newer.memory.model_copy(update={"supersedes": old.id}), newer.embedding, newer.index_text
+    )
+    (new,) = await store.write([newer], [(old.id, NOW)])
+    assert [m.id for m in await store.successors(old.id, ALL)] == [new.id]
+    assert await store.successors(new.id, ALL) == []
+    assert [m.id for m in await store.successors(old.id, Viewer("agent:a"))] == [new.id]

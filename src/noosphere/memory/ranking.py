@@ -24,6 +24,11 @@ RRF_K = 60  # fusing results of several nodes: lists of equal standing
 HYBRID_K = 5
 TEXT_WEIGHT = 0.1
 DAY_WEIGHT = 2.0
+# Except when a query word is rare (held by at most RARE_TERM_DOCS memories: a ticket number, a
+# host name, a name said once): then what BM25 finds is what was asked for, and its list counts
+# fully. Without this, identifier questions lose their exact match (docs/benchmarks.md).
+RARE_TERM_DOCS = 3
+RARE_TEXT_WEIGHT = 1.0
 RECENCY_BONUS = 0.02  # cosine units, for a memory valid from right now; halves every half-life
 
 
@@ -67,22 +72,29 @@ def recency_bonus(age_seconds: float, half_life_seconds: float) -> float:
     return RECENCY_BONUS * math.pow(0.5, max(0.0, age_seconds) / half_life_seconds)
 
 
+def text_weight(rarest_term_count: int | None) -> float:
+    """How much the BM25 list counts, given how many memories hold the query's rarest word."""
+    rare = rarest_term_count is not None and rarest_term_count <= RARE_TERM_DOCS
+    return RARE_TEXT_WEIGHT if rare else TEXT_WEIGHT
+
+
 def hybrid_rank(
     vector_hits: Sequence[VectorHit],
     text_ids: Sequence[str],
     half_life_seconds: float,
     day_ids: Sequence[str] = (),
+    text_weight: float = TEXT_WEIGHT,
 ) -> list[tuple[str, float]]:
-    """Fuse the vector list, the BM25 list and the list of what was said on the days the query
-    names (``day_ids``) into (id, score), best first, by weighted RRF (``HYBRID_K``,
-    ``TEXT_WEIGHT``, ``DAY_WEIGHT``)."""
+    """Fuse the vector list, the BM25 list (weighing ``text_weight``) and the list of what was
+    said on the days the query names (``day_ids``) into (id, score), best first, by weighted RRF
+    (``HYBRID_K``, ``DAY_WEIGHT``)."""
     by_vector = sorted(
         vector_hits,
         key=lambda h: h.cosine + recency_bonus(h.age_seconds, half_life_seconds),
         reverse=True,
     )
     fused = weighted_rrf(
-        [([h.id for h in by_vector], 1.0), (list(text_ids), TEXT_WEIGHT), (list(day_ids), DAY_WEIGHT)],
+        [([h.id for h in by_vector], 1.0), (list(text_ids), text_weight), (list(day_ids), DAY_WEIGHT)],
         HYBRID_K,
     )
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)

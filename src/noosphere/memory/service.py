@@ -46,7 +46,7 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank
+from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank, text_weight
 from noosphere.store.contract import Candidate, EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
@@ -425,7 +425,9 @@ class MemoryService:
         viewer, now = self._viewer(principal), _now()
         k = max(_CANDIDATES, query.limit * 5)
         by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
-        by_text = await self.store.text_candidates(self.analyzer.terms(query.query), viewer, query, now, k)
+        terms = self.analyzer.terms(query.query)
+        by_text = await self.store.text_candidates(terms, viewer, query, now, k)
+        rarest = await self.store.rarest_term_count(terms) if by_text else None
         by_day = await self.said_on_named_days(query, vector, viewer, now, k)
         vector_hits = [
             VectorHit(c.id, c.score, (now - c.valid_at).total_seconds() if c.valid_at else 0.0)
@@ -436,6 +438,7 @@ class MemoryService:
             [c.id for c in by_text],
             self.settings.recency_half_life_days * 86400.0,
             [c.id for c in by_day],
+            text_weight(rarest),
         )
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.

@@ -118,6 +118,10 @@ class Memories(Protocol):
         """The owner's next ``turns`` live, unencrypted memories of the thread after ``after_hlc``,
         oldest first: the turns whose full-text entry includes the one at ``after_hlc``."""
 
+    async def rarest_term_count(self, terms: Sequence[str]) -> int | None:
+        """How many memories hold the rarest of ``terms`` that any memory holds (None: no term is
+        held); counts may be cached, and are exact at least up to a few thousand."""
+
     async def successors(self, memory_id: str, viewer: Viewer) -> list[Memory]:
         """The memories ``viewer`` may see that supersede ``memory_id`` (its newer versions; two
         nodes may each have written one), oldest first."""

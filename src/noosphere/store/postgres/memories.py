@@ -310,8 +310,16 @@ class PostgresMemories(PostgresBase):
             )
             return [Candidate(r["id"], float(r["rank"])) for r in await cur.fetchall()]
 
+    async def rarest_term_count(self, terms: Sequence[str]) -> int | None:
+        async with self._connection() as conn:
+            counts = [n for n in (await self._document_counts(conn, terms)).values() if n > 0]
+        return min(counts) if counts else None
+
     async def _prune_terms(self, conn: AsyncConnection[Row], terms: Sequence[str]) -> list[str]:
-        """``prune_terms`` with document counts from the GIN index, capped just above the budget
+        return prune_terms(await self._document_counts(conn, terms))
+
+    async def _document_counts(self, conn: AsyncConnection[Row], terms: Sequence[str]) -> dict[str, int]:
+        """Memories holding each term, from the GIN index, capped just above the pruning budget
         (an exact count of a common term would cost what pruning saves) and cached until the
         table grows by a tenth."""
         head = int(
@@ -330,7 +338,7 @@ class PostgresMemories(PostgresBase):
             )
             for row in await cur.fetchall():
                 self._df_cache[row["term"]] = int(row["n"])
-        return prune_terms({t: self._df_cache[t] for t in terms})
+        return {t: self._df_cache[t] for t in terms}
 
     async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
         async with self._connection() as conn:

@@ -403,9 +403,19 @@ class SQLiteMemories(SQLiteBase):
 
         return await self._run(op)
 
+    async def rarest_term_count(self, terms: Sequence[str]) -> int | None:
+        def op(conn: sqlite3.Connection) -> int | None:
+            counts = [n for n in self._document_counts(conn, terms).values() if n > 0]
+            return min(counts) if counts else None
+
+        return await self._run(op)
+
     def _prune_terms(self, conn: sqlite3.Connection, terms: Sequence[str]) -> list[str]:
-        """``prune_terms`` with document counts from the fts5vocab table, cached until the index
-        grows by a tenth (counting a common term walks its whole posting list)."""
+        return prune_terms(self._document_counts(conn, terms))
+
+    def _document_counts(self, conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+        """Memories holding each term, from the fts5vocab table, cached until the index grows by
+        a tenth (counting a common term walks its whole posting list)."""
         head = int(conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0])
         if head > self._df_head * 1.1 + 1000:
             self._df_cache.clear()
@@ -414,7 +424,7 @@ class SQLiteMemories(SQLiteBase):
             if term not in self._df_cache:
                 row = conn.execute("SELECT doc FROM memories_fts_vocab WHERE term = ?", (term,)).fetchone()
                 self._df_cache[term] = 0 if row is None else int(row[0])
-        return prune_terms({t: self._df_cache[t] for t in terms})
+        return {t: self._df_cache[t] for t in terms}
 
     async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
         def op(conn: sqlite3.Connection) -> list[Memory]:
