@@ -36,7 +36,11 @@ class InProcessWorker:
         self.worker.deliver = self._take
         self.scheduler.add_worker(self.worker)
         try:
-            await asyncio.get_running_loop().create_future()  # frames arrive through _take
+            # Frames arrive through _take; meanwhile the worker says it is alive, as a remote one's
+            # heartbeats do, or an idle one would be dropped as silent.
+            while True:
+                self.scheduler.seen(self.worker.id)
+                await asyncio.sleep(self.scheduler.heartbeat_interval)
         finally:
             for task in list(self._tasks.values()):
                 task.cancel()
