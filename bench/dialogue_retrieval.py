@@ -67,6 +67,7 @@ class MemoEmbedder:
 class Variant:
     name: str
     settings: dict[str, Any] = field(default_factory=dict)
+    next_turn: bool = False  # also index the turn after each one (tried here before building it)
 
 
 BEFORE = {"stemming": False, "index_dates": False, "embed_context_words": 0}
@@ -78,6 +79,7 @@ VARIANTS = [
     Variant("  no text context", {"context_turns": 0}),
     Variant("  short below 6 words", {"embed_context_words": 6}),
     Variant("  short below 12 words", {"embed_context_words": 12}),
+    Variant("  + next turn in the full-text entry", {}, next_turn=True),
 ]
 SHORT_TURNS = [VARIANTS[2], VARIANTS[5], VARIANTS[3], VARIANTS[6]]  # never, 6, 9 (shipped), 12
 
@@ -99,6 +101,19 @@ async def _ingest(service: MemoryService, data: Dialogues) -> dict[str, str]:
             for turn, memory in zip(session, await service.store_many(owner, drafts), strict=True):
                 turn_of[memory.id] = turn.id
     return turn_of
+
+
+async def _index_next_turns(service: MemoryService, data: Dialogues, turn_of: dict[str, str]) -> None:
+    """Index each turn with the one after it too (what the service would do if this paid)."""
+    memory_of = {turn: memory for memory, turn in turn_of.items()}
+    turns = service.settings.context_turns
+    texts = []
+    for conversation in data.conversations:
+        for session in conversation.sessions:
+            for i, turn in enumerate(session):
+                around = [t.content for t in session[max(0, i - turns) : i + 2] if t is not turn]
+                texts.append((memory_of[turn.id], service.analyzer.index(turn.content, around, turn.at)))
+    await service.store.reindex(texts, erase_traces=False)
 
 
 @dataclass
@@ -166,6 +181,8 @@ async def run() -> None:
             service = MemoryService(store, embedder, MemorySettings(**variant.settings), "bench")
             await service.check_embedder()
             turn_of = await _ingest(service, data)
+            if variant.next_turn:
+                await _index_next_turns(service, data, turn_of)
             found = [(q, await _lists(service, q)) for q in data.questions if q.evidence]
             for question, lists in found:
                 if question.conversation < SPLIT:
