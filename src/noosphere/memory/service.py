@@ -147,8 +147,8 @@ class MemoryService:
         memories = [self._new_memory(principal, d, now) for d in drafts]
         earlier = await self._earlier_turns(principal, drafts)
         index_texts = [
-            None if d.kind == CONVERSATION_KIND else self._index_text(d, before)
-            for d, before in zip(drafts, earlier, strict=True)
+            None if m.encrypted else self.index_of(m, before)
+            for m, before in zip(memories, earlier, strict=True)
         ]
         to_embed = [i for i, m in enumerate(memories) if not m.encrypted]
         vectors = await self.embed([self._embedded(drafts[i].content, earlier[i]) for i in to_embed])
@@ -253,15 +253,6 @@ class MemoryService:
             history[draft.thread_id].append(draft.content)
         return found
 
-    def _index_text(self, draft: MemoryDraft, earlier: Sequence[str]) -> str:
-        """What full-text search indexes (``analyzer.py``): the content, with a thread member's
-        previous turns and the date it was said, since a chat line rarely stands alone."""
-        if draft.thread_id is None:
-            return self.analyzer.index(draft.content)
-        turns = self.settings.context_turns
-        before = list(earlier[-turns:]) if turns else []
-        return self.analyzer.index(draft.content, before, self._said(draft.valid_at))
-
     def _short(self, content: str) -> bool:
         limit = self.settings.embed_context_words
         return bool(limit) and len(words(content)) < limit
@@ -275,18 +266,25 @@ class MemoryService:
             return content
         return f"{earlier[-1]}\n{content}"
 
-    def _said(self, valid_at: datetime | None) -> datetime | None:
-        """The date a thread's turn is indexed with (None: dates are not indexed)."""
-        if not self.settings.index_dates:
-            return None
-        said = valid_at or _now()
-        return said if said.tzinfo else said.replace(tzinfo=UTC)
-
-    def index_of(self, memory: Memory, context: Sequence[str] = ()) -> str:
-        """A stored memory's full-text entry, its thread's earlier ``context`` given."""
+    def index_of(self, memory: Memory, earlier: Sequence[str] = ()) -> str:
+        """What full-text search indexes for ``memory`` (``analyzer.py``): its content, and for a
+        thread's turn the ``memory.context_turns`` turns before it (of ``earlier``) and, with
+        ``memory.index_dates``, the day it was said, since a chat line rarely stands alone."""
         if memory.thread_id is None:
             return self.analyzer.index(memory.content)
-        return self.analyzer.index(memory.content, context, self._said(memory.valid_at))
+        turns = self.settings.context_turns
+        before = list(earlier[-turns:]) if turns else []
+        said = memory.valid_at if self.settings.index_dates else None
+        return self.analyzer.index(memory.content, before, said)
+
+    async def _stored_index_text(self, memory: Memory) -> str:
+        """``index_of`` for a stored memory, its thread's earlier turns read from the store."""
+        earlier: list[Memory] = []
+        if memory.thread_id is not None and self.settings.context_turns:
+            earlier = await self.store.thread_context(
+                memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
+            )
+        return self.index_of(memory, [m.content for m in earlier])
 
     @property
     def index_format(self) -> str:
@@ -309,15 +307,7 @@ class MemoryService:
         done = 0
         async for rows in self.store.scan(batch):
             live = [m for m, _ in rows if not m.tombstone and not m.encrypted]
-            texts = []
-            for memory in live:
-                context: list[str] = []
-                if memory.thread_id is not None and self.settings.context_turns:
-                    earlier = await self.store.thread_context(
-                        memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
-                    )
-                    context = [m.content for m in earlier]
-                texts.append((memory.id, self.index_of(memory, context)))
+            texts = [(memory.id, await self._stored_index_text(memory)) for memory in live]
             if texts:
                 await self.store.reindex(texts, erase_traces=False)
             done += len(rows)
@@ -496,13 +486,7 @@ class MemoryService:
     async def _reindex(self, memories: Sequence[Memory]) -> None:
         """Index these turns again from the thread as it is now: a forgotten turn leaves no copy
         in its neighbours' full-text entries."""
-        texts = []
-        for memory in memories:
-            assert memory.thread_id is not None
-            earlier = await self.store.thread_context(
-                memory.thread_id, memory.owner, memory.hlc, self.settings.context_turns
-            )
-            texts.append((memory.id, self.index_of(memory, [m.content for m in earlier])))
+        texts = [(memory.id, await self._stored_index_text(memory)) for memory in memories]
         if texts:
             await self.store.reindex(texts)
 
