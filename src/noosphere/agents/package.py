@@ -1,6 +1,7 @@
 """An agent as a signed package, to move it to another node (``noosphere agent export`` and
-``import``): its profile (level, capabilities, model, system prompt, tools, zones, rules, plan,
-budgets) and its most important memories, signed with the exporting node's key.
+``import``, through ``export_agent`` and ``import_agent``): its profile (level, capabilities,
+model, system prompt, tools, zones, rules, plan, budgets) and its most important memories,
+signed with the exporting node's key.
 
 The file is ``{"package": {...}, "signature": "..."}``. The signature covers the package as JSON
 with sorted keys, so it checks whatever version of noosphere reads it; the package is read into
@@ -11,17 +12,24 @@ names who signed it (``node``) and carries the key that proves it.
 from __future__ import annotations
 
 import base64
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from noosphere.agents.profile import AgentProfile
-from noosphere.errors import InvalidRequest
+from noosphere.auth.principal import Principal, PrincipalKind, principal_id
+from noosphere.errors import InvalidRequest, NoosphereError
+from noosphere.federation.service import effective_peers
 from noosphere.identity import NodeKey, node_id_of, public_key_from_text, verify
+from noosphere.memory.access import check_write
 from noosphere.memory.model import (
     THREAD_ID_MAX,
+    Filters,
     Memory,
     MemoryDraft,
     MetadataValue,
@@ -31,6 +39,10 @@ from noosphere.memory.model import (
     check_kind,
     check_tags,
 )
+from noosphere.store.contract import Viewer
+
+if TYPE_CHECKING:
+    from noosphere.node import Node
 
 FORMAT = "noosphere-agent/1"
 DOMAIN = b"noosphere-agent-package-v1\n"
@@ -125,4 +137,86 @@ def unpack(data: bytes) -> AgentPackage:
         raise InvalidRequest(f"the package is signed but malformed: {exc.errors()[:1]}") from None
 
 
-__all__ = ["FORMAT", "AgentPackage", "PackedMemory", "pack", "unpack"]
+PAGE = 1000  # memories read at once while exporting
+
+
+async def _own_memories(node: Node, owner: str) -> list[Memory]:
+    """The owner's live memories that can travel (conversations are sealed for the owner's
+    secret on this node, so they stay)."""
+    out: list[Memory] = []
+    after: int | None = None
+    now = datetime.now(UTC)
+    while True:
+        page = await node.store.list_memories(Viewer(None), Filters(owner=owner), now, PAGE, after)
+        out.extend(m for m in page if not m.encrypted)
+        if len(page) < PAGE:
+            return out
+        after = page[-1].seq
+
+
+async def export_agent(node: Node, name: str, memories: int, target: Path) -> int:
+    """Write agent ``name`` to ``target`` (mode 0600: it holds private memories) as a package
+    signed by ``node``, with its ``memories`` most important memories; how many it holds.
+    Audited (``agent.exported``)."""
+    profile = await node.agents.get(name)
+    owned = await _own_memories(node, principal_id(PrincipalKind.AGENT, name))
+    owned.sort(key=lambda m: (m.importance, m.valid_at), reverse=True)
+    chosen = owned[:memories]
+    data = pack(node.key, profile, chosen)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    await node.audit.append("admin", "agent.exported", {"agent": name, "memories": len(chosen)})
+    return len(chosen)
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    token: str  # the new agent's, shown once
+    memories: int
+    signer: str
+
+
+async def import_agent(node: Node, package: AgentPackage, name: str | None, trust_any: bool) -> Imported:
+    """Create the packaged agent (under ``name`` if given) with its memories, all or nothing.
+    The signer must be ``node`` itself or one of its peers, unless ``trust_any``. Audited
+    (``agent.imported``)."""
+    peers = effective_peers(node.settings.federation, await node.store.stored_peers(), set())
+    if package.node != node.key.id and package.node not in peers and not trust_any:
+        raise InvalidRequest(
+            f"the package is signed by {package.node}, which is not a peer of this node; "
+            "add it with `noosphere peers add`, or pass --trust-any"
+        )
+    profile = package.profile.model_copy(update={"name": name}) if name else package.profile
+    profile = type(profile).model_validate(profile.model_dump())  # the new name checked too
+    would_be = Principal(
+        principal_id(PrincipalKind.AGENT, profile.name), PrincipalKind.AGENT, profile.name, profile.level
+    )
+    for zone in {memory.zone for memory in package.memories}:
+        check_write(would_be, zone)  # before anything is created
+    _, secret = await node.agents.create(profile)
+    agent = await node.authenticate(secret)
+    drafts = [memory.draft() for memory in package.memories]
+    batch = node.settings.memory.max_batch
+    try:
+        for start in range(0, len(drafts), batch):
+            await node.memory.store_many(agent, drafts[start : start + batch])
+    except NoosphereError:
+        await node.remove(PrincipalKind.AGENT, profile.name)  # all or nothing
+        raise
+    body = {"agent": profile.name, "signer": package.node, "memories": len(drafts)}
+    await node.audit.append("admin", "agent.imported", body)
+    return Imported(profile.name, secret, len(drafts), package.node)
+
+
+__all__ = [
+    "FORMAT",
+    "AgentPackage",
+    "Imported",
+    "PackedMemory",
+    "export_agent",
+    "import_agent",
+    "pack",
+    "unpack",
+]
