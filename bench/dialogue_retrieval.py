@@ -31,6 +31,7 @@ from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.memory.model import Filters, MemoryDraft, SearchQuery
 from noosphere.memory.ranking import (
     DAY_WEIGHT,
+    HOP_WEIGHT,
     HYBRID_K,
     RARE_TEXT_WEIGHT,
     TEXT_WEIGHT,
@@ -40,6 +41,7 @@ from noosphere.memory.ranking import (
 from noosphere.memory.service import MemoryService
 from noosphere.store.contract import Viewer
 from noosphere.store.sqlite import SQLiteStore
+from noosphere.store.vector_centre import CENTRE_PRIOR, RESCORE_DEPTH, centred_cosines
 
 KS = (5, 10)
 DEPTH = 50  # candidates per list, as the search takes them
@@ -120,9 +122,11 @@ async def _index_next_turns(service: MemoryService, data: Dialogues, turn_of: di
 class Lists:
     """One question's candidate lists (memory ids, best first), as the search builds them."""
 
-    vector: list[str]
+    vector: list[str]  # centred, as the search takes it
+    plain: list[str]  # plain cosine (before centring)
     text: list[str]
     day: list[str]
+    hop: list[str]  # candidates by likeness to the first fusion's best match
     shipped: list[str]  # the search's own answer
     rarest: int | None  # memories holding the query's rarest word
 
@@ -135,32 +139,54 @@ async def _lists(service: MemoryService, question: Question) -> Lists:
     by_text = await service.store.text_candidates(
         service.analyzer.terms(question.text), viewer, filters, now, DEPTH
     )
-    by_vector = await service.store.vector_candidates(vector, viewer, filters, now, DEPTH)
+    by_vector = await service.store.vector_candidates(vector, viewer, filters, now, DEPTH, centred=True)
+    by_plain = await service.store.vector_candidates(vector, viewer, filters, now, DEPTH)
     by_day = await service.said_on_named_days(query, vector, viewer, now, DEPTH)
     shipped = await service.search_with_vector(owner, query, vector)
-    return Lists(
+    lists = Lists(
         [c.id for c in by_vector],
+        [c.id for c in by_plain],
         [c.id for c in by_text],
         [c.id for c in by_day],
+        [],
         [h.memory.id for h in shipped],
         await service.store.rarest_term_count(service.analyzer.terms(question.text)),
     )
+    first = _fused(lists, HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT)
+    if first:
+        pool = [i for i in dict.fromkeys(lists.vector + lists.text + lists.day) if i != first[0]]
+        hop = await service.store.similar_candidates(first[0], pool, viewer, filters, now, centred=True)
+        lists.hop = [c.id for c in hop[:DEPTH]]
+    return lists
 
 
-def _fused(lists: Lists, k: int, text: float, day: float) -> list[str]:
+def _fused(
+    lists: Lists,
+    k: int,
+    text: float,
+    day: float,
+    vector: Sequence[str] | None = None,
+    hop: float = 0.0,
+) -> list[str]:
     """Weighted RRF; the BM25 list counts fully when the query has a rare word, as shipped."""
     if text_weight(lists.rarest) == RARE_TEXT_WEIGHT:
         text = RARE_TEXT_WEIGHT
-    scores = weighted_rrf([(lists.vector, 1.0), (lists.text, text), (lists.day, day)], k)
+    by_vector = lists.vector if vector is None else vector
+    scores = weighted_rrf([(by_vector, 1.0), (lists.text, text), (lists.day, day), (lists.hop, hop)], k)
     return sorted(scores, key=lambda i: scores[i], reverse=True)
 
 
 def _methods(lists: Lists) -> dict[str, list[str]]:
     return {
         "full text": lists.text,
-        "vector": lists.vector,
-        "RRF k=60, two lists (before)": _fused(lists, 60, 1.0, 0.0),
-        "weighted RRF, no day list": _fused(lists, HYBRID_K, TEXT_WEIGHT, 0.0),
+        "vector, plain cosine": lists.plain,
+        "vector, centred": lists.vector,
+        "RRF k=60, two lists, plain (before)": _fused(lists, 60, 1.0, 0.0, lists.plain),
+        "weighted RRF, plain vectors, no second hop": _fused(
+            lists, HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT, lists.plain
+        ),
+        "weighted RRF, no day list": _fused(lists, HYBRID_K, TEXT_WEIGHT, 0.0, hop=HOP_WEIGHT),
+        "weighted RRF, no second hop": _fused(lists, HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT),
         "hybrid (as shipped)": lists.shipped,
     }
 
@@ -173,7 +199,7 @@ async def run() -> None:
     data = generate()
     embedder = MemoEmbedder(MiniLMEmbedder())
     scores: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    tuning = ""
+    tuning = centring = ""
     with tempfile.TemporaryDirectory() as tmp:
         for variant in VARIANTS:
             store = SQLiteStore(Path(tmp) / f"{VARIANTS.index(variant)}.db")
@@ -187,7 +213,7 @@ async def run() -> None:
             for question, lists in found:
                 if question.conversation < SPLIT:
                     value = _recall([turn_of[i] for i in lists.vector], question.evidence, 10)
-                    scores[(variant.name, "vector")]["tuning@10"].append(value)
+                    scores[(variant.name, "vector, centred")]["tuning@10"].append(value)
                     continue
                 for method, ids in _methods(lists).items():
                     ranked = [turn_of[i] for i in ids]
@@ -197,8 +223,9 @@ async def run() -> None:
                         scores[(variant.name, method)][f"{question.category}@{k}"].append(value)
             if not variant.settings:
                 tuning = _tune(found, turn_of)
+                centring = await _centring(service, found, turn_of)
             await store.close()
-    body = "\n\n".join([_report(data, scores), _short_turns(scores), tuning])
+    body = "\n\n".join([_report(data, scores), _short_turns(scores), centring, tuning])
     write_section("dialogue_retrieval", "Memory search over long conversations", body)
 
 
@@ -209,7 +236,7 @@ def _short_turns(scores: dict[tuple[str, str], dict[str, list[float]]]) -> str:
         "|---|---|---|",
     ]
     for variant in SHORT_TURNS:
-        values = scores[(variant.name, "vector")]
+        values = scores[(variant.name, "vector, centred")]
         limit = variant.settings.get("embed_context_words", MemorySettings().embed_context_words)
         label = "never" if limit == 0 else f"turns below {limit} words"
         tuning, reported = (sum(v) / len(v) for v in (values["tuning@10"], values["all@10"]))
@@ -217,34 +244,129 @@ def _short_turns(scores: dict[tuple[str, str], dict[str, list[float]]]) -> str:
     return "Short turns (vector search alone):\n\n" + "\n".join(rows)
 
 
+async def _centring(
+    service: MemoryService, found: list[tuple[Question, Lists]], turn_of: dict[str, str]
+) -> str:
+    """Where to measure cosine from, and how many plain-cosine neighbours to re-rank: computed
+    exactly here with numpy over each conversation's vectors, next to what the store returns."""
+    vectors: dict[str, list[tuple[str, NDArray[np.float32]]]] = defaultdict(list)
+    async for batch in service.store.scan(1000):
+        for memory, vector in batch:
+            if vector is not None:
+                vectors[memory.owner].append((memory.id, vector))
+    everything = np.stack([v for rows in vectors.values() for _, v in rows])
+    store_mean = everything.mean(axis=0)
+    variants = [
+        "plain cosine (before)",
+        "centred on the whole store's mean",
+        "centred on the conversation's mean, every memory",
+        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {DEPTH} nearest",
+        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {2 * DEPTH} nearest",
+        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {RESCORE_DEPTH * DEPTH} nearest (as shipped)",
+    ]
+    results: dict[tuple[str, bool, str], list[float]] = defaultdict(list)
+    for question, lists in found:
+        ids = [i for i, _ in vectors[_owner(question.conversation).id]]
+        matrix = np.stack([v for _, v in vectors[_owner(question.conversation).id]])
+        (query,) = await service.embed([question.text])
+        plain = matrix @ query
+        centre = matrix.sum(axis=0) / (len(ids) + CENTRE_PRIOR)
+        nearest = np.argsort(-plain)
+
+        orders = [
+            nearest,
+            np.argsort(-centred_cosines(matrix, query, store_mean.astype(np.float32))),
+            np.argsort(-centred_cosines(matrix, query, matrix.mean(axis=0))),
+            *(
+                _rescored(matrix, query, centre, nearest[:d])
+                for d in (DEPTH, 2 * DEPTH, RESCORE_DEPTH * DEPTH)
+            ),
+        ]
+        tuning = question.conversation < SPLIT
+        for name, order in zip(variants, orders, strict=True):
+            ranked = [ids[j] for j in order[:DEPTH]]
+            results[(name, tuning, "vector")].append(
+                _recall([turn_of[i] for i in ranked], question.evidence, 10)
+            )
+            hybrid = _fused(lists, HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT, ranked)
+            results[(name, tuning, "hybrid")].append(
+                _recall([turn_of[i] for i in hybrid], question.evidence, 10)
+            )
+    rows = [
+        "| vector scores | tuning: vector @10 | tuning: hybrid @10 "
+        "| reported: vector @10 | reported: hybrid @10 |",
+        "|---|---|---|---|---|",
+    ]
+    for name in variants:
+        cells = [
+            sum(values) / len(values)
+            for split in (True, False)
+            for values in (results[(name, split, "vector")], results[(name, split, "hybrid")])
+        ]
+        rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return (
+        "Centring (`store/vector_centre.py`), computed exactly with numpy over each conversation's "
+        "vectors; hybrid fuses each with the shipped BM25 and named-day lists (no second hop):\n\n"
+        + "\n".join(rows)
+    )
+
+
+def _rescored(
+    matrix: NDArray[np.float32],
+    query: NDArray[np.float32],
+    centre: NDArray[np.float32],
+    top: NDArray[np.intp],
+) -> NDArray[np.intp]:
+    """``top`` (the plain-cosine nearest) re-ranked by centred cosine."""
+    order: NDArray[np.intp] = top[np.argsort(-centred_cosines(matrix[top], query, centre))]
+    return order
+
+
 def _tune(found: list[tuple[Question, Lists]], turn_of: dict[str, str]) -> str:
     """Fusion parameters chosen on the tuning split, then checked on the others."""
 
-    def mean(split: bool, k: int, text: float, day: float) -> float:
+    def mean(split: bool, k: int, text: float, day: float, hop: float) -> float:
         values = [
-            _recall([turn_of[i] for i in _fused(lists, k, text, day)], q.evidence, 10)
+            _recall([turn_of[i] for i in _fused(lists, k, text, day, hop=hop)], q.evidence, 10)
             for q, lists in found
             if (q.conversation < SPLIT) == split
         ]
         return sum(values) / len(values)
 
-    grid = [(k, t, d) for k in (5, 10, 20, 60) for t in (0.1, 0.2, 0.35, 0.5, 1.0) for d in (0.0, 1.0, 2.0)]
+    grid = [
+        (k, t, d, h)
+        for k in (5, 10, 20, 60)
+        for t in (0.1, 0.2, 0.35, 0.5, 1.0)
+        for d in (0.0, 1.0, 2.0)
+        for h in (0.0, 0.2, 0.3, 0.5)
+    ]
     tuned = {params: mean(True, *params) for params in grid}
     best = max(grid, key=lambda params: tuned[params])
     rows = [
-        "| k | text weight | day weight | tuning split recall@10 | reported split recall@10 |",
-        "|---|---|---|---|---|",
+        "| k | text weight | day weight | second hop weight | tuning split recall@10 "
+        "| reported split recall@10 |",
+        "|---|---|---|---|---|---|",
     ]
-    for params in [*sorted(grid, key=lambda p: tuned[p], reverse=True)[:5], (60, 1.0, 0.0)]:
+    shipped = (HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT, HOP_WEIGHT)
+    for params in dict.fromkeys(
+        [
+            *sorted(grid, key=lambda p: tuned[p], reverse=True)[:5],
+            shipped,
+            (HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT, 0.0),
+        ]
+    ):
         rows.append(
-            f"| {params[0]} | {params[1]} | {params[2]} | {tuned[params]:.3f} | {mean(False, *params):.3f} |"
+            f"| {' | '.join(str(p) for p in params)} | {tuned[params]:.3f} | {mean(False, *params):.3f} |"
         )
+    plain = (60, 1.0, 0.0, 0.0)
+    rows.append(f"| 60 | 1.0 | 0.0 | 0.0 | {mean(True, *plain):.3f} | {mean(False, *plain):.3f} |")
     return (
-        f"Fusion tuned on conversations 0 to {SPLIT - 1} (weighted RRF over the vector, BM25 and "
-        f"named-day lists; {len(grid)} settings): best k={best[0]}, text weight {best[1]}, day "
-        f"weight {best[2]}; shipped: k={HYBRID_K}, text weight {TEXT_WEIGHT}, day weight "
-        f"{DAY_WEIGHT}. The five best on the tuning split, and plain RRF (k=60, equal weights, no "
-        "day list) for comparison:\n\n" + "\n".join(rows)
+        f"Fusion tuned on conversations 0 to {SPLIT - 1} (weighted RRF over the vector, BM25, "
+        f"named-day and second-hop lists; {len(grid)} settings): best k={best[0]}, text weight "
+        f"{best[1]}, day weight {best[2]}, second hop {best[3]}; shipped: k={HYBRID_K}, text weight "
+        f"{TEXT_WEIGHT}, day weight {DAY_WEIGHT}, second hop {HOP_WEIGHT}. The five best on the "
+        "tuning split, the shipped weights with and without the second hop, and plain RRF (k=60, "
+        "equal weights, two lists) for comparison:\n\n" + "\n".join(rows)
     )
 
 

@@ -41,7 +41,8 @@ async def _ingest(service: MemoryService, data: Dataset) -> dict[str, str]:
 async def _rankings(service: MemoryService, question: str) -> dict[str, list[str]]:
     viewer, now, filters = Viewer(USER.id), datetime.now(UTC), Filters()
     (vector,) = await service.embed([question])
-    by_vector = await service.store.vector_candidates(vector, viewer, filters, now, max(KS))
+    by_vector = await service.store.vector_candidates(vector, viewer, filters, now, max(KS), centred=True)
+    plain = await service.store.vector_candidates(vector, viewer, filters, now, max(KS))
     terms = service.analyzer.terms
     by_text = await service.store.text_candidates(terms(question), viewer, filters, now, max(KS))
     hybrid = await service.search_with_vector(USER, SearchQuery(query=question, limit=max(KS)), vector)
@@ -49,10 +50,13 @@ async def _rankings(service: MemoryService, question: str) -> dict[str, list[str
     noisy_text = await service.store.text_candidates(
         terms(question, drop_function_words=False), viewer, filters, now, max(KS) * 5
     )
-    wide_vector = await service.store.vector_candidates(vector, viewer, filters, now, max(KS) * 5)
+    wide_vector = await service.store.vector_candidates(
+        vector, viewer, filters, now, max(KS) * 5, centred=True
+    )
     noisy = hybrid_rank([VectorHit(c.id, c.score, 0.0) for c in wide_vector], [c.id for c in noisy_text], 1.0)
     return {
         "BM25 only": [c.id for c in by_text],
+        "vector only, plain cosine": [c.id for c in plain],
         "vector only": [c.id for c in by_vector],
         "hybrid, function words kept": [memory_id for memory_id, _ in noisy[: max(KS)]],
         "hybrid (RRF)": [h.memory.id for h in hybrid],

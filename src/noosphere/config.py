@@ -120,6 +120,16 @@ class MemorySettings(_Section):
         description='A thread\'s turn of fewer words than this ("Mia: Of course.") is embedded together '
         "with the turn before it; 0: every turn alone. New memories only.",
     )
+    centre_vectors: bool = Field(
+        True,
+        description="Vector search measures cosine similarity from the mean of the memories searched "
+        "instead of from the origin, so generic memories stop coming up for every question.",
+    )
+    second_hop: bool = Field(
+        True,
+        description="Search also ranks its candidates by their likeness to the best match, so an answer "
+        "that takes two memories finds the second.",
+    )
     max_batch: int = Field(1000, ge=1, description="Most memories accepted in one batch write.")
     max_content_chars: int = Field(
         100_000, ge=1, description="Longest memory content accepted, in characters."

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from noosphere.memory.model import Filters, Memory, Zone
 from noosphere.memory.service import content_hash
 from noosphere.store.contract import MemoryStore, NewRecord, Viewer
+from noosphere.store.vector_centre import CENTRE_PRIOR
 from noosphere.testing import FakeEmbedder
 
 NOW = datetime.now(UTC)
@@ -135,6 +137,94 @@ async def test_vector_candidates_rank_by_cosine(store: MemoryStore, fake_embedde
     assert hits[0].score >= hits[1].score
     fetched = {m.id: m.content for m in await store.fetch([h.id for h in hits], ALL, Filters(), NOW)}
     assert all("green tea" in fetched[h.id] for h in hits)
+
+
+def _crafted(embedder: FakeEmbedder, vector: np.ndarray, owner: str, zone: Zone) -> NewRecord:
+    plain = record(embedder, uuid.uuid4().hex, owner=owner, zone=zone)
+    return NewRecord(plain.memory, (vector / np.linalg.norm(vector)).astype(np.float32), plain.index_text)
+
+
+def _centred_reference(
+    memories: list[NewRecord], query: np.ndarray, covered: list[NewRecord]
+) -> dict[str, float]:
+    """Centred cosine of each memory to ``query``, from the centre of ``covered``, by hand."""
+    centre = sum(r.embedding for r in covered if r.embedding is not None) / (len(covered) + CENTRE_PRIOR)
+    result = {}
+    for r in memories:
+        assert r.embedding is not None
+        row, ask = r.embedding - centre, query - centre
+        result[r.memory.id] = float(row @ ask / (np.linalg.norm(row) * np.linalg.norm(ask)))
+    return result
+
+
+async def test_centred_vector_candidates_rank_by_cosine_from_the_centre_of_what_the_viewer_may_see(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    # Memories that share one strong direction (like one person's chat turns), so measuring from
+    # their centre orders them differently than measuring from the origin.
+    rng = np.random.default_rng(7)
+    common = rng.normal(size=fake_embedder.dimension)
+
+    def near_common() -> np.ndarray:
+        return 3 * common + rng.normal(size=fake_embedder.dimension)
+
+    mine = [_crafted(fake_embedder, near_common(), "agent:a", Zone.PRIVATE) for _ in range(20)]
+    shared = [_crafted(fake_embedder, near_common(), "agent:b", Zone.SHARED) for _ in range(5)]
+    # Another owner's private memories: invisible to agent:a, so they must not move its centre.
+    hidden = [_crafted(fake_embedder, rng.normal(size=fake_embedder.dimension), "agent:b", Zone.PRIVATE)]
+    await put(store, *mine, *shared, *hidden)
+    query = near_common()
+    query = (query / np.linalg.norm(query)).astype(np.float32)
+    viewer = Viewer("agent:a")
+
+    hits = await store.vector_candidates(query, viewer, Filters(), NOW, 25, centred=True)
+    expected = _centred_reference(mine + shared, query, mine + shared)
+    assert [h.id for h in hits] == sorted(expected, key=lambda i: expected[i], reverse=True)
+    assert all(abs(h.score - expected[h.id]) < 1e-3 for h in hits)
+    plain = await store.vector_candidates(query, viewer, Filters(), NOW, 25)
+    assert [h.id for h in plain] != [h.id for h in hits]  # centring changed the order
+
+    # The owner filter narrows the centre to that owner's collections.
+    own = await store.vector_candidates(query, viewer, Filters(owner="agent:a"), NOW, 20, centred=True)
+    expected = _centred_reference(mine, query, mine)
+    assert [h.id for h in own] == sorted(expected, key=lambda i: expected[i], reverse=True)
+
+    # Forgotten memories leave the centre.
+    await store.delete([r.memory.id for r in shared])
+    hits = await store.vector_candidates(query, viewer, Filters(), NOW, 20, centred=True)
+    assert all(abs(h.score - expected[h.id]) < 1e-3 for h in hits)
+
+
+async def test_similar_candidates_order_what_the_viewer_may_see_by_likeness_to_one_memory(
+    store: MemoryStore, fake_embedder: FakeEmbedder
+) -> None:
+    rng = np.random.default_rng(3)
+    common = rng.normal(size=fake_embedder.dimension)
+    mine = [
+        _crafted(
+            fake_embedder, 3 * common + rng.normal(size=fake_embedder.dimension), "agent:a", Zone.PRIVATE
+        )
+        for _ in range(12)
+    ]
+    hidden = _crafted(fake_embedder, rng.normal(size=fake_embedder.dimension), "agent:b", Zone.PRIVATE)
+    await put(store, *mine, hidden)
+    source, rest = mine[0], mine[1:]
+    among = [r.memory.id for r in rest] + [hidden.memory.id, "no-such-memory"]
+    viewer = Viewer("agent:a")
+    assert source.embedding is not None
+
+    plain = await store.similar_candidates(source.memory.id, among, viewer, Filters(), NOW)
+    expected = {r.memory.id: float(r.embedding @ source.embedding) for r in rest if r.embedding is not None}
+    assert [c.id for c in plain] == sorted(expected, key=lambda i: expected[i], reverse=True)
+    assert all(abs(c.score - expected[c.id]) < 1e-3 for c in plain)
+
+    centred = await store.similar_candidates(source.memory.id, among, viewer, Filters(), NOW, centred=True)
+    expected = _centred_reference(rest, source.embedding, mine)
+    assert [c.id for c in centred] == sorted(expected, key=lambda i: expected[i], reverse=True)
+
+    # Another owner's private memory is no source either.
+    assert await store.similar_candidates(hidden.memory.id, among, viewer, Filters(), NOW) == []
+    assert await store.similar_candidates(source.memory.id, [], viewer, Filters(), NOW) == []
 
 
 async def test_text_candidates_match_any_term(store: MemoryStore, fake_embedder: FakeEmbedder) -> None:

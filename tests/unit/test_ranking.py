@@ -97,3 +97,11 @@ def test_results_of_several_nodes_fuse_by_rank_and_the_same_memory_counts_once()
     ]
     assert fused[0][2] == 1 / 61 + 1 / 62
     assert fuse_sources([("home", [])], key=lambda hit: hit) == []
+
+
+def test_the_second_hop_lifts_a_candidate_like_the_best_match_over_the_one_just_above_it() -> None:
+    hits = [VectorHit(i, 0.5, 0.0) for i in ("best", "a", "b")]
+    without = hybrid_rank(hits, ["best"], 86400.0)
+    assert [i for i, _ in without] == ["best", "a", "b"]
+    with_hop = hybrid_rank(hits, ["best"], 86400.0, hop_ids=["b"])
+    assert [i for i, _ in with_hop] == ["best", "b", "a"]

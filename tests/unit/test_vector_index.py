@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from noosphere.store.vector_centre import CENTRE_PRIOR, RESCORE_DEPTH, centred_cosines
 from noosphere.store.vector_index import ExactVectorIndex, IndexQuery, IndexRow
 
 
@@ -82,3 +83,36 @@ def test_an_update_without_vector_removes_the_entry(vectors: np.ndarray) -> None
     index.apply([_row(1, vectors[1])])
     index.apply([_row(1, None)])
     assert index.search(vectors[1], _query(), 5) == []
+
+
+def test_collection_sums_follow_inserts_updates_moves_and_removals(vectors: np.ndarray) -> None:
+    index = ExactVectorIndex(16, capacity=4)
+    index.apply(_row(i, vectors[i], owner=f"agent:{i % 3}") for i in range(300))
+    index.apply([_row(1, vectors[500], owner="agent:1")])  # a new vector for the same memory
+    index.apply([_row(2, vectors[2], owner="agent:0", zone="private")])  # moved to another collection
+    index.apply([_row(4, None)])  # tombstoned: no vector
+    index.remove(range(200, 300))  # deleted
+    rows = {i: (vectors[i], f"agent:{i % 3}", "shared") for i in range(200) if i != 4}
+    rows[1] = (vectors[500], "agent:1", "shared")
+    rows[2] = (vectors[2], "agent:0", "private")
+    for viewer, owner in [(None, None), ("agent:0", None), ("agent:1", None), (None, "agent:2")]:
+        covered = [
+            v
+            for v, who, zone in rows.values()
+            if (viewer is None or zone != "private" or who == viewer) and owner in (None, who)
+        ]
+        expected = np.sum(covered, axis=0) / (len(covered) + CENTRE_PRIOR)
+        np.testing.assert_allclose(index.sums.centre(viewer, None, owner), expected, atol=1e-5)
+
+
+def test_centred_search_ranks_the_plain_nearest_by_cosine_from_the_centre(vectors: np.ndarray) -> None:
+    shifted = vectors[:400] + 2 * vectors[999]  # one direction every memory shares
+    shifted /= np.linalg.norm(shifted, axis=1, keepdims=True)
+    index = ExactVectorIndex(16)
+    index.apply(_row(i, shifted[i]) for i in range(400))
+    q = shifted[0]
+    centre = shifted.sum(axis=0) / (400 + CENTRE_PRIOR)
+    plain_nearest = np.argsort(-(shifted @ q))[: 5 * RESCORE_DEPTH]
+    expected = sorted(plain_nearest, key=lambda i: -float(centred_cosines(shifted[[i]], q, centre)[0]))[:5]
+    assert [r for r, _, _ in index.search(q, _query(), 5, centred=True)] == [int(i) for i in expected]
+    assert [r for r, _, _ in index.search(q, _query(), 5)] != [int(i) for i in expected]

@@ -29,6 +29,11 @@ DAY_WEIGHT = 2.0
 # fully. Without this, identifier questions lose their exact match (docs/benchmarks.md).
 RARE_TERM_DOCS = 3
 RARE_TEXT_WEIGHT = 1.0
+# A second hop: the candidates ordered by their similarity to the best match of the first fusion
+# vote this much. An answer that takes two memories ("who taught Kwame the skill he used for a
+# birthday present?") often has one that resembles the question and one that resembles the first
+# (docs/benchmarks.md: multi-hop recall, chosen on the tuning split).
+HOP_WEIGHT = 0.3
 RECENCY_BONUS = 0.02  # cosine units, for a memory valid from right now; halves every half-life
 
 
@@ -84,17 +89,23 @@ def hybrid_rank(
     half_life_seconds: float,
     day_ids: Sequence[str] = (),
     text_weight: float = TEXT_WEIGHT,
+    hop_ids: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse the vector list, the BM25 list (weighing ``text_weight``) and the list of what was
-    said on the days the query names (``day_ids``) into (id, score), best first, by weighted RRF
-    (``HYBRID_K``, ``DAY_WEIGHT``)."""
+    """Fuse the vector list, the BM25 list (weighing ``text_weight``), the list of what was said
+    on the days the query names (``day_ids``) and the second hop (``hop_ids``) into (id, score),
+    best first, by weighted RRF (``HYBRID_K``, ``DAY_WEIGHT``, ``HOP_WEIGHT``)."""
     by_vector = sorted(
         vector_hits,
         key=lambda h: h.cosine + recency_bonus(h.age_seconds, half_life_seconds),
         reverse=True,
     )
     fused = weighted_rrf(
-        [([h.id for h in by_vector], 1.0), (list(text_ids), text_weight), (list(day_ids), DAY_WEIGHT)],
+        [
+            ([h.id for h in by_vector], 1.0),
+            (list(text_ids), text_weight),
+            (list(day_ids), DAY_WEIGHT),
+            (list(hop_ids), HOP_WEIGHT),
+        ],
         HYBRID_K,
     )
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)

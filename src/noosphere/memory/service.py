@@ -414,7 +414,8 @@ class MemoryService:
         """Hybrid search with the query already embedded (what the benchmarks time)."""
         viewer, now = self._viewer(principal), _now()
         k = max(_CANDIDATES, query.limit * 5)
-        by_vector = await self.store.vector_candidates(vector, viewer, query, now, k)
+        centred = self.settings.centre_vectors
+        by_vector = await self.store.vector_candidates(vector, viewer, query, now, k, centred)
         terms = self.analyzer.terms(query.query)
         by_text = await self.store.text_candidates(terms, viewer, query, now, k)
         rarest = await self.store.rarest_term_count(terms) if by_text else None
@@ -423,13 +424,17 @@ class MemoryService:
             VectorHit(c.id, c.score, (now - c.valid_at).total_seconds() if c.valid_at else 0.0)
             for c in by_vector
         ]
-        ranked = hybrid_rank(
-            vector_hits,
-            [c.id for c in by_text],
-            self.settings.recency_half_life_days * 86400.0,
-            [c.id for c in by_day],
-            text_weight(rarest),
-        )
+        text_ids, day_ids = [c.id for c in by_text], [c.id for c in by_day]
+        half_life, weight = self.settings.recency_half_life_days * 86400.0, text_weight(rarest)
+        ranked = hybrid_rank(vector_hits, text_ids, half_life, day_ids, weight)
+        if ranked and self.settings.second_hop:
+            # The second hop: every candidate, by its likeness to the best match.
+            best = ranked[0][0]
+            pool = [
+                i for i in dict.fromkeys([*(h.id for h in vector_hits), *text_ids, *day_ids]) if i != best
+            ]
+            hop = await self.store.similar_candidates(best, pool, viewer, query, now, centred)
+            ranked = hybrid_rank(vector_hits, text_ids, half_life, day_ids, weight, [c.id for c in hop[:k]])
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.
         hits: list[SearchHit] = []
@@ -456,7 +461,9 @@ class MemoryService:
             until = min(end, query.until) if query.until else end
             if since < until:
                 window = query.model_copy(update={"since": since, "until": until})
-                found += await self.store.vector_candidates(vector, viewer, window, now, k)
+                found += await self.store.vector_candidates(
+                    vector, viewer, window, now, k, self.settings.centre_vectors
+                )
         return sorted(found, key=lambda c: c.score, reverse=True)[:k]
 
     # -- deletion and lifecycle ----------------------------------------------------------------

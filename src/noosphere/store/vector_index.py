@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from noosphere.store.vector_centre import RESCORE_DEPTH, VectorSums, centred_cosines
+
 _ZONES = {"private": 0, "shared": 1, "federated": 2}
+_ZONE_NAMES = {code: name for name, code in _ZONES.items()}
 # The per-entry arrays, all indexed by slot.
 _ARRAYS = ("_vectors", "_rowids", "_zone", "_owner", "_kind", "_valid_at", "_expires", "_live", "_used")
 
@@ -64,7 +67,9 @@ class ExactVectorIndex:
         self._used = np.zeros(capacity, dtype=bool)
         self._slot: dict[int, int] = {}
         self._owners: dict[str, int] = {}
+        self._owner_names: list[str] = []
         self._kinds: dict[str, int] = {}
+        self.sums = VectorSums(dimension)
         self.last_seq = 0
 
     def __len__(self) -> int:
@@ -72,6 +77,17 @@ class ExactVectorIndex:
 
     def _code(self, table: dict[str, int], value: str) -> int:
         return table.setdefault(value, len(table))
+
+    def _owner_code(self, owner: str) -> int:
+        if owner not in self._owners:
+            self._owners[owner] = len(self._owner_names)
+            self._owner_names.append(owner)
+        return self._owners[owner]
+
+    def _uncount(self, slot: int) -> None:
+        """Take the entry in ``slot`` out of its collection's sum."""
+        owner = self._owner_names[self._owner[slot]]
+        self.sums.add(owner, _ZONE_NAMES[self._zone[slot]], self._vectors[slot], sign=-1)
 
     def _grow(self) -> None:
         capacity = max(1024, len(self._rowids) * 2)
@@ -85,6 +101,8 @@ class ExactVectorIndex:
         """Insert, update or (for rows without a vector) drop entries."""
         for row in rows:
             slot = self._slot.get(row.rowid)
+            if slot is not None:
+                self._uncount(slot)
             if row.vector is None:
                 if slot is not None:
                     self._used[slot] = False
@@ -99,17 +117,19 @@ class ExactVectorIndex:
             self._vectors[slot] = row.vector
             self._rowids[slot] = row.rowid
             self._zone[slot] = _ZONES[row.zone]
-            self._owner[slot] = self._code(self._owners, row.owner)
+            self._owner[slot] = self._owner_code(row.owner)
             self._kind[slot] = self._code(self._kinds, row.kind)
             self._valid_at[slot] = row.valid_at
             self._expires[slot] = math.inf if row.expires_at is None else row.expires_at
             self._live[slot] = row.live
             self._used[slot] = True
+            self.sums.add(row.owner, row.zone, self._vectors[slot])
 
     def remove(self, rowids: Iterable[int]) -> None:
         for rowid in rowids:
             slot = self._slot.pop(rowid, None)
             if slot is not None:
+                self._uncount(slot)
                 self._used[slot] = False
 
     def _compact_or_grow(self) -> None:
@@ -147,9 +167,10 @@ class ExactVectorIndex:
         return mask
 
     def search(
-        self, vector: NDArray[np.float32], query: IndexQuery, k: int
+        self, vector: NDArray[np.float32], query: IndexQuery, k: int, centred: bool = False
     ) -> list[tuple[int, float, float]]:
-        """The ``k`` best (rowid, cosine, valid_at) among entries passing ``query``."""
+        """The ``k`` best (rowid, cosine, valid_at) among entries passing ``query``; ``centred``:
+        by cosine from the centre of the collections searched (``vector_centre.py``)."""
         n = self._size
         if n == 0 or k <= 0:
             return []
@@ -159,7 +180,34 @@ class ExactVectorIndex:
         if eligible == 0:
             return []
         scores[~mask] = -np.inf
-        k = min(k, eligible)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        depth = min(k * RESCORE_DEPTH if centred else k, eligible)
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        if centred:
+            zones = None if query.zones is None else list(query.zones)
+            centre = self.sums.centre(query.viewer, zones, query.owner)
+            scores[top] = centred_cosines(self._vectors[top], vector, centre)
+        top = top[np.argsort(-scores[top], kind="stable")][:k]
         return [(int(self._rowids[i]), float(scores[i]), float(self._valid_at[i])) for i in top]
+
+    def similar(
+        self, rowid: int, among: Iterable[int], query: IndexQuery, centred: bool
+    ) -> list[tuple[int, float]]:
+        """(rowid, cosine to ``rowid``'s vector) for the entries of ``among``, best first; the
+        caller has checked visibility. ``centred``: from the centre of the collections searched."""
+        source = self._slot.get(rowid)
+        if source is None:
+            return []
+        found = [(r, self._slot[r]) for r in among if r in self._slot]
+        if not found:
+            return []
+        slots = [slot for _, slot in found]
+        vector = self._vectors[source]
+        if centred:
+            zones = None if query.zones is None else list(query.zones)
+            scores = centred_cosines(
+                self._vectors[slots], vector, self.sums.centre(query.viewer, zones, query.owner)
+            )
+        else:
+            scores = self._vectors[slots] @ vector
+        order = np.argsort(-scores, kind="stable")
+        return [(found[i][0], float(scores[i])) for i in order]

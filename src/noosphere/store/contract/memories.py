@@ -102,9 +102,25 @@ class Memories(Protocol):
         """Live memories in sequence order."""
 
     async def vector_candidates(
-        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int, centred: bool = False
     ) -> list[Candidate]:
-        """Up to ``k`` visible live memories nearest to ``vector`` (cosine similarity)."""
+        """Up to ``k`` visible live memories nearest to ``vector`` (cosine similarity). With
+        ``centred``, nearest by cosine from the centre of the collections searched, among the
+        ``RESCORE_DEPTH``·k nearest by plain cosine (``store/vector_centre.py``); the centre may
+        lag other processes' writes until the store grows by a tenth."""
+
+    async def similar_candidates(
+        self,
+        memory_id: str,
+        among: Sequence[str],
+        viewer: Viewer,
+        filters: Filters,
+        now: datetime,
+        centred: bool = False,
+    ) -> list[Candidate]:
+        """The memories of ``among`` that ``viewer`` may see under ``filters``, nearest to
+        ``memory_id``'s vector first (cosine; with ``centred``, from the centre of the collections
+        searched, as ``vector_candidates``). Empty when ``memory_id`` has no vector."""
 
     async def text_candidates(
         self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from noosphere.errors import StorageUnavailable
 from noosphere.store.pgserver import EmbeddedPostgres
 from noosphere.store.postgres.sql import Row
+from noosphere.store.vector_centre import VectorSums
 
 CONNECT_TIMEOUT_S = 5.0  # waiting longer for a pooled connection: the server is not there
 
@@ -37,6 +38,10 @@ class PostgresBase:
         self._dimension: int | None = None
         self._df_cache: dict[str, int] = {}
         self._df_head = 0
+        # Each collection's embedding sum and count (``vector_centre.py``), and the sequence
+        # number they were computed at; None: to be computed.
+        self._sums: VectorSums | None = None
+        self._sums_head = 0
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Row]]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from psycopg import AsyncConnection
 
 from noosphere.memory.model import Filters, Memory
@@ -21,6 +22,7 @@ from noosphere.store.contract import (
 from noosphere.store.postgres import sql
 from noosphere.store.postgres.base import PostgresBase
 from noosphere.store.postgres.sql import Row
+from noosphere.store.vector_centre import RESCORE_DEPTH, VectorSums
 
 # Make memories tombstones: no content, tags, vector or full-text entry; a new version.
 ERASE = (
@@ -73,6 +75,7 @@ class PostgresMemories(PostgresBase):
             if await other.fetchone() is not None:
                 # Mid re-embedding: vectors of the old model remain; the index is built at the end.
                 self._dimension = dim
+                self._sums = None
                 return
             await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
             await conn.execute(
@@ -81,6 +84,7 @@ class PostgresMemories(PostgresBase):
             )
             await conn.execute("ANALYZE memories")  # fresh statistics, so the planner uses it
         self._dimension = dim
+        self._sums = None
 
     async def write(
         self, records: Sequence[NewRecord], invalidate: Sequence[tuple[str, datetime]]
@@ -183,6 +187,7 @@ class PostgresMemories(PostgresBase):
             cur = await conn.execute(f"DELETE FROM memories WHERE {where}", params)
             count = cur.rowcount
             if count:
+                self._sums = None
                 await conn.execute("VACUUM memories")
         return count
 
@@ -194,6 +199,7 @@ class PostgresMemories(PostgresBase):
             cur = await conn.execute(ERASE, (hlc, at, None, list(ids)))
             count = cur.rowcount
             if count:
+                self._sums = None
                 await conn.execute("VACUUM memories")
         return count
 
@@ -227,6 +233,7 @@ class PostgresMemories(PostgresBase):
                     "seq = nextval('memory_seq') WHERE id = %s",
                     (sql.vector_literal(vector), model_id, memory_id),
                 )
+        self._sums = None
 
     async def get(self, memory_id: str, viewer: Viewer) -> Memory | None:
         condition, params = sql.where(viewer, Filters(include_invalid=True), datetime.now(UTC))
@@ -270,27 +277,95 @@ class PostgresMemories(PostgresBase):
             return [sql.memory_of(r) for r in await cur.fetchall()]
 
     async def vector_candidates(
-        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int, centred: bool = False
     ) -> list[Candidate]:
         if self._dimension is None:
             return []
         dim = self._dimension
         where, params = sql.where(viewer, filters, now)
         literal = sql.vector_literal(vector)
+        nearest = (
+            f"SELECT m.id, m.valid_at, (m.embedding::vector({dim})) AS e FROM memories m "
+            f"WHERE m.embedding IS NOT NULL AND {where} "
+            f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s"
+        )
         async with self._connection() as conn:
-            cur = await conn.execute(
-                f"SELECT m.id, m.valid_at, (m.embedding::vector({dim})) <=> %s::vector({dim}) AS distance "
-                f"FROM memories m WHERE m.embedding IS NOT NULL AND {where} "
-                f"ORDER BY (m.embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s",
-                [literal, *params, literal, k],
-            )
-            rows = await cur.fetchall()
+            if centred:
+                sums = await self._vector_sums(conn, dim)
+                zones = None if filters.zones is None else [z.value for z in filters.zones]
+                centre = sums.centre(viewer.principal_id, zones, filters.owner)
+                # The nearest by plain cosine (from the HNSW index), re-ranked from the centre.
+                query = f"SELECT id, valid_at, (e - %s::vector({dim})) <=> %s::vector({dim}) AS distance "
+                query += f"FROM ({nearest}) nearest ORDER BY distance LIMIT %s"
+                args: list[Any] = [sql.vector_literal(centre), sql.vector_literal(vector - centre)]
+                args += [*params, literal, k * RESCORE_DEPTH, k]
+            else:
+                query = f"SELECT id, valid_at, e <=> %s::vector({dim}) AS distance FROM ({nearest}) nearest"
+                args = [literal, *params, literal, k]
+            rows = await (await conn.execute(query, args)).fetchall()
         # relaxed_order may return slightly out-of-order rows; order them exactly.
         return sorted(
             (Candidate(r["id"], 1.0 - float(r["distance"]), r["valid_at"]) for r in rows),
             key=lambda c: c.score,
             reverse=True,
         )
+
+    async def similar_candidates(
+        self,
+        memory_id: str,
+        among: Sequence[str],
+        viewer: Viewer,
+        filters: Filters,
+        now: datetime,
+        centred: bool = False,
+    ) -> list[Candidate]:
+        if self._dimension is None or not among:
+            return []
+        dim = self._dimension
+        where, params = sql.where(viewer, filters, now)
+        async with self._connection() as conn:
+            centre = np.zeros(dim, dtype=np.float32)
+            if centred:
+                zones = None if filters.zones is None else [z.value for z in filters.zones]
+                centre = (await self._vector_sums(conn, dim)).centre(
+                    viewer.principal_id, zones, filters.owner
+                )
+            literal = sql.vector_literal(centre)
+            cur = await conn.execute(
+                f"SELECT m.id, (m.embedding::vector({dim}) - %s::vector({dim})) <=> "
+                f"(source.e - %s::vector({dim})) AS distance FROM memories m, "
+                f"(SELECT m.embedding::vector({dim}) AS e FROM memories m WHERE m.id = %s AND "
+                f"m.embedding IS NOT NULL AND vector_dims(m.embedding) = %s AND {where}) source "
+                f"WHERE m.id = ANY(%s) AND m.id <> %s AND m.embedding IS NOT NULL "
+                f"AND vector_dims(m.embedding) = %s AND {where}",
+                [literal, literal, memory_id, dim, *params, list(among), memory_id, dim, *params],
+            )
+            rows = await cur.fetchall()
+        return sorted(
+            (Candidate(r["id"], 1.0 - float(r["distance"])) for r in rows),
+            key=lambda c: c.score,
+            reverse=True,
+        )
+
+    async def _vector_sums(self, conn: AsyncConnection[Row], dim: int) -> VectorSums:
+        """Each collection's embedding sum and count, computed again once the store has grown by a
+        tenth or this process deleted or re-embedded memories (a centre is a mean of many: a few
+        recent writes barely move it)."""
+        head = await self._sequence_head(conn)
+        if self._sums is None or self._sums.dimension != dim or head > self._sums_head * 1.1:
+            sums = VectorSums(dim)
+            cur = await conn.execute(
+                f"SELECT owner, zone, sum(embedding::vector({dim}))::text AS total, count(*) AS n "
+                "FROM memories WHERE embedding IS NOT NULL AND NOT tombstone "
+                "AND vector_dims(embedding) = %s GROUP BY owner, zone",
+                (dim,),
+            )
+            for row in await cur.fetchall():
+                total = sql.parse_vector(row["total"])
+                if total is not None:
+                    sums.set(row["owner"], row["zone"], total.astype("float64"), int(row["n"]))
+            self._sums, self._sums_head = sums, head
+        return self._sums
 
     async def text_candidates(
         self, terms: Sequence[str], viewer: Viewer, filters: Filters, now: datetime, k: int
@@ -322,9 +397,7 @@ class PostgresMemories(PostgresBase):
         """Memories holding each term, from the GIN index, capped just above the pruning budget
         (an exact count of a common term would cost what pruning saves) and cached until the
         table grows by a tenth."""
-        head = int(
-            (await (await conn.execute("SELECT last_value AS v FROM memory_seq")).fetchone() or {"v": 0})["v"]
-        )
+        head = await self._sequence_head(conn)
         if head > self._df_head * 1.1 + 1000:
             self._df_cache.clear()
             self._df_head = head
@@ -339,6 +412,12 @@ class PostgresMemories(PostgresBase):
             for row in await cur.fetchall():
                 self._df_cache[row["term"]] = int(row["n"])
         return {t: self._df_cache[t] for t in terms}
+
+    @staticmethod
+    async def _sequence_head(conn: AsyncConnection[Row]) -> int:
+        """The last memory sequence number handed out: grows with every write."""
+        row = await (await conn.execute("SELECT last_value AS v FROM memory_seq")).fetchone()
+        return int((row or {"v": 0})["v"])
 
     async def expired_turns(self, now: datetime, limit: int) -> list[Memory]:
         async with self._connection() as conn:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from noosphere.memory.model import Filters, Memory
 from noosphere.memory.ranking import prune_terms
@@ -343,7 +344,7 @@ class SQLiteMemories(SQLiteBase):
         return await self._run(op)
 
     async def vector_candidates(
-        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int
+        self, vector: Vector, viewer: Viewer, filters: Filters, now: datetime, k: int, centred: bool = False
     ) -> list[Candidate]:
         def op(conn: sqlite3.Connection) -> list[Candidate]:
             self._sync_index(conn)
@@ -356,18 +357,7 @@ class SQLiteMemories(SQLiteBase):
                     (r[0] for r in conn.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)),
                     dtype=np.int64,
                 )
-            query = IndexQuery(
-                viewer=viewer.principal_id,
-                zones=None if filters.zones is None else [z.value for z in filters.zones],
-                kinds=filters.kinds,
-                owner=filters.owner,
-                since=sql.ts(filters.since),
-                until=sql.ts(filters.until),
-                include_invalid=filters.include_invalid,
-                now=now.timestamp(),
-                allowed_rowids=allowed,
-            )
-            hits = self._index.search(vector, query, k)
+            hits = self._index.search(vector, _index_query(viewer, filters, now, allowed), k, centred)
             if not hits:
                 return []
             marks = ",".join("?" * len(hits))
@@ -377,6 +367,41 @@ class SQLiteMemories(SQLiteBase):
                 ).fetchall()
             )
             return [Candidate(ids[r], s, sql.dt(v)) for r, s, v in hits if r in ids]
+
+        return await self._run(op)
+
+    async def similar_candidates(
+        self,
+        memory_id: str,
+        among: Sequence[str],
+        viewer: Viewer,
+        filters: Filters,
+        now: datetime,
+        centred: bool = False,
+    ) -> list[Candidate]:
+        if not among:
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[Candidate]:
+            self._sync_index(conn)
+            if self._index is None:
+                return []
+            where, params = sql.where(viewer, filters, now)
+            marks = ",".join("?" * (len(among) + 1))
+            ids = dict(
+                conn.execute(
+                    f"SELECT m.rowid, m.id FROM memories m WHERE m.id IN ({marks}) AND {where}",
+                    [memory_id, *among, *params],
+                ).fetchall()
+            )
+            source = next((rowid for rowid, i in ids.items() if i == memory_id), None)
+            if source is None:
+                return []
+            query = _index_query(viewer, filters, now, None)
+            others = [rowid for rowid in ids if rowid != source]
+            return [
+                Candidate(ids[r], score) for r, score in self._index.similar(source, others, query, centred)
+            ]
 
         return await self._run(op)
 
@@ -516,3 +541,19 @@ class SQLiteMemories(SQLiteBase):
         return await self._run(
             lambda conn: int(conn.execute("SELECT count(*) FROM memories WHERE tombstone = 0").fetchone()[0])
         )
+
+
+def _index_query(
+    viewer: Viewer, filters: Filters, now: datetime, allowed: NDArray[np.int64] | None
+) -> IndexQuery:
+    return IndexQuery(
+        viewer=viewer.principal_id,
+        zones=None if filters.zones is None else [z.value for z in filters.zones],
+        kinds=filters.kinds,
+        owner=filters.owner,
+        since=sql.ts(filters.since),
+        until=sql.ts(filters.until),
+        include_invalid=filters.include_invalid,
+        now=now.timestamp(),
+        allowed_rowids=allowed,
+    )
