@@ -46,6 +46,7 @@ from noosphere.store.vector_centre import CENTRE_PRIOR, RESCORE_DEPTH, centred_c
 KS = (5, 10)
 DEPTH = 50  # candidates per list, as the search takes them
 SPLIT = 4  # conversations 0..3 tune, the rest are reported
+DEPTHS = (1, 2, 4)  # plain-cosine neighbours re-ranked from the centre, per candidate taken
 SCORED = [c for c in CATEGORIES if c != "no-answer"]
 
 
@@ -260,9 +261,11 @@ async def _centring(
         "plain cosine (before)",
         "centred on the whole store's mean",
         "centred on the conversation's mean, every memory",
-        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {DEPTH} nearest",
-        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {2 * DEPTH} nearest",
-        f"centred (with prior {CENTRE_PRIOR}), re-ranking the {RESCORE_DEPTH * DEPTH} nearest (as shipped)",
+        *(
+            f"centred (with prior {CENTRE_PRIOR}), re-ranking the {d * DEPTH} nearest"
+            + (" (as shipped)" if d == RESCORE_DEPTH else "")
+            for d in DEPTHS
+        ),
     ]
     results: dict[tuple[str, bool, str], list[float]] = defaultdict(list)
     for question, lists in found:
@@ -277,10 +280,7 @@ async def _centring(
             nearest,
             np.argsort(-centred_cosines(matrix, query, store_mean.astype(np.float32))),
             np.argsort(-centred_cosines(matrix, query, matrix.mean(axis=0))),
-            *(
-                _rescored(matrix, query, centre, nearest[:d])
-                for d in (DEPTH, 2 * DEPTH, RESCORE_DEPTH * DEPTH)
-            ),
+            *(_rescored(matrix, query, centre, nearest[:d]) for d in (d * DEPTH for d in DEPTHS)),
         ]
         tuning = question.conversation < SPLIT
         for name, order in zip(variants, orders, strict=True):
