@@ -157,7 +157,7 @@ async def _lists(service: MemoryService, question: Question) -> Lists:
     if first:
         pool = [i for i in dict.fromkeys(lists.vector + lists.text + lists.day) if i != first[0]]
         hop = await service.store.similar_candidates(first[0], pool, viewer, filters, now, centred=True)
-        lists.hop = [c.id for c in hop[:DEPTH]]
+        lists.hop = [first[0], *(c.id for c in hop)][:DEPTH]
     return lists
 
 
@@ -358,6 +358,9 @@ def _tune(found: list[tuple[Question, Lists]], turn_of: dict[str, str]) -> str:
         rows.append(
             f"| {' | '.join(str(p) for p in params)} | {tuned[params]:.3f} | {mean(False, *params):.3f} |"
         )
+    hops = ", ".join(
+        f"{h}: {tuned[(HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT, h)]:.3f}" for h in (0.0, 0.2, 0.3, 0.5)
+    )
     plain = (60, 1.0, 0.0, 0.0)
     rows.append(f"| 60 | 1.0 | 0.0 | 0.0 | {mean(True, *plain):.3f} | {mean(False, *plain):.3f} |")
     return (
@@ -366,7 +369,8 @@ def _tune(found: list[tuple[Question, Lists]], turn_of: dict[str, str]) -> str:
         f"{best[1]}, day weight {best[2]}, second hop {best[3]}; shipped: k={HYBRID_K}, text weight "
         f"{TEXT_WEIGHT}, day weight {DAY_WEIGHT}, second hop {HOP_WEIGHT}. The five best on the "
         "tuning split, the shipped weights with and without the second hop, and plain RRF (k=60, "
-        "equal weights, two lists) for comparison:\n\n" + "\n".join(rows)
+        "equal weights, two lists) for comparison:\n\n" + "\n".join(rows) + "\n\n"
+        f"Second hop weight at the shipped k, text and day weights, tuning split recall@10: {hops}."
     )
 
 

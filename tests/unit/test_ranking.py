@@ -103,5 +103,5 @@ def test_the_second_hop_lifts_a_candidate_like_the_best_match_over_the_one_just_
     hits = [VectorHit(i, 0.5, 0.0) for i in ("best", "a", "b")]
     without = hybrid_rank(hits, ["best"], 86400.0)
     assert [i for i, _ in without] == ["best", "a", "b"]
-    with_hop = hybrid_rank(hits, ["best"], 86400.0, hop_ids=["b"])
+    with_hop = hybrid_rank(hits, ["best"], 86400.0, hop_ids=["best", "b"])  # the best heads its hop
     assert [i for i, _ in with_hop] == ["best", "b", "a"]

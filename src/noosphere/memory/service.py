@@ -428,13 +428,16 @@ class MemoryService:
         half_life, weight = self.settings.recency_half_life_days * 86400.0, text_weight(rarest)
         ranked = hybrid_rank(vector_hits, text_ids, half_life, day_ids, weight)
         if ranked and self.settings.second_hop:
-            # The second hop: every candidate, by its likeness to the best match.
+            # The second hop: the best match, then every other candidate by its likeness to it
+            # (the best match heads its own list, so the hop never demotes it).
             best = ranked[0][0]
             pool = [
                 i for i in dict.fromkeys([*(h.id for h in vector_hits), *text_ids, *day_ids]) if i != best
             ]
             hop = await self.store.similar_candidates(best, pool, viewer, query, now, centred)
-            ranked = hybrid_rank(vector_hits, text_ids, half_life, day_ids, weight, [c.id for c in hop[:k]])
+            ranked = hybrid_rank(
+                vector_hits, text_ids, half_life, day_ids, weight, [best, *(c.id for c in hop)][:k]
+            )
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.
         hits: list[SearchHit] = []
