@@ -38,6 +38,7 @@ def test_a_search_is_centred_on_the_collections_its_viewer_and_filters_cover(
 
 
 def test_a_memory_counted_out_leaves_no_trace(sums: VectorSums) -> None:
+    assert sums.centre("user:a", ["private"], None).tolist() != [0, 0, 0, 0]
     sums.add("user:a", "private", E[0], sign=-1)
     assert sums.centre("user:a", ["private"], None).tolist() == [0, 0, 0, 0]
     sums.set("user:a", "private", np.ones(4), 2)

@@ -45,9 +45,13 @@ class VectorSums:
         self.dimension = dimension
         self._sums: dict[tuple[str, str], NDArray[np.float64]] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        # Centres already summed, until the next change: a node with many principals has many
+        # collections, and a search should not add them all up again.
+        self._centres: dict[tuple[str | None, tuple[str, ...] | None, str | None], NDArray[np.float32]] = {}
 
     def add(self, owner: str, zone: str, vector: NDArray[np.float32], sign: int = 1) -> None:
         """Count ``vector`` in (``sign=1``) or out of (``sign=-1``) its collection."""
+        self._centres.clear()
         key = (owner, zone)
         total = self._sums.get(key)
         if total is None:
@@ -61,6 +65,7 @@ class VectorSums:
 
     def set(self, owner: str, zone: str, total: NDArray[np.float64], count: int) -> None:
         """One collection's sum and count as a store computed them."""
+        self._centres.clear()
         if count > 0:
             self._sums[(owner, zone)] = total.astype(np.float64)
             self._counts[(owner, zone)] = count
@@ -70,6 +75,15 @@ class VectorSums:
     ) -> NDArray[np.float32]:
         """The centre of the collections a search by ``viewer`` (None: the admin, who sees every
         zone of every owner) covers under the ``zones`` and ``owner`` filters."""
+        key = (viewer, None if zones is None else tuple(sorted(zones)), owner)
+        known = self._centres.get(key)
+        if known is None:
+            known = self._centres[key] = self._sum_up(viewer, zones, owner)
+        return known
+
+    def _sum_up(
+        self, viewer: str | None, zones: Sequence[str] | None, owner: str | None
+    ) -> NDArray[np.float32]:
         total = np.zeros(self.dimension, dtype=np.float64)
         count = 0
         for (who, zone), part in self._sums.items():
