@@ -11,7 +11,7 @@ def _row(
     rowid: int, vector: np.ndarray | None, zone: str = "shared", owner: str = "agent:a", **kw: object
 ) -> IndexRow:
     fields: dict[str, object] = {"kind": "fact", "valid_at": 0.0, "expires_at": None, "live": True} | kw
-    return IndexRow(rowid=rowid, vector=vector, zone=zone, owner=owner, **fields)  # type: ignore[arg-type]
+    return IndexRow(rowid=rowid, memory_id=f"m{rowid}", vector=vector, zone=zone, owner=owner, **fields)  # type: ignore[arg-type]
 
 
 def _query(**kw: object) -> IndexQuery:
@@ -116,3 +116,22 @@ def test_centred_search_ranks_the_plain_nearest_by_cosine_from_the_centre(vector
     expected = sorted(plain_nearest, key=lambda i: -float(centred_cosines(shifted[[i]], q, centre)[0]))[:5]
     assert [r for r, _, _ in index.search(q, _query(), 5, centred=True)] == [int(i) for i in expected]
     assert [r for r, _, _ in index.search(q, _query(), 5)] != [int(i) for i in expected]
+
+
+def test_similar_finds_entries_by_memory_id_through_compaction_and_reused_row_numbers(
+    vectors: np.ndarray,
+) -> None:
+    index = ExactVectorIndex(16, capacity=4)
+    index.apply(_row(i, vectors[i]) for i in range(100))
+    index.remove(range(0, 100, 2))
+    index.apply([_row(200, vectors[200])])  # the next insert compacts
+    reused = _row(1, vectors[300])
+    index.apply([IndexRow(**{**reused.__dict__, "memory_id": "new"})])  # row 1 now holds another memory
+    got = index.similar("m3", ["m1", "new", "m5", "m2", "m200", "nope"], _query(), centred=False)
+    expected = sorted(
+        [("new", 300), ("m5", 5), ("m200", 200)], key=lambda p: -float(vectors[p[1]] @ vectors[3])
+    )
+    assert [i for i, _ in got] == [i for i, _ in expected]  # not m1 (gone), m2 (removed) or nope
+    assert index.similar("m2", ["m3"], _query(), centred=False) == []  # no entry, no source
+    hidden = index.similar("m3", ["m5"], _query(viewer="agent:b", zones=["private"]), centred=False)
+    assert hidden == []  # the source is not visible through this query

@@ -91,21 +91,30 @@ def hybrid_rank(
     text_weight: float = TEXT_WEIGHT,
     hop_ids: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
-    """Fuse the vector list, the BM25 list (weighing ``text_weight``), the list of what was said
-    on the days the query names (``day_ids``) and the second hop (``hop_ids``) into (id, score),
-    best first, by weighted RRF (``HYBRID_K``, ``DAY_WEIGHT``, ``HOP_WEIGHT``)."""
-    by_vector = sorted(
-        vector_hits,
-        key=lambda h: h.cosine + recency_bonus(h.age_seconds, half_life_seconds),
-        reverse=True,
-    )
+    """Fuse the vector list (``vector_order``), the BM25 list (weighing ``text_weight``), the list
+    of what was said on the days the query names (``day_ids``) and the second hop (``hop_ids``)
+    into (id, score), best first (``fuse``)."""
+    return fuse(vector_order(vector_hits, half_life_seconds), text_ids, day_ids, text_weight, hop_ids)
+
+
+def vector_order(vector_hits: Sequence[VectorHit], half_life_seconds: float) -> list[str]:
+    """The vector candidates by cosine plus the recency bonus, best first."""
+    bonus = [h.cosine + recency_bonus(h.age_seconds, half_life_seconds) for h in vector_hits]
+    return [vector_hits[i].id for i in sorted(range(len(vector_hits)), key=bonus.__getitem__, reverse=True)]
+
+
+def fuse(
+    vector_ids: Sequence[str],
+    text_ids: Sequence[str],
+    day_ids: Sequence[str] = (),
+    text_weight: float = TEXT_WEIGHT,
+    hop_ids: Sequence[str] = (),
+) -> list[tuple[str, float]]:
+    """Weighted RRF (``HYBRID_K``) of the vector list (weight 1), the BM25 list (``text_weight``),
+    the named-day list (``DAY_WEIGHT``) and the second hop (``HOP_WEIGHT``): (id, score), best
+    first."""
     fused = weighted_rrf(
-        [
-            ([h.id for h in by_vector], 1.0),
-            (list(text_ids), text_weight),
-            (list(day_ids), DAY_WEIGHT),
-            (list(hop_ids), HOP_WEIGHT),
-        ],
+        [(vector_ids, 1.0), (text_ids, text_weight), (day_ids, DAY_WEIGHT), (hop_ids, HOP_WEIGHT)],
         HYBRID_K,
     )
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)

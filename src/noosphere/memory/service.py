@@ -46,7 +46,7 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import VectorHit, fuse_sources, hybrid_rank, text_weight
+from noosphere.memory.ranking import VectorHit, fuse, fuse_sources, text_weight, vector_order
 from noosphere.store.contract import Candidate, EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
@@ -426,18 +426,15 @@ class MemoryService:
         ]
         text_ids, day_ids = [c.id for c in by_text], [c.id for c in by_day]
         half_life, weight = self.settings.recency_half_life_days * 86400.0, text_weight(rarest)
-        ranked = hybrid_rank(vector_hits, text_ids, half_life, day_ids, weight)
+        by_vector_ids = vector_order(vector_hits, half_life)
+        ranked = fuse(by_vector_ids, text_ids, day_ids, weight)
         if ranked and self.settings.second_hop:
             # The second hop: the best match, then every other candidate by its likeness to it
             # (the best match heads its own list, so the hop never demotes it).
             best = ranked[0][0]
-            pool = [
-                i for i in dict.fromkeys([*(h.id for h in vector_hits), *text_ids, *day_ids]) if i != best
-            ]
+            pool = [i for i in dict.fromkeys([*by_vector_ids, *text_ids, *day_ids]) if i != best]
             hop = await self.store.similar_candidates(best, pool, viewer, query, now, centred)
-            ranked = hybrid_rank(
-                vector_hits, text_ids, half_life, day_ids, weight, [best, *(c.id for c in hop)][:k]
-            )
+            ranked = fuse(by_vector_ids, text_ids, day_ids, weight, [best, *(c.id for c in hop)][:k])
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.
         hits: list[SearchHit] = []

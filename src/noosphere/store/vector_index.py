@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,12 +25,24 @@ from noosphere.store.vector_centre import RESCORE_DEPTH, VectorSums, centred_cos
 _ZONES = {"private": 0, "shared": 1, "federated": 2}
 _ZONE_NAMES = {code: name for name, code in _ZONES.items()}
 # The per-entry arrays, all indexed by slot.
-_ARRAYS = ("_vectors", "_rowids", "_zone", "_owner", "_kind", "_valid_at", "_expires", "_live", "_used")
+_ARRAYS = (
+    "_vectors",
+    "_rowids",
+    "_ids",
+    "_zone",
+    "_owner",
+    "_kind",
+    "_valid_at",
+    "_expires",
+    "_live",
+    "_used",
+)
 
 
 @dataclass(frozen=True)
 class IndexRow:
     rowid: int
+    memory_id: str
     vector: NDArray[np.float32] | None  # None: not searchable (tombstone, ciphertext, invalid)
     zone: str
     owner: str
@@ -58,6 +71,7 @@ class ExactVectorIndex:
         self._size = 0
         self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
         self._rowids = np.zeros(capacity, dtype=np.int64)
+        self._ids = np.empty(capacity, dtype=object)  # memory ids, so reads need no SQL
         self._zone = np.zeros(capacity, dtype=np.int8)
         self._owner = np.zeros(capacity, dtype=np.int32)
         self._kind = np.zeros(capacity, dtype=np.int32)
@@ -66,6 +80,7 @@ class ExactVectorIndex:
         self._live = np.zeros(capacity, dtype=bool)
         self._used = np.zeros(capacity, dtype=bool)
         self._slot: dict[int, int] = {}
+        self._rowid_of: dict[str, int] = {}
         self._owners: dict[str, int] = {}
         self._owner_names: list[str] = []
         self._kinds: dict[str, int] = {}
@@ -107,6 +122,7 @@ class ExactVectorIndex:
                 if slot is not None:
                     self._used[slot] = False
                     del self._slot[row.rowid]
+                    self._rowid_of.pop(self._ids[slot], None)
                 continue
             if slot is None:
                 if self._size == len(self._rowids):
@@ -114,8 +130,12 @@ class ExactVectorIndex:
                 slot = self._size
                 self._size += 1
                 self._slot[row.rowid] = slot
+            elif self._ids[slot] != row.memory_id:  # a row number reused by another memory
+                self._rowid_of.pop(self._ids[slot], None)
             self._vectors[slot] = row.vector
             self._rowids[slot] = row.rowid
+            self._ids[slot] = row.memory_id
+            self._rowid_of[row.memory_id] = row.rowid
             self._zone[slot] = _ZONES[row.zone]
             self._owner[slot] = self._owner_code(row.owner)
             self._kind[slot] = self._code(self._kinds, row.kind)
@@ -131,6 +151,7 @@ class ExactVectorIndex:
             if slot is not None:
                 self._uncount(slot)
                 self._used[slot] = False
+                self._rowid_of.pop(self._ids[slot], None)
 
     def _compact_or_grow(self) -> None:
         if len(self._slot) < self._size * 3 // 4:
@@ -144,26 +165,27 @@ class ExactVectorIndex:
         else:
             self._grow()
 
-    def _mask(self, q: IndexQuery) -> NDArray[np.bool_]:
-        n = self._size
-        mask = self._used[:n] & (self._expires[:n] > q.now)
+    def _mask(self, q: IndexQuery, slots: NDArray[np.intp] | None = None) -> NDArray[np.bool_]:
+        """Which entries pass ``q``: all of them, or those in ``slots``."""
+        at: NDArray[np.intp] | slice = slice(0, self._size) if slots is None else slots
+        mask = self._used[at] & (self._expires[at] > q.now)
         if not q.include_invalid:
-            mask &= self._live[:n]
+            mask &= self._live[at]
         if q.viewer is not None:
             own = self._owners.get(q.viewer, -1)
-            mask &= (self._zone[:n] != _ZONES["private"]) | (self._owner[:n] == own)
+            mask &= (self._zone[at] != _ZONES["private"]) | (self._owner[at] == own)
         if q.zones is not None:
-            mask &= np.isin(self._zone[:n], [_ZONES[z] for z in q.zones])
+            mask &= _among(self._zone[at], [_ZONES[z] for z in q.zones])
         if q.kinds is not None:
-            mask &= np.isin(self._kind[:n], [self._kinds.get(k, -1) for k in q.kinds])
+            mask &= _among(self._kind[at], [self._kinds.get(k, -1) for k in q.kinds])
         if q.owner is not None:
-            mask &= self._owner[:n] == self._owners.get(q.owner, -1)
+            mask &= self._owner[at] == self._owners.get(q.owner, -1)
         if q.since is not None:
-            mask &= self._valid_at[:n] >= q.since
+            mask &= self._valid_at[at] >= q.since
         if q.until is not None:
-            mask &= self._valid_at[:n] < q.until
+            mask &= self._valid_at[at] < q.until
         if q.allowed_rowids is not None:
-            mask &= np.isin(self._rowids[:n], q.allowed_rowids)
+            mask &= np.isin(self._rowids[at], q.allowed_rowids)
         return mask
 
     def search(
@@ -189,25 +211,45 @@ class ExactVectorIndex:
         top = top[np.argsort(-scores[top], kind="stable")][:k]
         return [(int(self._rowids[i]), float(scores[i]), float(self._valid_at[i])) for i in top]
 
+    def id_of(self, rowid: int) -> str:
+        """The memory id of an entry ``search`` returned."""
+        return str(self._ids[self._slot[rowid]])
+
     def similar(
-        self, rowid: int, among: Iterable[int], query: IndexQuery, centred: bool
-    ) -> list[tuple[int, float]]:
-        """(rowid, cosine to ``rowid``'s vector) for the entries of ``among``, best first; the
-        caller has checked visibility. ``centred``: from the centre of the collections searched."""
-        source = self._slot.get(rowid)
-        if source is None:
+        self, memory_id: str, among: Iterable[str], query: IndexQuery, centred: bool
+    ) -> list[tuple[str, float]]:
+        """(memory id, cosine to ``memory_id``'s vector) for the entries of ``among`` passing
+        ``query``, best first; none if ``memory_id`` has no entry passing it. ``centred``: from the
+        centre of the collections searched."""
+        source = self._slot.get(self._rowid_of.get(memory_id, -1))
+        if source is None or not self._mask(query, np.array([source]))[0]:
             return []
-        found = [(r, self._slot[r]) for r in among if r in self._slot]
+        found = [
+            (other, slot)
+            for other in among
+            if other != memory_id and (slot := self._slot.get(self._rowid_of.get(other, -1))) is not None
+        ]
+        passing = self._mask(query, np.array([slot for _, slot in found], dtype=np.intp))
+        found = [entry for entry, ok in zip(found, passing, strict=True) if ok]
         if not found:
             return []
         slots = [slot for _, slot in found]
         vector = self._vectors[source]
         if centred:
             zones = None if query.zones is None else list(query.zones)
-            scores = centred_cosines(
-                self._vectors[slots], vector, self.sums.centre(query.viewer, zones, query.owner)
-            )
+            centre = self.sums.centre(query.viewer, zones, query.owner)
+            scores = centred_cosines(self._vectors[slots], vector, centre)
         else:
             scores = self._vectors[slots] @ vector
         order = np.argsort(-scores, kind="stable")
         return [(found[i][0], float(scores[i])) for i in order]
+
+
+def _among(values: NDArray[Any], codes: list[int]) -> NDArray[np.bool_]:
+    """``np.isin`` for a few codes: comparing with each is many times faster than its sort."""
+    if len(codes) > 4:
+        return np.isin(values, codes)
+    result = np.zeros(len(values), dtype=bool)
+    for code in codes:
+        result |= values == code
+    return result

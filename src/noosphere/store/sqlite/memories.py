@@ -51,6 +51,7 @@ class SQLiteMemories(SQLiteBase):
             index.apply(
                 IndexRow(
                     rowid=r["rowid"],
+                    memory_id=r["id"],
                     # Vectors of another model (mid re-embedding) are left out.
                     vector=None
                     if r["embedding"] is None or r["tombstone"] or len(r["embedding"]) != 4 * dimension
@@ -350,25 +351,26 @@ class SQLiteMemories(SQLiteBase):
             self._sync_index(conn)
             if self._index is None:
                 return []
-            allowed = None
-            if sql.needs_sql_prefilter(filters):
-                where, params = sql.where(viewer, filters, now)
-                allowed = np.fromiter(
-                    (r[0] for r in conn.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)),
-                    dtype=np.int64,
-                )
+            allowed = self._prefiltered(conn, viewer, filters, now)
             hits = self._index.search(vector, _index_query(viewer, filters, now, allowed), k, centred)
-            if not hits:
-                return []
-            marks = ",".join("?" * len(hits))
-            ids = dict(
-                conn.execute(
-                    f"SELECT rowid, id FROM memories WHERE rowid IN ({marks})", [h[0] for h in hits]
-                ).fetchall()
-            )
-            return [Candidate(ids[r], s, sql.dt(v)) for r, s, v in hits if r in ids]
+            # Rows another process deleted may linger in the index until the next open; the
+            # search's fetch drops them.
+            return [Candidate(self._index.id_of(r), s, sql.dt(v)) for r, s, v in hits]
 
         return await self._run(op)
+
+    @staticmethod
+    def _prefiltered(
+        conn: sqlite3.Connection, viewer: Viewer, filters: Filters, now: datetime
+    ) -> NDArray[np.int64] | None:
+        """The rows passing filters the index cannot apply itself (tags, metadata, …), if any."""
+        if not sql.needs_sql_prefilter(filters):
+            return None
+        where, params = sql.where(viewer, filters, now)
+        return np.fromiter(
+            (r[0] for r in conn.execute(f"SELECT m.rowid FROM memories m WHERE {where}", params)),
+            dtype=np.int64,
+        )
 
     async def similar_candidates(
         self,
@@ -386,22 +388,8 @@ class SQLiteMemories(SQLiteBase):
             self._sync_index(conn)
             if self._index is None:
                 return []
-            where, params = sql.where(viewer, filters, now)
-            marks = ",".join("?" * (len(among) + 1))
-            ids = dict(
-                conn.execute(
-                    f"SELECT m.rowid, m.id FROM memories m WHERE m.id IN ({marks}) AND {where}",
-                    [memory_id, *among, *params],
-                ).fetchall()
-            )
-            source = next((rowid for rowid, i in ids.items() if i == memory_id), None)
-            if source is None:
-                return []
-            query = _index_query(viewer, filters, now, None)
-            others = [rowid for rowid in ids if rowid != source]
-            return [
-                Candidate(ids[r], score) for r, score in self._index.similar(source, others, query, centred)
-            ]
+            query = _index_query(viewer, filters, now, self._prefiltered(conn, viewer, filters, now))
+            return [Candidate(i, score) for i, score in self._index.similar(memory_id, among, query, centred)]
 
         return await self._run(op)
 

@@ -18,7 +18,7 @@ COLUMNS = (
     "valid_at, invalid_at, expires_at, supersedes, thread_id, embed_model, encrypted, hlc, origin, "
     "tombstone"
 )
-INDEX_COLUMNS = "rowid, embedding, zone, owner, kind, valid_at, expires_at, invalid_at, tombstone, seq"
+INDEX_COLUMNS = "rowid, id, embedding, zone, owner, kind, valid_at, expires_at, invalid_at, tombstone, seq"
 
 
 def ts(value: datetime | None) -> float | None:
