@@ -35,6 +35,8 @@ from noosphere.memory.ranking import (
     HYBRID_K,
     RARE_TEXT_WEIGHT,
     TEXT_WEIGHT,
+    hop_list,
+    hop_pool,
     text_weight,
     weighted_rrf,
 )
@@ -155,9 +157,9 @@ async def _lists(service: MemoryService, question: Question) -> Lists:
     )
     first = _fused(lists, HYBRID_K, TEXT_WEIGHT, DAY_WEIGHT)
     if first:
-        pool = [i for i in dict.fromkeys(lists.vector + lists.text + lists.day) if i != first[0]]
+        pool = hop_pool(first[0], lists.vector, lists.text, lists.day)
         hop = await service.store.similar_candidates(first[0], pool, viewer, filters, now, centred=True)
-        lists.hop = [first[0], *(c.id for c in hop)][:DEPTH]
+        lists.hop = hop_list(first[0], [c.id for c in hop], DEPTH)
     return lists
 
 

@@ -15,7 +15,7 @@ from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.config import MemorySettings
 from noosphere.embeddings.minilm import MiniLMEmbedder
 from noosphere.memory.model import Filters, MemoryDraft, SearchQuery
-from noosphere.memory.ranking import VectorHit, hybrid_rank
+from noosphere.memory.ranking import VectorHit, fuse, vector_order
 from noosphere.memory.service import MemoryService
 from noosphere.store.contract import Viewer
 from noosphere.store.sqlite import SQLiteStore
@@ -53,7 +53,8 @@ async def _rankings(service: MemoryService, question: str) -> dict[str, list[str
     wide_vector = await service.store.vector_candidates(
         vector, viewer, filters, now, max(KS) * 5, centred=True
     )
-    noisy = hybrid_rank([VectorHit(c.id, c.score, 0.0) for c in wide_vector], [c.id for c in noisy_text], 1.0)
+    wide_ids = vector_order([VectorHit(c.id, c.score, 0.0) for c in wide_vector], 1.0)
+    noisy = fuse(wide_ids, [c.id for c in noisy_text])
     return {
         "BM25 only": [c.id for c in by_text],
         "vector only, plain cosine": [c.id for c in plain],

@@ -5,11 +5,14 @@ import pytest
 from noosphere.memory.ranking import (
     RECENCY_BONUS,
     VectorHit,
+    fuse,
     fuse_sources,
-    hybrid_rank,
+    hop_list,
+    hop_pool,
     prune_terms,
     recency_bonus,
     reciprocal_rank_fusion,
+    vector_order,
 )
 
 DAY = 86400.0
@@ -53,18 +56,18 @@ def test_recency_bonus_halves_every_half_life(age_days: float, expected: float) 
 )
 def test_recency_only_reorders_near_ties(old_cosine: float, new_cosine: float, winner: str) -> None:
     hits = [VectorHit("old", old_cosine, 3650 * DAY), VectorHit("new", new_cosine, 0.0)]
-    ranked = hybrid_rank(hits, [], HALF_LIFE)
+    ranked = fuse(vector_order(hits, HALF_LIFE), [])
     assert ranked[0][0] == winner
 
 
 def test_a_strong_old_match_stays_first_in_the_fused_ranking() -> None:
     hits = [VectorHit("strong", 0.85, 3650 * DAY), VectorHit("fresh", 0.6, 0.0)]
-    ranked = hybrid_rank(hits, ["strong", "fresh"], HALF_LIFE)
+    ranked = fuse(vector_order(hits, HALF_LIFE), ["strong", "fresh"])
     assert [item for item, _ in ranked] == ["strong", "fresh"]
 
 
 def test_a_keyword_only_match_still_appears() -> None:
-    ranked = hybrid_rank([VectorHit("a", 0.5, 0.0)], ["b"], HALF_LIFE)
+    ranked = fuse(vector_order([VectorHit("a", 0.5, 0.0)], HALF_LIFE), ["b"])
     assert {item for item, _ in ranked} == {"a", "b"}
 
 
@@ -101,7 +104,12 @@ def test_results_of_several_nodes_fuse_by_rank_and_the_same_memory_counts_once()
 
 def test_the_second_hop_lifts_a_candidate_like_the_best_match_over_the_one_just_above_it() -> None:
     hits = [VectorHit(i, 0.5, 0.0) for i in ("best", "a", "b")]
-    without = hybrid_rank(hits, ["best"], 86400.0)
+    without = fuse(vector_order(hits, 86400.0), ["best"])
     assert [i for i, _ in without] == ["best", "a", "b"]
-    with_hop = hybrid_rank(hits, ["best"], 86400.0, hop_ids=["best", "b"])  # the best heads its hop
+    with_hop = fuse(vector_order(hits, 86400.0), ["best"], hop_ids=hop_list("best", ["b"], 50))
     assert [i for i, _ in with_hop] == ["best", "b", "a"]
+
+
+def test_the_second_hop_orders_every_candidate_once_and_keeps_the_best_match_first() -> None:
+    assert hop_pool("b", ["a", "b", "c"], ["c", "d"], []) == ["a", "c", "d"]
+    assert hop_list("b", ["d", "a", "c"], 3) == ["b", "d", "a"]

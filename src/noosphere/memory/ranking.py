@@ -83,20 +83,6 @@ def text_weight(rarest_term_count: int | None) -> float:
     return RARE_TEXT_WEIGHT if rare else TEXT_WEIGHT
 
 
-def hybrid_rank(
-    vector_hits: Sequence[VectorHit],
-    text_ids: Sequence[str],
-    half_life_seconds: float,
-    day_ids: Sequence[str] = (),
-    text_weight: float = TEXT_WEIGHT,
-    hop_ids: Sequence[str] = (),
-) -> list[tuple[str, float]]:
-    """Fuse the vector list (``vector_order``), the BM25 list (weighing ``text_weight``), the list
-    of what was said on the days the query names (``day_ids``) and the second hop (``hop_ids``)
-    into (id, score), best first (``fuse``)."""
-    return fuse(vector_order(vector_hits, half_life_seconds), text_ids, day_ids, text_weight, hop_ids)
-
-
 def vector_order(vector_hits: Sequence[VectorHit], half_life_seconds: float) -> list[str]:
     """The vector candidates by cosine plus the recency bonus, best first."""
     bonus = [h.cosine + recency_bonus(h.age_seconds, half_life_seconds) for h in vector_hits]
@@ -118,6 +104,18 @@ def fuse(
         HYBRID_K,
     )
     return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+
+
+def hop_pool(best: str, *lists: Sequence[str]) -> list[str]:
+    """The candidates the second hop orders by their likeness to ``best``: those of every list,
+    once each, without ``best`` itself."""
+    return [i for i in dict.fromkeys(i for ids in lists for i in ids) if i != best]
+
+
+def hop_list(best: str, by_likeness: Sequence[str], k: int) -> list[str]:
+    """The second hop's list: ``best`` first (so the hop never demotes it), then the others by
+    their likeness to it, ``k`` in all."""
+    return [best, *by_likeness][:k]
 
 
 def weighted_rrf(rankings: Sequence[tuple[Sequence[str], float]], k: int) -> dict[str, float]:

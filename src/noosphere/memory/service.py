@@ -46,7 +46,15 @@ from noosphere.memory.model import (
     SearchQuery,
     Zone,
 )
-from noosphere.memory.ranking import VectorHit, fuse, fuse_sources, text_weight, vector_order
+from noosphere.memory.ranking import (
+    VectorHit,
+    fuse,
+    fuse_sources,
+    hop_list,
+    hop_pool,
+    text_weight,
+    vector_order,
+)
 from noosphere.store.contract import Candidate, EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
@@ -429,12 +437,11 @@ class MemoryService:
         by_vector_ids = vector_order(vector_hits, half_life)
         ranked = fuse(by_vector_ids, text_ids, day_ids, weight)
         if ranked and self.settings.second_hop:
-            # The second hop: the best match, then every other candidate by its likeness to it
-            # (the best match heads its own list, so the hop never demotes it).
+            # The second hop: every candidate by its likeness to the best match.
             best = ranked[0][0]
-            pool = [i for i in dict.fromkeys([*by_vector_ids, *text_ids, *day_ids]) if i != best]
+            pool = hop_pool(best, by_vector_ids, text_ids, day_ids)
             hop = await self.store.similar_candidates(best, pool, viewer, query, now, centred)
-            ranked = fuse(by_vector_ids, text_ids, day_ids, weight, [best, *(c.id for c in hop)][:k])
+            ranked = fuse(by_vector_ids, text_ids, day_ids, weight, hop_list(best, [c.id for c in hop], k))
         # Fetch only the winners. The fetch re-checks visibility and filters (defence in depth) and
         # drops rows deleted meanwhile by another process; then the next ones move up.
         hits: list[SearchHit] = []
