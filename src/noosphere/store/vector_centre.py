@@ -23,6 +23,7 @@ HNSW index.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,7 +64,7 @@ class VectorSums:
         else:
             del self._sums[key], self._counts[key]
 
-    def set(self, owner: str, zone: str, total: NDArray[np.float64], count: int) -> None:
+    def set(self, owner: str, zone: str, total: NDArray[np.floating[Any]], count: int) -> None:
         """One collection's sum and count as a store computed them."""
         self._centres.clear()
         if count > 0:

@@ -205,11 +205,20 @@ class ExactVectorIndex:
         depth = min(k * RESCORE_DEPTH if centred else k, eligible)
         top = np.argpartition(-scores, depth - 1)[:depth]
         if centred:
-            zones = None if query.zones is None else list(query.zones)
-            centre = self.sums.centre(query.viewer, zones, query.owner)
-            scores[top] = centred_cosines(self._vectors[top], vector, centre)
+            scores[top] = self._cosines(top, vector, query, centred)
         top = top[np.argsort(-scores[top], kind="stable")][:k]
         return [(int(self._rowids[i]), float(scores[i]), float(self._valid_at[i])) for i in top]
+
+    def _cosines(
+        self, slots: NDArray[np.intp], vector: NDArray[np.float32], query: IndexQuery, centred: bool
+    ) -> NDArray[np.float32]:
+        """Cosine of the entries in ``slots`` to ``vector``; ``centred``: from the centre of the
+        collections ``query`` covers."""
+        if not centred:
+            plain: NDArray[np.float32] = self._vectors[slots] @ vector
+            return plain
+        centre = self.sums.centre(query.viewer, query.zones, query.owner)
+        return centred_cosines(self._vectors[slots], vector, centre)
 
     def id_of(self, rowid: int) -> str:
         """The memory id of an entry ``search`` returned."""
@@ -233,14 +242,8 @@ class ExactVectorIndex:
         found = [entry for entry, ok in zip(found, passing, strict=True) if ok]
         if not found:
             return []
-        slots = [slot for _, slot in found]
-        vector = self._vectors[source]
-        if centred:
-            zones = None if query.zones is None else list(query.zones)
-            centre = self.sums.centre(query.viewer, zones, query.owner)
-            scores = centred_cosines(self._vectors[slots], vector, centre)
-        else:
-            scores = self._vectors[slots] @ vector
+        slots = np.array([slot for _, slot in found], dtype=np.intp)
+        scores = self._cosines(slots, self._vectors[source], query, centred)
         order = np.argsort(-scores, kind="stable")
         return [(found[i][0], float(scores[i])) for i in order]
 

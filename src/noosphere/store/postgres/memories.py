@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from noosphere.memory.model import Filters, Memory
@@ -291,9 +292,7 @@ class PostgresMemories(PostgresBase):
         )
         async with self._connection() as conn:
             if centred:
-                sums = await self._vector_sums(conn, dim)
-                zones = None if filters.zones is None else [z.value for z in filters.zones]
-                centre = sums.centre(viewer.principal_id, zones, filters.owner)
+                centre = await self._centre(conn, dim, viewer, filters)
                 # The nearest by plain cosine (from the HNSW index), re-ranked from the centre.
                 query = f"SELECT id, valid_at, (e - %s::vector({dim})) <=> %s::vector({dim}) AS distance "
                 query += f"FROM ({nearest}) nearest ORDER BY distance LIMIT %s"
@@ -324,12 +323,7 @@ class PostgresMemories(PostgresBase):
         dim = self._dimension
         where, params = sql.where(viewer, filters, now)
         async with self._connection() as conn:
-            centre = np.zeros(dim, dtype=np.float32)
-            if centred:
-                zones = None if filters.zones is None else [z.value for z in filters.zones]
-                centre = (await self._vector_sums(conn, dim)).centre(
-                    viewer.principal_id, zones, filters.owner
-                )
+            centre = await self._centre(conn, dim, viewer, filters) if centred else np.zeros(dim, np.float32)
             literal = sql.vector_literal(centre)
             cur = await conn.execute(
                 f"SELECT m.id, (m.embedding::vector({dim}) - %s::vector({dim})) <=> "
@@ -347,6 +341,13 @@ class PostgresMemories(PostgresBase):
             reverse=True,
         )
 
+    async def _centre(
+        self, conn: AsyncConnection[Row], dim: int, viewer: Viewer, filters: Filters
+    ) -> NDArray[np.float32]:
+        """The centre of the collections a search by ``viewer`` under ``filters`` covers."""
+        zones = None if filters.zones is None else [z.value for z in filters.zones]
+        return (await self._vector_sums(conn, dim)).centre(viewer.principal_id, zones, filters.owner)
+
     async def _vector_sums(self, conn: AsyncConnection[Row], dim: int) -> VectorSums:
         """Each collection's embedding sum and count, computed again once the store has grown by a
         tenth or this process deleted or re-embedded memories (a centre is a mean of many: a few
@@ -363,7 +364,7 @@ class PostgresMemories(PostgresBase):
             for row in await cur.fetchall():
                 total = sql.parse_vector(row["total"])
                 if total is not None:
-                    sums.set(row["owner"], row["zone"], total.astype("float64"), int(row["n"]))
+                    sums.set(row["owner"], row["zone"], total, int(row["n"]))
             self._sums, self._sums_head = sums, head
         return self._sums
 
