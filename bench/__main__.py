@@ -22,6 +22,7 @@ BENCHES = {
     "federation": "bench.federation",
     "federation_cluster": "bench.federation_cluster",
     "membership": "bench.membership",
+    "cli": "bench.cli",
 }
 
 

@@ -34,6 +34,7 @@ SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
 ALONE_SECONDS = 30.0
 COMPARE_SLICES, COMPARE_SECONDS = 2, 45.0
 CHATS, MEMORY, BUS = 8, 2, 1
+ADMIN_TOKEN = "ns_bench"
 CHAT = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": True}
 
 
@@ -50,14 +51,17 @@ class Tally:
         self.per_minute: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
+        self.minute_latency: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
 
     def done(self, kind: str, began: float, ok: bool) -> None:
         if not ok:
             self.errors[kind] += 1
             return
         now = time.perf_counter()
-        self.per_minute[kind][int((now - self.started) // 60)] += 1
+        minute = int((now - self.started) // 60)
+        self.per_minute[kind][minute] += 1
         self.latency[kind].append(now - began)
+        self.minute_latency[kind][minute].append(now - began)
 
 
 async def _chat(url: str, key: str, tally: Tally, stop: float) -> None:
@@ -119,6 +123,31 @@ async def _bus(url: str, token: str, tally: Tally, stop: float) -> None:
                 await client.post("/api/v1/bus/mailboxes/soaker/ack", json={"ids": ids})
 
 
+async def _approvals(url: str, agent: str, admin: str, tally: Tally, stop: float) -> None:
+    """An agent asks to forget its own memories (a person must approve), the admin approves, the
+    agent's repeated call goes through: one round trip of the human checkpoint per loop."""
+    as_agent = {"Authorization": f"Bearer {agent}"}
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        i = 0
+        while time.perf_counter() < stop:
+            i += 1
+            began = time.perf_counter()
+            mine = await client.post("/api/v1/memories", json={"content": f"scratch {i}"}, headers=as_agent)
+            if mine.status_code != 201:
+                tally.done("approval", began, False)
+                continue
+            path = f"/api/v1/memories/{mine.json()['id']}"
+            asked = await client.delete(path, headers=as_agent)
+            approval = asked.json().get("error", {}).get("approval_id") if asked.status_code == 403 else None
+            if approval is None:
+                tally.done("approval", began, False)
+                continue
+            decided = await client.post(f"/api/v1/approvals/{approval}/approve", json={}, headers=as_admin)
+            again = await client.delete(path, headers=as_agent)
+            tally.done("approval", began, decided.status_code == 200 and again.status_code == 204)
+
+
 async def _mixed(url: str, key: str, agent: str, seconds: float, out: Path, during: Any = None) -> Tally:
     """Chats (in their own process), memory and bus clients at once for ``seconds``."""
     chatter = multiprocessing.get_context("spawn").Process(target=_chats, args=(url, key, seconds, out))
@@ -131,6 +160,7 @@ async def _mixed(url: str, key: str, agent: str, seconds: float, out: Path, duri
         for n in range(MEMORY):
             group.start_soon(_memory, url, agent, n, tally, stop)
         group.start_soon(_bus, url, agent, tally, stop)
+        group.start_soon(_approvals, url, agent, ADMIN_TOKEN, tally, stop)
     await anyio.to_thread.run_sync(chatter.join)
     chats = json.loads(await anyio.Path(out).read_text())
     tally.per_minute["chat"] = defaultdict(int, {int(m): n for m, n in chats["per_minute"].items()})
@@ -147,11 +177,11 @@ async def _node(tmp: Path, name: str, mock_port: int, streams: int | None) -> tu
         config.write_text(
             config.read_text().replace("pool:\n", f"pool:\n  streams_during_calls: {streams}\n")
         )
-    env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": "ns_bench"}
+    env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": ADMIN_TOKEN}
     key = _metered_key(config, tmp / name, env)
     node = _start_node(config, tmp / name, port, env)
     url = f"http://127.0.0.1:{port}"
-    admin = {"Authorization": "Bearer ns_bench"}
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     _wait(f"{url}/v1/models", admin, node)
     async with httpx.AsyncClient(base_url=url, headers=admin) as http:
         agent = (await http.post("/api/v1/agents", json={"name": "soaker"})).json()["token"]
@@ -223,25 +253,35 @@ async def run() -> None:
             (recorded,) = db.execute("SELECT count(*) FROM usage_requests WHERE status = 'ok'").fetchone()
     answered = sum(tally.per_minute["chat"].values())
     minutes = int(elapsed // 60) or 1
-    kinds = ["chat", "memory write", "memory search", "bus send"]
+    kinds = ["chat", "memory write", "memory search", "bus send", "approval"]
+    shown = minutes if minutes <= 6 else 6  # the first three and the last three minutes of a long run
+    picked = list(range(minutes)) if minutes <= 6 else [0, 1, 2, minutes - 3, minutes - 2, minutes - 1]
     rows = [
-        "| kind | " + " | ".join(f"min {m + 1} /s" for m in range(minutes)) + " | p50 ms | p99 ms | errors |"
+        "| kind | "
+        + " | ".join(f"min {m + 1} /s" for m in picked)
+        + " | p50 ms | p99 ms | p99 first → last min | errors (rate) |"
     ]
-    rows.append("|---|" + "---|" * (minutes + 3))
+    rows.append("|---|" + "---|" * (shown + 4))
     for kind in kinds:
-        rates = [tally.per_minute[kind].get(m, 0) / 60 for m in range(minutes)]
+        rates = [tally.per_minute[kind].get(m, 0) / 60 for m in picked]
         lat = np.asarray(tally.latency[kind] or [0.0]) * 1000
+        first = np.asarray(tally.minute_latency[kind].get(0) or [0.0]) * 1000
+        last = np.asarray(tally.minute_latency[kind].get(minutes - 1) or [0.0]) * 1000
+        done = len(tally.latency[kind]) + tally.errors[kind]
+        rate = tally.errors[kind] / done * 100 if done else 0.0
         rows.append(
             f"| {kind} | "
             + " | ".join(f"{r:,.1f}" for r in rates)
-            + f" | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} | {tally.errors[kind]} |"
+            + f" | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} "
+            + f"| {np.percentile(first, 99):.1f} → {np.percentile(last, 99):.1f} "
+            + f"| {tally.errors[kind]} ({rate:.2f} %) |"
         )
     growth = (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) == 2 and rss[0] else float("nan")
     compared = [
         "| kind | alone p50 ms | under chat load p50 ms | ratio | alone p99 ms | under chat load p99 ms |",
         "|---|---|---|---|---|---|",
     ]
-    for kind in kinds[1:]:
+    for kind in kinds[1:4]:
         before = np.asarray(alone.latency[kind] or [0.0]) * 1000
         during = np.asarray(tally.latency[kind] or [0.0]) * 1000
         p50a, p50b = np.percentile(before, 50), np.percentile(during, 50)
@@ -255,8 +295,9 @@ async def run() -> None:
         f"{elapsed:.0f} s against one node (SQLite) on loopback: {CHATS} clients streaming chats through "
         "a mock upstream with a metered user API key (limits and a budget), "
         f"{MEMORY} clients storing and searching memories as an agent, {BUS} client sending, "
-        "receiving and acknowledging bus messages, all at once; the chat clients in a process of their "
-        "own.\n\n"
+        "receiving and acknowledging bus messages, and one agent asking to forget its own memories while "
+        "the admin approves each request (`approval`: the whole round trip), all at once; the chat "
+        "clients in a process of their own. `make soak` runs it for 30 minutes.\n\n"
         + "\n".join(rows)
         + f"\n\nThe memory and bus clients alone for {ALONE_SECONDS:.0f} s first, then under the chat "
         "load:\n\n"

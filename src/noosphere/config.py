@@ -45,6 +45,12 @@ class AuthSettings(_Section):
         description="Admin bearer token. Unset: read NOOSPHERE_ADMIN_TOKEN, else create one on "
         "first start and write it to <data_dir>/admin-token (mode 0600).",
     )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="A bearer token that may read /metrics and nothing else (for a Prometheus "
+        "scraper). Unset: read NOOSPHERE_METRICS_TOKEN; else only the admin token reads /metrics.",
+    )
     cache_seconds: float = Field(
         2.0,
         ge=0,

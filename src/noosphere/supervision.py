@@ -117,6 +117,16 @@ class Supervisor:
                 return
 
 
+class Dormant(Supervisor):
+    """Starts nothing: the app the CLI serves its routes with offline runs no background work."""
+
+    def start(self, name: str, loop: Loop, *args: Any) -> None:
+        return
+
+    async def start_ready(self, name: str, loop: Loop, *args: Any) -> None:
+        return
+
+
 def _release(task_status: TaskStatus[None] | None) -> None:
     """Let a ``start_ready`` caller go on when the loop's first run failed before it was ready."""
     if task_status is None:
@@ -125,4 +135,4 @@ def _release(task_status: TaskStatus[None] | None) -> None:
         task_status.started()
 
 
-__all__ = ["BACKOFF_SECONDS", "LoopState", "Supervisor", "backoff_delay"]
+__all__ = ["BACKOFF_SECONDS", "Dormant", "LoopState", "Supervisor", "backoff_delay"]

@@ -30,6 +30,7 @@ from noosphere.testing import FakeModel
 from tests.integration.conftest import Live, serve_live
 
 REFUSED = re.compile(r"is not open to ")
+METRICS_TOKEN = "metrics-token-for-the-scraper"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def _callers(client: TestClient, admin: str) -> list[Caller]:
     callers.append(Caller(Role.KEY, key, "user:ann", "user:ann"))
     worker = client.portal.call(node.auth.issue, PrincipalKind.WORKER, "w1")
     callers.append(Caller(Role.WORKER, worker, "worker:w1", "worker:w1"))
+    callers.append(Caller(Role.METRICS, METRICS_TOKEN, "nobody", "nobody"))
     return callers
 
 
@@ -62,7 +64,13 @@ def served(
     tmp_path_factory: pytest.TempPathFactory, minilm: MiniLMEmbedder
 ) -> Iterator[tuple[TestClient, list[Caller]]]:
     data = tmp_path_factory.mktemp("authz") / "node"
-    settings = load_settings(None, data_dir=data, pool={"checker": False}, scheduler={"enabled": False})
+    settings = load_settings(
+        None,
+        data_dir=data,
+        pool={"checker": False},
+        scheduler={"enabled": False},
+        auth={"metrics_token": METRICS_TOKEN},
+    )
     app = create_app(settings, embedder=minilm, backends=[("fake", FakeModel("fake", reply="ok"))])
     with TestClient(app) as client:
         admin = (data / "admin-token").read_text().strip()
@@ -77,6 +85,9 @@ def _request(route: str, caller: Caller) -> tuple[str, str, dict[str, Any]]:
         .replace("{mailbox}", caller.mailbox)
         .replace("{approval_id}", "missing")
         .replace("{task_id}", "missing")
+        .replace("{key_id}", "key_missing")
+        .replace("{peer_id}", "node-missing")
+        .replace("{topic}", "nope")
     )
     options: dict[str, Any] = {}
     if method in ("POST", "PUT"):
@@ -100,13 +111,13 @@ def test_each_http_route_lets_in_exactly_the_roles_of_its_row(
     client, callers = served
     for caller in callers:
         method, path, options = _request(grant.name, caller)
-        response = client.request(method, path, **options)
+        response = client.request(method, path, follow_redirects=False, **options)
         allowed = Role.ANYONE in grant.roles or caller.role in grant.roles
         text = response.text
         if allowed:
             assert response.status_code != 401, (caller.role, text)
             assert not (response.status_code == 403 and REFUSED.search(text)), (caller.role, text)
-        elif caller.token is None:
+        elif caller.token is None or caller.role is Role.METRICS:  # the metrics token is no principal
             assert response.status_code == 401, (caller.role, response.status_code, text)
         else:
             assert response.status_code == 403 and REFUSED.search(text), (

@@ -29,8 +29,13 @@ def _rows(surface: str) -> set[str]:
 def _routes(tmp_path: Path) -> tuple[set[str], set[str]]:
     app = create_app(load_settings(None, data_dir=tmp_path / "node"))
     http = {f"{m.upper()} {path}" for path, ops in app.openapi()["paths"].items() for m in ops}
-    for route in app.router.routes:  # FastAPI's own pages: /docs, /openapi.json, ...
-        if isinstance(route, Route):
+    routes = list(app.router.routes)  # FastAPI's own pages (/docs, /openapi.json, ...) and the dashboard's
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # a router included as a whole (FastAPI >= 0.16x)
+        if included is not None:
+            routes.extend(included.routes)
+        elif isinstance(route, Route):
             http.update(f"{m} {route.path}" for m in route.methods or () if m != "HEAD")
     ws = {route.path for route in worker_ws.router.routes if isinstance(route, APIWebSocketRoute)}
     return http | OUTSIDE_ROUTING, ws

@@ -1,6 +1,1 @@
-"""Principals and their credentials."""
-
-from noosphere.auth.principal import Level, Principal, PrincipalKind
-from noosphere.auth.tokens import TokenAuthority
-
-__all__ = ["Level", "Principal", "PrincipalKind", "TokenAuthority"]
+"""Principals and their credentials (``principal.py``, ``tokens.py``, ``permissions.py``)."""

@@ -33,6 +33,7 @@ class Role(StrEnum):
     WORKER = "worker"  # joins the pool; nothing else
     JOB = "job"  # a scheduled job's own principal; acts inside the node only
     PEER = "peer"  # another node, by a request signed with its node key (federation)
+    METRICS = "metrics"  # the metrics token (`auth.metrics_token`): reads /metrics, nothing else
 
 
 PEOPLE = frozenset({Role.ADMIN, Role.USER})
@@ -68,6 +69,47 @@ TABLE: tuple[Grant, ...] = tuple(
     [
         *_rows("http", PUBLIC, "", "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /docs"),
         *_rows("http", PUBLIC, "", "GET /docs/oauth2-redirect", "GET /redoc"),
+        Grant("http", "GET /metrics", frozenset({Role.ADMIN, Role.METRICS})),
+        *_rows(
+            "http",
+            PUBLIC,
+            "the dashboard's sign-in and its vendored files; the sign-in takes people's tokens only",
+            "GET /",
+            "GET /ui/login",
+            "POST /ui/login",
+            "POST /ui/logout",
+            "GET /ui/static/{name}",
+        ),
+        *_rows(
+            "http",
+            PEOPLE,
+            "a signed-in person (session cookie and CSRF token) or a bearer token; as the API",
+            "GET /ui",
+            "GET /ui/chat",
+            "POST /ui/chat",
+            "GET /ui/live/{topic}",
+        ),
+        *_rows("http", PEOPLE, _APPROVER, "GET /ui/approvals", "POST /ui/approvals/decide"),
+        *_rows(
+            "http",
+            PEOPLE,
+            _OWN_MEMORY,
+            "GET /ui/memory",
+            "GET /ui/memory/{memory_id}",
+            "POST /ui/memory/{memory_id}/forget",
+        ),
+        *_rows(
+            "http",
+            ADMIN,
+            "",
+            "GET /ui/pool",
+            "POST /ui/keys",
+            "POST /ui/keys/revoke",
+            "GET /ui/agents",
+            "GET /ui/audit",
+            "GET /ui/federation",
+            "POST /ui/federation/switch",
+        ),
         *_rows(
             "http",
             frozenset({Role.PEER}),
@@ -111,7 +153,30 @@ TABLE: tuple[Grant, ...] = tuple(
             "GET /api/v1/memories/{memory_id}/history",
         ),
         Grant("http", "DELETE /api/v1/memories", MEMBERS, _ERASE),
+        Grant("http", "POST /api/v1/memories/gc", ADMIN),
         *_rows("http", ADMIN, "", "GET /api/v1/users", "POST /api/v1/users", "DELETE /api/v1/users/{name}"),
+        *_rows(
+            "http",
+            ADMIN,
+            "",
+            "POST /api/v1/users/{name}/token",
+            "POST /api/v1/users/{name}/reset-secret",
+            "POST /api/v1/agents/{name}/token",
+            "POST /api/v1/workers/{name}/token",
+        ),
+        *_rows("http", ADMIN, "", "GET /api/v1/keys", "POST /api/v1/keys", "DELETE /api/v1/keys/{key_id}"),
+        Grant("http", "GET /api/v1/usage", ADMIN),
+        *_rows("http", ADMIN, "", "GET /api/v1/audit", "GET /api/v1/audit/heads"),
+        *_rows(
+            "http",
+            ADMIN,
+            "",
+            "GET /api/v1/federation/peers",
+            "POST /api/v1/federation/peers",
+            "DELETE /api/v1/federation/peers/{peer_id}",
+            "POST /api/v1/federation/pause",
+            "POST /api/v1/federation/resume",
+        ),
         *_rows(
             "http",
             MEMBERS,

@@ -21,6 +21,7 @@ from noosphere.config import BusSettings
 from noosphere.digest import sha256_json
 from noosphere.errors import InvalidRequest, TimedOut
 from noosphere.governance.audit import AuditLog
+from noosphere.observe import Observer, timed
 from noosphere.store.contract import MemoryStore
 
 
@@ -32,6 +33,9 @@ class Sent:
 
 
 class Bus:
+    subsystem = "bus"
+    observer: Observer | None = None  # the node's metrics, once it runs (``observe.py``)
+
     def __init__(self, transport: Transport, settings: BusSettings, audit: AuditLog | None = None) -> None:
         self.transport = transport
         self.settings = settings
@@ -61,6 +65,7 @@ class Bus:
         )
 
     # -- sending -------------------------------------------------------------------------------
+    @timed("send")
     async def send(self, envelope: Envelope) -> bool:
         """Put an envelope in its recipient's mailbox; False if that mailbox already had its id."""
         envelope.checked()
@@ -71,6 +76,7 @@ class Bus:
             await self._record(envelope, 1)
         return new
 
+    @timed("publish")
     async def publish(self, envelope: Envelope) -> list[str]:
         """Copy a topic envelope into every subscriber's mailbox; returns the mailboxes it reached."""
         envelope.checked()
@@ -87,6 +93,7 @@ class Bus:
         new = await self.send(envelope)
         return Sent(envelope.id, [envelope.recipient] if new else [], duplicate=not new)
 
+    @timed("request")
     async def request(self, envelope: Envelope, within: float | None = None) -> Envelope:
         """Send a REQUEST and wait for its RESPONSE; ``TimedOut`` if none comes ``within`` seconds
         (default: the ``bus.request_timeout_seconds`` setting)."""
@@ -106,6 +113,7 @@ class Bus:
         await self.transport.ack(inbox, [got[0].envelope.id])
         return got[0].envelope
 
+    @timed("reply")
     async def reply(
         self, request: Envelope, sender: str, payload: dict[str, Any], kind: Kind = Kind.RESPONSE
     ) -> Envelope:
@@ -114,6 +122,7 @@ class Bus:
         return answer
 
     # -- receiving -----------------------------------------------------------------------------
+    @timed("receive")
     async def receive(
         self, mailbox: str, limit: int = 10, wait: float = 0.0, lease: float | None = None
     ) -> list[Delivery]:
@@ -126,9 +135,11 @@ class Bus:
             raise InvalidRequest("lease must be positive")
         return await self.transport.receive(mailbox, limit, held, wait)
 
+    @timed("ack")
     async def ack(self, mailbox: str, ids: Sequence[str]) -> int:
         return await self.transport.ack(mailbox, ids) if ids else 0
 
+    @timed("nack")
     async def nack(self, mailbox: str, ids: Sequence[str], delay: float = 0.0) -> int:
         if delay < 0:
             raise InvalidRequest("delay must not be negative")

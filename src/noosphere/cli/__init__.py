@@ -1,10 +1,13 @@
-"""The ``noosphere`` command. Thin: parse options, call the node's services, print."""
+"""The ``noosphere`` command. Thin: parse options, call the node's API, print.
+
+A running node is asked over HTTP (``client.py``); offline, the same routes are served in this
+process. Command modules import nothing heavy at the top: ``noosphere --help`` and a command
+against a running node load only typer, rich and the few modules they use."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -23,15 +26,18 @@ from noosphere.cli import (
     worker,
 )
 from noosphere.cli import run as run_cli
-from noosphere.cli.common import ConfigOpt, DataDirOpt, TokenOpt, console, record_command, run, settings_from
-from noosphere.config import Settings
-from noosphere.errors import NoosphereError
+from noosphere.cli.options import ConfigOpt, DataDirOpt, TokenOpt, record_command
+from noosphere.cli.output import console
+
+if TYPE_CHECKING:
+    from noosphere.config import Settings
 
 app = typer.Typer(
     callback=record_command,
     help="noosphere: shared memory, models and governance for LLM agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rendering it with rich costs 0.1 s of imports
 )
 app.add_typer(memory.app, name="memory")
 app.add_typer(principals.agent_app, name="agent")
@@ -60,21 +66,40 @@ def up(
     no_local_worker: Annotated[
         bool, typer.Option("--no-local-worker", help="Do not attach the local llama.cpp model.")
     ] = False,
+    log_format: Annotated[
+        Literal["text", "json"],
+        typer.Option(
+            "--log-format",
+            help="text, or json: one JSON object per line, each with its request id.",
+            envvar="NOOSPHERE_LOG_FORMAT",
+        ),
+    ] = "text",
 ) -> None:
     """Start a node: OpenAI API, memory API, MCP endpoint and docs on one port, with a local
     SmolLM2 worker attached. Ctrl-C stops it cleanly."""
+    from noosphere import logs, runfile
     from noosphere.server.runner import serve
 
+    logs.configure(log_format)
     settings = run_settings(config, data_dir, host, port)
+    already = runfile.read(settings.data_dir)
+    if already is not None and already.alive:
+        console.print(
+            f"[red]error[/red] (node_running): a node already runs on {settings.data_dir} "
+            f"(pid {already.pid}, {already.url})"
+        )
+        raise typer.Exit(1)
     if no_local_worker:
         settings.pool.local_worker = False
-    serve(settings)
+    serve(settings, config)
 
 
 def run_settings(config: Path | None, data_dir: Path | None, host: str | None, port: int | None) -> Settings:
+    from noosphere.config import load_settings
+    from noosphere.errors import NoosphereError
 
     try:
-        return settings_from(config, data_dir, server__host=host, server__port=port)
+        return load_settings(config, data_dir=data_dir, server__host=host, server__port=port)
     except NoosphereError as exc:
         console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
         raise typer.Exit(1) from None
@@ -83,13 +108,16 @@ def run_settings(config: Path | None, data_dir: Path | None, host: str | None, p
 @app.command()
 def mcp(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
     """Serve the memory tools over MCP on stdin/stdout (for MCP clients that launch a command)."""
+    from noosphere.cli.common import run, settings_from
     from noosphere.server.mcp_stdio import serve_stdio
 
-    settings = run_settings(config, data_dir, None, None)
+    settings = settings_from(config, data_dir)
     run(lambda: serve_stdio(settings, token))
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
+    import logging
+
+    # Commands print what they did; the log says only what went wrong (a node logs more: ``up``).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

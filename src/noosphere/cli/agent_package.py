@@ -4,25 +4,18 @@ signed package (``agents/package.py``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 
-from noosphere.agents.package import MAX_MEMORIES, Imported, export_agent, import_agent, unpack
-from noosphere.auth.principal import PrincipalKind, principal_id
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    console,
-    emit_json,
-    opened_node,
-    run,
-)
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, refuse_while_running, where
+from noosphere.cli.output import console, emit_json
 from noosphere.cli.principals import agent_app
-from noosphere.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from noosphere.agents.package import Imported
+
+MAX_MEMORIES = 10_000  # as agents/package.py bounds a package (a test keeps the two equal)
 
 
 @agent_app.command("export")
@@ -41,6 +34,9 @@ def agent_export(
     """Write an agent as a package signed by this node: its profile (system prompt, model,
     tools, zones, rules) and its most important memories. The file holds its private memories:
     keep it as you would the node's data."""
+    from noosphere.agents.package import export_agent
+    from noosphere.cli.common import opened_node, run
+
     target = out or Path(f"{name}.agent.json")
 
     async def go() -> int:
@@ -66,7 +62,15 @@ def agent_import(
 ) -> None:
     """Create an agent from a package another node exported, after checking its signature, with
     its memories; prints the new agent's token (once). The signer must be this node or one of
-    its peers, unless --trust-any."""
+    its peers, unless --trust-any. On a stopped node."""
+    import anyio
+
+    from noosphere.agents.package import import_agent, unpack
+    from noosphere.auth.principal import PrincipalKind, principal_id
+    from noosphere.cli.common import opened_node, run
+    from noosphere.errors import InvalidRequest
+
+    refuse_while_running(where(config, data_dir), "agent import")
 
     async def go() -> Imported:
         try:

@@ -1,29 +1,20 @@
-"""``noosphere audit show|verify|public-key``: read and check the node's signed audit log."""
+"""``noosphere audit show|verify|heads|public-key``: read and check the node's signed audit log.
+``show`` asks the node's API; ``verify`` and ``heads`` read the store and the head file
+themselves (a check from outside the node), with the config the node runs with."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    console,
-    emit_json,
-    opened_node,
-    record_command,
-    run,
-    settings_from,
-)
-from noosphere.governance import head_file
-from noosphere.governance.audit import Verification, verify_log
-from noosphere.identity import public_key_from_text
-from noosphere.store.contract import Witnessed
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, call, record_command
+from noosphere.cli.output import console, emit_json, table
+
+if TYPE_CHECKING:
+    from noosphere.governance.audit import Verification
+    from noosphere.store.contract import Witnessed
 
 audit_app = typer.Typer(
     callback=record_command, help="The signed, append-only audit log.", no_args_is_help=True
@@ -40,21 +31,15 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """List audit entries, oldest first."""
-
-    async def go() -> None:
-        async with opened_node(config, data_dir, token, check_embedder=False) as node:
-            entries = await node.store.audit_entries(start, limit)
-        rows = [{"seq": e.seq, "leaf": e.leaf.hex(), **json.loads(e.entry)} for e in entries]
-        if as_json:
-            emit_json(rows)
-            return
-        table = Table("seq", "at", "actor", "kind", "body")
-        for row in rows:
-            body = json.dumps(row["body"], ensure_ascii=False)
-            table.add_row(str(row["seq"]), row["at"], row["actor"], row["kind"], body[:100])
-        console.print(table)
-
-    run(go)
+    rows = call(config, data_dir, token, "GET", "/api/v1/audit", params={"start": start, "limit": limit})
+    if as_json:
+        emit_json(rows)
+        return
+    shown = table("seq", "at", "actor", "kind", "body")
+    for row in rows:
+        body = json.dumps(row["body"], ensure_ascii=False)
+        shown.add_row(str(row["seq"]), row["at"], row["actor"], row["kind"], body[:100])
+    console.print(shown)
 
 
 @audit_app.command("verify")
@@ -80,6 +65,11 @@ def verify(
     in the head file beside the database and every --trusted-head. Exit code 1 on any problem,
     and for a log that no signed head covers. With --peers, report what this node found
     witnessing its peers' logs; exit code 1 if one was caught rewriting its history."""
+    from noosphere.cli.common import opened_node, run
+    from noosphere.governance import head_file
+    from noosphere.governance.audit import verify_log
+    from noosphere.identity import public_key_from_text
+
     if peers:
         _witnessed(config, data_dir, token, as_json)
         return
@@ -116,6 +106,8 @@ def verify(
 
 
 def _witnessed(config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt, as_json: bool) -> None:
+    from noosphere.cli.common import opened_node, run
+
     async def go() -> list[Witnessed]:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
             return await node.store.witnessed()
@@ -159,6 +151,8 @@ def heads(
 ) -> None:
     """Print the signed tree heads of the head file, one JSON line each: keep the newest somewhere
     else, and pass it to `audit verify --trusted-head SIZE:ROOT` later."""
+    from noosphere.cli.common import opened_node, run
+    from noosphere.governance import head_file
 
     async def go() -> list[str]:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
@@ -173,6 +167,7 @@ def heads(
 @audit_app.command("public-key")
 def public_key(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Print the node's Ed25519 public key (base64), for `audit verify --public-key` elsewhere."""
+    from noosphere.cli.common import settings_from
     from noosphere.identity import load_or_create
 
     settings = settings_from(config, data_dir)

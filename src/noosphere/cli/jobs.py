@@ -5,23 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from noosphere.cli.common import (
+from noosphere.cli.client import api, segment
+from noosphere.cli.options import (
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
     TokenOpt,
     UrlOpt,
-    ask_node,
-    console,
-    emit_json,
-    opened_node,
+    call,
     record_command,
-    run,
-    settings_from,
+    running,
 )
-from noosphere.server.jobs_api import JobRunOut
+from noosphere.cli.output import console, emit_json, table
 
 jobs_app = typer.Typer(
     callback=record_command, help="Scheduled jobs (cron and topic triggers).", no_args_is_help=True
@@ -31,6 +27,8 @@ jobs_app = typer.Typer(
 @jobs_app.command("list")
 def list_jobs(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """The jobs the node's settings schedule (built-in and added)."""
+    from noosphere.cli.common import settings_from
+
     settings = settings_from(config, data_dir)
     jobs = [
         j.model_dump(exclude_none=True)
@@ -40,11 +38,11 @@ def list_jobs(config: ConfigOpt = None, data_dir: DataDirOpt = None, as_json: Js
     if as_json:
         emit_json(jobs)
         return
-    table = Table("job", "cron", "topic", "runs")
+    shown = table("job", "cron", "topic", "runs")
     for job in jobs:
         what = f"agent {job['agent']}: {job['task']}" if "agent" in job else "built-in"
-        table.add_row(job["name"], job.get("cron", "-"), job.get("topic", "-"), what)
-    console.print(table)
+        shown.add_row(job["name"], job.get("cron", "-"), job.get("topic", "-"), what)
+    console.print(shown)
     if not settings.scheduler.enabled:
         console.print("[yellow]the scheduler is off on this node (scheduler.enabled: false)[/yellow]")
 
@@ -59,21 +57,15 @@ def runs(
     as_json: JsonOpt = False,
 ) -> None:
     """Recent job runs, newest first, with their outcome."""
-
-    async def go() -> list[JobRunOut]:
-        async with opened_node(config, data_dir, token, check_embedder=False) as node:
-            return [JobRunOut.of(r) for r in await node.store.job_runs(job, limit)]
-
-    rows = run(go)
+    rows = call(config, data_dir, token, "GET", "/api/v1/jobs/runs", params={"job": job, "limit": limit})
     if as_json:
-        emit_json([r.model_dump(mode="json") for r in rows])
+        emit_json(rows)
         return
-    table = Table("job", "tick", "node", "started", "outcome", "detail")
+    shown = table("job", "tick", "node", "started", "outcome", "detail")
     for r in rows:
-        outcome = r.outcome if r.outcome in ("ok", "running") else f"[red]{r.outcome}[/red]"
-        started = r.started_at.isoformat(timespec="seconds")
-        table.add_row(r.job, r.tick, r.node, started, outcome, (r.detail or "")[:80])
-    console.print(table)
+        outcome = r["outcome"] if r["outcome"] in ("ok", "running") else f"[red]{r['outcome']}[/red]"
+        shown.add_row(r["job"], r["tick"], r["node"], r["started_at"][:19], outcome, (r["detail"] or "")[:80])
+    console.print(shown)
 
 
 @jobs_app.command("run")
@@ -86,13 +78,12 @@ def run_now(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a job now on the running node, outside its schedule, and wait for it."""
-    settings = settings_from(config, data_dir)
-    answer = ask_node(settings, url, token, "POST", f"/api/v1/jobs/{name}/run", timeout=3600)
-    result = JobRunOut.model_validate(answer)
+    with api(running(config, data_dir, url), token) as node:
+        result = node.call("POST", f"/api/v1/jobs/{segment(name)}/run", timeout=3600)
     if as_json:
-        emit_json(result.model_dump(mode="json"))
+        emit_json(result)
         return
-    colour = "green" if result.outcome == "ok" else "red"
-    console.print(f"{result.job}: [{colour}]{result.outcome}[/{colour}] {result.detail or ''}")
-    if result.outcome != "ok":
+    colour = "green" if result["outcome"] == "ok" else "red"
+    console.print(f"{result['job']}: [{colour}]{result['outcome']}[/{colour}] {result['detail'] or ''}")
+    if result["outcome"] != "ok":
         raise typer.Exit(1)

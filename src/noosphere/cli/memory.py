@@ -1,60 +1,60 @@
-"""``noosphere memory …``: the memory service from the command line, on the node's data dir."""
+"""``noosphere memory …``: the memory service from the command line. Through the running node's
+API when one runs on the data directory; export, import and re-embedding open the store itself."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from noosphere.cli.common import (
+from noosphere.cli.client import segment
+from noosphere.cli.options import (
     ConfigOpt,
     DataDirOpt,
     JsonOpt,
     TokenOpt,
-    console,
-    emit_json,
-    node_as,
-    opened_node,
+    ZoneName,
+    call,
     record_command,
-    run,
-    settings_from,
+    refuse_while_running,
+    where,
 )
-from noosphere.memory.bundle import ImportReport, export_lines, import_bundle
-from noosphere.memory.model import ListQuery, Memory, MemoryDraft, SearchQuery, Zone
+from noosphere.cli.output import console, emit_json, rich_console, table
 
 app = typer.Typer(callback=record_command, help="Store, search and manage memories.", no_args_is_help=True)
 
-ZoneOpt = Annotated[Zone, typer.Option("--zone", "-z", help="private, shared or federated.")]
+ZoneOpt = Annotated[ZoneName, typer.Option("--zone", "-z", help="private, shared or federated.")]
+ZonesOpt = Annotated[list[ZoneName] | None, typer.Option("--zone", "-z")]
 TagsOpt = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable).")]
 
 
-def _progress() -> Progress:
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=rich_console(),
     )
 
 
-def _show(memories: list[Memory], scores: list[float] | None = None) -> None:
-    table = Table("id", "zone", "kind", "content", *(["score"] if scores else []), show_lines=False)
+def _show(memories: list[dict[str, Any]], scores: list[float] | None = None) -> None:
+    shown = table("id", "zone", "kind", "content", *(["score"] if scores else []))
     for i, m in enumerate(memories):
-        content = m.content if len(m.content) <= 100 else m.content[:97] + "..."
-        table.add_row(m.id, m.zone.value, m.kind, content, *([f"{scores[i]:.4f}"] if scores else []))
-    console.print(table)
+        content = m["content"] if len(m["content"]) <= 100 else m["content"][:97] + "..."
+        shown.add_row(m["id"], m["zone"], m["kind"], content, *([f"{scores[i]:.4f}"] if scores else []))
+    console.print(shown)
 
 
 @app.command()
 def add(
     content: str,
-    zone: ZoneOpt = Zone.PRIVATE,
+    zone: ZoneOpt = ZoneName.PRIVATE,
     kind: Annotated[str, typer.Option("--kind", "-k")] = "fact",
     tags: TagsOpt = None,
     supersedes: Annotated[str | None, typer.Option(help="Id of the memory this one replaces.")] = None,
@@ -65,33 +65,20 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Store a memory and print its id."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            draft = MemoryDraft(
-                content=content,
-                zone=zone,
-                kind=kind,
-                tags=tags or [],
-                supersedes=supersedes,
-                expires_at=expires_at,
-            )
-            memory = await node.governor.run(
-                principal,
-                "memory_store",
-                draft.model_dump(mode="json"),
-                lambda: node.memory.store_one(principal, draft),
-            )
-        emit_json(memory.model_dump(mode="json")) if as_json else print(memory.id)
-
-    run(go)
+    draft: dict[str, Any] = {"content": content, "zone": zone, "kind": kind, "tags": tags or []}
+    if supersedes is not None:
+        draft["supersedes"] = supersedes
+    if expires_at is not None:
+        draft["expires_at"] = expires_at.isoformat()
+    memory = call(config, data_dir, token, "POST", "/api/v1/memories", draft)
+    emit_json(memory) if as_json else print(memory["id"])
 
 
 @app.command()
 def search(
     query: str,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 10,
-    zones: Annotated[list[Zone] | None, typer.Option("--zone", "-z")] = None,
+    zones: ZonesOpt = None,
     kinds: Annotated[list[str] | None, typer.Option("--kind", "-k")] = None,
     tags: TagsOpt = None,
     config: ConfigOpt = None,
@@ -100,22 +87,12 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search over the memories you can see."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            q = SearchQuery(query=query, limit=limit, zones=zones, kinds=kinds, tags=tags)
-            hits = await node.governor.run(
-                principal,
-                "memory_search",
-                q.model_dump(mode="json"),
-                lambda: node.memory.search(principal, q),
-            )
-        if as_json:
-            emit_json([h.model_dump(mode="json") for h in hits])
-        else:
-            _show([h.memory for h in hits], [h.score for h in hits])
-
-    run(go)
+    body = {"query": query, "limit": limit, "zones": zones, "kinds": kinds, "tags": tags}
+    hits = call(config, data_dir, token, "POST", "/api/v1/memories/search", body)["hits"]
+    if as_json:
+        emit_json(hits)
+    else:
+        _show([h["memory"] for h in hits], [h["score"] for h in hits])
 
 
 @app.command()
@@ -123,21 +100,13 @@ def get(
     memory_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None
 ) -> None:
     """Print one memory as JSON."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            memory = await node.governor.run(
-                principal, "memory_get", {"id": memory_id}, lambda: node.memory.get(principal, memory_id)
-            )
-            emit_json(memory.model_dump(mode="json"))
-
-    run(go)
+    emit_json(call(config, data_dir, token, "GET", f"/api/v1/memories/{segment(memory_id)}"))
 
 
 @app.command("list")
 def list_(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
-    zones: Annotated[list[Zone] | None, typer.Option("--zone", "-z")] = None,
+    zones: ZonesOpt = None,
     kinds: Annotated[list[str] | None, typer.Option("--kind", "-k")] = None,
     cursor: Annotated[int | None, typer.Option(help="Continue after this sequence number.")] = None,
     config: ConfigOpt = None,
@@ -146,24 +115,14 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List memories in write order."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            q = ListQuery(limit=limit, zones=zones, kinds=kinds, cursor=cursor)
-            page = await node.governor.run(
-                principal,
-                "memory_list",
-                q.model_dump(mode="json"),
-                lambda: node.memory.list_memories(principal, q),
-            )
-        if as_json:
-            emit_json(page.model_dump(mode="json"))
-        else:
-            _show(page.items)
-            if page.next_cursor is not None:
-                console.print(f"more: --cursor {page.next_cursor}")
-
-    run(go)
+    params = {"limit": limit, "zones": zones, "kinds": kinds, "cursor": cursor}
+    page = call(config, data_dir, token, "GET", "/api/v1/memories", params=params)
+    if as_json:
+        emit_json(page)
+    else:
+        _show(page["items"])
+        if page["next_cursor"] is not None:
+            console.print(f"more: --cursor {page['next_cursor']}")
 
 
 @app.command()
@@ -176,19 +135,12 @@ def update(
     as_json: JsonOpt = False,
 ) -> None:
     """Update a memory: a new version with CONTENT (everything else kept) that supersedes it."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            args = {"id": memory_id, "content": content}
-            newer = await node.governor.run(
-                principal, "memory_update", args, lambda: node.memory.update(principal, memory_id, content)
-            )
-        if as_json:
-            emit_json(newer.model_dump(mode="json"))
-        else:
-            console.print(f"{newer.id} supersedes {memory_id}")
-
-    run(go)
+    path = f"/api/v1/memories/{segment(memory_id)}/versions"
+    newer = call(config, data_dir, token, "POST", path, {"content": content})
+    if as_json:
+        emit_json(newer)
+    else:
+        console.print(f"{newer['id']} supersedes {memory_id}")
 
 
 @app.command()
@@ -200,25 +152,15 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every version of a memory, oldest first."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            versions = await node.governor.run(
-                principal,
-                "memory_history",
-                {"id": memory_id},
-                lambda: node.memory.history(principal, memory_id),
-            )
-        if as_json:
-            emit_json({"versions": [m.model_dump(mode="json") for m in versions]})
-            return
-        table = Table("id", "valid from", "until", "content")
-        for m in versions:
-            until = "" if m.invalid_at is None else f"{m.invalid_at:%Y-%m-%d %H:%M}"
-            table.add_row(m.id, f"{m.valid_at:%Y-%m-%d %H:%M}", until, m.content)
-        console.print(table)
-
-    run(go)
+    versions = call(config, data_dir, token, "GET", f"/api/v1/memories/{segment(memory_id)}/history")
+    if as_json:
+        emit_json(versions)
+        return
+    shown = table("id", "valid from", "until", "content")
+    for m in versions["versions"]:
+        until = "" if m["invalid_at"] is None else _minute(m["invalid_at"])
+        shown.add_row(m["id"], _minute(m["valid_at"]), until, m["content"])
+    console.print(shown)
 
 
 @app.command()
@@ -233,28 +175,24 @@ def forget(
     if (memory_id is None) == (owner is None):
         console.print("[red]error[/red]: give a memory id or --owner, not both")
         raise typer.Exit(2)
+    if owner is not None:
+        gone = call(config, data_dir, token, "DELETE", "/api/v1/memories", params={"owner": owner})
+        console.print(f"forgot {gone['deleted']} memories of {owner}")
+    else:
+        assert memory_id is not None
+        call(config, data_dir, token, "DELETE", f"/api/v1/memories/{segment(memory_id)}")
+        console.print(f"forgot {memory_id}")
 
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, principal):
-            if owner is not None:
-                count = await node.governor.run(
-                    principal,
-                    "memory_forget_owner",
-                    {"owner": owner},
-                    lambda: node.memory.forget_owner(principal, owner),
-                )
-                console.print(f"forgot {count} memories of {owner}")
-            else:
-                assert memory_id is not None
-                await node.governor.run(
-                    principal,
-                    "memory_forget",
-                    {"id": memory_id},
-                    lambda: node.memory.forget(principal, memory_id),
-                )
-                console.print(f"forgot {memory_id}")
 
-    run(go)
+@app.command()
+def gc(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
+    """Purge expired memories and old tombstones now."""
+    report = call(config, data_dir, token, "POST", "/api/v1/memories/gc")
+    console.print(f"purged {report['expired']} expired memories and {report['tombstones']} tombstones")
+
+
+def _minute(stamp: str) -> str:
+    return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M")
 
 
 @app.command()
@@ -264,7 +202,9 @@ def export(
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Export the memories you can see as a JSONL bundle."""
+    """Export the memories you can see as a JSONL bundle (reads the store the node uses)."""
+    from noosphere.cli.common import node_as, run, settings_from
+    from noosphere.memory.bundle import export_lines
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
@@ -298,7 +238,11 @@ def import_(
     data_dir: DataDirOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Import a bundle (re-embeds if its model differs from this node's)."""
+    """Import a bundle (re-embeds if its model differs from this node's), into a stopped node."""
+    from noosphere.cli.common import node_as, run, settings_from
+    from noosphere.memory.bundle import ImportReport, import_bundle
+
+    refuse_while_running(where(config, data_dir), "memory import")
 
     async def go() -> None:
         async with node_as(settings_from(config, data_dir), token) as (node, principal):
@@ -326,7 +270,11 @@ def import_(
 
 @app.command()
 def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
-    """Re-embed every memory with the configured embedder (after changing embedders)."""
+    """Re-embed every memory with the configured embedder (after changing embedders), on a
+    stopped node."""
+    from noosphere.cli.common import opened_node, run
+
+    refuse_while_running(where(config, data_dir), "memory reembed")
 
     async def go() -> None:
         async with opened_node(config, data_dir, token, check_embedder=False) as node:
@@ -338,17 +286,5 @@ def reembed(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenO
 
                 count = await node.memory.reembed(report)
         console.print(f"re-embedded {count} memories")
-
-    run(go)
-
-
-@app.command()
-def gc(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
-    """Purge expired memories and old tombstones now."""
-
-    async def go() -> None:
-        async with node_as(settings_from(config, data_dir), token) as (node, _):
-            report = await node.memory.collect_garbage()
-        console.print(f"purged {report.expired} expired memories and {report.tombstones} tombstones")
 
     run(go)

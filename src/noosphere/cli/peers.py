@@ -1,29 +1,15 @@
-"""``noosphere peers add|list|remove`` and ``noosphere federation pause|resume``: the node's peers
-and its kill switch, changed while it runs (it reads them every heartbeat interval)."""
+"""``noosphere peers add|list|remove`` and ``noosphere federation pause|resume``, through the node's
+API (``/api/v1/federation``); a running node takes a change up within a heartbeat."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    console,
-    emit_json,
-    opened_node,
-    record_command,
-    run,
-)
-from noosphere.config import PeerSettings
-from noosphere.errors import InvalidRequest
-from noosphere.federation.service import effective_peers
-from noosphere.store.contract import ALL_PEERS, StoredPeer
+from noosphere.cli.client import segment
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, call, record_command
+from noosphere.cli.output import console, emit_json
 
 peers_app = typer.Typer(callback=record_command, help="This node's federation peers.", no_args_is_help=True)
 federation_app = typer.Typer(callback=record_command, help="Federation's kill switch.", no_args_is_help=True)
@@ -40,48 +26,23 @@ def add(
     token: TokenOpt = None,
 ) -> None:
     """Federate with another node (or change the key or address of one added before)."""
-    try:
-        checked = PeerSettings(id=peer_id, public_key=public_key, url=url)
-    except ValidationError as exc:
-        raise InvalidRequest(str(exc.errors()[0]["msg"])) from None
-
-    async def go() -> None:
-        async with opened_node(config, data_dir, token) as node:
-            peer = StoredPeer(checked.id, checked.public_key, checked.url, datetime.now(UTC))
-            await node.store.put_peer(peer)
-            await node.audit.append("admin", "federation.peer_added", {"peer": peer.id, "url": peer.url})
-
-    run(go)
-    console.print(f"peer {checked.id} added; the running node takes it up within a heartbeat")
+    body = {"id": peer_id, "public_key": public_key, "url": url}
+    peer = call(config, data_dir, token, "POST", "/api/v1/federation/peers", body)
+    console.print(f"peer {peer['id']} added; the running node takes it up within a heartbeat")
 
 
 @peers_app.command("list")
 def listing(
     config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Peers from the config and those added here, with whether each is paused."""
-
-    async def go() -> list[dict[str, object]]:
-        async with opened_node(config, data_dir, token) as node:
-            settings = node.settings.federation
-            peers = effective_peers(settings, await node.store.stored_peers(), await node.store.paused())
-            declared = {p.id for p in settings.peers}
-            return [
-                {
-                    "id": p.id,
-                    "url": p.url,
-                    "source": "config" if p.id in declared else "added",
-                    "paused": p.paused,
-                }
-                for p in peers.values()
-            ]
-
-    rows = run(go)
+    """Peers from the config and those added here, with whether each is paused and its state."""
+    rows = call(config, data_dir, token, "GET", "/api/v1/federation/peers")
     if as_json:
         emit_json(rows)
         return
     for row in rows:
-        typer.echo(f"{row['id']}  {row['url']}  {row['source']}{'  paused' if row['paused'] else ''}")
+        state = f"  {row['state']}" if row["state"] else ""
+        typer.echo(f"{row['id']}  {row['url']}  {row['source']}{'  paused' if row['paused'] else ''}{state}")
 
 
 @peers_app.command("remove")
@@ -92,31 +53,13 @@ def remove(
     token: TokenOpt = None,
 ) -> None:
     """Stop federating with a peer added with `peers add` (its records stay here)."""
-
-    async def go() -> None:
-        async with opened_node(config, data_dir, token) as node:
-            if peer_id in {p.id for p in node.settings.federation.peers}:
-                raise InvalidRequest(f"{peer_id} is declared in the config file: remove it there")
-            if not await node.store.remove_peer(peer_id):
-                raise InvalidRequest(f"no peer {peer_id} was added here")
-            await node.audit.append("admin", "federation.peer_removed", {"peer": peer_id})
-
-    run(go)
+    call(config, data_dir, token, "DELETE", f"/api/v1/federation/peers/{segment(peer_id)}")
     console.print(f"peer {peer_id} removed")
 
 
 def _switch(paused: bool, peer: str | None, config: ConfigOpt, data_dir: DataDirOpt, token: TokenOpt) -> None:
-    target = peer or ALL_PEERS
-
-    async def go() -> bool:
-        async with opened_node(config, data_dir, token) as node:
-            changed = await node.store.set_paused(target, paused)
-            if changed:
-                kind = "federation.paused" if paused else "federation.resumed"
-                await node.audit.append("admin", kind, {"target": target})
-            return changed
-
-    changed = run(go)
+    path = "/api/v1/federation/pause" if paused else "/api/v1/federation/resume"
+    changed = call(config, data_dir, token, "POST", path, {"peer": peer})["changed"]
     what = "all federation" if peer is None else f"federation with {peer}"
     state = "paused" if paused else "resumed"
     console.print(f"{what} {state}" + ("" if changed else f" (it was {state} already)"))

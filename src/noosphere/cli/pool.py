@@ -1,20 +1,10 @@
-"""``noosphere pool``: a running node's workers, their checks and load (asks the node over HTTP)."""
+"""``noosphere pool``: a running node's workers, their checks and load."""
 
 from __future__ import annotations
 
-from rich.table import Table
-
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    ask_node,
-    console,
-    emit_json,
-    settings_from,
-)
+from noosphere.cli.client import api
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, UrlOpt, running
+from noosphere.cli.output import console, emit_json, table
 
 
 def pool(
@@ -25,14 +15,15 @@ def pool(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the pool of a running node: workers, health checks, load, queue."""
-    status = ask_node(settings_from(config, data_dir), url, token, "GET", "/api/v1/pool", timeout=10)
+    with api(running(config, data_dir, url), token) as node:
+        status = node.call("GET", "/api/v1/pool", timeout=10)
     if as_json:
         emit_json(status)
         return
-    table = Table("worker", "kind", "models", "load", "healthy", "tokens/s", "last check")
+    shown = table("worker", "kind", "models", "load", "healthy", "tokens/s", "last check")
     for w in status["workers"]:
         check = w["last_check"]
-        table.add_row(
+        shown.add_row(
             w["name"],
             w["kind"],
             ", ".join(w["models"]),
@@ -41,7 +32,7 @@ def pool(
             f"{w['throughput_tokens_per_s']:g}",
             "-" if check is None else f"{check['reason']} ({check['seconds_ago']:.0f}s ago)",
         )
-    console.print(table)
+    console.print(shown)
     if (local := status.get("local_worker")) is not None:
         exited = f"; last {local['last_exit']}" if local["last_exit"] else ""
         console.print(

@@ -8,22 +8,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import httpx
 import typer
 
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    console,
-    emit_json,
-    fail,
-    remote,
-    settings_from,
-    unreachable,
-)
+from noosphere.cli.client import fail, headers_for, segment
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, UrlOpt, running
+from noosphere.cli.output import console, emit_json
+from noosphere.errors import NoosphereError
 
 
 def _show(event: dict[str, Any]) -> None:
@@ -60,22 +50,30 @@ def run_agent(
     as_json: JsonOpt = False,
 ) -> None:
     """Run AGENT on TASK on the running node, streaming its progress; prints its answer."""
-    base, headers = remote(settings_from(config, data_dir), url, token)
+    import httpx  # streams server-sent events
+
+    target = running(config, data_dir, url)
+    base = target.url
+    try:
+        headers = headers_for(token or target.admin_token())
+    except NoosphereError as exc:
+        fail(exc.code, exc.message)
     body = {"task": task, "session": session, "stream": True}
     finished: dict[str, Any] | None = None
     try:
         with httpx.stream(
-            "POST", f"{base}/api/v1/agents/{agent}/run", json=body, headers=headers, timeout=None
+            "POST", f"{base}/api/v1/agents/{segment(agent)}/run", json=body, headers=headers, timeout=None
         ) as response:
             if response.status_code != 200:
                 response.read()
-                fail(response.json().get("error", {}))
+                error = response.json().get("error", {})
+                fail(str(error.get("code")), str(error.get("message")))
             for line in response.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 event = json.loads(line.removeprefix("data: "))
                 if "error" in event:
-                    fail(event["error"])
+                    fail(str(event["error"].get("code")), str(event["error"].get("message")))
                 if as_json:
                     emit_json(event)
                 else:
@@ -83,7 +81,7 @@ def run_agent(
                 if event.get("type") == "finished":
                     finished = event["data"]
     except httpx.HTTPError as exc:
-        unreachable(base, exc)
+        fail("unavailable", f"no node answering at {base} ({exc})")
     if finished is None:
         console.print("[red]error[/red]: the run ended without a result")
         raise typer.Exit(1)

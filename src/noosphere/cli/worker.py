@@ -6,25 +6,16 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 
-from noosphere.auth.principal import PrincipalKind
-from noosphere.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    JsonOpt,
-    TokenOpt,
-    console,
-    emit_json,
-    opened_node,
-    run,
-)
-from noosphere.pool.backends.base import Backend, BackendError
-from noosphere.pool.protocol import ModelOffer
-from noosphere.pool.worker import RemoteWorker
+from noosphere.cli.client import segment
+from noosphere.cli.options import ConfigOpt, DataDirOpt, JsonOpt, TokenOpt, call
+from noosphere.cli.output import console, emit_json
+
+if TYPE_CHECKING:
+    from noosphere.pool.worker import RemoteWorker
 
 
 def worker(
@@ -52,8 +43,14 @@ def worker(
     ] = None,
 ) -> None:
     """Join a node's pool and serve a model: local llama.cpp (default) or a proxy."""
-    from noosphere.pool.worker import WorkerRejected
+    import anyio
 
+    from noosphere import logs
+    from noosphere.pool.backends.base import Backend, BackendError
+    from noosphere.pool.protocol import ModelOffer
+    from noosphere.pool.worker import RemoteWorker, WorkerRejected
+
+    logs.configure("text")  # a worker logs its connection's ups and downs
     backend: Backend
     try:
         if proxy:
@@ -86,6 +83,8 @@ def worker(
 async def _serve(remote: RemoteWorker, parent: int | None) -> None:
     """Serve until the node rejects the worker, or (``parent`` set) the parent process is gone:
     a node killed outright leaves no worker behind, reconnecting forever."""
+    import anyio
+
     async with anyio.create_task_group() as group:
         if parent is not None:
             group.start_soon(_exit_with, parent, group.cancel_scope)
@@ -93,7 +92,9 @@ async def _serve(remote: RemoteWorker, parent: int | None) -> None:
         group.cancel_scope.cancel()
 
 
-async def _exit_with(parent: int, scope: anyio.CancelScope) -> None:
+async def _exit_with(parent: int, scope: Any) -> None:
+    import anyio
+
     while True:  # the kernel sends no event when a parent dies; poll for it
         if os.getppid() != parent:
             scope.cancel()
@@ -113,14 +114,11 @@ def worker_token(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a token for a worker named NAME (creating it, or replacing its old token)."""
-
-    async def go() -> None:
-        async with opened_node(config, data_dir, token) as node:
-            secret = await node.auth.issue(PrincipalKind.WORKER, name, model)
-        if as_json:
-            emit_json({"id": f"worker:{name}", "models": model, "token": secret})
-        else:
-            console.print(f"token for worker {name} (shown once):")
-            print(secret)
-
-    run(go)
+    issued = call(
+        config, data_dir, token, "POST", f"/api/v1/workers/{segment(name)}/token", {"models": model}
+    )
+    if as_json:
+        emit_json(issued)
+    else:
+        console.print(f"token for worker {name} (shown once):")
+        print(issued["token"])

@@ -37,7 +37,7 @@ from noosphere.federation.search import ask
 from noosphere.federation.signing import Refused, Verifier
 from noosphere.federation.sync import LocalMemory, Send, Sync
 from noosphere.federation.tasks import TaskDesk
-from noosphere.federation.transport import call
+from noosphere.federation.transport import Traffic, call
 from noosphere.federation.witness import Witness
 from noosphere.governance.audit import AuditLog
 from noosphere.identity import NodeKey, public_key_from_text
@@ -100,6 +100,9 @@ class Federation:
         self._keys: dict[str, Ed25519PublicKey] = {}  # parsed once per peer and key
         self.verifier = Verifier(key.id, self._keys.get)
         self.membership = Membership(interval=settings.heartbeat_seconds)
+        self.traffic = Traffic()  # bytes to and from each peer (the node's metrics)
+        self.synced_at: dict[str, float] = {}  # when each peer's change feed was last read to its end
+        self.reconciled_at: dict[str, float] = {}  # when each peer was last reconciled (repair)
         self.limiter = RateLimiter()  # requests per peer and minute
         self.all_paused = settings.paused
         self._adopt(effective_peers(settings, [], set()), set())
@@ -280,7 +283,7 @@ class Federation:
 
         async def ring_one(peer: PeerSettings) -> None:
             try:
-                await call(session, self.key, peer, DOORBELL_PATH, {})
+                await call(session, self.key, peer, DOORBELL_PATH, {}, traffic=self.traffic)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("federation peer %s: doorbell failed: %r", peer.id, exc)
             finally:
@@ -335,7 +338,9 @@ class Federation:
     async def _beat(self, session: aiohttp.ClientSession, peer: PeerSettings) -> None:
         try:
             hello = await self.hello(peer)
-            answer = await call(session, self.key, peer, HEARTBEAT_PATH, hello.model_dump(mode="json"))
+            answer = await call(
+                session, self.key, peer, HEARTBEAT_PATH, hello.model_dump(mode="json"), traffic=self.traffic
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s is unreachable: %r", peer.id, exc)
             return
@@ -358,7 +363,7 @@ class Federation:
 
     def _sender(self, session: aiohttp.ClientSession) -> Send:
         async def send(peer: PeerSettings, path: str, payload: dict[str, Any]) -> bytes | None:
-            return await call(session, self.key, peer, path, payload)
+            return await call(session, self.key, peer, path, payload, traffic=self.traffic)
 
         return send
 
@@ -366,6 +371,7 @@ class Federation:
         try:
             if await self.sync.pull(self._sender(session), peer):
                 self.ring()  # what came in here goes on to this node's other peers
+            self.synced_at[peer.id] = time.time()
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: pulling changes failed: %r", peer.id, exc)
 
@@ -390,6 +396,7 @@ class Federation:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("federation peer %s: repair failed: %r", peer.id, exc)
             return
+        self.reconciled_at[peer.id] = time.time()
         if report.applied or report.dropped:
             log.info(
                 "federation peer %s: repair took %d records (%d round trips, %d bytes)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,16 @@ log = logging.getLogger(__name__)
 RESPONSE_MAX = 64 << 20  # bytes of one answer from a peer
 
 
+@dataclass
+class Traffic:
+    """Bytes this node sent to and read from each peer (for the node's metrics)."""
+
+    bytes: dict[tuple[str, str], int] = field(default_factory=dict)  # (peer, "sent"|"received") -> bytes
+
+    def count(self, peer: str, direction: str, size: int) -> None:
+        self.bytes[(peer, direction)] = self.bytes.get((peer, direction), 0) + size
+
+
 async def call(
     session: aiohttp.ClientSession,
     key: NodeKey,
@@ -27,10 +38,11 @@ async def call(
     path: str,
     payload: dict[str, Any],
     seconds: float | None = None,
+    traffic: Traffic | None = None,
 ) -> bytes | None:
     """The body of the peer's answer, or None if it refused or sent too much (logged). Network
-    failures raise ``aiohttp.ClientError`` or ``TimeoutError``."""
-    status, body = await exchange(session, key, peer, path, payload, seconds)
+    failures raise ``aiohttp.ClientError`` or ``TimeoutError``. ``traffic`` counts the bytes."""
+    status, body = await exchange(session, key, peer, path, payload, seconds, traffic)
     if status != 200:
         log.info("federation peer %s answered %s to %s", peer.id, status, path)
         return None
@@ -44,16 +56,21 @@ async def exchange(
     path: str,
     payload: dict[str, Any],
     seconds: float | None = None,
+    traffic: Traffic | None = None,
 ) -> tuple[int, bytes | None]:
     """The status and body of the peer's answer, whatever the status; the body is None if the
     peer sent too much (logged). Network failures raise as ``call``'s do."""
     body = orjson.dumps(payload)
+    if traffic is not None:
+        traffic.count(peer.id, "sent", len(body))
     headers = {**sign(key, peer.id, "POST", path, body), "content-type": "application/json"}
     limit = None if seconds is None else aiohttp.ClientTimeout(total=seconds)
     async with session.post(peer.url + path, data=body, headers=headers, timeout=limit) as answer:
         data = bytearray()
         async for chunk in answer.content.iter_chunked(1 << 16):
             data += chunk
+            if traffic is not None:
+                traffic.count(peer.id, "received", len(chunk))
             if len(data) > RESPONSE_MAX:
                 log.warning(
                     "federation peer %s sent over %d bytes to %s; ignored", peer.id, RESPONSE_MAX, path
@@ -76,4 +93,4 @@ async def stream(
         yield answer
 
 
-__all__ = ["RESPONSE_MAX", "call", "exchange", "stream"]
+__all__ = ["RESPONSE_MAX", "Traffic", "call", "exchange", "stream"]

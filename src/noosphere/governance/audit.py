@@ -49,6 +49,7 @@ class AuditLog:
         self.head_file = head_file  # every signed head is appended here too (``head_file.py``)
         self._frontier = merkle.Frontier()  # over the entries read so far
         self._signed: int | None = None  # size of the newest head, once read
+        self._appended = 0  # one past the highest seq this process appended
         self._writes: GroupCommit[tuple[str, bytes], int] = GroupCommit(self._write)
 
     async def _write(self, entries: list[tuple[str, bytes]]) -> list[int]:
@@ -59,7 +60,13 @@ class AuditLog:
         """Append one entry; returns its seq. Concurrent appends share one transaction."""
         text = canonical(datetime.now(UTC), actor, kind, body)
         (seq,) = await self._writes.submit([(text, merkle.leaf_hash(text.encode()))])
+        self._appended = max(self._appended, seq + 1)
         return seq
+
+    @property
+    def size(self) -> int:
+        """Entries in the log as far as this process knows (what it appended or has read)."""
+        return max(self._appended, self._frontier.size)
 
     async def close(self) -> None:
         """Wait for pending appends."""

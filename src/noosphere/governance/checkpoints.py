@@ -27,7 +27,7 @@ from typing import Any
 
 from noosphere.auth.principal import Principal, PrincipalKind
 from noosphere.config import GovernanceSettings
-from noosphere.digest import sha256_json
+from noosphere.digest import canonical_json, sha256_json
 from noosphere.errors import ArgumentsChanged, Conflict, InvalidRequest, NotFound, PermissionDenied
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.policy import ToolCall
@@ -67,6 +67,18 @@ def check_arguments(record: ApprovalRecord, args: Mapping[str, Any]) -> None:
 
 
 Deciders = Callable[[str], Awaitable[frozenset[str]]]  # requester → user ids who may decide
+
+
+ARGS_KEPT = 64 * 1024  # characters of a call's arguments an approval keeps to show
+
+
+def shown_arguments(args: Mapping[str, Any]) -> str:
+    """The arguments as the person deciding sees them: canonical JSON, or, past ``ARGS_KEPT``
+    characters, their start with the full size (the digest still binds the whole call)."""
+    text = canonical_json(args)
+    if len(text) <= ARGS_KEPT:
+        return text
+    return canonical_json({"truncated": True, "characters": len(text), "start": text[: ARGS_KEPT // 4]})
 
 
 async def _nobody(_: str) -> frozenset[str]:
@@ -117,6 +129,7 @@ class Checkpoints:
             tool=call.tool,
             subject=call.subject,
             args_digest=sha256_json(args),
+            args=shown_arguments(args),
             impact=call.impact,
             reason=reason,
             session=session,

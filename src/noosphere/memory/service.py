@@ -55,6 +55,7 @@ from noosphere.memory.ranking import (
     text_weight,
     vector_order,
 )
+from noosphere.observe import Observer, timed
 from noosphere.store.contract import Candidate, EmbedderInfo, MemoryStore, NewRecord, Viewer
 from noosphere.threads import Threads
 
@@ -89,6 +90,9 @@ class Elsewhere(Protocol):
 
 
 class MemoryService:
+    subsystem = "memory"
+    observer: Observer | None = None  # the node's metrics, once it runs (``observe.py``)
+
     def __init__(
         self,
         store: MemoryStore,
@@ -138,6 +142,7 @@ class MemoryService:
     async def store_one(self, principal: Principal, draft: MemoryDraft) -> Memory:
         return (await self.store_many(principal, [draft]))[0]
 
+    @timed("store")
     async def store_many(self, principal: Principal, drafts: Sequence[MemoryDraft]) -> list[Memory]:
         """Store drafts in one transaction; exact duplicates return the existing memory."""
         if not drafts:
@@ -341,12 +346,14 @@ class MemoryService:
         check_memory_access(principal)
         return Viewer(None if principal.is_admin else principal.id)
 
+    @timed("get")
     async def get(self, principal: Principal, memory_id: str) -> Memory:
         memory = await self.store.get(memory_id, self._viewer(principal))
         if memory is None:
             raise NotFound(f"no memory {memory_id}")
         return self._reveal(principal, memory)
 
+    @timed("update")
     async def update(self, principal: Principal, memory_id: str, content: str) -> Memory:
         """A new version of a memory with new content and everything else kept (zone, kind,
         tags, metadata, thread, importance, expiry); it supersedes the old one, which stays
@@ -371,6 +378,7 @@ class MemoryService:
         )
         return await self.store_one(principal, draft)
 
+    @timed("history")
     async def history(self, principal: Principal, memory_id: str) -> list[Memory]:
         """Every version of a memory the caller may see, oldest first: the ones it superseded
         and the ones that superseded it (``HISTORY_MAX`` at most)."""
@@ -392,6 +400,7 @@ class MemoryService:
         ordered = sorted(found.values(), key=lambda m: (m.hlc, m.id))[:HISTORY_MAX]
         return [self._reveal(principal, m) for m in ordered]
 
+    @timed("list")
     async def list_memories(self, principal: Principal, query: ListQuery) -> Page:
         items = await self.store.list_memories(
             self._viewer(principal), query, _now(), query.limit + 1, query.cursor
@@ -403,6 +412,7 @@ class MemoryService:
             next_cursor=items[-1].seq if more and items else None,
         )
 
+    @timed("search")
     async def search(self, principal: Principal, query: SearchQuery) -> list[SearchHit]:
         (vector,) = await self.embed([query.query])
         if not query.include_federation or self.elsewhere is None:
@@ -474,6 +484,7 @@ class MemoryService:
         return sorted(found, key=lambda c: c.score, reverse=True)[:k]
 
     # -- deletion and lifecycle ----------------------------------------------------------------
+    @timed("forget")
     async def forget(self, principal: Principal, memory_id: str) -> None:
         """Delete for good. Federated memories leave a content-free tombstone so the deletion
         reaches peers; everything else is removed with no copy left."""
@@ -511,6 +522,7 @@ class MemoryService:
         earlier = await self.store.thread_context(memory.thread_id, memory.owner, memory.hlc, 1)
         return self._embedded(memory.content, [m.content for m in earlier])
 
+    @timed("forget_owner")
     async def forget_owner(self, principal: Principal, owner: str) -> int:
         """Erase every memory of ``owner`` (GDPR). The owner themself or the admin."""
         if not can_modify(principal, owner):

@@ -40,4 +40,10 @@ class ChatJob:
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
     via: tuple[str, ...] = ()  # nodes that forwarded it here, first first (federation/forwarding.py)
     progressed_at: float = 0.0  # monotonic time it started or last streamed a token
+    # Scheduler clock readings, for the node's metrics: queued, started on a worker, first token, finished.
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    worker_name: str | None = None  # the worker that ran it, by name
     events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)

@@ -96,6 +96,7 @@ class Scheduler:
         self._arrivals = 0
         self.bulk_limit = UNLIMITED  # most bulk jobs running at once
         self.bulk_running = 0
+        self.on_finished: Callable[[ChatJob], None] | None = None  # a job that ran ended (metrics)
 
     # -- workers -------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
@@ -175,7 +176,7 @@ class Scheduler:
             self.counters[job.user] = lifted_counter(self.counters.get(job.user, 0.0), active)
         self.queues.setdefault(job.user, deque()).append(job)
         self.jobs[job.id] = job
-        self._submitted_at[job.id] = self.clock()
+        job.submitted_at = self._submitted_at[job.id] = self.clock()
         self._arrivals += 1
         self._arrival[job.id] = self._arrivals
         self.dispatch()
@@ -230,6 +231,8 @@ class Scheduler:
             return
         job.completion_tokens += chunk.tokens
         job.progressed_at = self.clock()
+        if job.first_token_at is None:
+            job.first_token_at = job.progressed_at
         job.output.append(chunk.content or "")
         if chunk.tool_call is not None:
             job.output.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
@@ -307,8 +310,9 @@ class Scheduler:
 
     def _start(self, job: ChatJob, worker: Worker) -> None:
         job.state = JobState.RUNNING
-        job.progressed_at = self.clock()
+        job.started_at = job.progressed_at = self.clock()
         job.worker_id = worker.id
+        job.worker_name = worker.name
         job.worker_account = worker.account
         job.spilled = worker.upstream
         worker.running[job.id] = job
@@ -336,6 +340,9 @@ class Scheduler:
         if worker is not None:
             worker.running.pop(job.id, None)
         self._forget(job)
+        job.finished_at = self.clock()
+        if self.on_finished is not None:
+            self.on_finished(job)
         job.events.put_nowait(event)
         self.dispatch()
 

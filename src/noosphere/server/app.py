@@ -13,12 +13,13 @@ from fastapi import Depends, FastAPI
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from noosphere import __version__
+from noosphere import __version__, dashboard
 from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import PoolModel
 from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import PrincipalKind
 from noosphere.config import Settings
+from noosphere.dashboard.history import History
 from noosphere.embeddings import Embedder
 from noosphere.errors import PayloadTooLarge
 from noosphere.federation.forwarding import ChatDesk, Forwarding
@@ -27,6 +28,7 @@ from noosphere.federation.service import Federation, Offers
 from noosphere.federation.tasks import TaskDesk, TaskForwarding
 from noosphere.governance.checkpoints import SWEEP_SECONDS
 from noosphere.node import Node, open_node
+from noosphere.observe import attach
 from noosphere.pool.backends.base import Backend
 from noosphere.pool.backends.openai_compat import OpenAICompatibleBackend
 from noosphere.pool.checker import Checker
@@ -41,23 +43,31 @@ from noosphere.scheduler import JobScheduler, build_jobs
 from noosphere.server import (
     agents_api,
     approvals_api,
+    audit_api,
     bus_api,
     federation_api,
     health,
     jobs_api,
+    keys_api,
     memories,
     openai_api,
+    peers_api,
     pool_api,
     principals,
     worker_ws,
+)
+from noosphere.server import (
+    metrics as metrics_api,
 )
 from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.deps import authorize_route, turns_of
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.interactive import InteractiveFirst
 from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
+from noosphere.server.metrics import NodeMetrics
 from noosphere.server.openapi import install_openapi
-from noosphere.supervision import Supervisor
+from noosphere.server.telemetry import RequestTelemetry
+from noosphere.supervision import Dormant, Supervisor
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
@@ -148,7 +158,8 @@ class _NodeApp(FastAPI):
     def __init__(self, body_limit: int, interactive: InteractiveFirst, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.interactive = interactive
-        self._front = BodyLimit(ChatCompletions(super().__call__), body_limit)
+        self.metrics = NodeMetrics(self)
+        self._front = RequestTelemetry(BodyLimit(ChatCompletions(super().__call__), body_limit), self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
@@ -172,11 +183,14 @@ def create_app(
     on_ready: Callable[[Node], None] | None = None,
     backends: Sequence[tuple[str, Backend]] = (),
     local_model: Path | None = None,
+    background: bool = True,
 ) -> FastAPI:
     """The node's ASGI app. ``on_ready`` is called once the node is open (the runner prints
     where to find it); ``backends`` are (name, backend) pairs served in-process as pool workers
     (upstream APIs, fakes in tests); ``local_model`` is a GGUF file the node serves through a
-    supervised ``noosphere worker`` process (``noosphere up`` passes the configured one)."""
+    supervised ``noosphere worker`` process (``noosphere up`` passes the configured one).
+    ``background=False``: no loop starts (no federation, agents, scheduler, sweeps, workers):
+    the routes alone, for the CLI's offline administration (``cli/offline.py``)."""
     holder: dict[str, Any] = {}
 
     def current_node() -> Node:
@@ -200,10 +214,13 @@ def create_app(
         async with open_node(settings, embedder) as node, anyio.create_task_group() as tasks:
             holder["node"] = node
             app.state.node = node
-            loops = app.state.supervisor = Supervisor(tasks)
+            loops = app.state.supervisor = Supervisor(tasks) if background else Dormant(tasks)
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
+            metrics: NodeMetrics = app.metrics  # type: ignore[attr-defined]
+            gateway.scheduler.on_finished = metrics.job_finished
+            attach(metrics, node.memory, node.bus)
             turns_of(app).govern(gateway.scheduler)
             federation = Federation(
                 settings.federation, node.key, node.audit, settings.name, node.store, node.memory
@@ -242,6 +259,8 @@ def create_app(
             loops.start("audit_heads", _every, interval, node.audit.sign_head)
             loops.start("approval_sweep", _every, SWEEP_SECONDS, node.checkpoints.expire_due)
             loops.start("pool_maintenance", gateway.maintain)
+            app.state.history = History(metrics.totals)
+            loops.start("dashboard_history", app.state.history.run)
             if gateway.checker is not None:
                 loops.start("worker_checker", gateway.checker.run)
             for upstream in settings.pool.upstreams:
@@ -305,6 +324,9 @@ def create_app(
         health,
         memories,
         principals,
+        keys_api,
+        audit_api,
+        peers_api,
         bus_api,
         approvals_api,
         agents_api,
@@ -315,10 +337,12 @@ def create_app(
     for module in routed:
         app.include_router(module.router, dependencies=[Depends(authorize_route)])
     app.include_router(worker_ws.router)
+    app.include_router(metrics_api.router)  # the metrics token is no principal: the route checks it
     # Other nodes prove who they are by signing (``federation_api.get_peer``), not with a token.
     app.include_router(federation_api.router)
     app.add_exception_handler(federation_api.PeerRefused, federation_api.refused_answer)
     # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
     app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
+    dashboard.install(app)
     install_openapi(app)
     return app

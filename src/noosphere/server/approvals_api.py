@@ -3,7 +3,9 @@ read the approvals it asked for."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -33,10 +35,15 @@ class ApprovalOut(BaseModel):
     scope: Scope | None
     note: str | None
     escalated_from: str | None = Field(description="Set on an escalation; only the admin decides it.")
+    arguments: Any = Field(
+        None, description="The call's arguments as the agent sent them (a long call's start only)."
+    )
 
     @classmethod
     def of(cls, record: ApprovalRecord) -> ApprovalOut:
-        return cls.model_validate(record, from_attributes=True)
+        out = cls.model_validate(record, from_attributes=True)
+        out.arguments = None if record.args is None else json.loads(record.args)
+        return out
 
 
 class DecisionIn(BaseModel):

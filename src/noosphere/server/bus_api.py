@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
@@ -17,9 +17,11 @@ from noosphere.bus.access import (
     check_caller,
     envelope_from,
     own_mailbox,
+    sender_for,
     visible_scope,
 )
 from noosphere.bus.envelope import DEFAULT_PRIORITY
+from noosphere.errors import NotFound
 from noosphere.server.deps import NodeDep, get_principal
 
 router = APIRouter(prefix="/api/v1/bus", tags=["bus"])
@@ -133,6 +135,7 @@ class SubscriptionIn(BaseModel):
         # Tokens or `*`, then at most 16 in all, `>` only as the last one.
         json_schema_extra={"pattern": _SUBSCRIPTION_PATTERN},
     )
+    subscriber: str | None = Field(None, max_length=128, description="Admin only: another mailbox.")
 
 
 class Subscription(BaseModel):
@@ -206,16 +209,28 @@ async def subscriptions(node: NodeDep, caller: CallerDep) -> list[Subscription]:
 
 @router.put("/subscriptions", status_code=204, summary="Subscribe the caller's mailbox to a topic pattern")
 async def subscribe(body: SubscriptionIn, node: NodeDep, caller: CallerDep) -> None:
+    box = sender_for(caller, body.subscriber)
     await node.governor.run(
         caller,
         "bus_subscribe",
-        {"pattern": body.pattern},
-        lambda: node.bus.subscribe(caller.mailbox, body.pattern),
+        {"pattern": body.pattern, "subscriber": box},
+        lambda: node.bus.subscribe(box, body.pattern),
     )
 
 
 @router.delete("/subscriptions", status_code=204, summary="Remove one of the caller's subscriptions")
-async def unsubscribe(pattern: str, node: NodeDep, caller: CallerDep) -> None:
-    await node.governor.run(
-        caller, "bus_unsubscribe", {"pattern": pattern}, lambda: node.bus.unsubscribe(caller.mailbox, pattern)
+async def unsubscribe(
+    pattern: str,
+    node: NodeDep,
+    caller: CallerDep,
+    subscriber: Annotated[str | None, Query(max_length=128, description="Admin: another mailbox.")] = None,
+) -> None:
+    box = sender_for(caller, subscriber)
+    removed = await node.governor.run(
+        caller,
+        "bus_unsubscribe",
+        {"pattern": pattern, "subscriber": box},
+        lambda: node.bus.unsubscribe(box, pattern),
     )
+    if not removed:
+        raise NotFound(f"{box} has no subscription {pattern!r}")

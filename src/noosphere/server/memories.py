@@ -61,6 +61,17 @@ async def store_many(body: StoreMany, node: NodeDep, principal: PrincipalDep) ->
     return Stored(items=stored)
 
 
+class Collected(BaseModel):
+    expired: int = Field(description="Expired memories purged.")
+    tombstones: int = Field(description="Tombstones past their retention purged.")
+
+
+@router.post("/gc", summary="Purge expired memories and old tombstones now (admin)")
+async def collect_garbage(node: NodeDep) -> Collected:
+    report = await node.memory.collect_garbage()
+    return Collected(expired=report.expired, tombstones=report.tombstones)
+
+
 @router.post("/search", summary="Hybrid search (vector + BM25, fused)")
 async def search(query: SearchQuery, node: NodeDep, principal: PrincipalDep) -> SearchResults:
     hits = await node.governor.run(

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from noosphere.server.deps import gateway_of
 from noosphere.server.openai_api import GatewayDep
 
 router = APIRouter(prefix="/api/v1", tags=["pool"])
@@ -14,6 +15,12 @@ router = APIRouter(prefix="/api/v1", tags=["pool"])
 
 @router.get("/pool", summary="Workers with their last check, load and models; the queue")
 async def pool_status(request: Request, gateway: GatewayDep) -> dict[str, Any]:
+    return pool_report(request.app)
+
+
+def pool_report(app: Any) -> dict[str, Any]:
+    """The pool as the API and the dashboard show it."""
+    gateway = gateway_of(app)
     scheduler = gateway.scheduler
     checks = gateway.checker.results if gateway.checker else {}
     now = scheduler.clock()
@@ -43,7 +50,7 @@ async def pool_status(request: Request, gateway: GatewayDep) -> dict[str, Any]:
                 },
             }
         )
-    local = request.app.state.local_worker
+    local = app.state.local_worker
     return {
         "local_worker": None if local is None else local.status.as_dict(),
         "workers": workers,

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from noosphere.auth.principal import Level, PrincipalKind
+from noosphere.auth.principal import ADMIN_ID, Level, PrincipalKind, principal_id
 from noosphere.auth.tokens import NAME_PATTERN
 from noosphere.server.deps import NodeDep
 from noosphere.store.contract import PrincipalRecord
@@ -70,3 +70,54 @@ async def list_users(node: NodeDep) -> list[PrincipalOut]:
 @router.delete("/users/{name}", status_code=204, summary="Delete a user with everything they owned")
 async def delete_user(name: str, node: NodeDep) -> None:
     await node.remove(PrincipalKind.USER, name)
+
+
+class TokenOut(BaseModel):
+    id: str
+    token: str = Field(description="Shown once; the principal's previous token stops working.")
+
+
+class WorkerTokenIn(BaseModel):
+    models: list[str] | None = Field(
+        None, max_length=256, description="Model names the worker may serve (default: any)."
+    )
+
+
+class WorkerTokenOut(TokenOut):
+    models: list[str] | None
+
+
+class SecretReset(BaseModel):
+    reset: bool = Field(description="False: the user had no conversation secret yet.")
+
+
+@router.post("/users/{name}/token", summary="Issue a new token for a user (the old one stops working)")
+async def user_token(name: str, node: NodeDep) -> TokenOut:
+    token = await node.auth.rotate(PrincipalKind.USER, name)
+    return TokenOut(id=principal_id(PrincipalKind.USER, name), token=token)
+
+
+@router.post("/agents/{name}/token", summary="Issue a new token for an agent (the old one stops working)")
+async def agent_token(name: str, node: NodeDep) -> TokenOut:
+    token = await node.auth.rotate(PrincipalKind.AGENT, name)
+    return TokenOut(id=principal_id(PrincipalKind.AGENT, name), token=token)
+
+
+@router.post(
+    "/workers/{name}/token",
+    summary="Issue a token for a pool worker (creating it, or replacing its old token)",
+)
+async def worker_token(name: str, body: WorkerTokenIn, node: NodeDep) -> WorkerTokenOut:
+    token = await node.auth.issue(PrincipalKind.WORKER, name, body.models)
+    return WorkerTokenOut(id=principal_id(PrincipalKind.WORKER, name), models=body.models, token=token)
+
+
+@router.post(
+    "/users/{name}/reset-secret",
+    summary="Let a user who lost their conversation secret choose a new one (old conversations stay sealed)",
+)
+async def reset_secret(name: str, node: NodeDep) -> SecretReset:
+    reset = await node.keys.reset(principal_id(PrincipalKind.USER, name))
+    if reset:
+        await node.audit.append(ADMIN_ID, "principal", {"event": "secret_reset", "principal": name})
+    return SecretReset(reset=reset)

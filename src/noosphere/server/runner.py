@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
+from noosphere import runfile
 from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.config import Settings
 from noosphere.node import Node
 from noosphere.pool.backends.base import BackendError
 from noosphere.pool.backends.llama import bundled_smollm2
+from noosphere.runfile import RunInfo
 from noosphere.server.app import create_app
 
 
-def _announce(settings: Settings, console: Console, model: Path | None) -> Callable[[Node], None]:
+def local_base(settings: Settings) -> str:
+    """Where a client on this machine reaches the node (a wildcard bind answers on loopback)."""
+    host = settings.server.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
+
+
+def _announce(
+    settings: Settings, console: Console, model: Path | None, config: Path | None
+) -> Callable[[Node], None]:
     def ready(node: Node) -> None:
         host = settings.server.host
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{settings.server.port}"
+        # From now on the CLI on this data directory talks to this process (``runfile.py``).
+        where = None if config is None else str(config.resolve())
+        runfile.write(
+            settings.data_dir, RunInfo(os.getpid(), local_base(settings), where, settings.storage.backend)
+        )
         console.print(
             f"[bold]noosphere[/bold] node [cyan]{settings.name}[/cyan] ({node.key.id}) is up "
             f"({settings.storage.backend}, data in {settings.data_dir})"
         )
+        console.print(f"  dashboard  {base}/     (sign in with the admin token)")
         console.print(f"  OpenAI API {base}/v1   (chat/completions, models, embeddings)")
         console.print(f"  REST API   {base}/api/v1/memories")
         console.print(f"  MCP        {base}/mcp   (Streamable HTTP, bearer token)")
@@ -68,18 +86,24 @@ def local_model(settings: Settings, console: Console) -> Path | None:
     return path
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, config: Path | None = None) -> None:
+    """Serve until Ctrl-C; ``config`` is the file ``settings`` came from (the run file names it)."""
     console = Console(stderr=True)
     model = local_model(settings, console)
-    app = create_app(settings, on_ready=_announce(settings, console, model), local_model=model)
-    config = uvicorn.Config(
+    app = create_app(settings, on_ready=_announce(settings, console, model, config), local_model=model)
+    server = uvicorn.Config(
         app,
         host=settings.server.host,
         port=settings.server.port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the handler ``logs.configure`` set (text or JSON)
+        access_log=False,  # the node writes its own access lines, with request ids (``telemetry.py``)
         lifespan="on",
     )
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: that is our exit.
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(server).run()
+    finally:
+        runfile.stopped(settings.data_dir, os.getpid())
     console.print("node stopped")

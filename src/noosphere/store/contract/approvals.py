@@ -29,6 +29,7 @@ class ApprovalRecord:
     note: str | None = None
     escalated_from: str | None = None  # the approval this one escalates; only the admin decides it
     used_at: datetime | None = None  # when the call it cleared ran, or its refusal was reported
+    args: str | None = None  # the call's arguments (canonical JSON, bounded), shown to the person deciding
 
 
 class Approvals(Protocol):

@@ -14,7 +14,7 @@ from noosphere.store.postgres.sql import Row
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at, args"
 )
 
 
@@ -25,7 +25,7 @@ def _record(r: Row) -> ApprovalRecord:
 async def _put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
     await conn.execute(
         f"INSERT INTO approvals ({_COLUMNS}) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, decided_by = EXCLUDED.decided_by, "
         "decided_at = EXCLUDED.decided_at, scope = EXCLUDED.scope, note = EXCLUDED.note, "
         "expires_at = EXCLUDED.expires_at, used_at = EXCLUDED.used_at",
@@ -48,6 +48,7 @@ async def _put(conn: AsyncConnection[Row], a: ApprovalRecord) -> None:
             a.note,
             a.escalated_from,
             a.used_at,
+            a.args,
         ),
     )
 

@@ -13,7 +13,7 @@ from noosphere.store.sqlite.sql import dt, ts
 
 _COLUMNS = (
     "id, requester, level, tool, subject, args_digest, impact, reason, session, status, created_at, "
-    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at"
+    "expires_at, decided_by, decided_at, scope, note, escalated_from, used_at, args"
 )
 
 
@@ -39,12 +39,13 @@ def _record(r: sqlite3.Row) -> ApprovalRecord:
         note=r["note"],
         escalated_from=r["escalated_from"],
         used_at=dt(r["used_at"]),
+        args=r["args"],
     )
 
 
 def _put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
     conn.execute(
-        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+        f"INSERT OR REPLACE INTO approvals ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
         (
             a.id,
             a.requester,
@@ -64,6 +65,7 @@ def _put(conn: sqlite3.Connection, a: ApprovalRecord) -> None:
             a.note,
             a.escalated_from,
             ts(a.used_at),
+            a.args,
         ),
     )
 
