@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -15,7 +15,6 @@ import anyio.abc
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
 from noosphere.agents.delegation import LEASE_SECONDS, Delegation, TaskStatus, outranks
 from noosphere.agents.loop import AgentLoop, Emit, Limits, RunResult, no_progress
-from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import ChatModel
 from noosphere.agents.profile import AgentProfile
 from noosphere.agents.tools import Tool, ToolContext
@@ -29,6 +28,10 @@ from noosphere.store.contract import TaskRecord
 logger = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 5.0  # how soon an agent newly marked ``serve`` starts taking tasks
+
+
+if TYPE_CHECKING:
+    from noosphere.agents.mcp_tools import McpToolbox
 
 
 class Runtime:

@@ -157,21 +157,34 @@ class MiniLMEmbedder:
     max_tokens = 256
 
     def __init__(self, model_dir: Path | None = None, runtime: str = "onnx", threads: int = 0) -> None:
-        directory = model_dir or bundled_model_dir()
-        weights = load_file(str(directory / "model.safetensors"))
-        if runtime == "onnx":
-            self._encoder: _NumpyEncoder | _OnnxEncoder = _OnnxEncoder(weights, threads)
-        elif runtime == "numpy":
-            self._encoder = _NumpyEncoder(weights)
-        else:
+        if runtime not in ("onnx", "numpy"):
             raise ValueError(f"unknown MiniLM runtime {runtime!r} (use 'onnx' or 'numpy')")
+        self._directory = model_dir or bundled_model_dir()
+        for needed in ("model.safetensors", "tokenizer.json"):
+            if not (self._directory / needed).is_file():
+                raise FileNotFoundError(f"no {needed} in {self._directory}")
         self.runtime = runtime
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=self.max_tokens)
-        self._tokenizer.no_padding()
+        self._threads = threads
+        # Loaded at the first embedding, not here: a node (or a CLI command served offline) that
+        # never embeds never pays the second it takes to build the encoder.
+        self._encoder: _NumpyEncoder | _OnnxEncoder | None = None
+        self._tokenizer: Tokenizer | None = None
         # One forward pass at a time: the tokenizer and the numpy path are not reentrant, and
         # onnxruntime already uses every core for one batch.
         self._lock = threading.Lock()
+
+    def _load(self) -> tuple[_NumpyEncoder | _OnnxEncoder, Tokenizer]:
+        """The encoder and tokenizer, built on first use (under the lock)."""
+        if self._encoder is None or self._tokenizer is None:
+            weights = load_file(str(self._directory / "model.safetensors"))
+            encoder: _NumpyEncoder | _OnnxEncoder = (
+                _OnnxEncoder(weights, self._threads) if self.runtime == "onnx" else _NumpyEncoder(weights)
+            )
+            tokenizer = Tokenizer.from_file(str(self._directory / "tokenizer.json"))
+            tokenizer.enable_truncation(max_length=self.max_tokens)
+            tokenizer.no_padding()
+            self._encoder, self._tokenizer = encoder, tokenizer
+        return self._encoder, self._tokenizer
 
     def close(self) -> None:
         """Nothing to release: the model lives as long as the object."""
@@ -181,17 +194,18 @@ class MiniLMEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encoder, tokenizer = self._load()
+            encodings = tokenizer.encode_batch(list(texts))
             ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
             out = np.empty((len(texts), self.dimension), dtype=np.float32)
             # Length-sorted batches keep padding (wasted work) small.
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             for start in range(0, len(order), _BATCH):
                 chunk = order[start : start + _BATCH]
-                out[chunk] = self._forward([ids[i] for i in chunk])
+                out[chunk] = self._forward(encoder, [ids[i] for i in chunk])
         return out
 
-    def _forward(self, batch: list[NDArray[np.int64]]) -> Array:
+    def _forward(self, encoder: _NumpyEncoder | _OnnxEncoder, batch: list[NDArray[np.int64]]) -> Array:
         n = max(len(t) for t in batch)
         tokens = np.zeros((len(batch), n), dtype=np.int64)
         mask = np.zeros((len(batch), n), dtype=np.float32)
@@ -199,7 +213,7 @@ class MiniLMEmbedder:
             tokens[row, : len(t)] = t
             mask[row, : len(t)] = 1.0
         mask_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
-        hidden = self._encoder(tokens, mask_bias)
+        hidden = encoder(tokens, mask_bias)
         summed = (hidden * mask[:, :, None]).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -41,6 +43,18 @@ def worker_url(join: str) -> str:
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     path = parts.path if parts.path not in ("", "/") else "/ws/worker"
     return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+@asynccontextmanager
+async def _one_error() -> AsyncIterator[None]:
+    """A task group's single error as itself (a lost connection, a rejection), not wrapped in an
+    exception group, so ``run`` retries or gives up on it by its kind."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 class RemoteWorker:
@@ -90,7 +104,7 @@ class RemoteWorker:
         self.accepted = reply
         logger.info("joined %s as %s", self.url, reply.worker_id)
         try:
-            async with anyio.create_task_group() as group:
+            async with _one_error(), anyio.create_task_group() as group:
                 group.start_soon(self._heartbeat, ws, reply.heartbeat_interval)
                 async for raw in ws:
                     try:

@@ -4,7 +4,7 @@ lifespan, each loop supervised (``supervision.py``)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from noosphere import __version__, dashboard
-from noosphere.agents.mcp_tools import McpToolbox
 from noosphere.agents.model import PoolModel
 from noosphere.agents.runtime import Runtime
 from noosphere.auth.principal import PrincipalKind
@@ -63,7 +62,6 @@ from noosphere.server.chat_completions import ChatCompletions
 from noosphere.server.deps import authorize_route, turns_of
 from noosphere.server.errors import error_body, install_error_handlers, send_json
 from noosphere.server.interactive import InteractiveFirst
-from noosphere.server.mcp import McpAuth, build_mcp, principal_from_http
 from noosphere.server.metrics import NodeMetrics
 from noosphere.server.openapi import install_openapi
 from noosphere.server.telemetry import RequestTelemetry
@@ -201,13 +199,18 @@ def create_app(
         runtime: Runtime = holder["runtime"]
         return runtime
 
-    mcp_server = build_mcp(current_node, principal_from_http, current_runtime)
-    mcp_app = mcp_server.streamable_http_app(
-        streamable_http_path="/mcp",
-        stateless_http=True,
-        json_response=False,  # SSE, so long tools (run_agent) can stream progress notifications
-        host=settings.server.host,
-    )
+    # MCP (its SDK takes a second to import) only where it is served: not in the CLI's offline app.
+    mcp_app: Any = None
+    if background:
+        from noosphere.server.mcp import build_mcp, principal_from_http
+
+        mcp_server = build_mcp(current_node, principal_from_http, current_runtime)
+        mcp_app = mcp_server.streamable_http_app(
+            streamable_http_path="/mcp",
+            stateless_http=True,
+            json_response=False,  # SSE, so long tools (run_agent) can stream progress notifications
+            host=settings.server.host,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -230,9 +233,15 @@ def create_app(
             node.memory.on_federated_change = federation.ring
             federation.forwarding = Forwarding(gateway.scheduler, node.key, federation.session)
             app.state.chat_desk = ChatDesk(gateway, node.audit, node.key.id)
+            # The embedder loads at its first use; a served node loads it now, off the request path.
+            loops.start("embedder_warmup", node.memory.embed, ["warm up"])
             loops.start("federation", federation.run)  # peers may be added while it runs
-            toolbox = McpToolbox(settings.runtime.mcp_servers)
-            await loops.start_ready("mcp_servers", toolbox.serve)
+            toolbox = None
+            if background:
+                from noosphere.agents.mcp_tools import McpToolbox
+
+                toolbox = McpToolbox(settings.runtime.mcp_servers)
+                await loops.start_ready("mcp_servers", toolbox.serve)
             runtime = Runtime(
                 node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
             )
@@ -292,7 +301,7 @@ def create_app(
                 loops.start("local_worker", process.run)
             if on_ready is not None:
                 on_ready(node)
-            async with mcp_app.router.lifespan_context(mcp_app):
+            async with mcp_app.router.lifespan_context(mcp_app) if mcp_app else nullcontext():
                 yield
             turns_of(app).govern(None)
             federation.forwarding.close()
@@ -342,7 +351,12 @@ def create_app(
     app.include_router(federation_api.router)
     app.add_exception_handler(federation_api.PeerRefused, federation_api.refused_answer)
     # /mcp as a route of its own (not a mount at "/"): other paths keep their 404 and 405 answers.
-    app.router.routes.append(Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"]))
+    if mcp_app is not None:
+        from noosphere.server.mcp import McpAuth
+
+        app.router.routes.append(
+            Route("/mcp", McpAuth(mcp_app, current_node), methods=["GET", "POST", "DELETE"])
+        )
     dashboard.install(app)
     install_openapi(app)
     return app
