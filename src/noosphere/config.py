@@ -7,24 +7,20 @@ setting is missing there. Nothing here is created at import time: ``load_setting
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from croniter import croniter
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from noosphere.agents.profile import AgentProfile
+from noosphere.config_file import read_config
 from noosphere.errors import ConfigError, InvalidRequest
 from noosphere.identity import node_id_of, public_key_from_text
 
 if TYPE_CHECKING:
     from noosphere.governance.policy import Policy
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Section(BaseModel):
@@ -567,21 +563,6 @@ class Settings(_Section):
     )
 
 
-def interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment values."""
-    source = os.environ if env is None else env
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in source:
-            return source[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is referenced in the config but not set")
-
-    return _ENV_REF.sub(replace, text)
-
-
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
@@ -592,19 +573,7 @@ def _describe(error: ValidationError) -> str:
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read settings from ``path`` (YAML, optional), then apply non-None ``overrides``."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        try:
-            loaded = yaml.safe_load(interpolate(text))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of settings at the top level")
-        raw = loaded or {}
+    raw: dict[str, Any] = {} if path is None else read_config(path)
     for key, value in overrides.items():
         if value is None:
             continue

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from noosphere.config import Settings, interpolate, load_settings
+from noosphere.config import Settings, load_settings
+from noosphere.config_file import interpolate
 from noosphere.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "settings.md"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from noosphere.auth.principal import key_account
 from noosphere.pool.budget import BudgetPeriod, period_key
 from noosphere.server.deps import NodeDep
+from noosphere.store.contract import ApiKeyRecord
 
 router = APIRouter(prefix="/api/v1", tags=["keys"])
 
@@ -54,12 +55,8 @@ class UsageOut(BaseModel):
     credits: float
 
 
-@router.post("/keys", status_code=201, summary="Create an API key for a user; returns the key once")
-async def create_key(body: KeyIn, node: NodeDep) -> KeyCreated:
-    record, secret = await node.auth.create_api_key(
-        body.user, body.name, body.rpm, body.tpm, body.budget, body.budget_period, body.conversations
-    )
-    return KeyCreated(
+def _out(record: ApiKeyRecord, spent: float = 0.0) -> KeyOut:
+    return KeyOut(
         id=record.id,
         user=record.user_id,
         name=record.name,
@@ -68,33 +65,27 @@ async def create_key(body: KeyIn, node: NodeDep) -> KeyCreated:
         budget=record.budget,
         budget_period=record.budget_period,
         conversations=record.capture,
+        revoked=record.revoked,
+        spent=spent,
         created_at=record.created_at,
-        key=secret,
     )
+
+
+@router.post("/keys", status_code=201, summary="Create an API key for a user; returns the key once")
+async def create_key(body: KeyIn, node: NodeDep) -> KeyCreated:
+    record, secret = await node.auth.create_api_key(
+        body.user, body.name, body.rpm, body.tpm, body.budget, body.budget_period, body.conversations
+    )
+    return KeyCreated(**_out(record).model_dump(), key=secret)
 
 
 @router.get("/keys", summary="API keys (of one user, or all) with their limits and what they spent")
 async def list_keys(node: NodeDep, user: Annotated[str | None, Query(max_length=64)] = None) -> list[KeyOut]:
     now = datetime.now(UTC)
-    out = []
-    for k in await node.auth.api_keys(user):
-        spent = -await node.store.balance(key_account(k.id), period_key(k.budget_period, now))
-        out.append(
-            KeyOut(
-                id=k.id,
-                user=k.user_id,
-                name=k.name,
-                rpm=k.rpm,
-                tpm=k.tpm,
-                budget=k.budget,
-                budget_period=k.budget_period,
-                conversations=k.capture,
-                revoked=k.revoked,
-                spent=spent,
-                created_at=k.created_at,
-            )
-        )
-    return out
+    return [
+        _out(k, -await node.store.balance(key_account(k.id), period_key(k.budget_period, now)))
+        for k in await node.auth.api_keys(user)
+    ]
 
 
 @router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key (its history stays)")
