@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 from noosphere import runfile
 from tests.integration.conftest import free_port, start_node, wait_ready
@@ -81,3 +85,33 @@ def test_the_cli_acts_on_the_postgresql_store_its_node_runs_with(tmp_path: Path)
     offline = json.loads(noosphere(data, "agent", "list", "--json").stdout)  # no --config given
     assert [a["name"] for a in offline] == ["scribe"]
     assert not (data / "noosphere.db").exists()
+
+
+async def test_noosphere_mcp_relays_stdio_to_the_running_node(tmp_path: Path) -> None:
+    """An MCP client that launches ``noosphere mcp`` talks to the running node's /mcp: what it
+    stores, the node holds at once, and the node served the calls."""
+    data, port = tmp_path / "node", free_port()
+    node = start_node(data, port, "--no-local-worker")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(node, url)
+        created = noosphere(data, "agent", "create", "cursor", "--json")
+        token = json.loads(created.stdout)["token"]
+        env = {**os.environ, "NOOSPHERE_DATA_DIR": str(data), "NOOSPHERE_TOKEN": token}
+        params = StdioServerParameters(command=sys.executable, args=["-m", "noosphere", "mcp"], env=env)
+        async with Client(params) as client:
+            stored = await client.call_tool(
+                "memory_store", {"content": "The relay keeps one node", "zone": "shared"}
+            )
+            assert not stored.is_error, stored
+            found = await client.call_tool("memory_search", {"query": "what keeps one node?"})
+            assert found.structured_content is not None
+            assert found.structured_content["hits"][0]["content"] == "The relay keeps one node"
+        headers = {"Authorization": f"Bearer {token}"}
+        admin = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
+        async with httpx.AsyncClient(base_url=url) as http:
+            listed = (await http.get("/api/v1/memories", headers=headers)).json()
+            assert [m["content"] for m in listed["items"]] == ["The relay keeps one node"]
+            assert 'route="/mcp",status="200"' in (await http.get("/metrics", headers=admin)).text
+    finally:
+        _stop(node)

@@ -107,8 +107,25 @@ def run_settings(config: Path | None, data_dir: Path | None, host: str | None, p
 
 @app.command()
 def mcp(config: ConfigOpt = None, data_dir: DataDirOpt = None, token: TokenOpt = None) -> None:
-    """Serve the memory tools over MCP on stdin/stdout (for MCP clients that launch a command)."""
+    """Serve the memory tools over MCP on stdin/stdout (for MCP clients that launch a command):
+    relayed to the running node's /mcp, or served from the data directory when no node runs."""
+    from noosphere.cli.client import fail
     from noosphere.cli.common import run, settings_from
+    from noosphere.cli.options import where
+    from noosphere.errors import NoosphereError
+
+    target = where(config, data_dir)
+    if target.url is not None:
+        import anyio
+
+        from noosphere.server.mcp_relay import relay
+
+        try:
+            caller = token or target.admin_token()
+        except NoosphereError as exc:
+            fail(exc.code, exc.message)
+        anyio.run(relay, target.url, caller)
+        return
     from noosphere.server.mcp_stdio import serve_stdio
 
     settings = settings_from(config, data_dir)

@@ -18,6 +18,7 @@ from noosphere.server.metrics import NodeMetrics
 HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED = "unmatched"  # the route label of paths no route serves (no label per probed path)
+OUTSIDE_FASTAPI = frozenset({CHAT_PATH, "/mcp"})  # served by plain ASGI, which names no route
 
 access = logging.getLogger("noosphere.access")
 
@@ -27,7 +28,8 @@ def _route(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    return CHAT_PATH if scope.get("path") == CHAT_PATH else UNMATCHED
+    path = scope.get("path")
+    return path if path in OUTSIDE_FASTAPI else UNMATCHED
 
 
 class RequestTelemetry:
