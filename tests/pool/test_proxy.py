@@ -29,7 +29,10 @@ TOOLS = [
 
 @pytest.fixture
 def origin(tmp_path: Path, minilm: MiniLMEmbedder) -> Iterator[Gateway]:
-    settings = load_settings(None, data_dir=tmp_path / "origin", server={"port": free_port()})
+    # No worker checker: its probe of "far-crash" (which fails on purpose) would exclude that worker.
+    settings = load_settings(
+        None, data_dir=tmp_path / "origin", server={"port": free_port()}, pool={"checker": False}
+    )
     models = {
         "far-model": FakeModel("far-model", reply="answered by the origin node"),
         "far-tools": FakeModel("far-tools", tool_calls=TOOL_CALLS),

@@ -63,17 +63,28 @@ class PeerHits(BaseModel):
     hits: list[PeerHit] = Field(max_length=MAX_HITS)
 
 
-def ask_of(query: SearchQuery) -> dict[str, Any]:
-    """What this node asks its peers for a local search."""
-    return PeerSearch(
-        query=query.query,
-        limit=min(query.limit, MAX_HITS),
-        kinds=query.kinds,
-        tags=query.tags,
-        since=query.since,
-        until=query.until,
-        include_invalid=query.include_invalid,
-    ).model_dump(mode="json", exclude_none=True)
+def ask_of(query: SearchQuery) -> dict[str, Any] | None:
+    """What this node asks its peers for a local search; None when no peer could have a match.
+
+    A kind no memory can have (the search itself takes any short text) matches nothing here or
+    there: it is left out of what peers are asked, and a search for only such kinds asks none."""
+    kinds = None if query.kinds is None else [k for k in query.kinds if KIND_PATTERN.match(k)]
+    if kinds == []:
+        return None
+    try:
+        asked = PeerSearch(
+            query=query.query,
+            limit=min(query.limit, MAX_HITS),
+            kinds=kinds,
+            tags=query.tags,
+            since=query.since,
+            until=query.until,
+            include_invalid=query.include_invalid,
+        )
+    except ValidationError as exc:  # nothing a peer would accept: search here only
+        log.info("a search was not asked of peers: %s", exc.errors()[0]["msg"])
+        return None
+    return asked.model_dump(mode="json", exclude_none=True)
 
 
 async def serve(memory: MemoryService, peer: PeerSettings, asked: PeerSearch) -> dict[str, Any]:
@@ -95,7 +106,9 @@ async def ask(
     send: Send, peers: list[PeerSettings], query: SearchQuery, seconds: float
 ) -> list[tuple[str, list[SearchHit]]]:
     """Each peer's hits, from those that answer well within ``seconds``."""
-    payload = ask_of(query)
+    payload = ask_of(query) if peers else None
+    if payload is None:
+        return []
 
     async def one(peer: PeerSettings) -> tuple[str, list[SearchHit]] | None:
         try:
