@@ -204,3 +204,8 @@ def test_an_embeddings_request_has_a_bounded_number_of_inputs(client: TestClient
     refused = client.post("/v1/embeddings", json={"model": "default", "input": []})
     assert refused.status_code == 422
     assert client.post("/v1/embeddings", json={"model": "default", "input": ["x"] * 3}).status_code == 200
+
+
+def test_an_audit_position_past_any_log_is_refused_not_a_failure(client: TestClient) -> None:
+    assert client.get("/api/v1/audit", params={"start": 2**63}).status_code == 422
+    assert client.get("/api/v1/audit", params={"start": 2**63 - 1}).json() == []

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from noosphere.memory.model import INT64_MAX
 from noosphere.server.deps import NodeDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -49,7 +50,7 @@ class Heads(BaseModel):
 @router.get("", summary="Audit entries, oldest first, from seq `start`")
 async def entries(
     node: NodeDep,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditEntryOut]:
     out = []
