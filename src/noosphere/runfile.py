@@ -27,6 +27,8 @@ class RunInfo:
 
     @property
     def alive(self) -> bool:
+        """The node's process still runs (and is a noosphere process, not another that took its
+        id after a kill -9 left the file behind)."""
         if self.pid <= 0:
             return False
         try:
@@ -35,7 +37,11 @@ class RunInfo:
             return False
         except PermissionError:  # alive, another user's
             return True
-        return True
+        try:
+            command = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:  # no /proc here: the signal's answer is all there is
+            return True
+        return b"noosphere" in command
 
 
 def write(data_dir: Path, info: RunInfo) -> None:

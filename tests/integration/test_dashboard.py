@@ -138,6 +138,10 @@ def test_a_user_sees_people_pages_but_not_the_admins(browser: TestClient) -> Non
         assert page.status_code == 403 and "is not open to" in page.text, path
     nav = browser.get("/ui").text
     assert 'href="/ui/pool"' not in nav and 'href="/ui/memory"' in nav
+    assert (
+        "<h2>Workers</h2>" not in nav
+    )  # the pool's workers are the admin's (its loops, as /readyz, anyone's)
+    assert "fake" in nav  # the models are anyone's (as /v1/models)
 
 
 def test_memory_search_shows_hits_and_a_record_with_its_versions(browser: TestClient) -> None:
@@ -276,3 +280,19 @@ def test_every_page_renders_for_the_admin(browser: TestClient) -> None:
     for name in ("htmx.min.js", "sse.min.js", "uPlot.iife.min.js", "dashboard.js", "dashboard.css"):
         assert browser.get(f"/ui/static/{name}").status_code == 200
     assert browser.get("/ui/static/../../config.py").status_code == 404
+
+
+def test_the_pool_page_shows_spend_per_day(browser: TestClient) -> None:
+    _user(browser, "ann")
+    admin = {"Authorization": f"Bearer {_admin(browser)}", "Accept": "application/json"}
+    key = browser.post("/api/v1/keys", json={"user": "ann", "name": "cli"}, headers=admin).json()
+    chat = {"model": "fake", "messages": [{"role": "user", "content": "count"}]}
+    paid = {"Authorization": f"Bearer {key['key']}", "Accept": "application/json"}
+    assert browser.post("/v1/chat/completions", json=chat, headers=paid).status_code == 200
+    _sign_in(browser, _admin(browser))
+    page = browser.get("/ui/pool").text
+    daily = page.split("Spend over time", 1)[1].split("API keys", 1)[0]
+    row = re.search(rf"<td class=\"mono\">{key['id']}</td>(.*?)</tr>", daily)
+    assert row is not None, daily[:2000]
+    today = re.findall(r"<td>([^<]*)</td>", row[1])[-1]
+    assert today != "·" and float(today) > 0  # this chat's credits, on today's column

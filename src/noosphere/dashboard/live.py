@@ -53,7 +53,7 @@ def _event(name: str, html: str) -> bytes:
 async def _panel(request: Request, who: Any, topic: str) -> str:
     app = request.app
     if topic == "overview":
-        return fragment("_overview_live.html", view=views.overview(app))
+        return fragment("_overview_live.html", view=views.overview(app, who.is_admin))
     if topic == "approvals":
         data = await views.approvals(node_of(app), who)
         return fragment("_approvals_pending.html", csrf=request.state.session_csrf, **data)

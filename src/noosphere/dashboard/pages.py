@@ -79,8 +79,8 @@ async def logout(request: Request) -> RedirectResponse:
 
 # -- pages ----------------------------------------------------------------------------------------
 @pages.get("")
-async def overview(request: Request) -> HTMLResponse:
-    return render(request, "overview.html", view=views.overview(request.app))
+async def overview(request: Request, who: PersonDep) -> HTMLResponse:
+    return render(request, "overview.html", view=views.overview(request.app, who.is_admin))
 
 
 @pages.get("/approvals")

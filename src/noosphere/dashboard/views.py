@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from noosphere import __version__
@@ -19,8 +19,9 @@ from noosphere.store.contract import ApprovalRecord, TaskRecord
 RECENT_AUDIT = 2000  # audit entries the agents page reads for the tool calls of recent tasks
 
 
-def overview(app: Any) -> dict[str, Any]:
-    """The node at a glance: identity, peers, workers and queue, loops, the last hour's traffic."""
+def overview(app: Any, admin: bool) -> dict[str, Any]:
+    """The node at a glance: identity, peers, workers and queue, loops, the last hour's traffic.
+    The workers themselves are the admin's to see (as ``GET /api/v1/pool``); others see models."""
     state = app.state
     node: Node = state.node
     metrics = app.metrics
@@ -49,7 +50,7 @@ def overview(app: Any) -> dict[str, Any]:
         "uptime": time.time() - metrics.started,
         "storage": node.settings.storage.backend,
         "peers": {} if federation is None else federation.states(),
-        "workers": workers,
+        "workers": workers if admin else None,
         "queued": 0 if gateway is None else gateway.scheduler.queued(),
         "models": [] if gateway is None else gateway.models(),
         "loops": loops,
@@ -80,16 +81,33 @@ async def approvals(node: Node, person: Principal) -> dict[str, Any]:
     }
 
 
+SPEND_GROUPS = ("key_id", "principal", "model", "worker")
+DAILY = 7  # days of the spend-over-time table
+
+
+async def daily_spend(node: Node, by: str, days: int = DAILY) -> tuple[list[str], dict[str, list[float]]]:
+    """Credits per day for the last ``days`` days (today last), per group: each day's is the
+    difference of two of the ledger's running totals."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [midnight - timedelta(days=back) for back in range(days - 1, -1, -1)]
+    totals = [{r.group: r.credits for r in await node.store.usage_summary(by, start)} for start in starts]
+    totals.append({})  # nothing after now
+    groups = sorted({g for day in totals for g in day})
+    series = {
+        g: [round(totals[i].get(g, 0.0) - totals[i + 1].get(g, 0.0), 6) for i in range(days)] for g in groups
+    }
+    return [f"{start:%a %d}" for start in starts], series
+
+
 async def pool(app: Any, days: float) -> dict[str, Any]:
     from noosphere.server.pool_api import pool_report
 
     node: Node = app.state.node
     since = datetime.fromtimestamp(time.time() - days * 86400, UTC)
-    spend = {
-        by: await node.store.usage_summary(by, since) for by in ("key_id", "principal", "model", "worker")
-    }
+    spend = {by: await node.store.usage_summary(by, since) for by in SPEND_GROUPS}
+    daily = {by: await daily_spend(node, by) for by in SPEND_GROUPS}
     keys = await node.auth.api_keys(None)
-    return {"report": pool_report(app), "spend": spend, "keys": keys, "days": days}
+    return {"report": pool_report(app), "spend": spend, "daily": daily, "keys": keys, "days": days}
 
 
 @dataclass(frozen=True)
