@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ import anyio
 import httpx
 import numpy as np
 
-from bench.gateway import _metered_key, _mock_node_config, _port, _start, _start_node, _stop, _wait
+from bench.gateway import _metered_key, _mock_node_config, _port, _start, _stop, _wait
 from bench.report import write_section
 
 SECONDS = float(os.environ.get("NOOSPHERE_SOAK_SECONDS", "300"))
@@ -93,6 +94,25 @@ def _chats(url: str, key: str, seconds: float, out: Path) -> None:
     out.write_text(json.dumps({**chats, "errors": tally.errors["chat"]}))
 
 
+async def _call(client: httpx.AsyncClient, method: str, path: str, body: Any = None) -> int:
+    """The status of one call; 0 when the connection failed (an error the soak counts, not one
+    that ends it)."""
+    try:
+        answer = await client.request(method, path, json=body)
+    except httpx.TransportError:
+        return 0
+    return answer.status_code
+
+
+async def _lag(url: str, tally: Tally, stop: float) -> None:
+    """How late the node answers its cheapest route, once a second: its event loop's stalls."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            tally.done("healthz", began, await _call(client, "GET", "/healthz") == 200)
+            await anyio.sleep(1.0)
+
+
 async def _memory(url: str, token: str, n: int, tally: Tally, stop: float) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
@@ -101,11 +121,13 @@ async def _memory(url: str, token: str, n: int, tally: Tally, stop: float) -> No
             i += 1
             began = time.perf_counter()
             content = f"client {n} note {i}: the deploy of service {i % 50} moved to rack {i % 7}"
-            stored = await client.post("/api/v1/memories", json={"content": content, "zone": "shared"})
-            tally.done("memory write", began, stored.status_code == 201)
+            stored = await _call(client, "POST", "/api/v1/memories", {"content": content, "zone": "shared"})
+            tally.done("memory write", began, stored == 201)
             began = time.perf_counter()
-            found = await client.post("/api/v1/memories/search", json={"query": f"service {i % 50} rack"})
-            tally.done("memory search", began, found.status_code == 200)
+            found = await _call(
+                client, "POST", "/api/v1/memories/search", {"query": f"service {i % 50} rack"}
+            )
+            tally.done("memory search", began, found == 200)
 
 
 async def _bus(url: str, token: str, tally: Tally, stop: float) -> None:
@@ -113,14 +135,15 @@ async def _bus(url: str, token: str, tally: Tally, stop: float) -> None:
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
         while time.perf_counter() < stop:
             began = time.perf_counter()
-            sent = await client.post(
-                "/api/v1/bus/messages", json={"kind": "EVENT", "recipient": "soaker", "payload": {"n": 1}}
-            )
-            tally.done("bus send", began, sent.status_code == 200)
-            got = await client.post("/api/v1/bus/mailboxes/soaker/receive", json={"limit": 10})
-            ids = [d["envelope"]["id"] for d in got.json()] if got.status_code == 200 else []
-            if ids:
-                await client.post("/api/v1/bus/mailboxes/soaker/ack", json={"ids": ids})
+            event = {"kind": "EVENT", "recipient": "soaker", "payload": {"n": 1}}
+            tally.done("bus send", began, await _call(client, "POST", "/api/v1/bus/messages", event) == 200)
+            try:
+                got = await client.post("/api/v1/bus/mailboxes/soaker/receive", json={"limit": 10})
+                ids = [d["envelope"]["id"] for d in got.json()] if got.status_code == 200 else []
+                if ids:
+                    await client.post("/api/v1/bus/mailboxes/soaker/ack", json={"ids": ids})
+            except httpx.TransportError:
+                continue
 
 
 async def _approvals(url: str, agent: str, admin: str, tally: Tally, stop: float) -> None:
@@ -133,19 +156,33 @@ async def _approvals(url: str, agent: str, admin: str, tally: Tally, stop: float
         while time.perf_counter() < stop:
             i += 1
             began = time.perf_counter()
-            mine = await client.post("/api/v1/memories", json={"content": f"scratch {i}"}, headers=as_agent)
-            if mine.status_code != 201:
+            try:
+                await _approve_once(client, i, as_agent, as_admin, tally, began)
+            except httpx.TransportError:
                 tally.done("approval", began, False)
-                continue
-            path = f"/api/v1/memories/{mine.json()['id']}"
-            asked = await client.delete(path, headers=as_agent)
-            approval = asked.json().get("error", {}).get("approval_id") if asked.status_code == 403 else None
-            if approval is None:
-                tally.done("approval", began, False)
-                continue
-            decided = await client.post(f"/api/v1/approvals/{approval}/approve", json={}, headers=as_admin)
-            again = await client.delete(path, headers=as_agent)
-            tally.done("approval", began, decided.status_code == 200 and again.status_code == 204)
+
+
+async def _approve_once(
+    client: httpx.AsyncClient,
+    i: int,
+    as_agent: dict[str, str],
+    as_admin: dict[str, str],
+    tally: Tally,
+    began: float,
+) -> None:
+    mine = await client.post("/api/v1/memories", json={"content": f"scratch {i}"}, headers=as_agent)
+    if mine.status_code != 201:
+        tally.done("approval", began, False)
+        return
+    path = f"/api/v1/memories/{mine.json()['id']}"
+    asked = await client.delete(path, headers=as_agent)
+    approval = asked.json().get("error", {}).get("approval_id") if asked.status_code == 403 else None
+    if approval is None:
+        tally.done("approval", began, False)
+        return
+    decided = await client.post(f"/api/v1/approvals/{approval}/approve", json={}, headers=as_admin)
+    again = await client.delete(path, headers=as_agent)
+    tally.done("approval", began, decided.status_code == 200 and again.status_code == 204)
 
 
 async def _mixed(url: str, key: str, agent: str, seconds: float, out: Path, during: Any = None) -> Tally:
@@ -161,12 +198,26 @@ async def _mixed(url: str, key: str, agent: str, seconds: float, out: Path, duri
             group.start_soon(_memory, url, agent, n, tally, stop)
         group.start_soon(_bus, url, agent, tally, stop)
         group.start_soon(_approvals, url, agent, ADMIN_TOKEN, tally, stop)
+        group.start_soon(_lag, url, tally, stop)
     await anyio.to_thread.run_sync(chatter.join)
     chats = json.loads(await anyio.Path(out).read_text())
     tally.per_minute["chat"] = defaultdict(int, {int(m): n for m, n in chats["per_minute"].items()})
     tally.latency["chat"] = chats["latency"]
     tally.errors["chat"] = chats["errors"]
     return tally
+
+
+def _logged_node(config: Path, tmp: Path, name: str, port: int, env: dict[str, str]) -> Any:
+    """``noosphere up`` with its log in ``tmp/<name>.log``, read for failures afterwards."""
+    up = ["noosphere", "up", "--config", str(config), "--data-dir", str(tmp / name), "--port", str(port)]
+    with (tmp / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", *up],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
 
 
 async def _node(tmp: Path, name: str, mock_port: int, streams: int | None) -> tuple[Any, str, str, str]:
@@ -179,7 +230,7 @@ async def _node(tmp: Path, name: str, mock_port: int, streams: int | None) -> tu
         )
     env = {**os.environ, "NOOSPHERE_ADMIN_TOKEN": ADMIN_TOKEN}
     key = _metered_key(config, tmp / name, env)
-    node = _start_node(config, tmp / name, port, env)
+    node = _logged_node(config, tmp, name, port, env)
     url = f"http://127.0.0.1:{port}"
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     _wait(f"{url}/v1/models", admin, node)
@@ -251,9 +302,10 @@ async def run() -> None:
             _stop(mock)
         with sqlite3.connect(tmp / "node" / "noosphere.db") as db:
             (recorded,) = db.execute("SELECT count(*) FROM usage_requests WHERE status = 'ok'").fetchone()
+        tmp_log = (tmp / "node.log").read_text(errors="replace")
     answered = sum(tally.per_minute["chat"].values())
     minutes = int(elapsed // 60) or 1
-    kinds = ["chat", "memory write", "memory search", "bus send", "approval"]
+    kinds = ["chat", "memory write", "memory search", "bus send", "approval", "healthz"]
     shown = minutes if minutes <= 6 else 6  # the first three and the last three minutes of a long run
     picked = list(range(minutes)) if minutes <= 6 else [0, 1, 2, minutes - 3, minutes - 2, minutes - 1]
     rows = [
@@ -277,6 +329,9 @@ async def run() -> None:
             + f"| {tally.errors[kind]} ({rate:.2f} %) |"
         )
     growth = (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) == 2 and rss[0] else float("nan")
+    logged = (tmp_log or "").splitlines()
+    failures = [line for line in logged if "Traceback" in line or line.startswith(("ERROR", "CRITICAL"))]
+    stalls = np.asarray(tally.latency["healthz"] or [0.0])
     compared = [
         "| kind | alone p50 ms | under chat load p50 ms | ratio | alone p99 ms | under chat load p99 ms |",
         "|---|---|---|---|---|---|",
@@ -306,7 +361,11 @@ async def run() -> None:
         f"{recorded:,} ({'caught up' if recorded >= answered else 'behind'}: written within "
         "`pool.ledger_delay_ms` of each answer, and on shutdown). "
         f"Node RSS {rss[0]:.0f} MiB at the first minute, {rss[-1]:.0f} MiB at the "
-        f"end ({growth:+.1f} %; target < 10 %).\n\n"
+        f"end ({growth:+.1f} %; target < 10 %). The node's log holds {len(failures)} error lines"
+        + (f" (the first: `{failures[0][:160]}`)" if failures else "")
+        + "; `GET /healthz` once a second answered in "
+        f"{np.percentile(stalls, 50) * 1000:.1f} ms at the median and {stalls.max() * 1000:.0f} ms at the "
+        "slowest (how long the node's event loop stalled).\n\n"
         f"The same load against two fresh nodes, {COMPARE_SLICES} slices of {COMPARE_SECONDS:.0f} s each, "
         "alternating: one that makes chats take turns while memory and bus calls arrive and its event loop "
         "runs late (the default, [gateway.md](gateway.md#chats-make-way-for-agents-calls)), one that does "

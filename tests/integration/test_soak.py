@@ -42,6 +42,7 @@ def test_a_short_soak_of_mixed_load_fails_nothing_and_keeps_the_ledger_up() -> N
         tally, before, after = anyio.run(soak, tmp)
         with sqlite3.connect(tmp / "node" / "noosphere.db") as db:
             (recorded,) = db.execute("SELECT count(*) FROM usage_requests WHERE status = 'ok'").fetchone()
+        logged = (tmp / "node.log").read_text(errors="replace")
     kinds = ["chat", "memory write", "memory search", "bus send", "approval"]
     done = {kind: sum(tally.per_minute[kind].values()) for kind in kinds}  # type: ignore[attr-defined]
     errors = {kind: tally.errors[kind] for kind in kinds}  # type: ignore[attr-defined]
@@ -49,3 +50,4 @@ def test_a_short_soak_of_mixed_load_fails_nothing_and_keeps_the_ledger_up() -> N
     assert all(done[kind] > 0 for kind in kinds), done
     assert not any(errors.values()), errors
     assert recorded >= done["chat"]  # every answered chat was paid for by the time the node stopped
+    assert "Traceback" not in logged, logged[-3000:]

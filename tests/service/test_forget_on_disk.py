@@ -84,3 +84,66 @@ async def test_an_expired_turn_leaves_no_copy_in_its_neighbours_index_entries(
         assert MARKER.encode() not in _on_disk(settings.data_dir)
         kept = await node.memory.search(agent, SearchQuery(query="understood hello"))
         assert "understood" in {h.memory.content for h in kept}
+
+
+async def test_a_thousand_forgets_leave_the_full_text_index_sound(settings: Settings) -> None:
+    """FTS5's 'optimize' after each delete left SQLite 3.40's index malformed after about a
+    thousand of them (searches answered 500); forgetting rebuilds the index instead."""
+    from noosphere.testing import FakeEmbedder
+
+    async with open_node(settings, embedder=FakeEmbedder()) as node:
+        agent = await make_agent(node, "a")
+        for i in range(1100):
+            notes = [
+                MemoryDraft(
+                    content=f"client {n} note {i}: service {i % 50} moved to rack {i % 7}", zone=Zone.SHARED
+                )
+                for n in range(2)
+            ]
+            await node.memory.store_many(agent, notes)
+            scratch = await node.memory.store_one(agent, MemoryDraft(content=f"scratch {i}"))
+            await node.memory.forget(agent, scratch.id)
+            if i % 100 == 0:
+                assert await node.memory.search(agent, SearchQuery(query="rack", limit=3))
+        hits = await node.memory.search(agent, SearchQuery(query="which rack did service 7 move to", limit=3))
+        assert hits and "rack" in hits[0].memory.content
+
+
+async def test_a_malformed_full_text_index_is_rebuilt_at_the_next_search(settings: Settings) -> None:
+    """A database an older node left with a malformed index answers searches again."""
+    import sqlite3
+
+    from noosphere.testing import FakeEmbedder
+
+    if settings.storage.backend != "sqlite":
+        return
+    async with open_node(settings, embedder=FakeEmbedder()) as node:
+        agent = await make_agent(node, "a")
+        await node.memory.store_one(agent, MemoryDraft(content="the backup runs at two", zone=Zone.SHARED))
+    # What the old erasure did, straight on the index: a delete, then 'optimize', a thousand times.
+    db = sqlite3.connect(settings.data_dir / "noosphere.db", isolation_level=None)
+    rowid, malformed = 100_000, False
+    try:
+        for i in range(1200):
+            for n in range(2):
+                rowid += 1
+                text = f"client {n} note {i}: the deploy of service {i % 50} moved to rack {i % 7}"
+                db.execute("INSERT INTO memories_fts (rowid, index_text) VALUES (?, ?)", (rowid, text))
+            rowid += 1
+            db.execute("INSERT INTO memories_fts (rowid, index_text) VALUES (?, ?)", (rowid, f"scratch {i}"))
+            db.execute(
+                "INSERT INTO memories_fts (memories_fts, rowid, index_text) VALUES ('delete', ?, ?)",
+                (rowid, f"scratch {i}"),
+            )
+            db.execute("INSERT INTO memories_fts (memories_fts) VALUES ('optimize')")
+            ranked = "SELECT rowid, bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH 'rack'"
+            db.execute(ranked + " ORDER BY 2").fetchall()
+    except sqlite3.DatabaseError as exc:
+        malformed = "malformed" in str(exc)
+    finally:
+        db.close()
+    assert malformed, "the old erasure's pattern did not break this SQLite's index"
+    async with open_node(settings, embedder=FakeEmbedder()) as node:
+        agent = await node.auth.by_id("agent:a")
+        hits = await node.memory.search(agent, SearchQuery(query="when does the backup run"))
+        assert [h.memory.content for h in hits][:1] == ["the backup runs at two"]
