@@ -325,7 +325,11 @@ async def run() -> None:
             f"| {kind} | "
             + " | ".join(f"{r:,.1f}" for r in rates)
             + f" | {np.percentile(lat, 50):.1f} | {np.percentile(lat, 99):.1f} "
-            + f"| {np.percentile(first, 99):.1f} → {np.percentile(last, 99):.1f} "
+            + (  # the chat clients' per-minute latencies stay in their own process
+                f"| {np.percentile(first, 99):.1f} → {np.percentile(last, 99):.1f} "
+                if tally.minute_latency[kind]
+                else "| — "
+            )
             + f"| {tally.errors[kind]} ({rate:.2f} %) |"
         )
     growth = (rss[-1] - rss[0]) / rss[0] * 100 if len(rss) == 2 and rss[0] else float("nan")
