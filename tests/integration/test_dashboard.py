@@ -296,3 +296,18 @@ def test_the_pool_page_shows_spend_per_day(browser: TestClient) -> None:
     assert row is not None, daily[:2000]
     today = re.findall(r"<td>([^<]*)</td>", row[1])[-1]
     assert today != "·" and float(today) > 0  # this chat's credits, on today's column
+
+
+def test_hostile_form_values_are_refused_not_failures(browser: TestClient) -> None:
+    _user(browser, "ann")
+    csrf = _sign_in(browser, _admin(browser))
+    huge = browser.post("/ui/keys", data={"user": "ann", "rpm": "1" + "0" * 30, "csrf": csrf})
+    assert huge.status_code == 400 and "rpm" in huge.text
+    asked = _ask(browser, "shell_run", {"command": "true"})
+    long_note = {"one": f"{asked}:reject:once", "note": "x" * 5000, "csrf": csrf}
+    assert browser.post("/ui/approvals/decide", data=long_note).status_code == 400
+    search = browser.get("/ui/memory", params={"q": "q" * 5000, "tag": "not a tag!"})
+    assert search.status_code == 200 and 'class="error"' in search.text
+    odd = {"model": "fake", "messages": [{"role": "wizard", "content": 3}]}
+    refused = browser.post("/ui/chat", json=odd, headers={"X-CSRF-Token": csrf, "Accept": "application/json"})
+    assert refused.status_code == 422

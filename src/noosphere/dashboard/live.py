@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
 
 from noosphere.dashboard import views
 from noosphere.dashboard.access import PersonDep, Refused, person
@@ -20,6 +19,7 @@ from noosphere.dashboard.render import fragment
 from noosphere.errors import NoosphereError
 from noosphere.pool.protocol import Chunk, Failed, JobRequest
 from noosphere.server.deps import gateway_of, node_of
+from noosphere.server.openai_wire import ChatCompletionRequest
 
 router = APIRouter(include_in_schema=False)
 live = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(person)])
@@ -96,26 +96,22 @@ async def panel(request: Request, topic: str, who: PersonDep) -> StreamingRespon
     )
 
 
-class ChatIn(BaseModel):
-    model: str = Field(min_length=1, max_length=200)
-    messages: list[dict[str, Any]] = Field(min_length=1, max_length=200)
-    max_tokens: int = Field(512, ge=1, le=8192)
+CHAT_MAX_TOKENS = 512  # the chat page's answers, unless it asks for another length
 
 
-async def _answer(request: Request, who: Any, body: ChatIn) -> AsyncIterator[bytes]:
+async def _answer(request: Request, who: Any, job: JobRequest) -> AsyncIterator[bytes]:
     gateway = gateway_of(request.app)
-    request_ = JobRequest(model=body.model, messages=body.messages, max_tokens=body.max_tokens)
     try:
-        async with gateway.run(who, request_, bulk=True) as job:
-            event = await gateway.first_event(job)
+        async with gateway.run(who, job, bulk=True) as running:
+            event = await gateway.first_event(running)
             while isinstance(event, Chunk):
                 if event.content:
                     yield f"data: {json.dumps({'text': event.content})}\n\n".encode()
-                event = await job.events.get()
+                event = await running.events.get()
             if isinstance(event, Failed):
                 yield f"data: {json.dumps({'error': event.message or event.code})}\n\n".encode()
                 return
-            prompt, completion = gateway.usage(job)
+            prompt, completion = gateway.usage(running)
         done = {"done": True, "prompt_tokens": prompt, "completion_tokens": completion}
         yield f"data: {json.dumps(done)}\n\n".encode()
     except NoosphereError as exc:
@@ -123,10 +119,14 @@ async def _answer(request: Request, who: Any, body: ChatIn) -> AsyncIterator[byt
 
 
 @live.post("/chat")
-async def chat(request: Request, body: ChatIn, who: PersonDep) -> StreamingResponse:
-    gateway_of(request.app).resolve(body.model)  # an unknown model is an error now, not mid-stream
+async def chat(request: Request, body: ChatCompletionRequest, who: PersonDep) -> StreamingResponse:
+    """The chat page's turn, validated as ``POST /v1/chat/completions`` validates one."""
+    job = body.to_job()
+    if job.max_tokens is None:
+        job = job.model_copy(update={"max_tokens": CHAT_MAX_TOKENS})
+    gateway_of(request.app).resolve(job.model)  # an unknown model is an error now, not mid-stream
     return StreamingResponse(
-        _answer(request, who, body),
+        _answer(request, who, job),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

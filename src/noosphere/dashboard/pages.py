@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
-from noosphere.auth.principal import Principal
 from noosphere.dashboard import views
 from noosphere.dashboard.access import PersonDep, Refused, field, form_of, person, sessions_of
 from noosphere.dashboard.render import render
@@ -18,9 +18,12 @@ from noosphere.dashboard.sessions import COOKIE
 from noosphere.errors import NoosphereError, Unauthenticated
 from noosphere.federation.admin import PeerAdmin
 from noosphere.governance.checkpoints import Scope, Verdict
-from noosphere.memory.model import SearchQuery, Zone
-from noosphere.node import Node
+from noosphere.memory.model import ListQuery, SearchQuery, Zone
+from noosphere.server import approvals_api, keys_api
+from noosphere.server.approvals_api import DecisionIn
 from noosphere.server.deps import node_of
+from noosphere.server.errors import validation_message
+from noosphere.server.keys_api import KeyIn
 
 router = APIRouter(include_in_schema=False)
 pages = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(person)])
@@ -89,7 +92,7 @@ async def approvals(request: Request, who: PersonDep) -> HTMLResponse:
 
 
 @pages.post("/approvals/decide")
-async def decide(request: Request, who: PersonDep) -> Response:
+async def decide_approvals(request: Request, who: PersonDep) -> Response:
     """One decision (a row's button: ``one=ID:VERDICT:SCOPE``) or one for every ticked row."""
     form = await form_of(request)
     node = node_of(request.app)
@@ -100,30 +103,25 @@ async def decide(request: Request, who: PersonDep) -> Response:
     else:
         chosen = form.get("ids", [])
         verdict_text, scope_text = field(form, "verdict"), field(form, "scope", "once")
-    try:
-        verdict, scope = Verdict(verdict_text), Scope(scope_text or "once")
+    try:  # the API's own decision body: the same scopes and note length
+        verdict = Verdict(verdict_text)
+        decision = DecisionIn(scope=Scope(scope_text or "once"), note=field(form, "note") or None)
     except ValueError:
-        raise Refused(400, "invalid_request", "choose approve, reject or escalate") from None
-    note = field(form, "note") or None
+        raise Refused(
+            400,
+            "invalid_request",
+            "choose approve, reject or escalate, and a note of at most 2000 characters",
+        ) from None
     problems = []
     for approval_id in chosen[:200]:
         try:
-            await _decide_one(node, who, approval_id, verdict, scope, note)
+            await approvals_api.decide(node, who, approval_id, verdict, decision)
         except NoosphereError as exc:
             problems.append(f"{approval_id}: {exc.message}")
     if problems:
         data = await views.approvals(node, who)
         return render(request, "approvals.html", status=409, problems=problems, **data)
     return _back("/ui/approvals")
-
-
-async def _decide_one(
-    node: Node, who: Principal, approval_id: str, verdict: Verdict, scope: Scope, note: str | None
-) -> None:
-    args = {"id": approval_id, "verdict": verdict, "scope": scope, "note": note}
-    await node.governor.run(
-        who, "approval_decide", args, lambda: node.checkpoints.decide(approval_id, who, verdict, scope, note)
-    )
 
 
 @pages.get("/pool")
@@ -134,30 +132,19 @@ async def pool(request: Request, days: float = 7.0) -> HTMLResponse:
 
 @pages.post("/keys")
 async def create_key(request: Request) -> HTMLResponse:
+    """The form, checked as ``POST /api/v1/keys`` checks its body."""
     form = await form_of(request)
-    node = node_of(request.app)
-
-    def number(name: str, kind: type[int] | type[float]) -> Any:
-        text = field(form, name).strip()
-        try:
-            return None if not text else kind(text)
-        except ValueError:
-            raise Refused(400, "invalid_request", f"{name} must be a number") from None
-
-    period = field(form, "budget_period", "total")
-    if period not in ("total", "daily", "monthly"):
-        raise Refused(400, "invalid_request", "budget period: total, daily or monthly")
-    record, secret = await node.auth.create_api_key(
-        field(form, "user").strip(),
-        field(form, "name", "default").strip() or "default",
-        number("rpm", int),
-        number("tpm", int),
-        number("budget", float),
-        period,  # type: ignore[arg-type]
-        field(form, "conversations") == "on",
-    )
+    fields = {name: field(form, name).strip() for name in ("user", "name", "rpm", "tpm", "budget")}
+    wanted: dict[str, object] = {name: value for name, value in fields.items() if value}
+    wanted["budget_period"] = field(form, "budget_period", "total")
+    wanted["conversations"] = field(form, "conversations") == "on"
+    try:
+        body = KeyIn.model_validate(wanted)
+    except ValidationError as exc:
+        raise Refused(400, "invalid_request", validation_message(exc.errors())) from None
+    created = await keys_api.create(node_of(request.app), body)
     data = await views.pool(request.app, 7.0)
-    return render(request, "pool.html", periods=DAYS, new_key=(record, secret), **data)
+    return render(request, "pool.html", periods=DAYS, new_key=created, **data)
 
 
 @pages.post("/keys/revoke")
@@ -198,8 +185,6 @@ async def memory(
             found = await node.governor.run(who, "memory_search", args, lambda: search(who, query))
             hits = [(h.memory, h.score) for h in found]
         else:
-            from noosphere.memory.model import ListQuery
-
             listing = ListQuery(limit=50, **filters)
             args = listing.model_dump(mode="json")
             page = await node.governor.run(
@@ -208,6 +193,8 @@ async def memory(
             hits = [(m, None) for m in reversed(page.items)]
     except NoosphereError as exc:
         error = exc.message
+    except ValidationError as exc:  # a query or filter the API would refuse (422) too
+        error = validation_message(exc.errors())
     zones = [z.value for z in Zone]
     return render(
         request, "memory.html", hits=hits, error=error, q=q, zone=zone, kind=kind, tag=tag, zones=zones

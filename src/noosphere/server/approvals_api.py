@@ -75,7 +75,7 @@ async def get_approval(approval_id: str, node: NodeDep, caller: PrincipalDep) ->
     return ApprovalOut.of(record)
 
 
-async def _decide(
+async def decide(
     node: NodeDep, caller: PrincipalDep, approval_id: str, verdict: Verdict, body: DecisionIn
 ) -> ApprovalOut:
     record = await node.governor.run(
@@ -89,14 +89,14 @@ async def _decide(
 
 @router.post("/{approval_id}/approve", summary="Approve: once, for the session, or always")
 async def approve(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
-    return await _decide(node, caller, approval_id, Verdict.APPROVE, body)
+    return await decide(node, caller, approval_id, Verdict.APPROVE, body)
 
 
 @router.post("/{approval_id}/reject", summary="Reject: the call is refused")
 async def reject(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
-    return await _decide(node, caller, approval_id, Verdict.REJECT, body)
+    return await decide(node, caller, approval_id, Verdict.REJECT, body)
 
 
 @router.post("/{approval_id}/escalate", summary="Pass the decision to the admin")
 async def escalate(approval_id: str, body: DecisionIn, node: NodeDep, caller: PrincipalDep) -> ApprovalOut:
-    return await _decide(node, caller, approval_id, Verdict.ESCALATE, body)
+    return await decide(node, caller, approval_id, Verdict.ESCALATE, body)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from noosphere.auth.principal import key_account
+from noosphere.node import Node
 from noosphere.pool.budget import BudgetPeriod, period_key
 from noosphere.server.deps import NodeDep
 from noosphere.store.contract import ApiKeyRecord
@@ -71,12 +72,17 @@ def _out(record: ApiKeyRecord, spent: float = 0.0) -> KeyOut:
     )
 
 
-@router.post("/keys", status_code=201, summary="Create an API key for a user; returns the key once")
-async def create_key(body: KeyIn, node: NodeDep) -> KeyCreated:
+async def create(node: Node, body: KeyIn) -> KeyCreated:
+    """A new key as ``body`` describes it (the route's work, and the dashboard's)."""
     record, secret = await node.auth.create_api_key(
         body.user, body.name, body.rpm, body.tpm, body.budget, body.budget_period, body.conversations
     )
     return KeyCreated(**_out(record).model_dump(), key=secret)
+
+
+@router.post("/keys", status_code=201, summary="Create an API key for a user; returns the key once")
+async def create_key(body: KeyIn, node: NodeDep) -> KeyCreated:
+    return await create(node, body)
 
 
 @router.get("/keys", summary="API keys (of one user, or all) with their limits and what they spent")
