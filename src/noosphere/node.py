@@ -87,6 +87,14 @@ class Node:
         )
         return removed
 
+    async def reset_secret(self, name: str, by: str = ADMIN_ID) -> bool:
+        """Let a user who lost their conversation secret choose a new one (what was sealed under
+        the old one stays sealed). Audited; False if they had none yet."""
+        reset = await self.keys.reset(principal_id(PrincipalKind.USER, name))
+        if reset:
+            await self.audit.append(by, "principal", {"event": "secret_reset", "principal": name})
+        return reset
+
 
 def private_directory(path: Path) -> None:
     """Create the data directory readable by its owner only (0700), and tighten one that is not:

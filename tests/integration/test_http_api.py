@@ -200,3 +200,16 @@ def test_only_authenticated_calls_make_chats_take_turns(client: TestClient) -> N
     after_rest = turns.last_call
     client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})  # any answer: it arrived
     assert turns.last_call > after_rest
+
+
+def test_a_users_conversation_secret_is_reset_by_the_admin_and_audited(client: TestClient) -> None:
+    ann = client.post("/api/v1/users", json={"name": "ann", "conversations": True}).json()["token"]
+    assert client.post("/api/v1/users/ann/reset-secret").json() == {"reset": False}  # none chosen yet
+    secret = {"Authorization": f"Bearer {ann}", "X-Noosphere-Secret": "ann's first conversation secret"}
+    assert client.get("/api/v1/memories", headers=secret).status_code == 200  # the first use chooses it
+    assert client.post("/api/v1/users/ann/reset-secret").json() == {"reset": True}
+    entries = client.get("/api/v1/audit", params={"limit": 1000}).json()
+    assert any(e["body"] == {"event": "secret_reset", "principal": "ann"} for e in entries)
+    as_ann = client.post("/api/v1/users/ann/reset-secret", headers={"Authorization": f"Bearer {ann}"})
+    assert as_ann.status_code == 403
+    assert client.post("/api/v1/users/nobody/reset-secret").json() == {"reset": False}

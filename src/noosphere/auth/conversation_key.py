@@ -20,14 +20,13 @@ from datetime import UTC, datetime
 
 import anyio.to_thread
 
+from noosphere.auth.names import SECRET_ENV, SECRET_HEADER
 from noosphere.auth.principal import Principal
 from noosphere.errors import InvalidRequest, WrongSecret
 from noosphere.expiring import Expiring
 from noosphere.memory import crypto
 from noosphere.store.contract import MemoryStore
 
-SECRET_HEADER = "x-noosphere-secret"
-SECRET_ENV = "NOOSPHERE_SECRET"
 MIN_SECRET_CHARS = 16
 MAX_SECRET_CHARS = 1024
 KDF_AT_ONCE = 2

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from noosphere.auth.names import ADMIN_TOKEN_FILE
 from noosphere.auth.principal import ADMIN_ID, KeyLimits, Level, Principal, PrincipalKind, principal_id
 from noosphere.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from noosphere.expiring import Expiring
@@ -20,7 +21,6 @@ from noosphere.store.contract import ApiKeyRecord, MemoryStore, PrincipalRecord
 
 TOKEN_PREFIX = "ns_"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ADMIN_TOKEN_FILE = "admin-token"
 
 
 def new_token() -> str:

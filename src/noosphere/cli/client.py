@@ -18,10 +18,10 @@ from typing import Any, NoReturn, Protocol
 
 import typer
 
-from noosphere.cli.target import SECRET_ENV, Target
+from noosphere.auth.names import SECRET_ENV, SECRET_HEADER
+from noosphere.cli.target import Target
 from noosphere.errors import NoosphereError
 
-SECRET_HEADER = "x-noosphere-secret"  # as the server reads it
 Params = Mapping[str, str | int | float | bool | list[str] | None]
 
 

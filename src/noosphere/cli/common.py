@@ -14,10 +14,9 @@ from typing import TypeVar
 import anyio
 import typer
 
-from noosphere.auth.conversation_key import SECRET_ENV
+from noosphere.auth.names import ADMIN_TOKEN_FILE, SECRET_ENV
 from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
-from noosphere.auth.tokens import ADMIN_TOKEN_FILE
 from noosphere.cli.options import command_name, where
 from noosphere.cli.output import console
 from noosphere.config import Settings, load_settings

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from noosphere import runfile
+from noosphere.auth.names import ADMIN_TOKEN_FILE
 from noosphere.config_file import read_config
 from noosphere.errors import Unauthenticated
 
 DEFAULT_DATA_DIR = Path(".noosphere")
-ADMIN_TOKEN_FILE = "admin-token"  # as ``auth/tokens.py`` writes it
-SECRET_ENV = "NOOSPHERE_SECRET"  # the conversation secret, from the environment only (ps shows argv)
 
 
 @dataclass(frozen=True)

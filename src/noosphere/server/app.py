@@ -75,11 +75,16 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         await job()
 
 
-def _local_url(settings: Settings) -> str:
-    """Where a worker process on this machine reaches the node."""
+def local_base(settings: Settings) -> str:
+    """Where a client on this machine reaches the node (a wildcard bind answers on loopback)."""
     host = settings.server.host
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"ws://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
+
+
+def _local_url(settings: Settings) -> str:
+    """Where a worker process on this machine reaches the node."""
+    return "ws" + local_base(settings).removeprefix("http")
 
 
 def _gateway(settings: Settings, node: Node) -> Gateway:

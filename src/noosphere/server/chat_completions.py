@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from noosphere.auth.conversation_key import SECRET_HEADER
+from noosphere.auth.names import SECRET_HEADER
 from noosphere.auth.permissions import authorize
 from noosphere.errors import InvalidRequest, NoosphereError, WorkerFailed
 from noosphere.ids import unique_hex

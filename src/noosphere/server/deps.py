@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from noosphere.agents.runtime import Runtime
-from noosphere.auth.conversation_key import SECRET_HEADER
+from noosphere.auth.names import SECRET_HEADER
 from noosphere.auth.permissions import authorize, permits
 from noosphere.auth.principal import Principal
 from noosphere.errors import Unavailable

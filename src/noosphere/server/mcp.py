@@ -20,7 +20,7 @@ from pydantic_core import to_jsonable_python
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from noosphere.agents.runtime import Runtime
-from noosphere.auth.conversation_key import SECRET_HEADER
+from noosphere.auth.names import SECRET_HEADER
 from noosphere.auth.permissions import authorize
 from noosphere.auth.principal import Principal
 from noosphere.errors import NoosphereError

@@ -5,7 +5,6 @@ metrics, and nothing is written to the data directory from a second process."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import anyio
@@ -14,8 +13,7 @@ from anyio.abc import TaskGroup
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.stdio import stdio_server
 
-from noosphere.cli.client import SECRET_HEADER
-from noosphere.cli.target import SECRET_ENV
+from noosphere.cli.client import headers_for
 
 # How long the node may take to answer one message (a tool that runs an agent streams for long).
 READ_SECONDS = 3600.0
@@ -33,9 +31,7 @@ async def _pump(source: Any, sink: Any, group: TaskGroup) -> None:
 
 async def relay(url: str, token: str) -> None:
     """Serve stdio by relaying it to ``url``/mcp until the client closes stdin."""
-    headers = {"Authorization": f"Bearer {token}"}
-    if secret := os.environ.get(SECRET_ENV):
-        headers[SECRET_HEADER] = secret
+    headers = headers_for(token)  # the token, and the conversation secret from the environment
     timeout = httpx2.Timeout(30.0, read=READ_SECONDS)
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout) as http,

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from noosphere.auth.principal import ADMIN_ID, Level, PrincipalKind, principal_id
+from noosphere.auth.principal import Level, PrincipalKind, principal_id
 from noosphere.auth.tokens import NAME_PATTERN
 from noosphere.server.deps import NodeDep
 from noosphere.store.contract import PrincipalRecord
@@ -117,7 +117,4 @@ async def worker_token(name: str, body: WorkerTokenIn, node: NodeDep) -> WorkerT
     summary="Let a user who lost their conversation secret choose a new one (old conversations stay sealed)",
 )
 async def reset_secret(name: str, node: NodeDep) -> SecretReset:
-    reset = await node.keys.reset(principal_id(PrincipalKind.USER, name))
-    if reset:
-        await node.audit.append(ADMIN_ID, "principal", {"event": "secret_reset", "principal": name})
-    return SecretReset(reset=reset)
+    return SecretReset(reset=await node.reset_secret(name))

@@ -12,20 +12,13 @@ import uvicorn
 from rich.console import Console
 
 from noosphere import runfile
-from noosphere.auth.tokens import ADMIN_TOKEN_FILE
+from noosphere.auth.names import ADMIN_TOKEN_FILE
 from noosphere.config import Settings
 from noosphere.node import Node
 from noosphere.pool.backends.base import BackendError
 from noosphere.pool.backends.llama import bundled_smollm2
 from noosphere.runfile import RunInfo
-from noosphere.server.app import create_app
-
-
-def local_base(settings: Settings) -> str:
-    """Where a client on this machine reaches the node (a wildcard bind answers on loopback)."""
-    host = settings.server.host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
+from noosphere.server.app import create_app, local_base
 
 
 def _announce(
