@@ -340,6 +340,13 @@ class RuntimeSettings(_Section):
         5, ge=0, le=50, description="Relevant memories put into an agent's system prompt."
     )
     reply_tokens: int = Field(512, ge=16, description="Most tokens one model reply of an agent may use.")
+    task_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="An agent working on a delegated task renews its lease every third of this; a "
+        "task whose lease ran out (its process stopped) is resumed, by any process of a cluster.",
+    )
     delegation_timeout_minutes: float = Field(
         90.0, gt=0, description="How long `delegate` waits for the other agent to finish the task."
     )
@@ -529,6 +536,58 @@ class FederationSettings(_Section):
         return self
 
 
+class ClusterSettings(_Section):
+    postgres_url: str = Field(
+        description="The PostgreSQL (+ pgvector) database every process of the cluster shares: the "
+        "store, the ledger, leases and the shared fairness and limit state."
+    )
+    nats_url: str = Field(
+        description="The NATS server (with JetStream) every process shares: the bus, and dispatch of "
+        "chat requests to the process whose worker serves the model."
+    )
+    process_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="This process's name in the cluster (listings, logs, metrics). Unset: "
+        "`<host name>:<port>`.",
+    )
+    heartbeat_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often a process tells the others it is alive and what its workers offer.",
+    )
+    dead_after_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="A process silent this long is taken for dead: the requests its workers were "
+        "serving for others end with an error, its leases and held credits are released.",
+    )
+    lease_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="How long the process running once-per-cluster work (sweeps, signing, serving an "
+        "agent) holds it without renewing; after that another process takes it over.",
+    )
+    counters_sync_ms: int = Field(
+        100,
+        ge=10,
+        le=10_000,
+        description="How often a process adds the fairness service it counted to the shared counters "
+        "and reads the others' back.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> ClusterSettings:
+        if self.dead_after_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError("dead_after_seconds must exceed two heartbeats")
+        return self
+
+
 class Settings(_Section):
     name: str = Field(
         "local",
@@ -556,11 +615,38 @@ class Settings(_Section):
     scheduler: SchedulerSettings = Field(
         default_factory=SchedulerSettings, description="Scheduled jobs (cron and topic triggers)."
     )
+    cluster: ClusterSettings | None = Field(
+        None,
+        description="Run this process as one of several that behave as one node (see "
+        "docs/cluster.md): they share the PostgreSQL store and the NATS bus given here. Setting it "
+        "sets `storage` to that PostgreSQL and `bus` to that NATS.",
+    )
     agents: list[AgentProfile] = Field(
         default_factory=list,
         description="Agents declared here (name, level, capabilities, model, soul, tools, zones, rules, "
         "plan, budgets; see docs/agents.md); created on start, their profiles replaced from this file.",
     )
+
+    @model_validator(mode="after")
+    def _cluster_engines(self) -> Settings:
+        """A cluster's processes share its PostgreSQL and NATS; other engines set beside it conflict."""
+        cluster = self.cluster
+        if cluster is None:
+            return self
+        storage, bus = self.storage, self.bus
+        if storage.backend == "sqlite" and "backend" in storage.model_fields_set:
+            raise ValueError("a cluster stores in PostgreSQL: drop storage.backend sqlite")
+        if storage.postgres_url not in (None, cluster.postgres_url):
+            raise ValueError("storage.postgres_url differs from cluster.postgres_url")
+        if bus.transport != "nats" and "transport" in bus.model_fields_set:
+            raise ValueError(f"a cluster's bus is NATS: drop bus.transport {bus.transport}")
+        if "nats_url" in bus.model_fields_set and bus.nats_url != cluster.nats_url:
+            raise ValueError("bus.nats_url differs from cluster.nats_url")
+        self.storage = storage.model_copy(
+            update={"backend": "postgres", "postgres_url": cluster.postgres_url}
+        )
+        self.bus = bus.model_copy(update={"transport": "nats", "nats_url": cluster.nats_url})
+        return self
 
 
 def _describe(error: ValidationError) -> str:

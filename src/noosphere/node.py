@@ -21,13 +21,13 @@ from noosphere.auth.tokens import TokenAuthority
 from noosphere.bus import Bus, create_transport
 from noosphere.config import Settings
 from noosphere.embeddings import Embedder, create_embedder
-from noosphere.errors import NotFound
+from noosphere.errors import ConfigError, NotFound
 from noosphere.governance.actions import Governor
 from noosphere.governance.audit import AuditLog
 from noosphere.governance.checkpoints import Checkpoints
 from noosphere.governance.gate import Gate
 from noosphere.governance.head_file import HEAD_FILE
-from noosphere.identity import NodeKey, load_or_create
+from noosphere.identity import KEY_FILE, NodeKey, load_or_create
 from noosphere.memory.service import MemoryService
 from noosphere.store import MemoryStore, create_store
 
@@ -105,6 +105,21 @@ def private_directory(path: Path) -> None:
         path.chmod(0o700)
 
 
+async def _same_identity(store: MemoryStore, key: NodeKey, data_dir: Path) -> None:
+    """Every process of a cluster is one node and signs as one: the first to start records its
+    key's identity in the shared store; a process with another key is refused."""
+    from noosphere.store.postgres.cluster import PostgresCluster
+
+    assert isinstance(store, PostgresCluster)  # a cluster's settings choose PostgreSQL
+    recorded = await store.claim_identity(key.id, key.public_text)
+    if recorded != key.id:
+        raise ConfigError(
+            f"this process's node key ({key.id}, in {data_dir / KEY_FILE}) is not the cluster's "
+            f"({recorded}): every process of a cluster signs as one node. Copy {KEY_FILE} from the "
+            f"data directory of a process already in the cluster into {data_dir}."
+        )
+
+
 @asynccontextmanager
 async def open_node(
     settings: Settings, embedder: Embedder | None = None, check_embedder: bool = True
@@ -120,6 +135,8 @@ async def open_node(
     try:
         auth = TokenAuthority(store, settings.auth.cache_seconds)
         key = load_or_create(settings.data_dir)
+        if settings.cluster is not None:
+            await _same_identity(store, key, settings.data_dir)
         memory = MemoryService(store, chosen, settings.memory, key.id)
         if check_embedder:
             await memory.check_embedder()

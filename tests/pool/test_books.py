@@ -66,7 +66,7 @@ def finished(n: int) -> tuple[Admitted, ChatJob]:
 async def settle(books: Books, ledger: Ledger, n: int) -> None:
     """What the gateway does when a request ends."""
     admitted, job = finished(n)
-    ledger.hold(ANN, job, *ledger.tokens(job))
+    await ledger.settle(ANN, job, 0.0)
     await books.write(admitted, job)
 
 

@@ -33,7 +33,7 @@ from noosphere.store.contract import MemoryStore, TaskRecord
 log = logging.getLogger(__name__)
 
 HUMANS = "admin"  # the mailbox escalations from L0 and L1 go to
-LEASE_SECONDS = 60.0  # an accepted task's runner renews its lease every third of this
+LEASE_SECONDS = 60.0  # default lease of an accepted task; its runner renews it every third of this
 REMOTE_FOLLOWED = 1000  # open tasks on peers' agents asked about in one check, oldest first
 MAX_ATTEMPTS = 3  # runs of one task that may lapse (their node stopped) before it fails
 
@@ -111,11 +111,13 @@ class Delegation:
         registry: AgentRegistry,
         poll_seconds: float = 0.25,
         remote: RemoteAgents | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.bus = bus
         self.registry = registry
         self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
         self.remote = remote  # peers' agents, once federation runs
 
     async def delegate(
@@ -246,7 +248,7 @@ class Delegation:
 
     async def hold(self, task_id: str) -> bool:
         """Renew the lease of an accepted task its runner is working on."""
-        return await self.store.lease_task(task_id, datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
+        return await self.store.lease_task(task_id, datetime.now(UTC) + timedelta(seconds=self.lease_seconds))
 
     async def recover(self) -> list[TaskRecord]:
         """Tasks whose runner is gone (their lease lapsed: the node stopped mid-run) are delegated

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from noosphere.agents.builtin import delegation_tools, memory_tools, message_tools
-from noosphere.agents.delegation import LEASE_SECONDS, Delegation, TaskStatus, outranks
+from noosphere.agents.delegation import Delegation, TaskStatus, outranks
 from noosphere.agents.loop import AgentLoop, Emit, Limits, RunResult, no_progress
 from noosphere.agents.model import ChatModel
 from noosphere.agents.profile import AgentProfile
@@ -48,7 +48,13 @@ class Runtime:
         self.model = model
         self.default_model = default_model
         self.settings = settings
-        self.delegation = Delegation(node.store, node.bus, node.agents, node.settings.bus.poll_seconds)
+        self.delegation = Delegation(
+            node.store,
+            node.bus,
+            node.agents,
+            node.settings.bus.poll_seconds,
+            lease_seconds=settings.task_lease_seconds,
+        )
         self.gate = node.governor.gate
         within = settings.delegation_timeout_minutes * 60
         tools = [
@@ -66,6 +72,8 @@ class Runtime:
             settings.run_timeout_minutes,
         )
         self.served: frozenset[str] = frozenset()  # the agents ``serve`` runs now
+        # In a cluster, runs ``work(name)`` while this process holds lease ``lease`` (``Leases.holding``).
+        self.exclusive: Callable[[str, Callable[[str], Awaitable[None]], str], Awaitable[None]] | None = None
 
     @property
     def tools(self) -> dict[str, Tool]:
@@ -153,16 +161,22 @@ class Runtime:
                 await anyio.sleep(rescan_seconds)
 
     async def _serve(self, name: str, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
-        wait = self.node.settings.bus.max_wait_seconds
         with anyio.CancelScope() as scope:
             task_status.started(scope)
-            while True:
-                try:
-                    for delivery in await self.node.bus.receive(name, 1, wait):
-                        await self._handle(await self.node.agents.get(name), delivery)
-                except NoosphereError as exc:
-                    logger.warning("agent %s: %s (%s); retrying", name, exc.message, exc.code)
-                    await anyio.sleep(1)
+            if self.exclusive is None:
+                await self._take_tasks(name)
+            else:  # in a cluster: one process at a time takes this agent's tasks
+                await self.exclusive(f"agent:{name}", self._take_tasks, name)
+
+    async def _take_tasks(self, name: str) -> None:
+        wait = self.node.settings.bus.max_wait_seconds
+        while True:
+            try:
+                for delivery in await self.node.bus.receive(name, 1, wait):
+                    await self._handle(await self.node.agents.get(name), delivery)
+            except NoosphereError as exc:
+                logger.warning("agent %s: %s (%s); retrying", name, exc.message, exc.code)
+                await anyio.sleep(1)
 
     async def _handle(self, profile: AgentProfile, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -200,16 +214,17 @@ class Runtime:
         while True:  # a lease is renewed on a clock, not on an event
             if not await self.delegation.hold(task_id):
                 return
-            await anyio.sleep(LEASE_SECONDS / 3)
+            await anyio.sleep(self.delegation.lease_seconds / 3)
 
-    async def recover(self, every: float = LEASE_SECONDS / 2) -> None:
-        """Resume or fail tasks whose runner is gone, forever (a node killed mid-task)."""
+    async def recover(self, every: float | None = None) -> None:
+        """Resume or fail tasks whose runner is gone, forever (a node killed mid-task), looking
+        every half lease unless told ``every``."""
         while True:
             for record in await self.delegation.recover():
                 logger.warning(
                     "task %s of %s: its runner was gone; now %s", record.id, record.assignee, record.status
                 )
-            await anyio.sleep(every)
+            await anyio.sleep(every or self.delegation.lease_seconds / 2)
 
 
 def _payer(record: TaskRecord) -> Principal | None:

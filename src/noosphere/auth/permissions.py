@@ -210,6 +210,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "http", ADMIN, "", "GET /api/v1/jobs", "GET /api/v1/jobs/runs", "POST /api/v1/jobs/{name}/run"
         ),
         Grant("http", "GET /api/v1/pool", ADMIN),
+        Grant("http", "GET /api/v1/cluster", ADMIN),
         *_rows("http", MEMBERS, "each tool as below", "POST /mcp", "GET /mcp", "DELETE /mcp"),
         Grant("ws", "/ws/worker", frozenset({Role.WORKER, Role.ADMIN}), "serves the models it announces"),
         *_rows(
@@ -228,7 +229,13 @@ TABLE: tuple[Grant, ...] = tuple(
         *_rows("mcp", MEMBERS, _OWN_MAILBOX, "bus_send", "bus_receive", "bus_ack", "bus_subscribe"),
         *_rows("mcp", PEOPLE, _APPROVER, "approvals_list", "approval_decide"),
         Grant("mcp", "run_agent", PEOPLE, _RUN),
-        *_rows("cli", frozenset({Role.OPERATOR}), "opens the data directory", "noosphere up"),
+        *_rows(
+            "cli",
+            frozenset({Role.OPERATOR}),
+            "opens the data directory",
+            "noosphere up",
+            "noosphere cluster up",
+        ),
         Grant("cli", "noosphere mcp", MEMBERS, "as /mcp"),
         Grant("cli", "noosphere worker", frozenset({Role.WORKER, Role.ADMIN}), "as /ws/worker"),
         *_rows(
@@ -279,6 +286,7 @@ TABLE: tuple[Grant, ...] = tuple(
             "noosphere federation resume",
         ),
         Grant("cli", "noosphere pool", ADMIN, "as GET /api/v1/pool"),
+        Grant("cli", "noosphere cluster status", ADMIN, "as GET /api/v1/cluster"),
         *_rows(
             "cli",
             MEMBERS,

@@ -16,6 +16,7 @@ from noosphere.cli import (
     approvals,
     audit,
     bus,
+    cluster,
     jobs,
     keys,
     memory,
@@ -54,6 +55,7 @@ app.add_typer(peers.federation_app, name="federation")
 app.add_typer(bus.bus_app, name="bus")
 app.add_typer(approvals.approvals_app, name="approvals")
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(cluster.cluster_app, name="cluster")
 app.command("run")(run_cli.run_agent)
 
 

@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 
 
 def worker(
-    join: Annotated[str, typer.Option("--join", help="The node, e.g. ws://127.0.0.1:3099.")],
+    join: Annotated[
+        list[str],
+        typer.Option(
+            "--join",
+            help="The node, e.g. ws://127.0.0.1:3099. Repeat it for the processes of a cluster: the "
+            "worker joins the first that answers and moves to the next when that one goes away.",
+        ),
+    ],
     token: Annotated[str, typer.Option("--token", envvar="NOOSPHERE_WORKER_TOKEN", help="Worker token.")],
     name: Annotated[str | None, typer.Option(help="Worker name (default: host name).")] = None,
     capacity: Annotated[int, typer.Option(min=1, help="Jobs at once.")] = 1,

@@ -31,11 +31,10 @@ def overview(app: Any, admin: bool) -> dict[str, Any]:
     workers = []
     if gateway is not None:
         for w in gateway.scheduler.workers.values():
-            kind = "peer" if w.peer is not None else "upstream" if w.upstream else "worker"
             workers.append(
                 {
                     "name": w.name,
-                    "kind": kind,
+                    "kind": w.kind,
                     "models": sorted(w.models),
                     "running": len(w.running),
                     "capacity": w.capacity,

@@ -125,13 +125,13 @@ class Checker:
 
     async def sweep(self) -> list[CheckResult]:
         """Check every worker now (the scheduler's ``worker_checker`` job runs this)."""
-        return [await self.check(w) for w in list(self.scheduler.workers.values()) if not w.upstream]
+        return [await self.check(w) for w in list(self.scheduler.workers.values()) if w.kind == "worker"]
 
     async def run(self) -> None:
         """Check every worker soon after it joins; later checks come from ``sweep``."""
         while True:
             for worker in list(self.scheduler.workers.values()):
-                if not worker.upstream and worker.id not in self.results:
+                if worker.kind == "worker" and worker.id not in self.results:
                     await self.check(worker)
             for gone in set(self.results) - set(self.scheduler.workers):
                 del self.results[gone]

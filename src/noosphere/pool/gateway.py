@@ -3,9 +3,10 @@ names and aliases, and reports the pool. Wire formats (OpenAI JSON, SSE) live in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
@@ -24,10 +25,11 @@ from noosphere.pool.checker import Checker
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobEvent
 from noosphere.pool.ledger import Ledger
-from noosphere.pool.limits import RateLimiter
+from noosphere.pool.limits import Limiter, RateLimiter
 from noosphere.pool.protocol import Failed, JobRequest, ModelOffer
 from noosphere.pool.scheduler import QueueFull, Scheduler, Worker
 from noosphere.pool.tokens import TokenCounter
+from noosphere.store.contract import Holds
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,20 @@ class ModelStatus:
     context_length: int
 
 
+@dataclass(frozen=True)
+class RemoteCapacity:
+    """One model as the other processes of a cluster serve it."""
+
+    workers: int
+    slots: int
+    free: int
+    context_length: int
+
+
+class Cluster(Protocol):
+    def remote_models(self) -> Mapping[str, RemoteCapacity]: ...
+
+
 class Gateway:
     def __init__(
         self,
@@ -48,7 +64,7 @@ class Gateway:
         settings: PoolSettings,
         counter: TokenCounter,
         ledger: Ledger,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         memory: MemoryService | None = None,
         checker: Checker | None = None,
     ) -> None:
@@ -56,13 +72,14 @@ class Gateway:
         self.settings = settings
         self.counter = counter
         self.ledger = ledger
-        self.limiter = limiter or RateLimiter()
+        self.limiter: Limiter = limiter or RateLimiter()
         self.checker = checker
         self.books = Books(ledger, settings, memory)
         self._open: dict[str, Admitted] = {}
         # Models a supervised worker serves, known even while it restarts: requests for them wait
         # in the queue (up to queue_timeout_seconds) instead of failing with model_not_found.
         self.expected: dict[str, ModelOffer] = {}
+        self.cluster: Cluster | None = None  # the other processes of a cluster, when in one
 
     def expect(self, offer: ModelOffer) -> None:
         self.expected[offer.name] = offer
@@ -85,36 +102,40 @@ class Gateway:
         offered = [w.models[name].context_length for w in servers]
         if name in self.expected:
             offered.append(self.expected[name].context_length)
-        return max(offered)
+        return max(offered, default=0)
 
     def models(self, own: bool = False) -> list[ModelStatus]:
-        """Every model served, with its servers' counts; ``own``: only what this node's healthy
-        workers and upstreams serve (what it offers its federated peers), not what it reaches
-        through peers."""
+        """Every model served, with its servers' counts (in a cluster, every process's workers);
+        ``own``: only what this node's healthy workers and upstreams serve (what it offers its
+        federated peers), not what it reaches through peers."""
         aliases: dict[str, list[str]] = {}
         for alias, target in self.settings.aliases.items():
             aliases.setdefault(target, []).append(alias)
         out = []
-        served = self.scheduler.models()
-        if own:
-            served = {
-                name: mine
-                for name, servers in served.items()
-                if (mine := [w for w in servers if w.peer is None and w.healthy])
-            }
-        else:
+        remote = dict(self.cluster.remote_models()) if self.cluster is not None else {}
+        served = {
+            name: mine
+            for name, servers in self.scheduler.models().items()
+            if (mine := [w for w in servers if not w.remote and (not own or (w.peer is None and w.healthy))])
+            or name in remote
+        }
+        for name in remote:
+            served.setdefault(name, [])
+        if not own:
             for name in self.expected:
                 served.setdefault(name, [])
         for name, servers in sorted(served.items()):
+            elsewhere = remote.get(name, RemoteCapacity(0, 0, 0, 0))
+            context = max(self.context_length(name, servers), elsewhere.context_length)
             out.append(
                 ModelStatus(
                     id=name,
                     aliases=sorted(aliases.get(name, [])),
-                    workers=sum(not w.upstream for w in servers),
+                    workers=sum(not w.upstream for w in servers) + elsewhere.workers,
                     upstreams=sum(w.upstream for w in servers),
-                    slots=sum(w.capacity for w in servers),
-                    free_slots=sum(w.free_slots for w in servers),
-                    context_length=self.context_length(name, servers),
+                    slots=sum(w.capacity for w in servers) + elsewhere.slots,
+                    free_slots=sum(w.free_slots for w in servers) + elsewhere.free,
+                    context_length=context,
                 )
             )
         return out
@@ -156,7 +177,7 @@ class Gateway:
         try:
             self.scheduler.submit(job)
         except QueueFull as exc:
-            self.ledger.release(principal, admitted.reserved)
+            await self.ledger.release(principal, admitted.reserved)
             raise RateLimited(f"the gateway is saturated: {exc}", retry_after=5) from exc
         self._open[job.id] = admitted
         try:
@@ -176,11 +197,11 @@ class Gateway:
         admitted = self._open.pop(job.id, None)
         if admitted is None:
             return
-        prompt, completion = self.ledger.tokens(job)
-        self.ledger.release(admitted.principal, admitted.reserved)
-        self.ledger.hold(admitted.principal, job, prompt, completion)
-        if admitted.principal.key is not None:
-            self.limiter.charge(admitted.principal.key.id, completion)
+        _, completion = self.ledger.tokens(job)
+        await self.ledger.settle(admitted.principal, job, admitted.reserved)
+        key = admitted.principal.key
+        if key is not None and key.tpm is not None:
+            await self.limiter.add(key.id, completion)
         await self.books.write(admitted, job)
 
     async def flush(self) -> None:
@@ -195,34 +216,39 @@ class Gateway:
         key near the end of its budget gets ``max_tokens`` lowered to what the budget covers."""
         key = principal.key
         reserved = 0.0
-        if key is not None:
-            decision = self.limiter.check(key.id, key.rpm, key.tpm, job.prompt_tokens)
+        if key is not None and (key.rpm is not None or key.tpm is not None):
+            decision = await self.limiter.admit(key.id, key.rpm, key.tpm, job.prompt_tokens)
             if not decision.allowed:
                 raise RateLimited(
                     f"API key {key.id} is limited to {decision.reason}", retry_after=decision.retry_after
                 )
         if key is not None and key.budget is not None:
-            spent = await self.ledger.spent(principal)
-            smallest = weighted_tokens(job.prompt_tokens, 1)
-            if key.budget - spent < smallest:
-                period = "" if key.budget_period == "total" else f" this {key.budget_period[:-2]}"
-                raise BudgetExhausted(
-                    f"API key {key.id} has used {spent:g} of its {key.budget:g} credits{period}"
-                )
-            left = key.budget - spent - self.ledger.reserved(principal)
-            if left < smallest:  # what is left is held by requests still running: wait for them
-                raise RateLimited(
-                    f"the rest of API key {key.id}'s budget is held by its requests in flight",
-                    retry_after=1,
-                )
-            room = context - job.prompt_tokens
+            budget, prompt = key.budget, job.prompt_tokens
+            smallest = weighted_tokens(prompt, 1)
+            room = context - prompt
             wanted = min(job.request.max_tokens or room, room)
-            affordable = int((left - job.prompt_tokens) // 2)
-            if affordable < wanted:
-                job.request = job.request.model_copy(update={"max_tokens": affordable})
-                wanted = affordable
-            reserved = weighted_tokens(job.prompt_tokens, wanted)
-            self.ledger.reserve(principal, reserved)
+
+            def decide(spent: float, holds: Holds) -> float:
+                nonlocal wanted
+                used = spent + holds.pending
+                if budget - used < smallest:
+                    period = "" if key.budget_period == "total" else f" this {key.budget_period[:-2]}"
+                    raise BudgetExhausted(
+                        f"API key {key.id} has used {used:g} of its {budget:g} credits{period}"
+                    )
+                left = budget - used - holds.reserved
+                if left < smallest:  # what is left is held by requests still running: wait for them
+                    raise RateLimited(
+                        f"the rest of API key {key.id}'s budget is held by its requests in flight",
+                        retry_after=1,
+                    )
+                wanted = min(wanted, int((left - prompt) // 2))
+                return weighted_tokens(prompt, wanted)
+
+            asked = wanted
+            reserved = job.max_credits = await self.ledger.reserve(principal, decide)
+            if wanted < asked:  # near the end of the budget: no more than it covers
+                job.request = job.request.model_copy(update={"max_tokens": wanted})
         return Admitted(principal, job.request, conversation, reserved)
 
     def usage(self, job: ChatJob) -> tuple[int, int]:
@@ -249,4 +275,4 @@ class Gateway:
             self.scheduler.expire_silent_workers()
 
 
-__all__ = ["Gateway", "ModelStatus"]
+__all__ = ["Cluster", "Gateway", "ModelStatus", "RemoteCapacity"]

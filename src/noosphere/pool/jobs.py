@@ -39,6 +39,9 @@ class ChatJob:
     holds_slot: bool = False  # a bulk job counted as running, until its requester releases it
     pinned_worker: str | None = None  # only this worker may run it (the checker's probes)
     via: tuple[str, ...] = ()  # nodes that forwarded it here, first first (federation/forwarding.py)
+    local_only: bool = False  # only this process's own workers (a job another cluster process sent)
+    fair: bool = True  # counts toward its user's fairness counter (not where another process counts it)
+    max_credits: float = float("inf")  # what it reserved of a budget: it never costs more
     progressed_at: float = 0.0  # monotonic time it started or last streamed a token
     # Scheduler clock readings, for the node's metrics: queued, started on a worker, first token, finished.
     submitted_at: float = 0.0

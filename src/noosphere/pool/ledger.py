@@ -1,6 +1,9 @@
 """The credit ledger: every request moves credits from the caller's account (its API key, or the
 principal) to the account of the worker that served it, as entries summing to zero. Credits are
-the VTC weights: one per prompt token, two per completion token, counted by the gateway."""
+the VTC weights: one per prompt token, two per completion token, counted by the gateway.
+
+Requests in flight hold credits (``credits.py``) so that concurrent ones never spend past a
+budget; in a cluster, those of keys with a budget are held in the shared store (``shared``)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from datetime import UTC, datetime
 from noosphere.auth.principal import Principal
 from noosphere.ids import unique_hex
 from noosphere.pool.budget import TOTAL, period_key
+from noosphere.pool.credits import Credits, Decide, LocalCredits
 from noosphere.pool.fairness import weighted_tokens
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.tokens import TokenCounter
@@ -30,29 +34,53 @@ class Ledger:
         self.store = store
         self.counter = counter
         self.clock = clock
-        # Per paying account: credits of finished requests not written yet, and credits reserved
-        # by requests still running, so concurrent requests can never spend past a budget.
-        self._pending: dict[str, float] = {}
-        self._reserved: dict[str, float] = {}
+        self.local = LocalCredits()
+        self.shared: Credits | None = None  # a cluster's holds, for keys with a budget
         # Written balances as last read, kept current with this process's own writes and read
         # again after BALANCE_CACHE_SECONDS (other processes sharing the store write too).
         self._balances: dict[tuple[str, str], tuple[float, float]] = {}
         self._reads: SingleFlight[tuple[str, str], float] = SingleFlight()  # one read per balance
 
-    def hold(self, principal: Principal, job: ChatJob, prompt: int, completion: int) -> None:
-        if job.worker_account is not None:
-            _add(self._pending, principal.account, weighted_tokens(prompt, completion))
+    def credits(self, principal: Principal) -> Credits:
+        """Where the caller's holds live: shared across a cluster for a key with a budget."""
+        key = principal.key
+        if self.shared is not None and key is not None and key.budget is not None:
+            return self.shared
+        return self.local
+
+    def period(self, principal: Principal) -> str:
+        """The balance row the caller's budget is checked against now."""
+        key = principal.key
+        return period_key(key.budget_period, self.clock()) if key else TOTAL
+
+    async def reserve(self, principal: Principal, decide: Decide) -> float:
+        """Reserve ``decide(spent, holds)`` credits for a request of the caller (``spent``: its
+        written usage this budget period), atomically with reading what it decides on."""
+        account, period = principal.account, self.period(principal)
+        return await self.credits(principal).reserve(
+            account, period, lambda: self._written(account, period), decide
+        )
+
+    async def settle(self, principal: Principal, job: ChatJob, reserved: float) -> None:
+        """``job`` ended: its reservation gives way to its cost, pending until written."""
+        await self.credits(principal).settle(principal.account, reserved, self.cost(job))
+
+    async def release(self, principal: Principal, reserved: float) -> None:
+        """A request that never ran gives its reservation back."""
+        await self.credits(principal).settle(principal.account, reserved, 0.0)
 
     def abandon(self, principal: Principal, job: ChatJob) -> None:
         """Give up writing ``job``'s usage: its credits are no longer pending."""
         if job.worker_account is not None:
-            _add(self._pending, principal.account, -weighted_tokens(*self.tokens(job)))
+            self.credits(principal).written(principal.account, self.cost(job))
 
-    def reserve(self, principal: Principal, credits: float) -> None:
-        _add(self._reserved, principal.account, credits)
-
-    def release(self, principal: Principal, credits: float) -> None:
-        _add(self._reserved, principal.account, -credits)
+    def cost(self, job: ChatJob) -> float:
+        """The credits ``job`` costs: its weighted tokens as the gateway counts them, never more
+        than it reserved (a worker stops at ``max_tokens`` as its own tokenizer counts, which may
+        count fewer tokens than the gateway's); nothing if no worker served it."""
+        if job.worker_account is None:
+            return 0.0
+        return min(weighted_tokens(*self.tokens(job)), job.max_credits)
 
     def tokens(self, job: ChatJob) -> tuple[int, int]:
         """(prompt, completion) tokens as the gateway counts them."""
@@ -70,7 +98,7 @@ class Ledger:
         for principal, job in finished:
             prompt, completion = self.tokens(job)
             served = job.worker_account is not None
-            credits = weighted_tokens(prompt, completion) if served else 0.0
+            credits = self.cost(job)
             usage = UsageRecord(
                 id="req_" + unique_hex(),
                 at=datetime.now(UTC),
@@ -95,16 +123,18 @@ class Ledger:
                 self._balances[account, period] = (cached[0] + amount, cached[1])
         for (principal, _), (usage, _) in zip(finished, batch, strict=True):
             if usage.worker is not None:  # written: no longer pending
-                _add(self._pending, principal.account, -usage.credits)
+                self.credits(principal).written(principal.account, usage.credits)
         return [usage for usage, _ in batch]
 
     async def spent(self, principal: Principal) -> float:
         """What the caller has spent in its budget's current period, counting requests finished
         but not written yet: one balance row, O(1)."""
-        key = principal.key
-        period = period_key(key.budget_period, self.clock()) if key else TOTAL
-        written = -await self._balance(principal.account, period)
-        return written + self._pending.get(principal.account, 0.0)
+        account = principal.account
+        written = await self._written(account, self.period(principal))
+        return written + (await self.credits(principal).holds(account)).pending
+
+    async def _written(self, account: str, period: str) -> float:
+        return -await self._balance(account, period)
 
     async def _balance(self, account: str, period: str) -> float:
         now = time.monotonic()
@@ -116,16 +146,3 @@ class Ledger:
             self._balances.clear()
         self._balances[account, period] = (value, now)
         return value
-
-    def reserved(self, principal: Principal) -> float:
-        """Credits held by the caller's requests still running."""
-        return self._reserved.get(principal.account, 0.0)
-
-
-def _add(totals: dict[str, float], account: str, credits: float) -> None:
-    """Add to a running total, dropping it at zero (the maps hold only accounts in flight)."""
-    value = totals.get(account, 0.0) + credits
-    if abs(value) < 1e-9:
-        totals.pop(account, None)
-    else:
-        totals[account] = value

@@ -1,5 +1,5 @@
 """Per-key rate limits as a pure decision over a one-minute window, and the limiter that keeps
-the windows (in process memory: limits protect this node; the ledger is what persists).
+the windows in process memory (a cluster's processes share theirs: ``cluster/limits.py``).
 
 A window keeps its entries and their running sums, so admitting a request costs the same with ten
 entries in the last minute as with a hundred thousand; only a refusal walks the entries, to say
@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 WINDOW_S = 60.0
 
@@ -72,7 +73,19 @@ def admit(window: Window, now: float, rpm: int | None, tpm: int | None, tokens: 
     return Admission(True)
 
 
+class Limiter(Protocol):
+    """Per-key rate limits: this process's (``RateLimiter``) or a cluster's, shared."""
+
+    async def admit(self, key: str, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
+        """May a request of ``key`` costing ``tokens`` start now? If so, it counts from now."""
+
+    async def add(self, key: str, tokens: int) -> None:
+        """Add tokens known only after a request (its completion) to the key's last minute."""
+
+
 class RateLimiter:
+    """The windows of one process, in memory."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._windows: dict[str, Window] = {}
@@ -90,3 +103,9 @@ class RateLimiter:
         """Add tokens known only after the request (its completion) to the current window."""
         if tokens > 0:
             self._windows.setdefault(key, Window()).add(self.clock(), tokens, False)
+
+    async def admit(self, key: str, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
+        return self.check(key, rpm, tpm, tokens)
+
+    async def add(self, key: str, tokens: int) -> None:
+        self.charge(key, tokens)

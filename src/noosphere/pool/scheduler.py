@@ -14,6 +14,10 @@ event loop (no locks). Decisions come from ``fairness.py``; this module keeps th
 - A job that has not started by its deadline fails with ``no_capacity`` (the API answers 503
   with Retry-After). A full queue refuses new jobs (429).
 - Frames go to workers through per-worker outboxes that their connections drain.
+- In a cluster (``cluster/dispatch.py``) the workers of other processes appear here as one
+  *remote* worker per model: a job no worker of this process can start goes there next, before
+  upstreams and peers. Jobs other processes send here run on this process's own workers only
+  (``local_only``) and leave the fairness counters to the process that took the request.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Worker:
     capacity: int
     upstream: bool = False  # a node-configured backend: used when workers are busy or absent
     peer: str | None = None  # a federated peer node's id: its models, used after workers and upstreams
+    remote: bool = False  # other processes' workers of the cluster, used after this process's own
     account: str = ""  # ledger account that earns for its work (default: worker:<name>)
     throughput: float = 1.0  # benchmarked tokens/s (the checker updates it)
     healthy: bool = True
@@ -66,6 +71,13 @@ class Worker:
     @property
     def free_slots(self) -> int:
         return self.capacity - len(self.running)
+
+    @property
+    def kind(self) -> str:
+        """worker (this process's own), cluster (other processes'), upstream or peer."""
+        if self.peer is not None:
+            return "peer"
+        return "upstream" if self.upstream else "cluster" if self.remote else "worker"
 
 
 class QueueFull(Exception):
@@ -97,6 +109,11 @@ class Scheduler:
         self.bulk_limit = UNLIMITED  # most bulk jobs running at once
         self.bulk_running = 0
         self.on_finished: Callable[[ChatJob], None] | None = None  # a job that ran ended (metrics)
+        self.on_change: Callable[[], None] | None = None  # workers or their free slots changed
+        # Service counted here and users lifted on return, not yet added to shared counters (a
+        # cluster's ``SharedCounters`` takes them); None: counters are this process's alone.
+        self.unshared: dict[str, float] | None = None
+        self.lifted: dict[str, float] = {}
 
     # -- workers -------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
@@ -107,6 +124,7 @@ class Scheduler:
         worker.service_at = now
         worker.last_seen = now
         self.workers[worker.id] = worker
+        self._changed()
         self.dispatch()
 
     def remove_worker(self, worker_id: str, reason: str) -> None:
@@ -127,6 +145,7 @@ class Scheduler:
                 self.queues.setdefault(job.user, deque()).appendleft(job)
             else:
                 self._finish(job, Failed(job_id=job.id, code="worker_lost", message=f"the worker {reason}"))
+        self._changed()
         self.dispatch()
 
     def seen(self, worker_id: str) -> None:
@@ -171,9 +190,12 @@ class Scheduler:
     def submit(self, job: ChatJob) -> None:
         if self.queued() >= self.max_queued:
             raise QueueFull(f"{self.queued()} requests are already waiting")
-        if not self._active(job.user):
+        if not self._active(job.user) and job.fair:
             active = {u: self.counters.get(u, 0.0) for u in [*self.queues, *self._running]}
-            self.counters[job.user] = lifted_counter(self.counters.get(job.user, 0.0), active)
+            lifted = lifted_counter(self.counters.get(job.user, 0.0), active)
+            self.counters[job.user] = lifted
+            if self.unshared is not None:
+                self.lifted[job.user] = lifted
         self.queues.setdefault(job.user, deque()).append(job)
         self.jobs[job.id] = job
         job.submitted_at = self._submitted_at[job.id] = self.clock()
@@ -237,7 +259,7 @@ class Scheduler:
         if chunk.tool_call is not None:
             job.output.append((chunk.tool_call.name or "") + chunk.tool_call.arguments)
         weight = weighted_tokens(0, chunk.tokens)
-        self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
+        self._count(job, weight)
         self._serve(self.workers[worker_id], weight)
         job.events.put_nowait(chunk)
 
@@ -248,6 +270,22 @@ class Scheduler:
     def on_failed(self, worker_id: str, failed: Failed) -> None:
         if job := self._running_on(worker_id, failed.job_id):
             self._finish(job, failed)
+
+    def requeue(self, worker_id: str, job_id: str) -> None:
+        """The worker could not take a job it was given after all (another process's worker filled
+        up meanwhile): back to the front of its queue, as if never started."""
+        worker = self.workers.get(worker_id)
+        job = None if worker is None else worker.running.get(job_id)
+        if worker is None or job is None or job.completion_tokens:
+            return
+        worker.running.pop(job.id)
+        self._stopped(job)
+        self._free_slot(job)
+        job.state = JobState.QUEUED
+        job.worker_id = None
+        self.queues.setdefault(job.user, deque()).appendleft(job)
+        self._changed()
+        self.dispatch()
 
     # -- dispatch ------------------------------------------------------------------------------
     def limit_bulk(self, limit: int) -> None:
@@ -293,9 +331,12 @@ class Scheduler:
             pinned = self.workers.get(job.pinned_worker)
             ok = pinned is not None and job.model in pinned.models and pinned.free_slots > 0
             return [pinned] if ok and pinned is not None else []
-        workers = [w for w in self.workers.values() if not w.upstream and fits(w)]
-        if workers:
+        workers = [w for w in self.workers.values() if not w.upstream and not w.remote and fits(w)]
+        if workers or job.local_only:
             return workers
+        remote = [w for w in self.workers.values() if w.remote and fits(w)]
+        if remote:
+            return remote
         waited = now - self._submitted_at.get(job.id, now)
         has_worker = any(job.model in w.models and not w.upstream for w in self.workers.values())
         if has_worker and waited < self.spill_after:
@@ -321,8 +362,9 @@ class Scheduler:
             job.holds_slot = True
             self.bulk_running += 1
         weight = weighted_tokens(job.prompt_tokens, 0)
-        self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
+        self._count(job, weight)
         self._serve(worker, weight)
+        self._changed()
         self._send(worker, Job(job_id=job.id, request=job.request))
 
     def _finish(self, job: ChatJob, event: Done | Failed) -> None:
@@ -339,6 +381,7 @@ class Scheduler:
         worker = self.workers.get(job.worker_id or "")
         if worker is not None:
             worker.running.pop(job.id, None)
+            self._changed()
         self._forget(job)
         job.finished_at = self.clock()
         if self.on_finished is not None:
@@ -377,6 +420,22 @@ class Scheduler:
             self._running[job.user] = left
         else:
             del self._running[job.user]
+
+    def _count(self, job: ChatJob, weight: float) -> None:
+        """Add service to the job's user's fairness counter (and to what the cluster is owed)."""
+        if not job.fair:
+            return
+        self.counters[job.user] = self.counters.get(job.user, 0.0) + weight
+        if self.unshared is not None:
+            self.unshared[job.user] = self.unshared.get(job.user, 0.0) + weight
+
+    def active_users(self) -> list[str]:
+        """Users with jobs waiting or running here."""
+        return [*self.queues, *(u for u in self._running if u not in self.queues)]
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _serve(self, worker: Worker, weight: float) -> None:
         now = self.clock()

@@ -1,12 +1,14 @@
 """``noosphere worker``: a process that joins a node's pool over the WebSocket and runs jobs on a
 backend (local llama.cpp or an OpenAI-compatible proxy). It reconnects with backoff when the node
-goes away, and stops for good when the node rejects its credentials."""
+goes away, and stops for good when the node rejects its credentials. Given several addresses (the
+processes of a cluster), it joins the first that answers and, when that one goes away, the next
+at once; it backs off only once none answers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +31,7 @@ from noosphere.pool.protocol import (
 
 logger = logging.getLogger(__name__)
 RETRYABLE = (OSError, ConnectionClosed, InvalidHandshake, TimeoutError)
+LASTING_SESSION_S = 5.0  # a session shorter than this counts as a failed attempt (no tight loop)
 
 
 class WorkerRejected(Exception):
@@ -58,8 +61,13 @@ async def _one_error() -> AsyncIterator[None]:
 
 
 class RemoteWorker:
-    def __init__(self, url: str, token: str, backend: Backend, name: str, capacity: int = 1) -> None:
-        self.url = worker_url(url)
+    def __init__(
+        self, url: str | Sequence[str], token: str, backend: Backend, name: str, capacity: int = 1
+    ) -> None:
+        self.urls = [worker_url(u) for u in ([url] if isinstance(url, str) else url)]
+        if not self.urls:
+            raise ValueError("a worker needs the address of at least one node")
+        self.url = self.urls[0]  # the address it is joined to, or tries next
         self.token = token
         self.backend = backend
         self.name = name
@@ -70,11 +78,15 @@ class RemoteWorker:
 
     async def run(self, reconnect: bool = True) -> None:
         delay = 1.0
+        misses = 0  # attempts in a row that gave no lasting session
+        turn = 0
         while True:
+            self.url = self.urls[turn % len(self.urls)]
+            turn += 1
+            started = anyio.current_time()
             try:
                 ws = await connect(self.url, open_timeout=10, max_size=16 * 2**20)
                 try:
-                    delay = 1.0
                     await self._session(ws)
                 finally:
                     # Close even when cancelled (leaving the pool), but never hang on it.
@@ -87,9 +99,17 @@ class RemoteWorker:
             except RETRYABLE as exc:
                 if not reconnect:
                     raise
-                logger.warning("lost the node (%s); reconnecting in %.0fs", exc, delay)
+                logger.warning("lost the node at %s (%s)", self.url, exc)
             if not reconnect:
                 return
+            if anyio.current_time() - started >= LASTING_SESSION_S:  # a session ended: rejoin at once
+                delay, misses = 1.0, 0
+                continue
+            misses += 1
+            if misses < len(self.urls):  # addresses not tried yet this round: the next one at once
+                continue
+            logger.warning("no node answers; trying again in %.0fs", delay)
+            misses = 0
             await anyio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

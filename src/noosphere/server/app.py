@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import Depends, FastAPI
@@ -44,6 +44,7 @@ from noosphere.server import (
     approvals_api,
     audit_api,
     bus_api,
+    cluster_api,
     federation_api,
     health,
     jobs_api,
@@ -66,6 +67,9 @@ from noosphere.server.metrics import NodeMetrics
 from noosphere.server.openapi import install_openapi
 from noosphere.server.telemetry import RequestTelemetry
 from noosphere.supervision import Dormant, Supervisor
+
+if TYPE_CHECKING:
+    from noosphere.cluster.process import ClusterProcess
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
@@ -105,6 +109,22 @@ def _gateway(settings: Settings, node: Node) -> Gateway:
             pool.check_timeout_seconds,
         )
     return Gateway(scheduler, pool, counter, Ledger(node.store, counter), memory=node.memory, checker=checker)
+
+
+async def _join_cluster(
+    settings: Settings, node: Node, gateway: Gateway, loops: Supervisor, background: bool
+) -> ClusterProcess | None:
+    """This process's part in a cluster (``cluster`` settings), joined; None on a lone node and
+    for the CLI's offline app (which serves routes and dispatches nothing)."""
+    if settings.cluster is None or not background:
+        return None
+    from noosphere.cluster.process import ClusterProcess
+    from noosphere.store.postgres.cluster import PostgresCluster
+
+    assert isinstance(node.store, PostgresCluster)  # a cluster's settings choose PostgreSQL
+    cluster = ClusterProcess(settings, node.store, gateway, local_base(settings))
+    await cluster.join(loops)
+    return cluster
 
 
 class BodyLimit:
@@ -226,6 +246,15 @@ def create_app(
             await node.bus.start()
             gateway = _gateway(settings, node)
             app.state.gateway = gateway
+            cluster = app.state.cluster = await _join_cluster(settings, node, gateway, loops, background)
+
+            def once(name: str, loop: Callable[..., Awaitable[object]], *args: Any) -> None:
+                """A loop one process of a cluster runs at a time (any loop, on a lone node)."""
+                if cluster is None:
+                    loops.start(name, loop, *args)
+                else:
+                    cluster.once(loops, name, loop, *args)
+
             metrics: NodeMetrics = app.metrics  # type: ignore[attr-defined]
             gateway.scheduler.on_finished = metrics.job_finished
             attach(metrics, node.memory, node.bus)
@@ -251,6 +280,8 @@ def create_app(
                 node, PoolModel(gateway), settings.pool.local_model_name, settings.runtime, toolbox=toolbox
             )
             app.state.runtime = holder["runtime"] = runtime
+            if cluster is not None:
+                runtime.exclusive = cluster.leases.holding
             federation.advertise(lambda: _offers(gateway))
             federation.desk = TaskDesk(
                 runtime.delegation,
@@ -262,16 +293,19 @@ def create_app(
             )
             runtime.delegation.remote = TaskForwarding(federation)
             loops.start("agent_runtime", runtime.serve)
-            loops.start("task_recovery", runtime.recover)
+            once("task_recovery", runtime.recover)
             follow = runtime.delegation.follow_remote
-            loops.start("remote_tasks", follow, settings.federation.heartbeat_seconds)
+            once("remote_tasks", follow, settings.federation.heartbeat_seconds)
             jobs = build_jobs(settings.scheduler, node, runtime, gateway.checker)
-            app.state.scheduler = JobScheduler(node, runtime.gate, jobs)
+            # Ticks are claimed in the store, so each runs once however many processes fire it; a
+            # node-local job (the worker checker) is claimed per process, each checking its own workers.
+            ticks_of = node.key.id if cluster is None else f"{node.key.id}/{cluster.name}"
+            app.state.scheduler = JobScheduler(node, runtime.gate, jobs, node_id=ticks_of)
             if settings.scheduler.enabled:
                 await loops.start_ready("scheduler", app.state.scheduler.run)
             interval = settings.governance.audit_head_interval_seconds
-            loops.start("audit_heads", _every, interval, node.audit.sign_head)
-            loops.start("approval_sweep", _every, SWEEP_SECONDS, node.checkpoints.expire_due)
+            once("audit_heads", _every, interval, node.audit.sign_head)
+            once("approval_sweep", _every, SWEEP_SECONDS, node.checkpoints.expire_due)
             loops.start("pool_maintenance", gateway.maintain)
             app.state.history = History(metrics.totals)
             loops.start("dashboard_history", app.state.history.run)
@@ -312,6 +346,8 @@ def create_app(
             federation.forwarding.close()
             await gateway.flush()
             await node.audit.sign_head()
+            if cluster is not None:
+                await cluster.leave()
             app.state.node = None
             app.state.gateway = None
             app.state.federation = None
@@ -331,6 +367,7 @@ def create_app(
     app.state.gateway = None
     app.state.federation = None
     app.state.supervisor = None
+    app.state.cluster = None
     app.state.local_worker = None
     install_error_handlers(app)
     # Every route passes the authorization table first (the worker socket checks its own hello).
@@ -347,6 +384,7 @@ def create_app(
         jobs_api,
         openai_api,
         pool_api,
+        cluster_api,
     )
     for module in routed:
         app.include_router(module.router, dependencies=[Depends(authorize_route)])

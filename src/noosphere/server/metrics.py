@@ -197,8 +197,7 @@ class _Scraped(Collector):
             depth.add_metric([], gateway.scheduler.queued())
             counts: dict[tuple[str, str], int] = {}
             for worker in gateway.scheduler.workers.values():
-                kind = "peer" if worker.peer is not None else "upstream" if worker.upstream else "worker"
-                key = (kind, "healthy" if worker.healthy else "excluded")
+                key = (worker.kind, "healthy" if worker.healthy else "excluded")
                 counts[key] = counts.get(key, 0) + 1
             for (kind, health), count in sorted(counts.items()):
                 workers.add_metric([kind, health], count)

@@ -31,7 +31,7 @@ def pool_report(app: Any) -> dict[str, Any]:
             {
                 "id": worker.id,
                 "name": worker.name,
-                "kind": "upstream" if worker.upstream else "worker",
+                "kind": worker.kind,
                 "models": sorted(worker.models),
                 "capacity": worker.capacity,
                 "running": len(worker.running),

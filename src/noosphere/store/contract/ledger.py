@@ -28,6 +28,15 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True)
+class Holds:
+    """Credits of one paying account held by requests in flight: ``reserved`` while they run (what
+    they may cost at most), ``pending`` once answered until their usage is written."""
+
+    reserved: float = 0.0
+    pending: float = 0.0
+
+
+@dataclass(frozen=True)
 class UsageRecord:
     id: str
     at: datetime

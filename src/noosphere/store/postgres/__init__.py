@@ -10,6 +10,7 @@ from __future__ import annotations
 from noosphere.store.postgres.agents import PostgresAgents
 from noosphere.store.postgres.approvals import PostgresApprovals
 from noosphere.store.postgres.audit import PostgresAudit
+from noosphere.store.postgres.cluster import PostgresCluster
 from noosphere.store.postgres.federation import PostgresFederation
 from noosphere.store.postgres.jobs import PostgresJobRuns
 from noosphere.store.postgres.ledger import PostgresLedger
@@ -28,6 +29,7 @@ class PostgresStore(
     PostgresAgents,
     PostgresJobRuns,
     PostgresMailboxes,
+    PostgresCluster,
 ):
     """Every concept's part of the store over one connection pool."""
 

@@ -1,0 +1,38 @@
+"""REST: ``GET /api/v1/cluster`` — the processes of this node's cluster and who runs the
+once-per-cluster work (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from noosphere.errors import NotFound
+from noosphere.server.deps import NodeDep
+
+router = APIRouter(prefix="/api/v1", tags=["cluster"])
+
+
+@router.get("/cluster", summary="The cluster's processes and the leases of its once-per-cluster work")
+async def cluster_status(request: Request, node: NodeDep) -> dict[str, Any]:
+    cluster = request.app.state.cluster
+    if cluster is None:
+        raise NotFound("this node is one process, not a cluster (no `cluster` settings)")
+    processes = await cluster.membership.processes()
+    names = {p.id: p.name for p in processes}
+    leases = await cluster.leases.store.lease_holders()
+    return {
+        "node": node.key.id,
+        "process": {"id": cluster.id, "name": cluster.name},
+        "processes": [
+            {
+                "id": p.id,
+                "name": p.name,
+                "url": p.url,
+                "age_seconds": round(p.age, 1),
+                "silent_seconds": round(p.silent, 1),
+            }
+            for p in processes
+        ],
+        "leases": {name: names.get(holder, holder) for name, holder in leases.items()},
+    }

@@ -1,0 +1,51 @@
+-- Several node processes behaving as one node (docs/cluster.md). Times come from the database's
+-- clock, so processes on machines whose clocks disagree still agree on who is alive.
+
+-- The processes of the cluster: each start registers a new id and renews seen_at every heartbeat.
+CREATE TABLE cluster_processes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    seen_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Once-per-cluster work (a sweep, the audit signer, serving one agent): held by one process
+-- until it expires unrenewed.
+CREATE TABLE cluster_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+
+-- The identity every process must share (its Ed25519 public key): one row.
+CREATE TABLE cluster_identity (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    node_id TEXT NOT NULL,
+    public_key TEXT NOT NULL
+);
+
+-- Fairness: each user's virtual token counter (weighted service received), shared.
+CREATE TABLE fair_counters (
+    principal TEXT PRIMARY KEY,
+    service DOUBLE PRECISION NOT NULL
+);
+
+-- Rate limits: the last minute of each limited key (seconds since the epoch, database clock).
+CREATE TABLE rate_entries (
+    key_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    tokens INTEGER NOT NULL,
+    is_request BOOLEAN NOT NULL
+);
+CREATE INDEX rate_entries_key_at ON rate_entries (key_id, at);
+
+-- Budgets: credits held by requests in flight, per paying account and the process holding them:
+-- reserved while they run, pending once answered until their usage is written.
+CREATE TABLE credit_holds (
+    account TEXT NOT NULL,
+    process TEXT NOT NULL,
+    reserved DOUBLE PRECISION NOT NULL DEFAULT 0,
+    pending DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, process)
+);

@@ -1,0 +1,257 @@
+"""PostgreSQL statements for a cluster of node processes (``noosphere/cluster/``): membership,
+leases, the shared identity, and the state that must be exact across processes — fairness
+counters, rate-limit windows and budget holds. Times are the database's, never a process's own
+clock. Serialisation per key uses transaction-scoped advisory locks, so two processes admitting
+requests of one API key take turns while other keys proceed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from psycopg import AsyncConnection
+
+from noosphere.store.contract import Holds
+from noosphere.store.postgres.base import PostgresBase
+from noosphere.store.postgres.sql import Row
+
+T = TypeVar("T")
+RATE_WINDOW_S = 60.0
+_NOW = "extract(epoch from clock_timestamp())"
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    id: str
+    name: str
+    url: str
+    age: float  # seconds since it started
+    silent: float  # seconds since it was last seen
+
+
+async def _lock(conn: AsyncConnection[Row], scope: str, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{scope}:{key}",))
+
+
+async def _holds(conn: AsyncConnection[Row], account: str) -> Holds:
+    cur = await conn.execute(
+        "SELECT coalesce(sum(reserved), 0) AS r, coalesce(sum(pending), 0) AS p FROM credit_holds "
+        "WHERE account = %s",
+        (account,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return Holds(float(row["r"]), float(row["p"]))
+
+
+async def _move(
+    conn: AsyncConnection[Row], account: str, process: str, reserved: float, pending: float
+) -> None:
+    await conn.execute(
+        "INSERT INTO credit_holds (account, process, reserved, pending) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (account, process) DO UPDATE SET reserved = credit_holds.reserved + excluded.reserved, "
+        "pending = credit_holds.pending + excluded.pending",
+        (account, process, reserved, pending),
+    )
+
+
+class PostgresCluster(PostgresBase):
+    # -- membership ----------------------------------------------------------------------------
+    async def join_cluster(self, process: str, name: str, url: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO cluster_processes (id, name, url) VALUES (%s, %s, %s)", (process, name, url)
+            )
+
+    async def beat(self, process: str) -> bool:
+        """Renew the process's liveness; False if it was taken for dead meanwhile (reaped)."""
+        async with self._connection() as conn:
+            cur = await conn.execute("UPDATE cluster_processes SET seen_at = now() WHERE id = %s", (process,))
+            return cur.rowcount == 1
+
+    async def leave_cluster(self, process: str) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await self._forget_processes(conn, [process])
+
+    async def cluster_processes(self) -> list[ProcessRecord]:
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, name, url, extract(epoch from now() - started_at) AS age, "
+                "extract(epoch from now() - seen_at) AS silent FROM cluster_processes ORDER BY started_at, id"
+            )
+            return [
+                ProcessRecord(r["id"], r["name"], r["url"], float(r["age"]), float(r["silent"]))
+                for r in await cur.fetchall()
+            ]
+
+    async def reap_processes(self, silent_for: float) -> list[str]:
+        """Forget processes silent for ``silent_for`` seconds with their leases and held credits;
+        returns their ids."""
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT id FROM cluster_processes WHERE seen_at < now() - make_interval(secs => %s) "
+                "FOR UPDATE SKIP LOCKED",
+                (silent_for,),
+            )
+            dead = [r["id"] for r in await cur.fetchall()]
+            if dead:
+                await self._forget_processes(conn, dead)
+            return dead
+
+    @staticmethod
+    async def _forget_processes(conn: AsyncConnection[Row], ids: Sequence[str]) -> None:
+        await conn.execute("DELETE FROM cluster_leases WHERE holder = ANY(%s)", (list(ids),))
+        await conn.execute("DELETE FROM credit_holds WHERE process = ANY(%s)", (list(ids),))
+        await conn.execute("DELETE FROM cluster_processes WHERE id = ANY(%s)", (list(ids),))
+
+    async def claim_identity(self, node_id: str, public_key: str) -> str:
+        """Record the cluster's node identity if none is yet; returns the one recorded."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO cluster_identity (node_id, public_key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (node_id, public_key),
+            )
+            row = await (await conn.execute("SELECT node_id FROM cluster_identity")).fetchone()
+            assert row is not None
+            return str(row["node_id"])
+
+    # -- leases --------------------------------------------------------------------------------
+    async def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Hold (or keep holding) ``name`` for ``seconds``; False while another holder's lease runs."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO cluster_leases (name, holder, expires_at) "
+                "VALUES (%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (name) DO UPDATE SET "
+                "holder = excluded.holder, expires_at = excluded.expires_at "
+                "WHERE cluster_leases.holder = excluded.holder OR cluster_leases.expires_at < now()",
+                (name, holder, seconds),
+            )
+            return cur.rowcount == 1
+
+    async def drop_lease(self, name: str, holder: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM cluster_leases WHERE name = %s AND holder = %s", (name, holder))
+
+    async def lease_holders(self, prefix: str = "") -> dict[str, str]:
+        """Unexpired leases whose name starts with ``prefix``: name → holder."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT name, holder FROM cluster_leases WHERE expires_at >= now() AND starts_with(name, %s)",
+                (prefix,),
+            )
+            return {r["name"]: r["holder"] for r in await cur.fetchall()}
+
+    # -- fairness counters ---------------------------------------------------------------------
+    async def add_service(self, deltas: Mapping[str, float], floors: Mapping[str, float]) -> dict[str, float]:
+        """Add each user's newly counted service to its shared counter (raised first to its floor,
+        the lift a returning user gets); returns the counters of every user named."""
+        users = sorted(set(deltas) | set(floors))  # one lock order across processes
+        if not users:
+            return {}
+        rows = [(u, deltas.get(u, 0.0), floors.get(u, 0.0)) for u in users]
+        async with self._connection() as conn, conn.transaction():
+            out: dict[str, float] = {}
+            for user, delta, floor in rows:
+                cur = await conn.execute(
+                    "INSERT INTO fair_counters (principal, service) VALUES (%s, %s + %s) "
+                    "ON CONFLICT (principal) DO UPDATE SET "
+                    "service = greatest(fair_counters.service, %s) + %s RETURNING service",
+                    (user, floor, delta, floor, delta),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                out[user] = float(row["service"])
+            return out
+
+    # -- rate limits ---------------------------------------------------------------------------
+    async def rate_window(
+        self,
+        key_id: str,
+        decide: Callable[[float, list[tuple[float, int, bool]]], T],
+        charge: Callable[[T], int | None],
+    ) -> T:
+        """Under the key's lock: drop entries older than a minute, ``decide`` on (now, the last
+        minute's entries) and, when ``charge`` of the decision gives a token count, add a request
+        entry of that many tokens. Atomic across processes."""
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, "rate", key_id)
+            row = await (await conn.execute(f"SELECT {_NOW} AS now")).fetchone()
+            assert row is not None
+            now = float(row["now"])
+            await conn.execute(
+                "DELETE FROM rate_entries WHERE key_id = %s AND at <= %s", (key_id, now - RATE_WINDOW_S)
+            )
+            cur = await conn.execute(
+                "SELECT at, tokens, is_request FROM rate_entries WHERE key_id = %s ORDER BY at", (key_id,)
+            )
+            entries = [
+                (float(r["at"]), int(r["tokens"]), bool(r["is_request"])) for r in await cur.fetchall()
+            ]
+            decision = decide(now, entries)
+            tokens = charge(decision)
+            if tokens is not None:
+                await conn.execute(
+                    "INSERT INTO rate_entries (key_id, at, tokens, is_request) VALUES (%s, %s, %s, true)",
+                    (key_id, now, tokens),
+                )
+            return decision
+
+    async def rate_charge(self, key_id: str, tokens: int) -> None:
+        """Add tokens known only after a request (its completion) to the key's window."""
+        async with self._connection() as conn:
+            await conn.execute(
+                f"INSERT INTO rate_entries (key_id, at, tokens, is_request) VALUES (%s, {_NOW}, %s, false)",
+                (key_id, tokens),
+            )
+
+    async def purge_rate_entries(self) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute(f"DELETE FROM rate_entries WHERE at <= {_NOW} - %s", (RATE_WINDOW_S,))
+            return cur.rowcount
+
+    # -- budget holds --------------------------------------------------------------------------
+    async def hold_credits(
+        self, account: str, process: str, period: str, decide: Callable[[float, Holds], float]
+    ) -> float:
+        """Under the account's lock: ``decide`` how many credits to reserve from what the account
+        has spent in ``period`` (written usage) and what requests in flight hold; reserve them for
+        ``process``. ``decide`` raises to refuse. Atomic across processes."""
+        async with self._connection() as conn, conn.transaction():
+            await _lock(conn, "credits", account)
+            cur = await conn.execute(
+                "SELECT amount FROM account_balances WHERE account = %s AND period = %s", (account, period)
+            )
+            row = await cur.fetchone()
+            spent = -float(row["amount"]) if row else 0.0
+            credits = decide(spent, await _holds(conn, account))
+            if credits:
+                await _move(conn, account, process, credits, 0.0)
+            return credits
+
+    async def move_credits(self, process: str, moves: Mapping[str, tuple[float, float]]) -> None:
+        """Add (reserved, pending) deltas to the process's holds of each account."""
+        async with self._connection() as conn, conn.transaction():
+            for account in sorted(moves):
+                reserved, pending = moves[account]
+                await _move(conn, account, process, reserved, pending)
+            await conn.execute(
+                "DELETE FROM credit_holds "
+                "WHERE process = %s AND abs(reserved) < 1e-9 AND abs(pending) < 1e-9",
+                (process,),
+            )
+
+    async def set_credits(self, process: str, holds: Mapping[str, tuple[float, float]]) -> None:
+        """Replace the process's holds with ``holds``: account → (reserved, pending)."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM credit_holds WHERE process = %s", (process,))
+            for account in sorted(holds):
+                reserved, pending = holds[account]
+                await _move(conn, account, process, reserved, pending)
+
+    async def credit_holds(self, account: str) -> Holds:
+        async with self._connection() as conn:
+            return await _holds(conn, account)
+
+
+__all__ = ["PostgresCluster", "ProcessRecord"]
