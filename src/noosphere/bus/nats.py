@@ -13,8 +13,10 @@ Layout in one JetStream stream (work-queue retention, so an acknowledged envelop
 - Topic subscriptions live in a JetStream key-value bucket; ``publish`` copies the envelope into
   every matching subscriber's mailbox, as the other transports do.
 
-Acks and nacks go through the process that received the envelope (it holds the delivery's ack
-subject); from another process they settle nothing and the lease runs out as usual.
+A delivery's ack subject is kept in a second bucket under (mailbox, envelope id), so any
+process sharing the stream can acknowledge or give back an envelope another process handed out
+(the processes of a cluster sit behind one address); the process that received it uses the
+message it holds.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def _token(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def _ack_key(mailbox: str, message_id: str) -> str:
+    return f"{_token(mailbox)}.{_token(message_id)}"
+
+
 def _untoken(token: str) -> str:
     return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
 
@@ -71,6 +77,7 @@ class NatsTransport:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: KeyValue | None = None
+        self._acks: KeyValue | None = None  # (mailbox, envelope id) → the delivery's ack subject
         self._consumers: set[tuple[str, int]] = set()  # (mailbox, priority) known to exist
         self._inflight: dict[tuple[str, str], Msg] = {}
         self._starting = asyncio.Lock()
@@ -99,6 +106,7 @@ class NatsTransport:
         )
         await self._js.add_stream(config)
         self._subs = await self._js.create_key_value(bucket=f"{self.stream}_subscriptions")
+        self._acks = await self._js.create_key_value(bucket=f"{self.stream}_deliveries", ttl=self.retention)
 
     async def close(self) -> None:
         if self._nc is not None:
@@ -210,6 +218,15 @@ class NatsTransport:
                     out.append(Delivery(envelope, mailbox, msg.metadata.num_delivered))
         finally:
             await replies.unsubscribe()
+        # Where any process can settle them (before they are handed out).
+        await asyncio.gather(
+            *(
+                self.acks.put(
+                    _ack_key(mailbox, d.envelope.id), self._inflight[(mailbox, d.envelope.id)].reply.encode()
+                )
+                for d in out
+            )
+        )
         return out
 
     async def _pull(self, replies: Any, inbox: str, mailbox: str, priority: int, batch: int) -> list[Msg]:
@@ -230,27 +247,58 @@ class NatsTransport:
         while len(self._inflight) > _INFLIGHT_LIMIT:
             self._inflight.pop(next(iter(self._inflight)))
 
+    async def _ack_subjects(self, mailbox: str, ids: Sequence[str]) -> dict[str, str]:
+        """The ack subject of each delivery of ``ids`` still leased (handed out by any process)."""
+        await self.start()
+        out = {}
+        for message_id in ids:
+            held = self._inflight.pop((mailbox, message_id), None)
+            if held is not None:
+                out[message_id] = held.reply
+                continue
+            try:
+                entry = await self.acks.get(_ack_key(mailbox, message_id))
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                out[message_id] = entry.value.decode()
+        return out
+
+    async def _forget_deliveries(self, mailbox: str, ids: Sequence[str]) -> None:
+        await asyncio.gather(*(self.acks.purge(_ack_key(mailbox, i)) for i in ids), return_exceptions=True)
+
     async def ack(self, mailbox: str, ids: Sequence[str]) -> int:
-        held = [m for m in (self._inflight.pop((mailbox, i), None) for i in ids) if m is not None]
+        subjects = await self._ack_subjects(mailbox, ids)
+        assert self._nc is not None
+        nc = self._nc
         # Double acks (the server confirms each is settled), all in flight at once.
-        results = await asyncio.gather(*(m.ack_sync() for m in held), return_exceptions=True)
+        results = await asyncio.gather(
+            *(nc.request(subject, b"", timeout=1.0) for subject in subjects.values()), return_exceptions=True
+        )
+        await self._forget_deliveries(mailbox, list(subjects))
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, nats.errors.TimeoutError):
                 raise result
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     async def nack(self, mailbox: str, ids: Sequence[str], delay: float) -> int:
-        released = 0
-        for message_id in ids:
-            msg = self._inflight.pop((mailbox, message_id), None)
-            if msg is not None:
-                await msg.nak(delay=delay if delay > 0 else None)
-                released += 1
-        if released and delay <= 0:
+        subjects = await self._ack_subjects(mailbox, ids)
+        assert self._nc is not None
+        payload = b"-NAK" + (b" " + orjson.dumps({"delay": int(delay * 10**9)}) if delay > 0 else b"")
+        for subject in subjects.values():
+            await self._nc.publish(subject, payload)
+        await self._forget_deliveries(mailbox, list(subjects))
+        if subjects and delay <= 0:
             self._bell.ring(mailbox)
-        return released
+        return len(subjects)
 
     # -- topics --------------------------------------------------------------------------------
+    @property
+    def acks(self) -> KeyValue:
+        if self._acks is None:
+            raise Unavailable("the NATS transport is not started")
+        return self._acks
+
     @property
     def kv(self) -> KeyValue:
         if self._subs is None:
