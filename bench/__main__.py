@@ -23,6 +23,7 @@ BENCHES = {
     "federation_cluster": "bench.federation_cluster",
     "membership": "bench.membership",
     "cli": "bench.cli",
+    "cluster": "bench.cluster",
 }
 
 

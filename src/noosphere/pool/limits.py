@@ -23,32 +23,36 @@ class Admission:
     reason: str = ""
 
 
+Entry = tuple[float, int, int]  # (time, tokens, requests)
+
+
 @dataclass
 class Window:
-    """The last minute of one key: (time, tokens, is_request) entries, oldest first, and their
-    sums. Completion tokens arrive after a request as entries that are not requests."""
+    """The last minute of one key: (time, tokens, requests) entries, oldest first, and their
+    sums. One process keeps an entry per request (requests 1), and one per completion (requests
+    0: its tokens arrive after the request); a cluster keeps one per second (``cluster/limits.py``)."""
 
-    entries: deque[tuple[float, int, bool]] = field(default_factory=deque)
+    entries: deque[Entry] = field(default_factory=deque)
     requests: int = 0
     tokens: int = 0
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[float, int, bool]], now: float) -> Window:
+    def of(cls, entries: Iterable[Entry], now: float) -> Window:
         window = cls()
         for entry in entries:
             window.add(*entry)
         window.expire(now)
         return window
 
-    def add(self, at: float, tokens: int, is_request: bool) -> None:
-        self.entries.append((at, tokens, is_request))
-        self.requests += is_request
+    def add(self, at: float, tokens: int, requests: int) -> None:
+        self.entries.append((at, tokens, requests))
+        self.requests += requests
         self.tokens += tokens
 
     def expire(self, now: float) -> None:
         while self.entries and self.entries[0][0] <= now - WINDOW_S:
-            _, tokens, is_request = self.entries.popleft()
-            self.requests -= is_request
+            _, tokens, requests = self.entries.popleft()
+            self.requests -= requests
             self.tokens -= tokens
 
 
@@ -56,9 +60,11 @@ def admit(window: Window, now: float, rpm: int | None, tpm: int | None, tokens: 
     """May a request costing ``tokens`` start now, given the last minute (``window``, expired
     entries already dropped)?"""
     if rpm is not None and window.requests >= rpm:
-        requests = [t for t, _, is_request in window.entries if is_request]
-        oldest = requests[len(requests) - rpm]
-        return Admission(False, oldest + WINDOW_S - now, f"{rpm} requests per minute")
+        gone = 0
+        for t, _, requests in window.entries:  # oldest first: when have enough requests left?
+            gone += requests
+            if window.requests - gone < rpm:
+                return Admission(False, t + WINDOW_S - now, f"{rpm} requests per minute")
     if tpm is not None:
         if tokens > tpm:
             return Admission(
@@ -96,13 +102,13 @@ class RateLimiter:
         window.expire(now)
         decision = admit(window, now, rpm, tpm, tokens)
         if decision.allowed:
-            window.add(now, tokens, True)
+            window.add(now, tokens, 1)
         return decision
 
     def charge(self, key: str, tokens: int) -> None:
         """Add tokens known only after the request (its completion) to the current window."""
         if tokens > 0:
-            self._windows.setdefault(key, Window()).add(self.clock(), tokens, False)
+            self._windows.setdefault(key, Window()).add(self.clock(), tokens, 0)
 
     async def admit(self, key: str, rpm: int | None, tpm: int | None, tokens: int) -> Admission:
         return self.check(key, rpm, tpm, tokens)

@@ -188,7 +188,7 @@ class _Scraped(Collector):
         depth = GaugeMetricFamily("noosphere_pool_queue_depth", "Chat jobs waiting for a worker")
         workers = GaugeMetricFamily(
             "noosphere_pool_workers",
-            "Pool workers by kind (worker, upstream, peer) and state (healthy, excluded)",
+            "Pool workers by kind (worker, cluster, upstream, peer) and state (healthy, excluded)",
             labels=["kind", "state"],
         )
         slots = GaugeMetricFamily("noosphere_pool_slots", "Concurrent jobs a model can run", labels=["model"])

@@ -6,6 +6,7 @@ requests of one API key take turns while other keys proceed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -32,6 +33,15 @@ class ProcessRecord:
 
 async def _lock(conn: AsyncConnection[Row], scope: str, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{scope}:{key}",))
+
+
+async def _count(conn: AsyncConnection[Row], key_id: str, second: int, requests: int, tokens: int) -> None:
+    await conn.execute(
+        "INSERT INTO rate_seconds (key_id, second, requests, tokens) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (key_id, second) DO UPDATE SET requests = rate_seconds.requests + excluded.requests, "
+        "tokens = rate_seconds.tokens + excluded.tokens",
+        (key_id, second, requests, tokens),
+    )
 
 
 async def _holds(conn: AsyncConnection[Row], account: str) -> Holds:
@@ -150,65 +160,59 @@ class PostgresCluster(PostgresBase):
         if not users:
             return {}
         rows = [(u, deltas.get(u, 0.0), floors.get(u, 0.0)) for u in users]
-        async with self._connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # One pipelined batch, rows in one order across processes (no deadlocks).
+            await cur.executemany(
+                "INSERT INTO fair_counters (principal, service) VALUES (%s, %s + %s) "
+                "ON CONFLICT (principal) DO UPDATE SET "
+                "service = greatest(fair_counters.service, %s) + %s RETURNING principal, service",
+                [(user, floor, delta, floor, delta) for user, delta, floor in rows],
+                returning=True,
+            )
             out: dict[str, float] = {}
-            for user, delta, floor in rows:
-                cur = await conn.execute(
-                    "INSERT INTO fair_counters (principal, service) VALUES (%s, %s + %s) "
-                    "ON CONFLICT (principal) DO UPDATE SET "
-                    "service = greatest(fair_counters.service, %s) + %s RETURNING service",
-                    (user, floor, delta, floor, delta),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                out[user] = float(row["service"])
-            return out
+            while True:
+                for row in await cur.fetchall():
+                    out[row["principal"]] = float(row["service"])
+                if not cur.nextset():
+                    return out
 
     # -- rate limits ---------------------------------------------------------------------------
     async def rate_window(
         self,
         key_id: str,
-        decide: Callable[[float, list[tuple[float, int, bool]]], T],
+        decide: Callable[[float, list[tuple[float, int, int]]], T],
         charge: Callable[[T], int | None],
     ) -> T:
-        """Under the key's lock: drop entries older than a minute, ``decide`` on (now, the last
-        minute's entries) and, when ``charge`` of the decision gives a token count, add a request
-        entry of that many tokens. Atomic across processes."""
+        """Under the key's lock: ``decide`` on (now, the key's last minute as one (end of second,
+        tokens, requests) entry per second) and, when ``charge`` of the decision gives a token
+        count, count one request of that many tokens in this second. A second counts until a
+        minute after its end: never less than a minute. Atomic across processes; at most 61 rows
+        per key, whatever its rate."""
         async with self._connection() as conn, conn.transaction():
             await _lock(conn, "rate", key_id)
             row = await (await conn.execute(f"SELECT {_NOW} AS now")).fetchone()
             assert row is not None
             now = float(row["now"])
-            await conn.execute(
-                "DELETE FROM rate_entries WHERE key_id = %s AND at <= %s", (key_id, now - RATE_WINDOW_S)
-            )
+            gone = now - RATE_WINDOW_S - 1  # a second ending a minute ago or earlier
+            await conn.execute("DELETE FROM rate_seconds WHERE key_id = %s AND second <= %s", (key_id, gone))
             cur = await conn.execute(
-                "SELECT at, tokens, is_request FROM rate_entries WHERE key_id = %s ORDER BY at", (key_id,)
+                "SELECT second, tokens, requests FROM rate_seconds WHERE key_id = %s ORDER BY second",
+                (key_id,),
             )
-            entries = [
-                (float(r["at"]), int(r["tokens"]), bool(r["is_request"])) for r in await cur.fetchall()
-            ]
+            rows = await cur.fetchall()
+            entries = [(r["second"] + 1.0, int(r["tokens"]), int(r["requests"])) for r in rows]
             decision = decide(now, entries)
             tokens = charge(decision)
             if tokens is not None:
-                await conn.execute(
-                    "INSERT INTO rate_entries (key_id, at, tokens, is_request) VALUES (%s, %s, %s, true)",
-                    (key_id, now, tokens),
-                )
+                await _count(conn, key_id, math.floor(now), 1, tokens)
             return decision
 
     async def rate_charge(self, key_id: str, tokens: int) -> None:
-        """Add tokens known only after a request (its completion) to the key's window."""
+        """Add tokens known only after a request (its completion) to the key's current second."""
         async with self._connection() as conn:
-            await conn.execute(
-                f"INSERT INTO rate_entries (key_id, at, tokens, is_request) VALUES (%s, {_NOW}, %s, false)",
-                (key_id, tokens),
-            )
-
-    async def purge_rate_entries(self) -> int:
-        async with self._connection() as conn:
-            cur = await conn.execute(f"DELETE FROM rate_entries WHERE at <= {_NOW} - %s", (RATE_WINDOW_S,))
-            return cur.rowcount
+            row = await (await conn.execute(f"SELECT {_NOW} AS now")).fetchone()
+            assert row is not None
+            await _count(conn, key_id, math.floor(float(row["now"])), 0, tokens)
 
     # -- budget holds --------------------------------------------------------------------------
     async def hold_credits(

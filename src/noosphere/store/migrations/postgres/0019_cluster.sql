@@ -31,14 +31,15 @@ CREATE TABLE fair_counters (
     service DOUBLE PRECISION NOT NULL
 );
 
--- Rate limits: the last minute of each limited key (seconds since the epoch, database clock).
-CREATE TABLE rate_entries (
+-- Rate limits: the last minute of each limited key, one row per second (since the epoch,
+-- database clock) with the requests admitted and the tokens counted in it.
+CREATE TABLE rate_seconds (
     key_id TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    tokens INTEGER NOT NULL,
-    is_request BOOLEAN NOT NULL
+    second BIGINT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    tokens BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, second)
 );
-CREATE INDEX rate_entries_key_at ON rate_entries (key_id, at);
 
 -- Budgets: credits held by requests in flight, per paying account and the process holding them:
 -- reserved while they run, pending once answered until their usage is written.
