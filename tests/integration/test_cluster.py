@@ -214,7 +214,28 @@ def test_an_agent_task_survives_the_death_of_its_process(cluster: Cluster) -> No
         assert record["attempts"] >= 1, record
         result = planned.result(timeout=120)
     assert result["calls"][0] == {"tool": "delegate", "outcome": "ok"}
+    with cluster.http(runner) as http:  # the delegator heard that its task was resumed
+        told = http.post("/api/v1/bus/mailboxes/planner/receive", json={"limit": 100}).json()
+    heard = [(m["envelope"]["kind"], m["envelope"]["payload"].get("status")) for m in told]
+    assert ("STATUS", "resumed") in heard, heard
+    assert ("TASK_COMPLETE", "completed") in heard, heard
+    assert list(cluster.leases(runner)).count("agent:scribe") == 1  # one process serves it
     cluster.restart(index)
+
+
+def test_a_client_leaving_stops_its_job_on_the_process_that_serves_it(cluster: Cluster) -> None:
+    until(lambda: cluster.models(0).get(MODEL, {}).get("free_slots") == 2, "an idle worker")
+    with cluster.api(2) as api:
+        stream = api.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True, max_tokens=600
+        )
+        for n, _ in enumerate(stream):  # a 30-second answer; leave after a few tokens
+            if n == 3:
+                break
+        assert cluster.models(0)[MODEL]["free_slots"] == 1
+        stream.close()
+    # The worker's slot is free again long before the answer would have ended.
+    until(lambda: cluster.models(0)[MODEL]["free_slots"] == 2, "the job stopped on its worker", 10)
 
 
 def test_killing_the_workers_process_mid_stream_is_an_in_stream_error_and_the_worker_moves(
@@ -239,3 +260,18 @@ def test_killing_the_workers_process_mid_stream_is_an_in_stream_error_and_the_wo
     with cluster.api(2) as api:
         assert _stream(api, 3) == " t0 t1 t2"
     cluster.restart(0)
+
+
+def test_the_audit_log_of_every_process_is_one_log_signed_by_the_node(cluster: Cluster) -> None:
+    with cluster.http(1) as http:
+        heads = http.get("/api/v1/audit/heads").json()
+        entries = http.get("/api/v1/audit", params={"limit": 1000}).json()
+    assert [e["seq"] for e in entries] == list(range(len(entries)))  # one sequence, no gaps
+    assert heads["heads"], "the process holding the signer's lease signed heads"
+    verified = subprocess.run(
+        [sys.executable, "-m", "noosphere", "audit", "verify", "--data-dir", str(cluster.launcher.directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
