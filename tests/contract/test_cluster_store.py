@@ -4,8 +4,7 @@ across processes (fairness counters, rate-limit windows, budget holds) under con
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
@@ -14,6 +13,7 @@ from noosphere.errors import BudgetExhausted
 from noosphere.pool.limits import Admission, Window, admit
 from noosphere.store.contract import Holds
 from noosphere.store.postgres import PostgresStore
+from noosphere.store.postgres.cluster import CreditAsk, RateAsk
 from tests.contract.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -91,7 +91,9 @@ async def test_a_rate_limit_holds_exactly_under_concurrent_admissions_from_two_p
         def decide(now: float, entries: list[tuple[float, int, int]]) -> Admission:
             return admit(Window.of(entries, now), now, 7, None, 3)
 
-        decisions.append(await store.rate_window("key_k", decide, lambda d: 3 if d.allowed else None))
+        (decision,) = await store.rate_windows([RateAsk("key_k", decide, lambda d: 3 if d.allowed else None)])
+        assert isinstance(decision, Admission)
+        decisions.append(decision)
 
     async with anyio.create_task_group() as group:
         for i in range(20):
@@ -113,8 +115,10 @@ async def test_budget_holds_never_let_concurrent_reservations_pass_the_budget(
         return each
 
     async def reserve(store: PostgresStore, process: str) -> None:
-        with contextlib.suppress(BudgetExhausted):
-            granted.append(await store.hold_credits("key:k", process, "total", decide))
+        (credits,) = await store.hold_credits(process, [CreditAsk("key:k", "total", decide)])
+        if not isinstance(credits, BudgetExhausted):
+            assert isinstance(credits, float)
+            granted.append(credits)
 
     async with anyio.create_task_group() as group:
         for i in range(16):
@@ -127,3 +131,32 @@ async def test_budget_holds_never_let_concurrent_reservations_pass_the_budget(
     assert await a.credit_holds("key:k") == Holds(75.0, 12.0)
     await a.set_credits("proc-9", {"key:k": (0.0, 5.0)})  # a process rejoining states its holds
     assert await a.credit_holds("key:k") == Holds(90.0, 5.0)
+
+
+async def test_asks_in_one_transaction_see_each_other_and_a_refusal_stops_only_itself(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, _ = pair
+
+    def up_to(budget: float, each: float) -> Callable[[float, Holds], float]:
+        def decide(spent: float, holds: Holds) -> float:
+            if budget - spent - holds.reserved - holds.pending < each:
+                raise BudgetExhausted(f"{holds.reserved:g} held")
+            return each
+
+        return decide
+
+    asks = [CreditAsk("key:a", "total", up_to(25, 10)) for _ in range(3)]
+    asks.insert(1, CreditAsk("key:b", "total", up_to(5, 10)))  # another account, refused
+    results = await a.hold_credits("proc-0", asks)
+    assert results[:3] == [10.0, results[1], 10.0] and isinstance(results[1], BudgetExhausted)
+    assert isinstance(results[3], BudgetExhausted) and "20 held" in str(results[3])
+    assert await a.credit_holds("key:a") == Holds(20.0, 0.0)
+
+    def once_a_minute(now: float, entries: list[tuple[float, int, int]]) -> Admission:
+        return admit(Window.of(entries, now), now, 1, None, 1)
+
+    decisions = await a.rate_windows(
+        [RateAsk(k, once_a_minute, lambda d: 1 if d.allowed else None) for k in ("key_x", "key_x", "key_y")]
+    )
+    assert [d.allowed for d in decisions if isinstance(d, Admission)] == [True, False, True]

@@ -2,10 +2,11 @@
 rows of the shared store, one per paying account and process. Reserving reads the account's
 written usage and every process's holds and adds the reservation in one transaction under the
 account's lock, so concurrent requests through any number of processes never spend more than the
-budget. Releasing a hold is never less safe late than early (a late release only refuses more),
-so written usage is released in batches off the request's path. A process taken for dead has
-its holds dropped with it (``membership.py``); one that was only stalled writes them back when it
-rejoins (``restore``)."""
+budget; concurrent reservations of one process share that transaction (group commit), taking the
+lock once. Releasing a hold is never less safe late than early (a late release only refuses
+more), so settled and written usage is released in batches off the request's path. A process
+taken for dead has its holds dropped with it (``membership.py``); one that was only stalled writes
+them back when it rejoins (``restore``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from noosphere.groupcommit import GroupCommit
 from noosphere.pool.credits import Decide
 from noosphere.store.contract import Holds
-from noosphere.store.postgres.cluster import PostgresCluster
+from noosphere.store.postgres.cluster import CreditAsk, PostgresCluster
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +28,38 @@ class SharedCredits:
     def __init__(self, store: PostgresCluster, process: str) -> None:
         self.store = store
         self.process = process
-        self._released: dict[str, float] = {}  # written costs not yet taken off the pending holds
+        # Changes to this process's holds not written yet: account → (reserved, pending) deltas.
+        # Each only lowers what is held (a request costs at most what it reserved).
+        self._released: dict[str, tuple[float, float]] = {}
         self._flush: asyncio.Task[None] | None = None
         self._mine: dict[str, tuple[float, float]] = {}  # what this process holds: (reserved, pending)
+        self._reservations: GroupCommit[CreditAsk, float | Exception] = GroupCommit(self._hold)
 
     async def reserve(
         self, account: str, period: str, written: Callable[[], Awaitable[float]], decide: Decide
     ) -> float:
-        credits = await self.store.hold_credits(account, self.process, period, decide)
-        self._note(account, credits, 0.0)
+        (credits,) = await self._reservations.submit([CreditAsk(account, period, decide)])
+        if isinstance(credits, Exception):
+            raise credits
         return credits
 
+    async def _hold(self, asks: list[CreditAsk]) -> list[float | Exception]:
+        granted = await self.store.hold_credits(self.process, asks)
+        for ask, credits in zip(asks, granted, strict=True):
+            if not isinstance(credits, Exception):
+                self._note(ask.account, credits, 0.0)
+        return granted
+
     async def settle(self, account: str, reserved: float, cost: float) -> None:
-        await self.store.move_credits(self.process, {account: (-reserved, cost)})
-        self._note(account, -reserved, cost)
+        self._release_later(account, -reserved, cost)
 
     def written(self, account: str, cost: float) -> None:
-        self._note(account, 0.0, -cost)
-        self._released[account] = self._released.get(account, 0.0) + cost
+        self._release_later(account, 0.0, -cost)
+
+    def _release_later(self, account: str, reserved: float, pending: float) -> None:
+        self._note(account, reserved, pending)
+        before = self._released.get(account, (0.0, 0.0))
+        self._released[account] = (before[0] + reserved, before[1] + pending)
         if self._flush is None or self._flush.done():
             self._flush = asyncio.get_running_loop().create_task(self._release())
 
@@ -69,11 +85,12 @@ class SharedCredits:
         while self._released:
             batch, self._released = self._released, {}
             try:
-                await self.store.move_credits(self.process, {a: (0.0, -c) for a, c in batch.items()})
+                await self.store.move_credits(self.process, batch)
             except Exception:  # the holds stay high (refusing more, never less) until it works
-                logger.warning("could not release written credits; trying again", exc_info=True)
-                for account, cost in batch.items():
-                    self._released[account] = self._released.get(account, 0.0) + cost
+                logger.warning("could not release held credits; trying again", exc_info=True)
+                for account, (reserved, pending) in batch.items():
+                    before = self._released.get(account, (0.0, 0.0))
+                    self._released[account] = (before[0] + reserved, before[1] + pending)
                 await asyncio.sleep(1.0)
 
     async def close(self) -> None:

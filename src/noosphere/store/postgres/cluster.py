@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from psycopg import AsyncConnection
 
@@ -20,6 +20,24 @@ from noosphere.store.postgres.sql import Row
 T = TypeVar("T")
 RATE_WINDOW_S = 60.0
 _NOW = "extract(epoch from clock_timestamp())"
+
+
+@dataclass(frozen=True)
+class RateAsk(Generic[T]):
+    """One request to admit against its key's last minute (``rate_windows``)."""
+
+    key_id: str
+    decide: Callable[[float, list[tuple[float, int, int]]], T]  # (now, entries) -> decision
+    charge: Callable[[T], int | None]  # the decision -> tokens to count, or None: not admitted
+
+
+@dataclass(frozen=True)
+class CreditAsk:
+    """One request's reservation of budget credits (``hold_credits``)."""
+
+    account: str
+    period: str
+    decide: Callable[[float, Holds], float]  # (spent, holds) -> credits to reserve; raises to refuse
 
 
 @dataclass(frozen=True)
@@ -35,13 +53,18 @@ async def _lock(conn: AsyncConnection[Row], scope: str, key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{scope}:{key}",))
 
 
-async def _count(conn: AsyncConnection[Row], key_id: str, second: int, requests: int, tokens: int) -> None:
-    await conn.execute(
-        "INSERT INTO rate_seconds (key_id, second, requests, tokens) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (key_id, second) DO UPDATE SET requests = rate_seconds.requests + excluded.requests, "
-        "tokens = rate_seconds.tokens + excluded.tokens",
-        (key_id, second, requests, tokens),
-    )
+async def _count(conn: AsyncConnection[Row], rows: Sequence[tuple[str, int, int, int]]) -> None:
+    """Add (key, second, requests, tokens) rows to the rate windows."""
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO rate_seconds (key_id, second, requests, tokens) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (key_id, second) DO UPDATE SET "
+            "requests = rate_seconds.requests + excluded.requests, "
+            "tokens = rate_seconds.tokens + excluded.tokens",
+            rows,
+        )
 
 
 async def _holds(conn: AsyncConnection[Row], account: str) -> Holds:
@@ -177,61 +200,106 @@ class PostgresCluster(PostgresBase):
                     return out
 
     # -- rate limits ---------------------------------------------------------------------------
-    async def rate_window(
-        self,
-        key_id: str,
-        decide: Callable[[float, list[tuple[float, int, int]]], T],
-        charge: Callable[[T], int | None],
-    ) -> T:
-        """Under the key's lock: ``decide`` on (now, the key's last minute as one (end of second,
-        tokens, requests) entry per second) and, when ``charge`` of the decision gives a token
-        count, count one request of that many tokens in this second. A second counts until a
-        minute after its end: never less than a minute. Atomic across processes; at most 61 rows
-        per key, whatever its rate."""
+    async def rate_windows(self, asks: Sequence[RateAsk[T]]) -> list[T | Exception]:
+        """Admit requests against their keys' last minute, in order, in one transaction: under each
+        key's lock, each ask ``decide``s on (now, the key's minute as one (end of second, tokens,
+        requests) entry per second, counting the asks admitted before it); when its ``charge``
+        gives a token count, one request of that many tokens counts in this second. A second
+        counts until a minute after its end, so the window is never less than a minute. Atomic
+        across processes; at most 61 rows per key, whatever its rate. An ask whose ``decide``
+        raises gets its exception back; the others go on."""
+        keys = sorted({ask.key_id for ask in asks})
         async with self._connection() as conn, conn.transaction():
-            await _lock(conn, "rate", key_id)
+            for key_id in keys:  # one lock order across processes
+                await _lock(conn, "rate", key_id)
             row = await (await conn.execute(f"SELECT {_NOW} AS now")).fetchone()
             assert row is not None
             now = float(row["now"])
             gone = now - RATE_WINDOW_S - 1  # a second ending a minute ago or earlier
-            await conn.execute("DELETE FROM rate_seconds WHERE key_id = %s AND second <= %s", (key_id, gone))
-            cur = await conn.execute(
-                "SELECT second, tokens, requests FROM rate_seconds WHERE key_id = %s ORDER BY second",
-                (key_id,),
+            await conn.execute(
+                "DELETE FROM rate_seconds WHERE key_id = ANY(%s) AND second <= %s", (keys, gone)
             )
-            rows = await cur.fetchall()
-            entries = [(r["second"] + 1.0, int(r["tokens"]), int(r["requests"])) for r in rows]
-            decision = decide(now, entries)
-            tokens = charge(decision)
-            if tokens is not None:
-                await _count(conn, key_id, math.floor(now), 1, tokens)
-            return decision
+            cur = await conn.execute(
+                "SELECT key_id, second, tokens, requests FROM rate_seconds WHERE key_id = ANY(%s) "
+                "ORDER BY key_id, second",
+                (keys,),
+            )
+            seconds: dict[str, dict[int, list[int]]] = {k: {} for k in keys}
+            for r in await cur.fetchall():
+                seconds[r["key_id"]][int(r["second"])] = [int(r["tokens"]), int(r["requests"])]
+            this_second = math.floor(now)
+            counted: dict[str, list[int]] = {}
+            out: list[T | Exception] = []
+            for ask in asks:
+                held = seconds[ask.key_id]
+                entries = [(second + 1.0, t, n) for second, (t, n) in sorted(held.items())]
+                try:
+                    decision = ask.decide(now, entries)
+                except Exception as exc:  # noqa: BLE001 - this ask's refusal, handed back to it
+                    out.append(exc)
+                    continue
+                out.append(decision)
+                tokens = ask.charge(decision)
+                if tokens is not None:
+                    current = held.setdefault(this_second, [0, 0])
+                    current[0] += tokens
+                    current[1] += 1
+                    added = counted.setdefault(ask.key_id, [0, 0])
+                    added[0] += tokens
+                    added[1] += 1
+            if counted:
+                await _count(conn, [(k, this_second, n, t) for k, (t, n) in sorted(counted.items())])
+            return out
 
-    async def rate_charge(self, key_id: str, tokens: int) -> None:
-        """Add tokens known only after a request (its completion) to the key's current second."""
-        async with self._connection() as conn:
+    async def rate_charge(self, charges: Mapping[str, int]) -> None:
+        """Add tokens known only after requests (their completions) to each key's current second."""
+        async with self._connection() as conn, conn.transaction():
             row = await (await conn.execute(f"SELECT {_NOW} AS now")).fetchone()
             assert row is not None
-            await _count(conn, key_id, math.floor(float(row["now"])), 0, tokens)
+            second = math.floor(float(row["now"]))
+            await _count(conn, [(k, second, 0, t) for k, t in sorted(charges.items()) if t > 0])
 
     # -- budget holds --------------------------------------------------------------------------
-    async def hold_credits(
-        self, account: str, process: str, period: str, decide: Callable[[float, Holds], float]
-    ) -> float:
-        """Under the account's lock: ``decide`` how many credits to reserve from what the account
-        has spent in ``period`` (written usage) and what requests in flight hold; reserve them for
-        ``process``. ``decide`` raises to refuse. Atomic across processes."""
+    async def hold_credits(self, process: str, asks: Sequence[CreditAsk]) -> list[float | Exception]:
+        """Reserve credits for requests, in order, in one transaction: under each account's lock,
+        each ask ``decide``s how many credits to reserve from what its account has spent in its
+        period (written usage) and what requests in flight hold (counting the asks granted before
+        it); they are held for ``process``. An ask whose ``decide`` raises (a refusal) gets its
+        exception back; the others go on. Atomic across processes."""
+        accounts = sorted({ask.account for ask in asks})
         async with self._connection() as conn, conn.transaction():
-            await _lock(conn, "credits", account)
+            for account in accounts:  # one lock order across processes
+                await _lock(conn, "credits", account)
             cur = await conn.execute(
-                "SELECT amount FROM account_balances WHERE account = %s AND period = %s", (account, period)
+                "SELECT account, period, amount FROM account_balances "
+                "WHERE account = ANY(%s) AND period = ANY(%s)",
+                (accounts, sorted({ask.period for ask in asks})),
             )
-            row = await cur.fetchone()
-            spent = -float(row["amount"]) if row else 0.0
-            credits = decide(spent, await _holds(conn, account))
-            if credits:
-                await _move(conn, account, process, credits, 0.0)
-            return credits
+            spent = {(r["account"], r["period"]): -float(r["amount"]) for r in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT account, sum(reserved) AS r, sum(pending) AS p FROM credit_holds "
+                "WHERE account = ANY(%s) GROUP BY account",
+                (accounts,),
+            )
+            holds = {a: Holds() for a in accounts}
+            for r in await cur.fetchall():
+                holds[r["account"]] = Holds(float(r["r"]), float(r["p"]))
+            granted: dict[str, float] = {}
+            out: list[float | Exception] = []
+            for ask in asks:
+                held = holds[ask.account]
+                try:
+                    credits = ask.decide(spent.get((ask.account, ask.period), 0.0), held)
+                except Exception as exc:  # noqa: BLE001 - this ask's refusal, handed back to it
+                    out.append(exc)
+                    continue
+                out.append(credits)
+                holds[ask.account] = Holds(held.reserved + credits, held.pending)
+                granted[ask.account] = granted.get(ask.account, 0.0) + credits
+            for account, credits in sorted(granted.items()):
+                if credits:
+                    await _move(conn, account, process, credits, 0.0)
+            return out
 
     async def move_credits(self, process: str, moves: Mapping[str, tuple[float, float]]) -> None:
         """Add (reserved, pending) deltas to the process's holds of each account."""
@@ -258,4 +326,4 @@ class PostgresCluster(PostgresBase):
             return await _holds(conn, account)
 
 
-__all__ = ["PostgresCluster", "ProcessRecord"]
+__all__ = ["CreditAsk", "PostgresCluster", "ProcessRecord", "RateAsk"]
