@@ -79,6 +79,9 @@ def up(
 ) -> None:
     """Start a node: OpenAI API, memory API, MCP endpoint and docs on one port, with a local
     SmolLM2 worker attached. Ctrl-C stops it cleanly."""
+    from noosphere import allocator
+
+    allocator.tune()  # first, before any thread starts
     from noosphere import logs, runfile
     from noosphere.server.runner import serve
 
