@@ -13,6 +13,7 @@ import uvicorn
 
 from noosphere.config import Settings, load_settings
 from noosphere.embeddings.minilm import MiniLMEmbedder
+from noosphere.pool.scheduler import Scheduler
 from noosphere.server.app import create_app
 from noosphere.testing import FakeModel
 from tests.integration.conftest import free_port
@@ -80,3 +81,24 @@ def wait_for_model(url: str, token: str, model: str, seconds: float = 120) -> No
             return
         assert time.monotonic() < deadline, f"no worker served {model} within {seconds:g}s"
         time.sleep(0.1)
+
+
+class Clock:
+    """A clock the scheduler tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def scheduler(clock: Clock) -> Scheduler:
+    """A scheduler on the hand-moved clock, with no network."""
+    return Scheduler(max_queued=10, spill_after=2.0, heartbeat_interval=5.0, clock=clock)

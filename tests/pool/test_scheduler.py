@@ -7,24 +7,7 @@ import pytest
 from noosphere.pool.jobs import ChatJob, JobState
 from noosphere.pool.protocol import Cancel, Chunk, Done, Failed, Job, JobRequest, ModelOffer
 from noosphere.pool.scheduler import UNLIMITED, QueueFull, Scheduler, Worker
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def scheduler(clock: Clock) -> Scheduler:
-    return Scheduler(max_queued=10, spill_after=2.0, heartbeat_interval=5.0, clock=clock)
+from tests.pool.conftest import Clock
 
 
 def worker(

@@ -5,21 +5,10 @@ for the shared fairness counters."""
 
 from __future__ import annotations
 
-import pytest
-
 from noosphere.pool.jobs import JobState
 from noosphere.pool.scheduler import Scheduler, Worker
-from tests.pool.test_scheduler import Clock, job, sent, worker
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def scheduler(clock: Clock) -> Scheduler:
-    return Scheduler(max_queued=10, spill_after=2.0, heartbeat_interval=5.0, clock=clock)
+from tests.pool.conftest import Clock
+from tests.pool.test_scheduler import job, sent, worker
 
 
 def remote(model: str, capacity: int) -> Worker:

@@ -137,12 +137,7 @@ class Scheduler:
         worker.closed.set()
         for job in list(worker.running.values()):
             if job.completion_tokens == 0:
-                worker.running.pop(job.id)
-                self._stopped(job)
-                self._free_slot(job)
-                job.state = JobState.QUEUED
-                job.worker_id = None
-                self.queues.setdefault(job.user, deque()).appendleft(job)
+                self._unstart(worker, job)
             else:
                 self._finish(job, Failed(job_id=job.id, code="worker_lost", message=f"the worker {reason}"))
         self._changed()
@@ -278,14 +273,18 @@ class Scheduler:
         job = None if worker is None else worker.running.get(job_id)
         if worker is None or job is None or job.completion_tokens:
             return
+        self._unstart(worker, job)
+        self._changed()
+        self.dispatch()
+
+    def _unstart(self, worker: Worker, job: ChatJob) -> None:
+        """Put a job that has produced nothing back at the front of its user's queue."""
         worker.running.pop(job.id)
         self._stopped(job)
         self._free_slot(job)
         job.state = JobState.QUEUED
         job.worker_id = None
         self.queues.setdefault(job.user, deque()).appendleft(job)
-        self._changed()
-        self.dispatch()
 
     # -- dispatch ------------------------------------------------------------------------------
     def limit_bulk(self, limit: int) -> None:
