@@ -6,12 +6,14 @@ an agent's task survives the death of its process; a scheduled tick runs once.""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -275,3 +277,40 @@ def test_the_audit_log_of_every_process_is_one_log_signed_by_the_node(cluster: C
         timeout=120,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_cluster_up_starts_the_engines_and_processes_and_stops_them_all(tmp_path: Path) -> None:
+    data, port = tmp_path / "cluster", free_port()
+    command = [sys.executable, "-m", "noosphere", "cluster", "up", "--processes", "2"]
+    command += ["--data-dir", str(data), "--port", str(port), "--local-workers", "0"]
+
+    def ready(i: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port + i}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with (tmp_path / "launcher.log").open("wb") as log:
+        launcher = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        until(lambda: ready(0) and ready(1), "both processes ready", seconds=120)
+        token = (data / "admin-token").read_text().strip()
+        status = subprocess.run(
+            [sys.executable, "-m", "noosphere", "cluster", "status", "--data-dir", str(data), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        assert len(json.loads(status.stdout)["processes"]) == 2
+        headers = {"Authorization": f"Bearer {token}"}
+        made = httpx.post(f"http://127.0.0.1:{port + 1}/api/v1/users", json={"name": "bo"}, headers=headers)
+        assert made.status_code == 201  # one node: what one process writes, the other has
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/users", headers=headers).json()
+        assert "bo" in {u["name"] for u in listed}
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=90)
+    assert not ready(0) and not ready(1)
+    log_text = (tmp_path / "launcher.log").read_text()
+    assert "cluster stopped" in log_text, log_text

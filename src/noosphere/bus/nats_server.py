@@ -17,6 +17,7 @@ from noosphere.errors import Unavailable
 
 _CONFIG = """\
 listen: 127.0.0.1:{port}
+max_payload: 8MB
 jetstream {{
   store_dir: "{store}"
   sync_interval: always

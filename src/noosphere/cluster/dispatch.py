@@ -362,19 +362,29 @@ class ClusterPool:
         job = None if proxy is None else proxy.running.get(frame.job_id)
         if proxy is None or job is None:
             return
-        inbox = self.nc.new_inbox()
-        answers = await self.nc.subscribe(inbox)
-        try:
-            request = Dispatched(
+        payload = (
+            Dispatched(
                 job_id=frame.job_id,
                 origin=self.process,
                 user=job.user,
                 prompt_tokens=job.prompt_tokens,
                 request=frame.request,
             )
-            await self.nc.publish(
-                f"{self.prefix}.model.{_token(model)}", request.model_dump_json().encode(), reply=inbox
+            .model_dump_json()
+            .encode()
+        )
+        if len(payload) > self.nc.max_payload:
+            message = (
+                f"the request ({len(payload)} bytes) is larger than the cluster's NATS server carries "
+                f"({self.nc.max_payload} bytes: its max_payload)"
             )
+            failed = Failed(job_id=job.id, code="payload_too_large", message=message)
+            self.scheduler.on_failed(proxy.id, failed)
+            return
+        inbox = self.nc.new_inbox()
+        answers = await self.nc.subscribe(inbox)
+        try:
+            await self.nc.publish(f"{self.prefix}.model.{_token(model)}", payload, reply=inbox)
             await self._stream(model, proxy, job, answers)
         except asyncio.CancelledError:  # the requester left, or the job stalled: stop it there too
             serving = self._sent[frame.job_id].process if frame.job_id in self._sent else None
