@@ -7,6 +7,7 @@ an agent's task survives the death of its process; a scheduled tick runs once.""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -138,6 +139,11 @@ def test_a_worker_joined_to_one_process_serves_chats_sent_to_the_others(cluster:
     with cluster.http(2) as http:  # metered where they arrived, to the worker that served them
         usage = http.get("/api/v1/usage", params={"by": "worker"}).json()
     assert any(row["group"] == "worker:w1" and row["requests"] >= 2 for row in usage), usage
+    with cluster.http(1) as http:  # and its metrics say so
+        metrics = http.get("/metrics").text
+    assert "noosphere_cluster_processes 3.0" in metrics
+    sent = re.search(r'noosphere_cluster_jobs_total\{event="sent"\} (\S+)', metrics)
+    assert sent is not None and float(sent.group(1)) >= 1, metrics
 
 
 def test_budget_and_rate_limits_hold_across_processes(cluster: Cluster) -> None:

@@ -164,6 +164,8 @@ class ClusterPool:
         self._listening: dict[str, Subscription] = {}  # model → subscription while a slot is free
         self._changed = asyncio.Event()
         scheduler.on_change = self._changed.set
+        # Jobs sent to other processes, answered busy, lost with their process; served for others.
+        self.counts = {"sent": 0, "busy": 0, "lost": 0, "served": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -326,6 +328,7 @@ class ClusterPool:
             for job_id, sent in list(self._sent.items()):
                 if sent.process == pid:
                     sent.task.cancel()
+                    self.counts["lost"] += 1
                     message = f"the cluster process serving it ({name}) stopped"
                     failed = Failed(job_id=job_id, code="worker_lost", message=message)
                     self.scheduler.on_failed(_proxy_id(sent.model), failed)
@@ -383,6 +386,7 @@ class ClusterPool:
             return
         inbox = self.nc.new_inbox()
         answers = await self.nc.subscribe(inbox)
+        self.counts["sent"] += 1
         try:
             await self.nc.publish(f"{self.prefix}.model.{_token(model)}", payload, reply=inbox)
             await self._stream(model, proxy, job, answers)
@@ -407,6 +411,7 @@ class ClusterPool:
             with contextlib.suppress(ValidationError):
                 taken = Taken.model_validate_json(first.data)
         if taken is None or taken.type != "accepted":
+            self.counts["busy"] += 1
             self._busy.add(model)
             proxy.capacity = len(proxy.running)
             self.scheduler.requeue(proxy.id, job.id)
@@ -469,6 +474,7 @@ class ClusterPool:
         await self.nc.publish(msg.reply, taken.model_dump_json().encode())
         served = _Served(asked.origin, job)
         self._served[asked.job_id] = served
+        self.counts["served"] += 1
         served.task = asyncio.create_task(self._relay(asked.job_id, job, msg.reply))
 
     async def _relay(self, job_id: str, job: ChatJob, reply: str) -> None:

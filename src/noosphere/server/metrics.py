@@ -182,7 +182,31 @@ class _Scraped(Collector):
         yield from self._pool(getattr(state, "gateway", None))
         yield from self._loops(getattr(state, "supervisor", None))
         yield from self._federation(getattr(state, "federation", None))
+        yield from self._cluster(getattr(state, "cluster", None))
         yield from self._stored(node)
+
+    def _cluster(self, cluster: Any) -> Iterator[Any]:
+        processes = GaugeMetricFamily(
+            "noosphere_cluster_processes", "Processes of this node's cluster this one hears (itself included)"
+        )
+        leases = GaugeMetricFamily(
+            "noosphere_cluster_leases",
+            "Once-per-cluster work this process runs now (1 each)",
+            labels=["lease"],
+        )
+        jobs = CounterMetricFamily(
+            "noosphere_cluster_jobs",
+            "Chat jobs sent to other processes' workers and what came of them (sent, busy, lost), and "
+            "jobs this process's workers served for others (served)",
+            labels=["event"],
+        )
+        if cluster is not None:
+            processes.add_metric([], 1 + len(cluster.pool.processes()))
+            for name in sorted(cluster.leases.held):
+                leases.add_metric([name], 1)
+            for event, count in sorted(cluster.pool.counts.items()):
+                jobs.add_metric([event], count)
+        yield from (processes, leases, jobs)
 
     def _pool(self, gateway: Any) -> Iterator[Any]:
         depth = GaugeMetricFamily("noosphere_pool_queue_depth", "Chat jobs waiting for a worker")
