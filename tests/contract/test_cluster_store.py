@@ -160,3 +160,16 @@ async def test_asks_in_one_transaction_see_each_other_and_a_refusal_stops_only_i
         [RateAsk(k, once_a_minute, lambda d: 1 if d.allowed else None) for k in ("key_x", "key_x", "key_y")]
     )
     assert [d.allowed for d in decisions if isinstance(d, Admission)] == [True, False, True]
+
+
+async def test_what_one_process_has_seen_the_other_has_seen_until_it_may_be_forgotten(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = pair
+    assert await a.first_time("nonce:node-x", "n1", 0.3)
+    assert not await b.first_time("nonce:node-x", "n1", 0.3)  # a replay through another process
+    assert await b.first_time("nonce:node-y", "n1", 0.3)  # another scope
+    await anyio.sleep(0.4)
+    assert await b.first_time("nonce:node-x", "n1", 60)  # forgotten: new again
+    assert await a.forget_seen() == 1  # node-y's has run out; node-x's is kept
+    assert not await a.first_time("nonce:node-x", "n1", 60)

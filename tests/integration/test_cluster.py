@@ -23,6 +23,10 @@ import pytest
 import yaml
 
 from noosphere.cluster.launcher import Launcher
+from noosphere.federation.records import Hello
+from noosphere.federation.service import HEARTBEAT_PATH
+from noosphere.federation.signing import sign
+from noosphere.identity import NodeKey, load_or_create
 from tests.integration.conftest import free_port
 from tests.integration.slow_upstream import SlowUpstream, slow_upstream
 
@@ -47,9 +51,10 @@ def until(condition: Callable[[], Any], what: str, seconds: float = 30.0) -> Any
 
 
 class Cluster:
-    def __init__(self, launcher: Launcher, upstream: SlowUpstream) -> None:
+    def __init__(self, launcher: Launcher, upstream: SlowUpstream, peer: NodeKey) -> None:
         self.launcher = launcher
         self.upstream = upstream
+        self.peer = peer  # a federated peer's key (the peer itself is not running)
         self.token = (launcher.directory / "admin-token").read_text().strip()
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -106,12 +111,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     with slow_upstream(delay=0.05, agent="scribe", task="Write the release notes.") as upstream:
         base = root / "base.yaml"
-        base.write_text(yaml.safe_dump(BASE))
+        peer = load_or_create(root / "peer")
+        known = {"id": peer.id, "public_key": peer.public_text, "url": "http://127.0.0.1:9"}
+        base.write_text(yaml.safe_dump({**BASE, "federation": {"peers": [known]}}))
         launcher = Launcher(root / "node", 3, free_port(), base, local_workers=0)
         workers: list[subprocess.Popen[bytes]] = []
         try:
             launcher.start()
-            cluster = Cluster(launcher, upstream)
+            cluster = Cluster(launcher, upstream, peer)
             cluster.workers = workers
             yield cluster
         finally:
@@ -283,6 +290,22 @@ def test_the_audit_log_of_every_process_is_one_log_signed_by_the_node(cluster: C
         timeout=120,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_peers_request_replayed_to_another_process_is_refused(cluster: Cluster) -> None:
+    with cluster.http(0) as http:
+        node = http.get("/api/v1/cluster").json()["node"]
+    hello = Hello(id=cluster.peer.id, name="peer", version="test", time=time.time())
+    body = hello.model_dump_json().encode()
+    signed = sign(cluster.peer, node, "POST", HEARTBEAT_PATH, body)
+
+    def post(i: int) -> tuple[int, str]:
+        answer = httpx.post(cluster.url(i) + HEARTBEAT_PATH, content=body, headers=signed, timeout=10)
+        return answer.status_code, answer.json().get("error", {}).get("code", "")
+
+    assert post(0)[0] == 200
+    assert post(1) == (401, "replayed")  # another process has seen it too
+    assert post(0) == (401, "replayed")
 
 
 def test_cluster_up_starts_the_engines_and_processes_and_stops_them_all(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from noosphere.ids import unique_hex
 from noosphere.store.postgres.cluster import PostgresCluster, ProcessRecord
 
 logger = logging.getLogger(__name__)
+FORGET_EVERY = 60  # heartbeats between two purges of what the cluster has seen once
 
 
 def process_name(settings: ClusterSettings, port: int) -> str:
@@ -42,7 +43,9 @@ class Membership:
 
     async def run(self) -> None:
         """Heartbeat and reap, forever. A process that finds itself reaped (it was stalled past
-        ``dead_after_seconds``) joins again under its id: what it held was released meanwhile."""
+        ``dead_after_seconds``) joins again under its id: what it held was released meanwhile.
+        Every ``FORGET_EVERY`` beats it also drops the nonces and keys that may be forgotten."""
+        beats = 0
         while True:
             if not await self.store.beat(self.id):
                 logger.warning("this process was taken for dead by the cluster; joining again")
@@ -54,6 +57,9 @@ class Membership:
                 logger.warning("cluster processes gone silent: %s", ", ".join(dead))
                 for tell in self.on_dead:
                     tell(dead)
+            beats += 1
+            if beats % FORGET_EVERY == 0:
+                await self.store.forget_seen()
             await anyio.sleep(self.settings.heartbeat_seconds)
 
     async def processes(self) -> list[ProcessRecord]:

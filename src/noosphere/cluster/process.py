@@ -25,6 +25,7 @@ class ClusterProcess:
     def __init__(self, settings: Settings, store: PostgresCluster, gateway: Gateway, url: str) -> None:
         cluster = settings.cluster
         assert cluster is not None
+        self.store = store
         self.name = process_name(cluster, settings.server.port)
         self.membership = Membership(store, cluster, self.name, url)
         self.id = self.membership.id

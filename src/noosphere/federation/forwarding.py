@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import aiohttp
@@ -204,6 +204,8 @@ class ChatDesk:
     def __init__(self, gateway: Gateway, audit: AuditLog, own_id: str) -> None:
         self.gateway, self.audit, self.own_id = gateway, audit, own_id
         self._keys: Expiring[tuple[str, str], bool] = Expiring(KEYS_KEPT_FOR, limit=100_000)
+        # In a cluster, the keys every process has taken (``Federation.first_time``).
+        self.first_time: Callable[[str, str, float], Awaitable[bool]] | None = None
 
     @contextlib.asynccontextmanager
     async def open(
@@ -214,7 +216,10 @@ class ChatDesk:
             raise PermissionDenied("this node does not take forwarded chats from the caller")
         if self.own_id in asked.via or asked.via[-1] != peer.id:
             raise LoopDetected("the chat already passed through this node, or names the wrong sender")
-        if self._keys.get((peer.id, asked.key)):
+        if self._keys.get((peer.id, asked.key)) or (
+            self.first_time is not None
+            and not await self.first_time(f"chat:{peer.id}", asked.key, KEYS_KEPT_FOR)
+        ):
             raise DuplicateRequest("a chat with this idempotency key was already taken")
         self._keys.put((peer.id, asked.key), True)
         caller = peer_principal(peer.id)

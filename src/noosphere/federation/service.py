@@ -34,7 +34,7 @@ from noosphere.federation.forwarding import Forwarding
 from noosphere.federation.membership import Membership, PeerState
 from noosphere.federation.records import AgentCapacity, Hello, ModelCapacity
 from noosphere.federation.search import ask
-from noosphere.federation.signing import Refused, Verifier
+from noosphere.federation.signing import NONCE, SKEW, Refused, Verifier
 from noosphere.federation.sync import LocalMemory, Send, Sync
 from noosphere.federation.tasks import TaskDesk
 from noosphere.federation.transport import Traffic, call
@@ -115,6 +115,9 @@ class Federation:
         self._woken = asyncio.Event()  # a peer rang: pull now
         self._rung: set[str] = set()  # the peers that rang since the last pull
         self._offers: Callable[[], Offers] = lambda: Offers()
+        # In a cluster: records (scope, key) for a while; False if any process has already (a
+        # replayed request, or a retried forwarded chat, reaching another process).
+        self.first_time: Callable[[str, str, float], Awaitable[bool]] | None = None
 
     def advertise(self, offers: Callable[[], Offers]) -> None:
         """Where heartbeats read what this node offers its peers (set once the pool is up)."""
@@ -172,6 +175,10 @@ class Federation:
         not prove it, or if federation with it is paused."""
         try:
             origin = self.verifier.check(method, path, headers, body)
+            if self.first_time is not None and not await self.first_time(
+                f"nonce:{origin}", headers.get(NONCE, ""), 2 * SKEW
+            ):
+                raise Refused("replayed", 401, "this request was received before")
             if self.all_paused or self.peers[origin].paused:
                 raise Refused("federation_paused", 503, "federation with this node is paused")
             rpm = self.settings.requests_per_minute_per_peer

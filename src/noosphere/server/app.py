@@ -267,6 +267,8 @@ def create_app(
             node.memory.on_federated_change = federation.ring
             federation.forwarding = Forwarding(gateway.scheduler, node.key, federation.session)
             app.state.chat_desk = ChatDesk(gateway, node.audit, node.key.id)
+            if cluster is not None:  # a replay or a retry may reach another process
+                federation.first_time = app.state.chat_desk.first_time = cluster.store.first_time
             # The embedder loads at its first use; a served node loads it now, off the request path.
             loops.start("embedder_warmup", node.memory.embed, ["warm up"])
             loops.start("federation", federation.run)  # peers may be added while it runs

@@ -149,6 +149,25 @@ class PostgresCluster(PostgresBase):
             assert row is not None
             return str(row["node_id"])
 
+    # -- seen once -----------------------------------------------------------------------------
+    async def first_time(self, scope: str, key: str, keep_seconds: float) -> bool:
+        """Record ``key`` in ``scope`` for ``keep_seconds``; False if it was recorded before and
+        has not been forgotten yet (whichever process recorded it)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"INSERT INTO cluster_once (scope, key, forget_at) VALUES (%s, %s, {_NOW} + %s) "
+                "ON CONFLICT (scope, key) DO UPDATE SET forget_at = excluded.forget_at "
+                f"WHERE cluster_once.forget_at < {_NOW}",
+                (scope, key, keep_seconds),
+            )
+            return cur.rowcount == 1
+
+    async def forget_seen(self) -> int:
+        """Drop what may be forgotten now."""
+        async with self._connection() as conn:
+            cur = await conn.execute(f"DELETE FROM cluster_once WHERE forget_at < {_NOW}")
+            return cur.rowcount
+
     # -- leases --------------------------------------------------------------------------------
     async def take_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Hold (or keep holding) ``name`` for ``seconds``; False while another holder's lease runs."""

@@ -50,3 +50,12 @@ CREATE TABLE credit_holds (
     pending DOUBLE PRECISION NOT NULL DEFAULT 0,
     PRIMARY KEY (account, process)
 );
+
+-- What the cluster must see only once, whichever process it reaches (a peer's request nonce, a
+-- forwarded chat's idempotency key), until forget_at (seconds since the epoch).
+CREATE TABLE cluster_once (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    forget_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, key)
+);
