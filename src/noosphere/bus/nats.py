@@ -46,13 +46,13 @@ _INFLIGHT_LIMIT = 100_000  # ack subjects remembered for envelopes this process 
 _PRIORITIES = range(MAX_PRIORITY, MIN_PRIORITY - 1, -1)
 
 
-def _token(text: str) -> str:
+def subject_token(text: str) -> str:
     """A NATS subject token / consumer name for any mailbox or pattern (``.`` ``*`` ``>`` free)."""
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def _ack_key(mailbox: str, message_id: str) -> str:
-    return f"{_token(mailbox)}.{_token(message_id)}"
+    return f"{subject_token(mailbox)}.{subject_token(message_id)}"
 
 
 def _untoken(token: str) -> str:
@@ -120,11 +120,11 @@ class NatsTransport:
         return self._js
 
     def _subject(self, mailbox: str, priority: int) -> str:
-        return f"{self.prefix}.{_token(mailbox)}.{priority}"
+        return f"{self.prefix}.{subject_token(mailbox)}.{priority}"
 
     @staticmethod
     def _consumer(mailbox: str, priority: int) -> str:
-        return f"m-{_token(mailbox)}-{priority}"
+        return f"m-{subject_token(mailbox)}-{priority}"
 
     async def _ensure_consumer(self, mailbox: str, priority: int, lease: float) -> None:
         # The lease is the consumer's ack_wait, fixed when the consumer is first made: changing
@@ -152,7 +152,7 @@ class NatsTransport:
 
     async def _counts(self, mailbox: str | None) -> dict[tuple[str, int], int]:
         """Envelopes held (ready, leased or dead) per (mailbox, priority)."""
-        pattern = f"{self.prefix}.>" if mailbox is None else f"{self.prefix}.{_token(mailbox)}.*"
+        pattern = f"{self.prefix}.>" if mailbox is None else f"{self.prefix}.{subject_token(mailbox)}.*"
         info = await self.js.stream_info(self.stream, subjects_filter=pattern)
         out = {}
         for subject, count in (info.state.subjects or {}).items():
@@ -251,15 +251,21 @@ class NatsTransport:
         """The ack subject of each delivery of ``ids`` still leased (handed out by any process)."""
         await self.start()
         out = {}
+        elsewhere = []
         for message_id in ids:
             held = self._inflight.pop((mailbox, message_id), None)
             if held is not None:
                 out[message_id] = held.reply
+            else:
+                elsewhere.append(message_id)
+        found = await asyncio.gather(
+            *(self.acks.get(_ack_key(mailbox, i)) for i in elsewhere), return_exceptions=True
+        )
+        for message_id, entry in zip(elsewhere, found, strict=True):
+            if isinstance(entry, KeyNotFoundError):
                 continue
-            try:
-                entry = await self.acks.get(_ack_key(mailbox, message_id))
-            except KeyNotFoundError:
-                continue
+            if isinstance(entry, BaseException):
+                raise entry
             if entry.value:
                 out[message_id] = entry.value.decode()
         return out
@@ -307,11 +313,11 @@ class NatsTransport:
 
     async def subscribe(self, subscriber: str, pattern: str) -> None:
         await self.start()
-        await self.kv.put(f"{_token(subscriber)}.{_token(pattern)}", b"1")
+        await self.kv.put(f"{subject_token(subscriber)}.{subject_token(pattern)}", b"1")
 
     async def unsubscribe(self, subscriber: str, pattern: str) -> bool:
         await self.start()
-        key = f"{_token(subscriber)}.{_token(pattern)}"
+        key = f"{subject_token(subscriber)}.{subject_token(pattern)}"
         try:
             await self.kv.get(key)
         except KeyNotFoundError:
@@ -357,4 +363,4 @@ class NatsTransport:
         return 0
 
 
-__all__ = ["NatsTransport"]
+__all__ = ["NatsTransport", "subject_token"]

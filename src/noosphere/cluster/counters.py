@@ -7,14 +7,10 @@ cluster-wide counter among those waiting there, within one sync period of exact.
 
 from __future__ import annotations
 
-import logging
-
 import anyio
 
 from noosphere.pool.scheduler import Scheduler
 from noosphere.store.postgres.cluster import PostgresCluster
-
-logger = logging.getLogger(__name__)
 
 
 class SharedCounters:

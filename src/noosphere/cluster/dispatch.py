@@ -26,7 +26,6 @@ its jobs cancelled where they run.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -43,6 +42,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from noosphere.bus.nats import subject_token
 from noosphere.errors import Unavailable
 from noosphere.pool.gateway import RemoteCapacity
 from noosphere.pool.jobs import ChatJob, JobState
@@ -125,12 +125,7 @@ class _Served:
 
     origin: str
     job: ChatJob
-    task: asyncio.Task[None] | None = None
-
-
-def _token(text: str) -> str:
-    """A NATS subject token for any model name (``.`` ``*`` ``>`` and spaces free)."""
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    task: asyncio.Task[None]
 
 
 def _proxy_id(model: str) -> str:
@@ -225,7 +220,7 @@ class ClusterPool:
 
     # -- what this process offers --------------------------------------------------------------
     def _own(self) -> list[Worker]:
-        return [w for w in self.scheduler.workers.values() if not w.upstream and not w.remote]
+        return [w for w in self.scheduler.workers.values() if w.kind == "worker"]
 
     def _offers(self) -> Offers:
         return Offers(
@@ -252,7 +247,7 @@ class ClusterPool:
         for model in set(self._listening) - free:
             await self._listening.pop(model).unsubscribe()
         for model in free - set(self._listening):
-            subject = f"{self.prefix}.model.{_token(model)}"
+            subject = f"{self.prefix}.model.{subject_token(model)}"
             self._listening[model] = await self.nc.subscribe(subject, queue=QUEUE_GROUP, cb=self._on_job)
 
     # -- what the others offer -----------------------------------------------------------------
@@ -388,10 +383,11 @@ class ClusterPool:
         answers = await self.nc.subscribe(inbox)
         self.counts["sent"] += 1
         try:
-            await self.nc.publish(f"{self.prefix}.model.{_token(model)}", payload, reply=inbox)
+            await self.nc.publish(f"{self.prefix}.model.{subject_token(model)}", payload, reply=inbox)
             await self._stream(model, proxy, job, answers)
         except asyncio.CancelledError:  # the requester left, or the job stalled: stop it there too
-            serving = self._sent[frame.job_id].process if frame.job_id in self._sent else None
+            sending = self._sent.get(frame.job_id)
+            serving = None if sending is None else sending.process
             if serving is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     cancel = orjson.dumps({"job_id": frame.job_id})
@@ -472,10 +468,9 @@ class ClusterPool:
             account=job.worker_account or "",
         )
         await self.nc.publish(msg.reply, taken.model_dump_json().encode())
-        served = _Served(asked.origin, job)
-        self._served[asked.job_id] = served
+        relay = asyncio.create_task(self._relay(asked.job_id, job, msg.reply))
+        self._served[asked.job_id] = _Served(asked.origin, job, relay)  # before the relay's first step
         self.counts["served"] += 1
-        served.task = asyncio.create_task(self._relay(asked.job_id, job, msg.reply))
 
     async def _relay(self, job_id: str, job: ChatJob, reply: str) -> None:
         try:

@@ -30,7 +30,6 @@ class Membership:
         self.name = name
         self.url = url
         self.id = "proc-" + unique_hex()[:16]
-        self.on_dead: list[Callable[[list[str]], None]] = []  # told which processes were reaped
         # Called after this process rejoins, having been taken for dead (and its holds dropped).
         self.on_rejoin: list[Callable[[], Awaitable[None]]] = []
 
@@ -55,8 +54,6 @@ class Membership:
             dead = await self.store.reap_processes(self.settings.dead_after_seconds)
             if dead:
                 logger.warning("cluster processes gone silent: %s", ", ".join(dead))
-                for tell in self.on_dead:
-                    tell(dead)
             beats += 1
             if beats % FORGET_EVERY == 0:
                 await self.store.forget_seen()

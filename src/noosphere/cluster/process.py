@@ -3,7 +3,6 @@ shared fairness, limit and budget state, attached to this process's gateway."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,8 +16,6 @@ from noosphere.config import Settings
 from noosphere.pool.gateway import Gateway
 from noosphere.store.postgres.cluster import PostgresCluster
 from noosphere.supervision import Supervisor
-
-logger = logging.getLogger(__name__)
 
 
 class ClusterProcess:
@@ -55,6 +52,27 @@ class ClusterProcess:
     async def leave(self) -> None:
         await self.credits.close()
         await self.membership.leave()
+
+    async def status(self) -> dict[str, Any]:
+        """The cluster's processes as the store knows them, and who runs which once-per-cluster
+        work (by process name)."""
+        processes = await self.membership.processes()
+        names = {p.id: p.name for p in processes}
+        leases = await self.store.lease_holders()
+        return {
+            "process": {"id": self.id, "name": self.name},
+            "processes": [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "url": p.url,
+                    "age_seconds": round(p.age, 1),
+                    "silent_seconds": round(p.silent, 1),
+                }
+                for p in processes
+            ],
+            "leases": {lease: names.get(holder, holder) for lease, holder in leases.items()},
+        }
 
     def once(self, loops: Supervisor, name: str, loop: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``loop`` in one process of the cluster at a time (this one while it holds the lease)."""

@@ -197,11 +197,10 @@ class Gateway:
         admitted = self._open.pop(job.id, None)
         if admitted is None:
             return
-        _, completion = self.ledger.tokens(job)
         await self.ledger.settle(admitted.principal, job, admitted.reserved)
         key = admitted.principal.key
         if key is not None and key.tpm is not None:
-            await self.limiter.add(key.id, completion)
+            await self.limiter.add(key.id, self.ledger.tokens(job)[1])
         await self.books.write(admitted, job)
 
     async def flush(self) -> None:

@@ -18,21 +18,4 @@ async def cluster_status(request: Request, node: NodeDep) -> dict[str, Any]:
     cluster = request.app.state.cluster
     if cluster is None:
         raise NotFound("this node is one process, not a cluster (no `cluster` settings)")
-    processes = await cluster.membership.processes()
-    names = {p.id: p.name for p in processes}
-    leases = await cluster.leases.store.lease_holders()
-    return {
-        "node": node.key.id,
-        "process": {"id": cluster.id, "name": cluster.name},
-        "processes": [
-            {
-                "id": p.id,
-                "name": p.name,
-                "url": p.url,
-                "age_seconds": round(p.age, 1),
-                "silent_seconds": round(p.silent, 1),
-            }
-            for p in processes
-        ],
-        "leases": {name: names.get(holder, holder) for name, holder in leases.items()},
-    }
+    return {"node": node.key.id, **await cluster.status()}
